@@ -1,0 +1,540 @@
+"""A two-player zero-sum OpenSpiel game enumerated once into flat arrays.
+
+Every exact computation in fusion-psro (payoffs, best responses, exploitability) and
+every batched simulation runs on a :class:`CompiledGame` instead of walking OpenSpiel
+states in Python. The game tree is enumerated once (depth first, with a size limit),
+checked for perfect recall, and cached on disk keyed by game string, OpenSpiel version
+and format version, so later loads take milliseconds.
+
+Conventions
+-----------
+* Histories are numbered in depth-first pre-order; history 0 is the root.
+* ``node_player[h]`` is 0 or 1 at decision nodes, :data:`CHANCE` (-1) at chance nodes and
+  :data:`TERMINAL` (-4) at terminal histories (OpenSpiel's ``PlayerId`` values).
+* Each player's information states are numbered in the sorted order of their OpenSpiel
+  information-state strings.
+* A *sequence* of player ``p`` is an (information state, action) pair, flattened to
+  ``infostate * num_actions + action``, or the empty sequence, numbered
+  ``num_infostates * num_actions`` (see :class:`PlayerInfostates`). Sequences of illegal
+  actions exist in that numbering but are never used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyspiel
+
+from fusion_psro.errors import GameNotSupportedError, GameTooLargeError
+from fusion_psro.games.loading import load_openspiel_game, openspiel_version
+
+log = logging.getLogger(__name__)
+
+CHANCE = int(pyspiel.PlayerId.CHANCE)
+TERMINAL = int(pyspiel.PlayerId.TERMINAL)
+
+#: Largest number of histories enumerated by default. Liar's Dice (1 die, 6 sides) has
+#: 294,883 and tic-tac-toe 549,946; two-dice Liar's Dice or chess are refused.
+DEFAULT_MAX_HISTORIES = 2_000_000
+
+#: Bumped whenever the arrays stored in the cache change meaning.
+CACHE_FORMAT_VERSION = 1
+
+
+@dataclasses.dataclass(eq=False)
+class PlayerInfostates:
+    """One player's information states and sequences.
+
+    Attributes
+    ----------
+    keys:
+        OpenSpiel information-state strings, sorted; row ``i`` of every per-infostate
+        array belongs to ``keys[i]``.
+    legal_mask:
+        ``bool[num_infostates, num_actions]``, True where the action is legal.
+    tensors:
+        ``float32[num_infostates, tensor_size]`` OpenSpiel information-state tensors,
+        or None if the game does not provide them.
+    parent_sequence:
+        For each information state, the player's own sequence that leads to it (the last
+        own (infostate, action) pair on the path, or the empty sequence). Well defined
+        because the game has perfect recall.
+    level:
+        Number of own actions taken before reaching the information state.
+    representative_history:
+        One history (index into the game's history arrays) in each information state.
+    """
+
+    num_actions: int
+    keys: np.ndarray
+    legal_mask: np.ndarray
+    tensors: np.ndarray | None
+    parent_sequence: np.ndarray
+    level: np.ndarray
+    representative_history: np.ndarray
+
+    @property
+    def num_infostates(self) -> int:
+        return int(self.keys.shape[0])
+
+    @property
+    def num_sequences(self) -> int:
+        """Size of the flat sequence numbering, empty sequence included."""
+        return self.num_infostates * self.num_actions + 1
+
+    @property
+    def empty_sequence(self) -> int:
+        return self.num_infostates * self.num_actions
+
+    @functools.cached_property
+    def infostates_by_level(self) -> list[np.ndarray]:
+        """Information-state indices grouped by :attr:`level`, shallowest first."""
+        order = np.argsort(self.level, kind="stable")
+        boundaries = np.flatnonzero(np.diff(self.level[order])) + 1
+        return [group for group in np.split(order, boundaries) if group.size]
+
+    @functools.cached_property
+    def index(self) -> dict[str, int]:
+        """Map from information-state string to row index."""
+        return {key: i for i, key in enumerate(self.keys.tolist())}
+
+
+@dataclasses.dataclass(eq=False)
+class CompiledGame:
+    """A two-player zero-sum (or constant-sum) game as arrays; see the module docstring.
+
+    Per-history arrays (length ``num_histories``):
+
+    ``parent`` (-1 at the root), ``parent_action`` (-1 at the root), ``depth``,
+    ``node_player``, ``node_infostate`` (row of the acting player's information state,
+    -1 at chance and terminal histories), ``edge_chance_prob`` (probability of the chance
+    outcome leading to the history, 1 after a player move), ``chance_reach`` (product of
+    chance probabilities from the root), ``sequences`` (``int64[H, 2]``: each player's own
+    sequence leading to the history), ``returns`` (``float64[H, 2]``, nonzero only at
+    terminals).
+
+    ``children`` is ``int32[H, max(num_actions, max chance outcome + 1)]``: the history
+    reached by each action or chance outcome, -1 where there is none.
+    """
+
+    game_string: str
+    openspiel_version: str
+    num_actions: int
+    utility_sum: float
+    parent: np.ndarray
+    parent_action: np.ndarray
+    depth: np.ndarray
+    node_player: np.ndarray
+    node_infostate: np.ndarray
+    edge_chance_prob: np.ndarray
+    chance_reach: np.ndarray
+    sequences: np.ndarray
+    returns: np.ndarray
+    players: tuple[PlayerInfostates, PlayerInfostates]
+
+    @property
+    def num_histories(self) -> int:
+        return int(self.parent.shape[0])
+
+    @functools.cached_property
+    def children(self) -> np.ndarray:
+        width = max(self.num_actions, int(self.parent_action.max()) + 1)
+        children = np.full((self.num_histories, width), -1, dtype=np.int32)
+        non_root = np.arange(1, self.num_histories)
+        children[self.parent[non_root], self.parent_action[non_root]] = non_root
+        return children
+
+    @functools.cached_property
+    def terminal_histories(self) -> np.ndarray:
+        return np.flatnonzero(self.node_player == TERMINAL)
+
+    @functools.cached_property
+    def openspiel_game(self) -> pyspiel.Game:
+        """The (turn-based) OpenSpiel game this was compiled from."""
+        return pyspiel.load_game(self.game_string)
+
+    def action_path(self, history: int) -> list[int]:
+        """Actions (and chance outcomes) from the root to ``history``."""
+        path = []
+        while history > 0:
+            path.append(int(self.parent_action[history]))
+            history = int(self.parent[history])
+        return path[::-1]
+
+    def openspiel_state(self, history: int) -> pyspiel.State:
+        """Rebuild the OpenSpiel state of ``history`` by replaying its action path."""
+        state = self.openspiel_game.new_initial_state()
+        for action in self.action_path(history):
+            state.apply_action(action)
+        return state
+
+    def representative_states(self, player: int) -> list[pyspiel.State]:
+        """One OpenSpiel state in each of ``player``'s information states, in row order."""
+        cache = self.__dict__.setdefault("_representative_states", {})
+        if player not in cache:
+            histories = self.players[player].representative_history
+            cache[player] = [self.openspiel_state(int(h)) for h in histories]
+        return cache[player]
+
+    def describe(self) -> str:
+        """A one-line human-readable summary of the game's size."""
+        kinds = {
+            "terminal": int(np.sum(self.node_player == TERMINAL)),
+            "chance": int(np.sum(self.node_player == CHANCE)),
+            "decision": int(np.sum(self.node_player >= 0)),
+        }
+        infostates = " + ".join(str(p.num_infostates) for p in self.players)
+        return (
+            f"{self.game_string}: {self.num_histories:,} histories ({kinds['decision']:,} decision, "
+            f"{kinds['chance']:,} chance, {kinds['terminal']:,} terminal), "
+            f"{infostates} information states, {self.num_actions} distinct actions"
+        )
+
+
+# ---------------------------------------------------------------------------------------
+# Enumeration
+
+
+def estimate_tree_size(game: pyspiel.Game, probes: int = 64, seed: int = 0, cap: float = np.inf) -> float:
+    """Estimate the number of histories of ``game`` with Knuth's random-probe estimator.
+
+    Each probe follows a uniformly random path from the root and sums the products of
+    branching factors along it; the mean over probes is an unbiased estimate of the tree
+    size. Probes stop early once their running estimate exceeds ``cap``, so a huge game
+    such as chess is recognised in milliseconds.
+    """
+    rng = np.random.default_rng(seed)
+    total = 0.0
+    for _ in range(probes):
+        state = game.new_initial_state()
+        weight, estimate = 1.0, 1.0
+        while not state.is_terminal() and estimate <= cap:
+            if state.is_chance_node():
+                actions = [a for a, _ in state.chance_outcomes()]
+            else:
+                actions = state.legal_actions()
+            weight *= len(actions)
+            estimate += weight
+            state.apply_action(actions[rng.integers(len(actions))])
+        total += estimate
+    return total / probes
+
+
+def _enumerate(game: pyspiel.Game, max_histories: int) -> CompiledGame:
+    num_actions = game.num_distinct_actions()
+    provides_tensor = game.get_type().provides_information_state_tensor
+    game_string = str(game)
+    utility_sum = float(game.utility_sum()) if game.get_type().utility == pyspiel.GameType.Utility.CONSTANT_SUM else 0.0
+
+    parent, parent_action, depth, node_player, node_infostate = [], [], [], [], []
+    edge_prob, chance_reach, seq0, seq1 = [], [], [], []
+    terminal_returns: dict[int, list[float]] = {}
+
+    # Per player, infostates in discovery order.
+    index: list[dict[str, int]] = [{}, {}]
+    legal: list[list[list[int]]] = [[], []]
+    tensors: list[list[list[float]]] = [[], []]
+    parent_seq: list[list[int]] = [[], []]  # discovery-order sequence, -1 = empty
+    level: list[list[int]] = [[], []]
+    representative: list[list[int]] = [[], []]
+
+    # Stack entries: state, parent id, action from parent, edge probability, chance reach,
+    # player 0's and player 1's current sequence (discovery numbering, -1 = empty), depth.
+    stack = [(game.new_initial_state(), -1, -1, 1.0, 1.0, -1, -1, 0)]
+    started = time.perf_counter()
+    while stack:
+        state, par, act, prob, reach, s0, s1, d = stack.pop()
+        h = len(parent)
+        if h >= max_histories:
+            raise GameTooLargeError(
+                f"{game_string} has more than {max_histories:,} histories (the enumeration "
+                "limit); choose a smaller variant of the game or raise max_histories if you "
+                "have the memory (about 1 KB per history while compiling)"
+            )
+        if h and h % 500_000 == 0:
+            log.info("enumerated %d histories of %s (%.1f s)", h, game_string, time.perf_counter() - started)
+        parent.append(par)
+        parent_action.append(act)
+        depth.append(d)
+        edge_prob.append(prob)
+        chance_reach.append(reach)
+        seq0.append(s0)
+        seq1.append(s1)
+        if state.is_terminal():
+            node_player.append(TERMINAL)
+            node_infostate.append(-1)
+            terminal_returns[h] = state.returns()
+            continue
+        if state.is_chance_node():
+            node_player.append(CHANCE)
+            node_infostate.append(-1)
+            for outcome, outcome_prob in reversed(state.chance_outcomes()):
+                if outcome_prob > 0:
+                    stack.append((state.child(outcome), h, outcome, outcome_prob, reach * outcome_prob, s0, s1, d + 1))
+            continue
+        player = state.current_player()
+        if player not in (0, 1):
+            raise GameNotSupportedError(
+                f"{game_string} has a history where player {player} acts; expected players 0 and 1"
+            )
+        own_seq = s0 if player == 0 else s1
+        key = state.information_state_string(player)
+        actions = state.legal_actions()
+        info = index[player].get(key)
+        if info is None:
+            info = len(legal[player])
+            index[player][key] = info
+            legal[player].append(actions)
+            if provides_tensor:
+                tensors[player].append(state.information_state_tensor(player))
+            parent_seq[player].append(own_seq)
+            level[player].append(0 if own_seq < 0 else level[player][own_seq // num_actions] + 1)
+            representative[player].append(h)
+        elif parent_seq[player][info] != own_seq:
+            raise GameNotSupportedError(
+                f"{game_string} does not have perfect recall: player {player}'s information state "
+                f"{key!r} is reached after different own action sequences; the sequence-form engine "
+                "needs perfect recall"
+            )
+        node_player.append(player)
+        node_infostate.append(info)
+        for action in reversed(actions):
+            new_seq = info * num_actions + action
+            child = state.child(action)
+            if player == 0:
+                stack.append((child, h, action, 1.0, reach, new_seq, s1, d + 1))
+            else:
+                stack.append((child, h, action, 1.0, reach, s0, new_seq, d + 1))
+
+    num_histories = len(parent)
+    log.info("enumerated %s: %d histories in %.2f s", game_string, num_histories, time.perf_counter() - started)
+
+    players = []
+    history_sequences = np.stack([np.asarray(seq0, dtype=np.int64), np.asarray(seq1, dtype=np.int64)], axis=1)
+    node_player_arr = np.asarray(node_player, dtype=np.int8)
+    node_infostate_arr = np.asarray(node_infostate, dtype=np.int64)
+    for p in range(2):
+        keys = np.asarray(list(index[p].keys()), dtype=np.str_)
+        count = keys.shape[0]
+        order = np.argsort(keys, kind="stable")
+        rank = np.empty(count, dtype=np.int64)
+        rank[order] = np.arange(count)
+        empty = count * num_actions
+
+        def renumber(sequences: np.ndarray) -> np.ndarray:
+            sequences = np.asarray(sequences, dtype=np.int64)
+            out = np.full(sequences.shape, empty, dtype=np.int64)
+            used = sequences >= 0
+            out[used] = rank[sequences[used] // num_actions] * num_actions + sequences[used] % num_actions
+            return out
+
+        mask = np.zeros((count, num_actions), dtype=bool)
+        for i, acts in enumerate(legal[p]):
+            mask[i, acts] = True
+        tensor_arr = np.asarray(tensors[p], dtype=np.float32) if provides_tensor and count else None
+        players.append(
+            PlayerInfostates(
+                num_actions=num_actions,
+                keys=keys[order],
+                legal_mask=mask[order],
+                tensors=None if tensor_arr is None else tensor_arr[order],
+                parent_sequence=renumber(parent_seq[p])[order],
+                level=np.asarray(level[p], dtype=np.int32)[order],
+                representative_history=np.asarray(representative[p], dtype=np.int64)[order],
+            )
+        )
+        history_sequences[:, p] = renumber(history_sequences[:, p])
+        acting = node_player_arr == p
+        node_infostate_arr[acting] = rank[node_infostate_arr[acting]]
+
+    returns = np.zeros((num_histories, 2), dtype=np.float64)
+    if terminal_returns:
+        term = np.fromiter(terminal_returns.keys(), dtype=np.int64, count=len(terminal_returns))
+        returns[term] = np.asarray(list(terminal_returns.values()), dtype=np.float64)
+        sums = returns[term].sum(axis=1)
+        bad = np.flatnonzero(np.abs(sums - utility_sum) > 1e-9 * max(1.0, np.abs(returns[term]).max()))
+        if bad.size:
+            h = int(term[bad[0]])
+            raise GameNotSupportedError(
+                f"{game_string} declares itself zero/constant-sum (sum {utility_sum}) but terminal "
+                f"history {h} has returns {returns[h].tolist()}"
+            )
+
+    return CompiledGame(
+        game_string=game_string,
+        openspiel_version=openspiel_version(),
+        num_actions=num_actions,
+        utility_sum=utility_sum,
+        parent=np.asarray(parent, dtype=np.int32),
+        parent_action=np.asarray(parent_action, dtype=np.int32),
+        depth=np.asarray(depth, dtype=np.int16),
+        node_player=node_player_arr,
+        node_infostate=node_infostate_arr.astype(np.int32),
+        edge_chance_prob=np.asarray(edge_prob, dtype=np.float64),
+        chance_reach=np.asarray(chance_reach, dtype=np.float64),
+        sequences=history_sequences,
+        returns=returns,
+        players=(players[0], players[1]),
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Disk cache
+
+_HISTORY_FIELDS = (
+    "parent", "parent_action", "depth", "node_player", "node_infostate",
+    "edge_chance_prob", "chance_reach", "sequences", "returns",
+)
+_PLAYER_FIELDS = ("keys", "legal_mask", "tensors", "parent_sequence", "level", "representative_history")
+
+
+def default_cache_dir() -> Path:
+    """``$FUSION_PSRO_CACHE_DIR``, else ``$XDG_CACHE_HOME/fusion_psro``, else ``~/.cache/fusion_psro``."""
+    if os.environ.get("FUSION_PSRO_CACHE_DIR"):
+        return Path(os.environ["FUSION_PSRO_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "fusion_psro"
+
+
+def cache_path(game_string: str, cache_dir: Path | str | None = None) -> Path:
+    """Where the compiled form of ``game_string`` is cached."""
+    key = f"{CACHE_FORMAT_VERSION}|{openspiel_version()}|{game_string}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", game_string)[:48].strip("_")
+    directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return directory / "games" / f"{slug}-{digest}.npz"
+
+
+def _save(compiled: CompiledGame, path: Path) -> None:
+    arrays = {name: getattr(compiled, name) for name in _HISTORY_FIELDS}
+    for p, info in enumerate(compiled.players):
+        for name in _PLAYER_FIELDS:
+            value = getattr(info, name)
+            if value is not None:
+                arrays[f"p{p}_{name}"] = value
+    meta = {
+        "format": CACHE_FORMAT_VERSION,
+        "game_string": compiled.game_string,
+        "openspiel_version": compiled.openspiel_version,
+        "num_actions": compiled.num_actions,
+        "utility_sum": compiled.utility_sum,
+    }
+    arrays["meta"] = np.asarray(json.dumps(meta))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Write to a temporary file and rename, so a crash never leaves a truncated cache entry.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load(path: Path, game_string: str) -> CompiledGame | None:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            if (
+                meta.get("format") != CACHE_FORMAT_VERSION
+                or meta.get("game_string") != game_string
+                or meta.get("openspiel_version") != openspiel_version()
+            ):
+                log.warning("ignoring stale compiled-game cache %s", path)
+                return None
+            players = []
+            for p in range(2):
+                fields = {name: data[f"p{p}_{name}"] if f"p{p}_{name}" in data else None for name in _PLAYER_FIELDS}
+                players.append(PlayerInfostates(num_actions=meta["num_actions"], **fields))
+            return CompiledGame(
+                game_string=meta["game_string"],
+                openspiel_version=meta["openspiel_version"],
+                num_actions=meta["num_actions"],
+                utility_sum=meta["utility_sum"],
+                players=(players[0], players[1]),
+                **{name: data[name] for name in _HISTORY_FIELDS},
+            )
+    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
+        log.warning("ignoring unreadable compiled-game cache %s (%s); recompiling", path, exc)
+        return None
+
+
+_MEMORY_CACHE: dict[tuple[str, str], CompiledGame] = {}
+
+
+def compile_game(
+    game: str | pyspiel.Game | CompiledGame,
+    *,
+    max_histories: int = DEFAULT_MAX_HISTORIES,
+    cache: bool = True,
+    cache_dir: Path | str | None = None,
+) -> CompiledGame:
+    """Enumerate a two-player zero-sum OpenSpiel game into a :class:`CompiledGame`.
+
+    Parameters
+    ----------
+    game:
+        Game string (``"leduc_poker"``, ``"goofspiel(num_cards=4,imp_info=True,points_order=descending)"``),
+        a ``pyspiel.Game``, or an already compiled game (returned unchanged).
+        Simultaneous-move games are converted to turn-based.
+    max_histories:
+        Enumeration limit. Games whose tree is estimated (Knuth's random-probe
+        estimator) to exceed ten times this are refused at once; others are refused as
+        soon as enumeration passes the limit, before memory runs out.
+    cache:
+        Read and write the on-disk cache (one ``.npz`` per game string and OpenSpiel
+        version, see :func:`cache_path`). Compiled games are also kept in memory for the
+        life of the process.
+    cache_dir:
+        Cache directory; default :func:`default_cache_dir`.
+
+    Raises
+    ------
+    GameNotSupportedError
+        Unknown game, not two-player zero/constant-sum, no information-state strings,
+        sampled chance, or imperfect recall.
+    GameTooLargeError
+        The tree has more than ``max_histories`` histories.
+    """
+    if isinstance(game, CompiledGame):
+        return game
+    if not isinstance(max_histories, (int, np.integer)) or max_histories <= 0:
+        raise ValueError(f"max_histories must be a positive integer, got {max_histories!r}")
+    loaded = load_openspiel_game(game)
+    game_string = str(loaded)
+    memory_key = (game_string, openspiel_version())
+    if memory_key in _MEMORY_CACHE:
+        return _MEMORY_CACHE[memory_key]
+
+    path = cache_path(game_string, cache_dir)
+    compiled = _load(path, game_string) if cache and path.exists() else None
+    if compiled is None:
+        estimate = estimate_tree_size(loaded, cap=100.0 * max_histories)
+        if estimate > 10 * max_histories:
+            raise GameTooLargeError(
+                f"{game_string} is far too large to enumerate: about {estimate:.3g} histories "
+                f"(random-probe estimate) against a limit of {max_histories:,}. fusion-psro computes "
+                "exact payoffs and exploitability from the full game tree; use a small game such as "
+                "kuhn_poker, leduc_poker, liars_dice or goofspiel(num_cards=4,imp_info=True,"
+                "points_order=descending)"
+            )
+        compiled = _enumerate(loaded, max_histories)
+        compiled.__dict__["openspiel_game"] = loaded
+        if cache:
+            try:
+                _save(compiled, path)
+            except OSError as exc:
+                log.warning("could not write compiled-game cache %s: %s", path, exc)
+    _MEMORY_CACHE[memory_key] = compiled
+    return compiled

@@ -1,0 +1,110 @@
+"""Loading and validating OpenSpiel games.
+
+The engine handles two-player zero-sum (or constant-sum) games with explicit chance
+and information-state strings. Simultaneous-move games are converted to their
+turn-based equivalent, which has the same equilibria and exploitability.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import logging
+from importlib import metadata
+
+import pyspiel
+
+from fusion_psro.errors import GameNotSupportedError
+
+log = logging.getLogger(__name__)
+
+_SUPPORTED_UTILITIES = (pyspiel.GameType.Utility.ZERO_SUM, pyspiel.GameType.Utility.CONSTANT_SUM)
+
+
+@functools.lru_cache(maxsize=1)
+def openspiel_version() -> str:
+    """Version of the installed ``open_spiel`` package (part of the compiled-game cache key)."""
+    try:
+        return metadata.version("open_spiel")
+    except metadata.PackageNotFoundError:  # pragma: no cover - pyspiel built from source
+        return "unknown"
+
+
+def load_openspiel_game(game: str | pyspiel.Game) -> pyspiel.Game:
+    """Load ``game`` and check that the engine can handle it.
+
+    Parameters
+    ----------
+    game:
+        An OpenSpiel game string such as ``"leduc_poker"`` or
+        ``"goofspiel(num_cards=4,imp_info=True,points_order=descending)"``, or an
+        already loaded ``pyspiel.Game``.
+
+    Returns
+    -------
+    pyspiel.Game
+        The game itself, or its turn-based conversion if it has simultaneous moves.
+
+    Raises
+    ------
+    GameNotSupportedError
+        If the game string is unknown or malformed, or the game is not a two-player
+        zero-sum / constant-sum game with explicit chance and information-state strings.
+    """
+    if isinstance(game, str):
+        game = _load_game_string(game)
+    elif not isinstance(game, pyspiel.Game):
+        raise GameNotSupportedError(
+            f"expected an OpenSpiel game string or a pyspiel.Game, got {type(game).__name__}"
+        )
+    game_type = game.get_type()
+    name = str(game)
+    if game.num_players() != 2:
+        raise GameNotSupportedError(
+            f"{name} has {game.num_players()} players; fusion-psro handles two-player games only"
+        )
+    if game_type.utility not in _SUPPORTED_UTILITIES:
+        raise GameNotSupportedError(
+            f"{name} is {game_type.utility.name.lower().replace('_', '-')}; fusion-psro handles "
+            "zero-sum and constant-sum games only (exploitability is defined for those)"
+        )
+    if game_type.dynamics == pyspiel.GameType.Dynamics.MEAN_FIELD:
+        raise GameNotSupportedError(f"{name} is a mean-field game; only two-player games are handled")
+    if game_type.chance_mode == pyspiel.GameType.ChanceMode.SAMPLED_STOCHASTIC:
+        raise GameNotSupportedError(
+            f"{name} samples chance outcomes without listing their probabilities, so it cannot be "
+            "enumerated exactly; games with explicit chance (EXPLICIT_STOCHASTIC) or none are accepted"
+        )
+    if game_type.dynamics == pyspiel.GameType.Dynamics.SIMULTANEOUS:
+        log.info("converting simultaneous-move game %s to turn-based", name)
+        game = pyspiel.convert_to_turn_based(game)
+    if not game.get_type().provides_information_state_string:
+        raise GameNotSupportedError(
+            f"{name} does not provide information-state strings, which identify the states a "
+            "policy must act in; choose a game (or game parameters) that provides them"
+        )
+    return game
+
+
+def _load_game_string(game_string: str) -> pyspiel.Game:
+    if not game_string or not game_string.strip():
+        raise GameNotSupportedError("empty game string; pass e.g. 'kuhn_poker' or 'leduc_poker'")
+    try:
+        return pyspiel.load_game(game_string.strip())
+    except pyspiel.SpielError as exc:
+        short_name = game_string.split("(", 1)[0].strip()
+        registered = pyspiel.registered_names()
+        if short_name not in registered:
+            close = difflib.get_close_matches(short_name, registered, n=3)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise GameNotSupportedError(
+                f"unknown game {short_name!r}.{hint} Examples of games fusion-psro handles: "
+                "kuhn_poker, leduc_poker, liars_dice, "
+                "goofspiel(num_cards=4,imp_info=True,points_order=descending); "
+                "`python -c 'import pyspiel; print(pyspiel.registered_names())'` lists all "
+                "OpenSpiel games"
+            ) from None
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        raise GameNotSupportedError(
+            f"OpenSpiel could not load {game_string!r}: {message}"
+        ) from None
