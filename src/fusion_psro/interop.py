@@ -22,6 +22,8 @@ from fusion_psro.policies import validate_policy
 
 GameLike = str | pyspiel.Game | CompiledGame
 
+_ROW_CACHE_SIZE = 4096
+
 
 def _is_tabular_fast_path(policy) -> bool:
     # A subclass that overrides action_probabilities may not follow its table.
@@ -31,26 +33,49 @@ def _is_tabular_fast_path(policy) -> bool:
     )
 
 
-def _policy_array(compiled: CompiledGame, policy, player: int, *, name: str) -> np.ndarray:
+def _tabular_rows(compiled: CompiledGame, policy: openspiel_policy.TabularPolicy, player: int, name: str) -> np.ndarray:
+    """Rows of ``policy``'s table holding ``player``'s information states, in our order."""
+    lookup = policy.state_lookup
+    # Populations hold many TabularPolicy objects of one game. Their lookup tables are
+    # remembered by identity (the cache keeps them alive, so ids are not reused) and
+    # compared by value with the first one seen (a C loop); each key is looked up only for
+    # a table unlike any seen before.
+    cache = compiled.__dict__.setdefault("_tabular_rows", {})
+    known = cache.get((player, id(lookup)))
+    if known is not None:
+        return known[1]
+    reference = cache.get((player, "reference"))
+    if reference is not None and reference[0] == lookup:
+        if len(cache) < _ROW_CACHE_SIZE:
+            cache[(player, id(lookup))] = (lookup, reference[1])
+        return reference[1]
+    info = compiled.players[player]
+    rows = np.fromiter((lookup.get(key, -1) for key in info.keys.tolist()), dtype=np.int64, count=info.num_infostates)
+    if (rows < 0).any():
+        absent = info.keys[rows < 0]
+        raise InvalidPolicyError(
+            f"{name} has no entry for {absent.size} of player {player}'s information states "
+            f"(first: {absent[0]!r}). Was it built for {compiled.game_string} with both players? "
+            "Build it with open_spiel.python.policy.TabularPolicy(game) on the same game."
+        )
+    cache.setdefault((player, "reference"), (lookup, rows))
+    if len(cache) < _ROW_CACHE_SIZE:
+        cache[(player, id(lookup))] = (lookup, rows)
+    return rows
+
+
+def _raw_policy_array(compiled: CompiledGame, policy, player: int, *, name: str) -> np.ndarray:
+    """``player``'s rows of ``policy`` as an ``[I, A]`` array, not yet validated."""
     info = compiled.players[player]
     if isinstance(policy, np.ndarray):
-        return validate_policy(compiled, player, policy, name=name)
+        return policy
     if _is_tabular_fast_path(policy):
-        lookup = policy.state_lookup
-        rows = np.fromiter((lookup.get(key, -1) for key in info.keys.tolist()), dtype=np.int64, count=info.num_infostates)
-        if (rows < 0).any():
-            absent = info.keys[rows < 0]
-            raise InvalidPolicyError(
-                f"{name} has no entry for {absent.size} of player {player}'s information states "
-                f"(first: {absent[0]!r}). Was it built for {compiled.game_string} with both players? "
-                "Build it with open_spiel.python.policy.TabularPolicy(game) on the same game."
-            )
         table = np.asarray(policy.action_probability_array)
-        if table.shape[1] != info.num_actions:
+        if table.ndim != 2 or table.shape[1] != info.num_actions:
             raise InvalidPolicyError(
-                f"{name} has {table.shape[1]} actions per row; {compiled.game_string} has {info.num_actions}"
+                f"{name} has a table of shape {table.shape}; {compiled.game_string} has {info.num_actions} actions"
             )
-        return validate_policy(compiled, player, table[rows], name=name)
+        return table[_tabular_rows(compiled, policy, player, name)]
     if not callable(getattr(policy, "action_probabilities", None)):
         raise PolicyTypeError(
             f"{name} is a {type(policy).__name__}; expected an OpenSpiel policy "
@@ -65,7 +90,12 @@ def _policy_array(compiled: CompiledGame, policy, player: int, *, name: str) -> 
                     f"{name} returned action {action} at {info.keys[row]!r}; actions are 0..{info.num_actions - 1}"
                 )
             array[row, action] += probability
-    return validate_policy(compiled, player, array, name=name)
+    return array
+
+
+def _policy_array(compiled: CompiledGame, policy, player: int, *, name: str) -> np.ndarray:
+    raw = _raw_policy_array(compiled, policy, player, name=name)
+    return validate_policy(compiled, player, raw, name=name)
 
 
 def from_openspiel_policy(game: GameLike, policy, players: Sequence[int] = (0, 1)) -> tuple[np.ndarray, ...]:
@@ -135,12 +165,9 @@ def _populations(compiled: CompiledGame, populations: Sequence) -> list[np.ndarr
             continue
         if len(members) == 0:
             raise InvalidPolicyError(f"population of player {player} is empty")
-        stacked.append(
-            np.stack(
-                [_policy_array(compiled, member, player, name=f"member {k} of player {player}'s population")
-                 for k, member in enumerate(members)]
-            )
-        )
+        raw = np.stack([_raw_policy_array(compiled, member, player, name=f"member {k} of player {player}'s population")
+                        for k, member in enumerate(members)])
+        stacked.append(validate_policy(compiled, player, raw, name=f"population of player {player}"))
     return stacked
 
 

@@ -58,18 +58,17 @@ def validate_policy(compiled: CompiledGame, player: int, policy, *, name: str = 
             "distribution over the legal actions."
         )
 
-    finite = np.isfinite(flat).all(axis=2)
-    if not finite.all():
-        fail("has NaN or infinite values", ~finite)
-    negative = (flat < -NEGATIVE_TOLERANCE).any(axis=2)
-    if negative.any():
-        fail("has negative probabilities", negative)
-    illegal = (np.where(info.legal_mask, 0.0, flat) > NEGATIVE_TOLERANCE).any(axis=2)
-    if illegal.any():
-        fail("puts probability on illegal actions", illegal)
-    unnormalized = np.abs(flat.sum(axis=2) - 1.0) > SUM_TOLERANCE
-    if unnormalized.any():
-        fail("has a row that does not sum to 1", unnormalized)
+    # Whole-array checks first; the per-row scans that locate a problem run only on failure.
+    if not np.isfinite(flat).all():
+        fail("has NaN or infinite values", ~np.isfinite(flat).all(axis=2))
+    if flat.min(initial=0.0) < -NEGATIVE_TOLERANCE:
+        fail("has negative probabilities", (flat < -NEGATIVE_TOLERANCE).any(axis=2))
+    illegal_mass = flat[:, ~info.legal_mask]
+    if illegal_mass.size and illegal_mass.max() > NEGATIVE_TOLERANCE:
+        fail("puts probability on illegal actions", (np.where(info.legal_mask, 0.0, flat) > NEGATIVE_TOLERANCE).any(axis=2))
+    row_error = np.abs(flat @ np.ones(info.num_actions) - 1.0)
+    if row_error.max(initial=0.0) > SUM_TOLERANCE:
+        fail("has a row that does not sum to 1", row_error > SUM_TOLERANCE)
     return array
 
 
