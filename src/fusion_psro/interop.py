@@ -15,6 +15,7 @@ import numpy as np
 import pyspiel
 from open_spiel.python import policy as openspiel_policy
 
+from fusion_psro._blas import single_threaded_blas
 from fusion_psro.errors import InvalidPolicyError, PolicyTypeError
 from fusion_psro.evaluation import exact
 from fusion_psro.games.compiled import CompiledGame, compile_game
@@ -98,6 +99,7 @@ def _policy_array(compiled: CompiledGame, policy, player: int, *, name: str) -> 
     return validate_policy(compiled, player, raw, name=name)
 
 
+@single_threaded_blas
 def from_openspiel_policy(game: GameLike, policy, players: Sequence[int] = (0, 1)) -> tuple[np.ndarray, ...]:
     """Convert an OpenSpiel policy into this project's arrays, one ``[I_p, A]`` per player.
 
@@ -134,6 +136,7 @@ def _profile(game: GameLike, policy) -> tuple[CompiledGame, tuple[np.ndarray, np
     return compiled, from_openspiel_policy(compiled, policy)
 
 
+@single_threaded_blas
 def nash_conv(game: GameLike, policy) -> float:
     """NashConv of an OpenSpiel policy: ``sum_p (best-response value_p - value_p)``.
 
@@ -144,6 +147,7 @@ def nash_conv(game: GameLike, policy) -> float:
     return exact.nash_conv(compiled, profile)
 
 
+@single_threaded_blas
 def exploitability(game: GameLike, policy) -> float:
     """Exploitability of an OpenSpiel policy: ``(sum_p best-response value_p - utility sum) / 2``.
 
@@ -171,6 +175,7 @@ def _populations(compiled: CompiledGame, populations: Sequence) -> list[np.ndarr
     return stacked
 
 
+@single_threaded_blas
 def mixture_nash_conv(game: GameLike, populations: Sequence, meta_strategies: Sequence) -> float:
     """NashConv of the meta-strategy mixtures of two populations of OpenSpiel policies.
 
@@ -181,6 +186,7 @@ def mixture_nash_conv(game: GameLike, populations: Sequence, meta_strategies: Se
     return exact.mixture_nash_conv(compiled, _populations(compiled, populations), meta_strategies)
 
 
+@single_threaded_blas
 def mixture_exploitability(game: GameLike, populations: Sequence, meta_strategies: Sequence) -> float:
     """Exploitability (NashConv / 2) of the meta-strategy mixtures of two populations.
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from fusion_psro._blas import single_threaded_blas
 from fusion_psro.evaluation.sequence_form import (
     BestResponse,
     best_response_to_plans,
@@ -66,6 +67,7 @@ def _evaluate_plans(compiled: CompiledGame, plan0: np.ndarray, plan1: np.ndarray
     )
 
 
+@single_threaded_blas
 def evaluate_profile(compiled: CompiledGame, profile: Sequence) -> ProfileEvaluation:
     """NashConv, exploitability, values and best responses of ``(policy0, policy1)``."""
     policy0, policy1 = validate_profile(compiled, profile)
@@ -74,6 +76,7 @@ def evaluate_profile(compiled: CompiledGame, profile: Sequence) -> ProfileEvalua
     )
 
 
+@single_threaded_blas
 def mixture_plan(compiled: CompiledGame, player: int, population, meta_strategy) -> np.ndarray:
     """Realization plan of a meta-strategy mixture of a population ``[K, I, A]``.
 
@@ -89,6 +92,7 @@ def mixture_plan(compiled: CompiledGame, player: int, population, meta_strategy)
     return weights[keep] @ realization_plans(compiled, player, population[keep])
 
 
+@single_threaded_blas
 def evaluate_mixture(compiled: CompiledGame, populations: Sequence, meta_strategies: Sequence) -> ProfileEvaluation:
     """Exact evaluation of the meta-strategy mixtures of two populations.
 
@@ -125,6 +129,7 @@ def mixture_exploitability(compiled: CompiledGame, populations: Sequence, meta_s
     return evaluate_mixture(compiled, populations, meta_strategies).exploitability
 
 
+@single_threaded_blas
 def expected_payoff(compiled: CompiledGame, policy0, policy1) -> np.ndarray:
     """Expected utility ``[u_0, u_1]`` when player 0 plays ``policy0`` and player 1 ``policy1``."""
     policy0 = validate_policy(compiled, 0, policy0)
@@ -134,6 +139,7 @@ def expected_payoff(compiled: CompiledGame, policy0, policy1) -> np.ndarray:
     return expected_values(compiled, realization_plans(compiled, 0, policy0), realization_plans(compiled, 1, policy1))
 
 
+@single_threaded_blas
 def payoff_matrix(compiled: CompiledGame, population0, population1) -> np.ndarray:
     """Player 0's expected utility for every pair of members, ``[K, L]``, in one call.
 
@@ -146,6 +152,7 @@ def payoff_matrix(compiled: CompiledGame, population0, population1) -> np.ndarra
     return payoff_matrix_from_plans(compiled, plans0, plans1)
 
 
+@single_threaded_blas
 def best_response(compiled: CompiledGame, player: int, opponent_policy) -> BestResponse:
     """Pure best response of ``player`` to one opponent policy ``[I_opp, A]``.
 
@@ -155,6 +162,7 @@ def best_response(compiled: CompiledGame, player: int, opponent_policy) -> BestR
     return best_response_to_plans(compiled, player, realization_plans(compiled, 1 - player, opponent_policy))
 
 
+@single_threaded_blas
 def mixture_best_response(compiled: CompiledGame, player: int, opponent_population, meta_strategy) -> BestResponse:
     """Pure best response of ``player`` to a meta-strategy mixture of opponent policies."""
     plan = mixture_plan(compiled, 1 - player, opponent_population, meta_strategy)

@@ -89,22 +89,20 @@ def load_openspiel_game(game: str | pyspiel.Game) -> pyspiel.Game:
 def _load_game_string(game_string: str) -> pyspiel.Game:
     if not game_string or not game_string.strip():
         raise GameNotSupportedError("empty game string; pass e.g. 'kuhn_poker' or 'leduc_poker'")
+    short_name = game_string.split("(", 1)[0].strip()
+    registered = pyspiel.registered_names()
+    if short_name not in registered:
+        close = difflib.get_close_matches(short_name, registered, n=3)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise GameNotSupportedError(
+            f"unknown game {short_name!r}.{hint} Examples of games fusion-psro handles: "
+            "kuhn_poker, leduc_poker, liars_dice, "
+            "goofspiel(num_cards=4,imp_info=True,points_order=descending); "
+            "`python -c 'import pyspiel; print(pyspiel.registered_names())'` lists all "
+            "OpenSpiel games"
+        )
     try:
         return pyspiel.load_game(game_string.strip())
     except pyspiel.SpielError as exc:
-        short_name = game_string.split("(", 1)[0].strip()
-        registered = pyspiel.registered_names()
-        if short_name not in registered:
-            close = difflib.get_close_matches(short_name, registered, n=3)
-            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            raise GameNotSupportedError(
-                f"unknown game {short_name!r}.{hint} Examples of games fusion-psro handles: "
-                "kuhn_poker, leduc_poker, liars_dice, "
-                "goofspiel(num_cards=4,imp_info=True,points_order=descending); "
-                "`python -c 'import pyspiel; print(pyspiel.registered_names())'` lists all "
-                "OpenSpiel games"
-            ) from None
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-        raise GameNotSupportedError(
-            f"OpenSpiel could not load {game_string!r}: {message}"
-        ) from None
+        raise GameNotSupportedError(f"OpenSpiel could not load {game_string!r}: {message}") from None

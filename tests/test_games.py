@@ -1,0 +1,205 @@
+"""Compiled games: structure checked against OpenSpiel, disk cache, and refused games."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pyspiel
+import pytest
+from open_spiel.python import policy as openspiel_policy
+
+import fusion_psro
+from fusion_psro.errors import GameNotSupportedError, GameTooLargeError
+from fusion_psro.games import CHANCE, TERMINAL, cache_path, compile_game, estimate_tree_size
+from fusion_psro.games import compiled as compiled_module
+
+GOOFSPIEL_4 = "goofspiel(num_cards=4,imp_info=True,points_order=descending)"
+GOOFSPIEL_5 = "goofspiel(num_cards=5,imp_info=True,points_order=descending)"
+
+# Counted independently by walking the OpenSpiel tree (see test_sizes_match_an_openspiel_walk
+# for the small games); histories, terminal, decision, information states of both players.
+EXPECTED_SIZES = {
+    "kuhn_poker": (58, 30, 24, 12),
+    "leduc_poker": (9457, 5520, 3780, 936),
+    GOOFSPIEL_5: (26931, 14400, 12531, 2124),
+    "liars_dice": (294883, 147420, 147456, 24576),
+}
+
+
+def _walk(game: pyspiel.Game):
+    """Count histories and collect per-player information states with a plain OpenSpiel walk."""
+    counts = {"histories": 0, "terminal": 0, "decision": 0}
+    keys = [set(), set()]
+    stack = [game.new_initial_state()]
+    while stack:
+        state = stack.pop()
+        counts["histories"] += 1
+        if state.is_terminal():
+            counts["terminal"] += 1
+        elif state.is_chance_node():
+            stack.extend(state.child(a) for a, _ in state.chance_outcomes())
+        else:
+            counts["decision"] += 1
+            keys[state.current_player()].add(state.information_state_string())
+            stack.extend(state.child(a) for a in state.legal_actions())
+    return counts, keys
+
+
+@pytest.mark.parametrize("game_string", list(EXPECTED_SIZES))
+def test_sizes(game_string):
+    compiled = compile_game(game_string)
+    histories, terminal, decision, infostates = EXPECTED_SIZES[game_string]
+    assert compiled.num_histories == histories
+    assert int(np.sum(compiled.node_player == TERMINAL)) == terminal
+    assert int(np.sum(compiled.node_player >= 0)) == decision
+    assert sum(p.num_infostates for p in compiled.players) == infostates
+
+
+@pytest.mark.parametrize("game_string", ["kuhn_poker", "leduc_poker", GOOFSPIEL_4])
+def test_structure_matches_openspiel(game_string):
+    compiled = compile_game(game_string)
+    game = pyspiel.load_game_as_turn_based(game_string)
+    counts, keys = _walk(game)
+    assert compiled.num_histories == counts["histories"]
+    for p, info in enumerate(compiled.players):
+        assert info.keys.tolist() == sorted(keys[p])  # rows ordered by information-state string
+        states = compiled.representative_states(p)
+        for row, state in enumerate(states):
+            assert state.information_state_string(p) == info.keys[row]
+            assert np.flatnonzero(info.legal_mask[row]).tolist() == state.legal_actions()
+            np.testing.assert_allclose(info.tensors[row], state.information_state_tensor(p))
+        # The keys are exactly OpenSpiel's TabularPolicy keys for that player.
+        tabular = openspiel_policy.TabularPolicy(game, players=[p])
+        assert set(tabular.state_lookup) == set(info.keys.tolist())
+
+
+@pytest.mark.parametrize("game_string", ["kuhn_poker", "leduc_poker", GOOFSPIEL_4])
+def test_history_arrays_replay_to_openspiel_states(game_string):
+    compiled = compile_game(game_string)
+    rng = np.random.default_rng(0)
+    children = compiled.children
+    non_root = np.arange(1, compiled.num_histories)
+    assert np.array_equal(children[compiled.parent[non_root], compiled.parent_action[non_root]], non_root)
+    for h in rng.choice(compiled.num_histories, size=min(300, compiled.num_histories), replace=False):
+        state = compiled.openspiel_state(int(h))
+        kind = compiled.node_player[h]
+        if state.is_terminal():
+            assert kind == TERMINAL
+            np.testing.assert_allclose(compiled.returns[h], state.returns())
+        elif state.is_chance_node():
+            assert kind == CHANCE
+            outcomes = dict(state.chance_outcomes())
+            for action, child in enumerate(children[h]):
+                if child >= 0:
+                    assert compiled.edge_chance_prob[child] == pytest.approx(outcomes[action])
+                    assert compiled.chance_reach[child] == pytest.approx(compiled.chance_reach[h] * outcomes[action])
+        else:
+            player = state.current_player()
+            assert kind == player
+            info = compiled.players[player]
+            assert info.keys[compiled.node_infostate[h]] == state.information_state_string(player)
+            assert np.flatnonzero(children[h] >= 0).tolist() == state.legal_actions()
+
+
+def test_parent_sequences_follow_own_actions():
+    compiled = compile_game("leduc_poker")
+    for p, info in enumerate(compiled.players):
+        decision = np.flatnonzero(compiled.node_player == p)
+        # Every history of an information state carries the same own sequence (perfect recall).
+        assert np.array_equal(compiled.sequences[decision, p], info.parent_sequence[compiled.node_infostate[decision]])
+        parents = info.parent_sequence[info.level > 0] // info.num_actions
+        assert np.array_equal(info.level[parents] + 1, info.level[info.level > 0])
+
+
+def test_simultaneous_game_is_converted_to_turn_based():
+    compiled = compile_game("matrix_rps")
+    assert compiled.game_string.startswith("turn_based_simultaneous_game")
+    uniform = [np.full((1, 3), 1 / 3), np.full((1, 3), 1 / 3)]
+    assert fusion_psro.evaluation.exploitability(compiled, uniform) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_accepts_pyspiel_game_and_compiled_game():
+    compiled = compile_game("kuhn_poker")
+    assert compile_game(pyspiel.load_game("kuhn_poker")) is compiled  # same canonical string, memory cache
+    assert compile_game(compiled) is compiled
+
+
+def test_disk_cache_round_trip(tmp_path):
+    compiled_module._MEMORY_CACHE.clear()
+    fresh = compile_game("leduc_poker", cache_dir=tmp_path)
+    path = cache_path(fresh.game_string, tmp_path)
+    assert path.exists()
+    compiled_module._MEMORY_CACHE.clear()
+    loaded = compile_game("leduc_poker", cache_dir=tmp_path)
+    assert loaded is not fresh
+    for name in ("parent", "parent_action", "node_player", "node_infostate", "chance_reach", "sequences", "returns"):
+        assert np.array_equal(getattr(loaded, name), getattr(fresh, name))
+    for a, b in zip(loaded.players, fresh.players):
+        assert np.array_equal(a.keys, b.keys)
+        assert np.array_equal(a.legal_mask, b.legal_mask)
+        assert np.array_equal(a.tensors, b.tensors)
+        assert np.array_equal(a.parent_sequence, b.parent_sequence)
+
+
+def test_cache_key_includes_openspiel_version(tmp_path, monkeypatch):
+    before = cache_path("leduc_poker()", tmp_path)
+    monkeypatch.setattr(compiled_module, "openspiel_version", lambda: "0.0.0-other")
+    assert cache_path("leduc_poker()", tmp_path) != before
+
+
+def test_corrupted_cache_is_recompiled(tmp_path, caplog):
+    compiled_module._MEMORY_CACHE.clear()
+    compiled = compile_game("kuhn_poker", cache_dir=tmp_path)
+    path = cache_path(compiled.game_string, tmp_path)
+    path.write_bytes(b"not an npz file")
+    compiled_module._MEMORY_CACHE.clear()
+    with caplog.at_level(logging.WARNING):
+        again = compile_game("kuhn_poker", cache_dir=tmp_path)
+    assert "unreadable compiled-game cache" in caplog.text
+    assert again.num_histories == 58
+    compiled_module._MEMORY_CACHE.clear()
+    assert compile_game("kuhn_poker", cache_dir=tmp_path).num_histories == 58  # rewritten, readable
+
+
+@pytest.mark.parametrize(
+    ("game", "message"),
+    [
+        ("kuhn_poker(players=3)", "3 players"),
+        ("matrix_pd", "general-sum"),
+        ("leducc_poker", "Did you mean 'leduc_poker'"),
+        ("leduc_poker(no_such_parameter=1)", "could not load"),
+        ("", "empty game string"),
+        (42, "expected an OpenSpiel game string"),
+    ],
+)
+def test_refused_games(game, message):
+    with pytest.raises(GameNotSupportedError, match=message):
+        compile_game(game)
+
+
+def test_imperfect_recall_is_refused():
+    # Without imp_info, Goofspiel's information state forgets which card the player bid.
+    with pytest.raises(GameNotSupportedError, match="perfect recall"):
+        compile_game("goofspiel(num_cards=4,points_order=descending)")
+
+
+def test_huge_game_is_refused_quickly():
+    with pytest.raises(GameTooLargeError, match="far too large"):
+        compile_game("chess")
+
+
+def test_enumeration_stops_at_the_limit():
+    compiled_module._MEMORY_CACHE.clear()
+    with pytest.raises(GameTooLargeError, match="more than 5,000 histories"):
+        compile_game("leduc_poker", max_histories=5000, cache=False)
+
+
+def test_tree_size_estimate_is_close_for_leduc():
+    estimate = estimate_tree_size(pyspiel.load_game("leduc_poker"), probes=2000)
+    assert 0.7 * 9457 < estimate < 1.3 * 9457
+
+
+def test_bad_max_histories():
+    with pytest.raises(ValueError, match="max_histories"):
+        compile_game("kuhn_poker", max_histories=0)

@@ -1,0 +1,137 @@
+"""Policy arrays: helpers, and clear errors for every kind of bad policy or meta-strategy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyspiel
+import pytest
+from open_spiel.python import policy as openspiel_policy
+
+import fusion_psro
+from fusion_psro.errors import InvalidMetaStrategyError, InvalidPolicyError, PolicyTypeError
+from fusion_psro.games import compile_game
+from fusion_psro.policies import (
+    random_deterministic_policy,
+    random_policy,
+    uniform_policy,
+    validate_meta_strategy,
+    validate_policy,
+)
+
+
+@pytest.fixture(scope="module")
+def leduc():
+    return compile_game("leduc_poker")
+
+
+def test_helpers_give_valid_policies(leduc):
+    rng = np.random.default_rng(0)
+    for player in (0, 1):
+        for policy in (
+            uniform_policy(leduc, player),
+            random_policy(leduc, player, rng),
+            random_policy(leduc, player, rng, concentration=0.01),
+            random_deterministic_policy(leduc, player, rng),
+        ):
+            validate_policy(leduc, player, policy)
+        pure = random_deterministic_policy(leduc, player, rng)
+        assert set(np.unique(pure)) == {0.0, 1.0}
+
+
+def _corrupt(leduc, how: str) -> np.ndarray:
+    policy = uniform_policy(leduc, 0)
+    row = 5
+    legal = np.flatnonzero(leduc.players[0].legal_mask[row])
+    illegal = np.flatnonzero(~leduc.players[0].legal_mask[row])
+    if how == "nan":
+        policy[row, legal[0]] = np.nan
+    elif how == "negative":
+        policy[row, legal[0]] = -0.5
+        policy[row, legal[1]] += 0.5 + 1 / len(legal)
+    elif how == "unnormalized":
+        policy[row, legal[0]] += 0.1
+    elif how == "illegal":
+        assert illegal.size, "row 5 must have an illegal action for this test"
+        policy[row] = 0.0
+        policy[row, illegal[0]] = 1.0
+    return policy
+
+
+@pytest.mark.parametrize(
+    ("how", "message"),
+    [
+        ("nan", "NaN or infinite"),
+        ("negative", "negative probabilities"),
+        ("unnormalized", "does not sum to 1"),
+        ("illegal", "illegal actions"),
+    ],
+)
+def test_bad_policy_arrays_name_the_information_state(leduc, how, message):
+    policy = _corrupt(leduc, how)
+    with pytest.raises(InvalidPolicyError, match=message) as info:
+        validate_policy(leduc, 0, policy)
+    assert repr(leduc.players[0].keys[5]) in str(info.value)
+    # The same error surfaces through the array-level and the OpenSpiel-level APIs.
+    with pytest.raises(InvalidPolicyError, match=message):
+        fusion_psro.evaluation.exploitability(leduc, (policy, uniform_policy(leduc, 1)))
+    game = pyspiel.load_game("leduc_poker")
+    tabular = fusion_psro.to_openspiel_policy(game, (uniform_policy(leduc, 0), uniform_policy(leduc, 1)))
+    rows = [tabular.state_lookup[key] for key in leduc.players[0].keys.tolist()]
+    tabular.action_probability_array[rows] = policy
+    with pytest.raises(InvalidPolicyError, match=message):
+        fusion_psro.exploitability(game, tabular)
+
+
+def test_wrong_shape(leduc):
+    with pytest.raises(InvalidPolicyError, match=r"shape \(3, 3\); expected \(468, 3\)"):
+        validate_policy(leduc, 0, np.full((3, 3), 1 / 3))
+    with pytest.raises(InvalidPolicyError, match="not a numeric array"):
+        validate_policy(leduc, 0, "uniform")
+    with pytest.raises(ValueError, match="player must be 0 or 1"):
+        validate_policy(leduc, 2, uniform_policy(leduc, 0))
+
+
+def test_population_error_names_the_member(leduc):
+    population = np.stack([uniform_policy(leduc, 0), _corrupt(leduc, "nan")])
+    with pytest.raises(InvalidPolicyError, match="member 1"):
+        validate_policy(leduc, 0, population)
+
+
+def test_profile_must_be_a_pair(leduc):
+    with pytest.raises(InvalidPolicyError, match="pair"):
+        fusion_psro.evaluation.exploitability(leduc, [uniform_policy(leduc, 0)])
+
+
+def test_meta_strategy_errors():
+    validate_meta_strategy([0.25, 0.75], 2, player=0)
+    for weights, message in [
+        ([0.5, 0.5, 0.0], "expected \\(2,\\)"),
+        ([1.5, -0.5], "non-negative"),
+        ([np.nan, 1.0], "finite"),
+        ([0.3, 0.3], "sums to 0.6"),
+    ]:
+        with pytest.raises(InvalidMetaStrategyError, match=message):
+            validate_meta_strategy(weights, 2, player=1)
+
+
+def test_mixture_api_errors():
+    game = pyspiel.load_game("kuhn_poker")
+    uniform = openspiel_policy.TabularPolicy(game)
+    with pytest.raises(InvalidMetaStrategyError, match="sums to"):
+        fusion_psro.mixture_exploitability(game, [[uniform], [uniform]], [[0.5], [1.0]])
+    with pytest.raises(InvalidPolicyError, match="empty"):
+        fusion_psro.mixture_exploitability(game, [[], [uniform]], [[], [1.0]])
+    with pytest.raises(PolicyTypeError, match="one list of policies per player"):
+        fusion_psro.mixture_exploitability(game, [[uniform]], [[1.0]])
+
+
+def test_policy_of_wrong_type_or_game():
+    kuhn = pyspiel.load_game("kuhn_poker")
+    with pytest.raises(PolicyTypeError, match="expected an OpenSpiel policy"):
+        fusion_psro.exploitability(kuhn, "uniform")
+    leduc_policy = openspiel_policy.TabularPolicy(pyspiel.load_game("leduc_poker"))
+    with pytest.raises(InvalidPolicyError, match=r"kuhn_poker\(\) has 2 actions"):
+        fusion_psro.exploitability(kuhn, leduc_policy)
+    one_player = openspiel_policy.TabularPolicy(kuhn, players=[0])
+    with pytest.raises(InvalidPolicyError, match="no entry for 6 of player 1's information states"):
+        fusion_psro.exploitability(kuhn, one_player)
