@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -10,6 +11,7 @@ import time
 import numpy as np
 
 from fusion_psro.errors import FusionPSROError
+from fusion_psro.psro.loop import ConfigError
 
 log = logging.getLogger("fusion_psro")
 
@@ -64,6 +66,40 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_option(text: str) -> tuple[str, object]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+    if isinstance(parsed, list):
+        parsed = tuple(parsed)
+    return key.strip().replace("-", "_"), parsed
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from fusion_psro.experiments import run_psro
+    from fusion_psro.psro import PSROConfig
+
+    config = PSROConfig(
+        game=args.game, oracle=args.oracle, init=args.init, variant=args.variant,
+        meta_solver=args.meta_solver, iterations=args.iterations, seed=args.seed,
+        fusion_start=args.fusion_start, fusion_fallback=args.fusion_fallback, episodes=args.episodes,
+        rn_learners=args.rn_learners, pipeline_learners=args.pipeline_learners,
+        pipeline_max_iterations=args.pipeline_max_iterations, pipeline_plateau=args.pipeline_plateau,
+        oracle_options=dict(args.oracle_option),
+    )
+    rows = run_psro(config, args.out, overwrite=args.overwrite, progress=not args.quiet)
+    last = rows[-1]
+    print(
+        f"{args.out}: {last['iteration']} iterations, exploitability {last['exploitability']:.6f} "
+        f"(NashConv {last['nash_conv']:.6f}), {last['episodes']:,} episodes, {last['wall_s']:.1f} s"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from fusion_psro.games import DEFAULT_MAX_HISTORIES
 
@@ -79,6 +115,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-histories", type=int, default=DEFAULT_MAX_HISTORIES, help="enumeration limit (default: %(default)s)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the on-disk cache")
     p.set_defaults(handler=_cmd_compile)
+
+    from fusion_psro.meta import META_SOLVERS
+    from fusion_psro.psro import INIT_STRATEGIES, ORACLES, VARIANTS, PSROConfig
+
+    defaults = PSROConfig()
+    p = sub.add_parser("run", help="run PSRO / Fusion-PSRO into an output directory")
+    p.add_argument("--game", default=defaults.game, help="OpenSpiel game string (default: %(default)s)")
+    p.add_argument("--oracle", default=defaults.oracle, choices=ORACLES, help="best-response oracle (default: %(default)s)")
+    p.add_argument("--init", default=None, choices=INIT_STRATEGIES,
+                   help="initialization of each new best-response network (learned oracles; default normal)")
+    p.add_argument("--variant", default=defaults.variant, choices=VARIANTS, help="PSRO variant (default: %(default)s)")
+    p.add_argument("--meta-solver", default=defaults.meta_solver, choices=sorted(META_SOLVERS), help="(default: %(default)s)")
+    p.add_argument("--iterations", type=int, default=defaults.iterations, help="PSRO iterations (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=defaults.seed, help="(default: %(default)s)")
+    p.add_argument("--out", required=True, help="run directory (must be new or empty, unless --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="replace the run files already in --out")
+    p.add_argument("--fusion-start", type=int, default=defaults.fusion_start,
+                   help="first iteration that fuses, with --init fusion (default: %(default)s)")
+    p.add_argument("--fusion-fallback", default=defaults.fusion_fallback, choices=("normal", "orthogonal", "kaiming", "inherit"),
+                   help="init before --fusion-start (default: %(default)s)")
+    p.add_argument("--episodes", type=int, default=defaults.episodes, help="training episodes per best response (default: %(default)s)")
+    p.add_argument("--rn-learners", type=int, default=defaults.rn_learners, help="psro-rn: learners per player per iteration (default: %(default)s)")
+    p.add_argument("--pipeline-learners", type=int, default=defaults.pipeline_learners, help="p-psro: active learners per player (default: %(default)s)")
+    p.add_argument("--pipeline-max-iterations", type=int, default=defaults.pipeline_max_iterations,
+                   help="p-psro: iterations before the lowest learner is frozen (default: %(default)s)")
+    p.add_argument("--pipeline-plateau", type=float, default=defaults.pipeline_plateau,
+                   help="p-psro: freeze the lowest learner when its value improves by less (default: %(default)s)")
+    p.add_argument("--oracle-option", action="append", default=[], type=_parse_option, metavar="KEY=VALUE",
+                   help="learned-oracle setting, e.g. learning_rate=0.001 or hidden_sizes=[64,64]; repeatable")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_cmd_run)
 
     p = sub.add_parser("evaluate", help="exact evaluation demo: exploitability, payoff matrix, mixture")
     p.add_argument("--game", default="leduc_poker", help="OpenSpiel game string (default: %(default)s)")
@@ -100,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--population must be at least 1")
     try:
         return args.handler(args)
-    except FusionPSROError as exc:
+    except (FusionPSROError, ConfigError) as exc:
         print(f"fusion-psro: error: {exc}", file=sys.stderr)
         return 2
 

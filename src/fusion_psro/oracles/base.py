@@ -1,0 +1,91 @@
+"""The oracle interface: what PSRO asks of a best-response oracle, and what it gets back.
+
+PSRO's data flow is one way: game -> oracle -> population -> meta-game -> meta-solver ->
+next oracle call. An oracle receives the opponent's population and meta-strategy (as
+tabular policies, exact and cheap to act from) and, for oracles that train a network, the
+parameters to start from (chosen by the initialization strategy: scratch, inherit, fusion).
+It returns the new policy as a tabular array (what the exact evaluation sees) and, for
+network oracles, the trained parameters (what fusion averages).
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+StateDict = Mapping[str, torch.Tensor]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class BestResponseRequest:
+    """One best-response computation.
+
+    Attributes
+    ----------
+    player:
+        The responding player (0 or 1).
+    opponent_population:
+        ``float64[K, I_opp, A]`` tabular policies of the opponent's population.
+    opponent_meta_strategy:
+        ``float64[K]`` weights of those policies (a probability vector). The oracle responds
+        to the mixture "draw a member per episode, then follow it".
+    initial_parameters:
+        Parameters to start training from (network oracles); None for oracles without
+        parameters. Chosen by :mod:`fusion_psro.psro.initialization`.
+    seed:
+        Seed for every random draw of this computation (episodes, exploration, minibatches).
+    """
+
+    player: int
+    opponent_population: np.ndarray
+    opponent_meta_strategy: np.ndarray
+    initial_parameters: StateDict | None = None
+    seed: int = 0
+
+
+@dataclasses.dataclass(eq=False)
+class BestResponseResult:
+    """What an oracle returns.
+
+    Attributes
+    ----------
+    policy:
+        ``float64[I, A]`` tabular policy of the responding player (the network's greedy
+        policy for network oracles).
+    parameters:
+        Trained parameters (network oracles) or None.
+    episodes:
+        Training episodes used (0 for the exact oracle).
+    metrics:
+        Oracle-specific numbers for the run log (e.g. mean training return).
+    """
+
+    policy: np.ndarray
+    parameters: StateDict | None = None
+    episodes: int = 0
+    metrics: dict = dataclasses.field(default_factory=dict)
+
+
+class Oracle(abc.ABC):
+    """A best-response oracle."""
+
+    #: Short name used on the command line and in run configs.
+    name: str = ""
+    #: Whether the oracle trains parameters (and so whether initialization strategies apply).
+    trains_parameters: bool = False
+
+    @abc.abstractmethod
+    def best_response(self, request: BestResponseRequest) -> BestResponseResult:
+        """Compute a best response to the opponent's meta-strategy mixture."""
+
+    def scratch_parameters(self, player: int, scheme: str, seed: int) -> StateDict:
+        """Fresh parameters for ``player``'s network initialized with ``scheme``.
+
+        ``scheme`` is one of ``"normal"``, ``"orthogonal"``, ``"kaiming"``. Oracles
+        without parameters raise ``NotImplementedError``.
+        """
+        raise NotImplementedError(f"the {self.name or type(self).__name__} oracle has no parameters to initialize")

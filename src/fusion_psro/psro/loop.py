@@ -1,0 +1,424 @@
+"""The PSRO loop and its variants, with every setting in one dataclass.
+
+One iteration, for each player (Lanctot et al. 2017):
+
+1. the meta-game (exact payoffs between the populations) is solved by the meta-solver;
+2. the oracle computes a best response to the opponent's meta-strategy mixture, starting
+   from parameters chosen by the initialization strategy (scratch, inherit, or Nash Policy
+   Fusion);
+3. the response joins the population, the meta-game gains a row or column, and the
+   exploitability of the new meta-strategy mixture is computed exactly.
+
+Variants (``variant``):
+
+* ``psro``: one best response per player per iteration.
+* ``psro-rn``: rectified Nash (Balduzzi et al., *Open-ended learning in symmetric zero-sum
+  games*, ICML 2019). The ``rn_learners`` members with the largest meta-Nash weight each
+  get a best response to the opponents they beat or tie (meta-game payoff >= half the
+  utility sum, i.e. >= 0 in zero-sum games), weighted by the opponent's meta-Nash. A
+  member that beats nobody trains against the full meta-Nash. With ``init=inherit`` a
+  rectified learner starts from the member it improves on, as in the paper.
+* ``p-psro``: pipeline PSRO (McAleer et al., NeurIPS 2020). Each player keeps
+  ``pipeline_learners`` active learners above a fixed population; learner ``j`` trains
+  against the meta-Nash of the fixed population plus the learners below it, continuing
+  from its own parameters. The lowest learner is frozen into the fixed population when its
+  exact value against its opponent mixture improves by less than ``pipeline_plateau`` in
+  an iteration (the plateau test) or after ``pipeline_max_iterations`` iterations (the
+  budget), and a new learner starts at the top. Exploitability is that of the meta-Nash
+  over all policies, fixed and active.
+
+Every population starts with the uniform random policy (which has no parameters and so
+takes no part in fusion).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from fusion_psro.evaluation import evaluate_mixture
+from fusion_psro.evaluation.sequence_form import expected_values, realization_plans
+from fusion_psro.games.compiled import CompiledGame, compile_game
+from fusion_psro.meta import META_SOLVERS, get_meta_solver
+from fusion_psro.oracles.base import BestResponseRequest, Oracle, StateDict
+from fusion_psro.policies import uniform_policy
+from fusion_psro.psro.initialization import INIT_STRATEGIES, SCRATCH_SCHEMES, initial_parameters
+from fusion_psro.psro.meta_game import MetaGame
+
+log = logging.getLogger(__name__)
+
+VARIANTS = ("psro", "psro-rn", "p-psro")
+ORACLES = ("exact", "dqn")
+
+
+class ConfigError(ValueError):
+    """A PSRO setting is invalid; the message names it and what is accepted."""
+
+
+@dataclasses.dataclass
+class PSROConfig:
+    """Everything a PSRO run depends on. Same config and seed, same results."""
+
+    game: str = "leduc_poker"
+    oracle: str = "exact"
+    #: Initialization of each new best-response network: normal, orthogonal, kaiming,
+    #: inherit or fusion. Must be None with the exact oracle; defaults to normal otherwise.
+    init: str | None = None
+    variant: str = "psro"
+    meta_solver: str = "nash"
+    iterations: int = 20
+    seed: int = 0
+    #: First iteration that uses fusion (``init=fusion``); earlier ones use ``fusion_fallback``.
+    fusion_start: int = 1
+    fusion_fallback: str = "normal"
+    #: Training episodes per best response (learned oracles).
+    episodes: int = 20_000
+    rn_learners: int = 1
+    pipeline_learners: int = 4
+    pipeline_max_iterations: int = 5
+    pipeline_plateau: float = 1e-3
+    #: Extra settings of the learned oracle (e.g. DQN hyperparameters), by name.
+    oracle_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def resolved(self) -> PSROConfig:
+        """A validated copy with defaults filled in; raises :class:`ConfigError`."""
+        config = dataclasses.replace(self, oracle_options=dict(self.oracle_options))
+        if config.oracle not in ORACLES:
+            raise ConfigError(f"unknown oracle {config.oracle!r}; accepted: {', '.join(ORACLES)}")
+        if config.variant not in VARIANTS:
+            raise ConfigError(f"unknown variant {config.variant!r}; accepted: {', '.join(VARIANTS)}")
+        if config.meta_solver not in META_SOLVERS:
+            raise ConfigError(f"unknown meta-solver {config.meta_solver!r}; accepted: {', '.join(META_SOLVERS)}")
+        if config.oracle == "exact":
+            if config.init is not None:
+                raise ConfigError(
+                    f"--init {config.init} does not apply to the exact oracle: an exact best response "
+                    "is computed, not trained, so it has no starting point to choose. Drop --init, "
+                    "or use a learned oracle (--oracle dqn)"
+                )
+        else:
+            config.init = config.init or "normal"
+            if config.init not in INIT_STRATEGIES:
+                raise ConfigError(f"unknown init {config.init!r}; accepted: {', '.join(INIT_STRATEGIES)}")
+        if config.fusion_fallback not in (*SCRATCH_SCHEMES, "inherit"):
+            raise ConfigError(
+                f"unknown fusion fallback {config.fusion_fallback!r}; accepted: {', '.join((*SCRATCH_SCHEMES, 'inherit'))}"
+            )
+        for name, minimum in (("iterations", 1), ("fusion_start", 1), ("episodes", 1), ("rn_learners", 1),
+                              ("pipeline_learners", 1), ("pipeline_max_iterations", 1)):
+            value = getattr(config, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
+                raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        if not isinstance(config.seed, (int, np.integer)) or config.seed < 0:
+            raise ConfigError(f"seed must be a non-negative integer, got {config.seed!r}")
+        if not np.isfinite(config.pipeline_plateau) or config.pipeline_plateau < 0:
+            raise ConfigError(f"pipeline_plateau must be >= 0, got {config.pipeline_plateau!r}")
+        return config
+
+
+@dataclasses.dataclass
+class Member:
+    """A population member: its tabular policy and, for learned oracles, its parameters."""
+
+    policy: np.ndarray
+    parameters: StateDict | None = None
+    origin: str = ""
+
+
+@dataclasses.dataclass
+class ActiveLearner:
+    """A P-PSRO learner still in training."""
+
+    member: Member
+    iterations_trained: int = 0
+    last_value: float = -np.inf
+
+
+@dataclasses.dataclass
+class PSROState:
+    """Everything the loop carries from one iteration to the next."""
+
+    populations: list[list[Member]]
+    meta_game: MetaGame
+    meta_strategies: tuple[np.ndarray, np.ndarray]
+    iteration: int = 0
+    episodes: int = 0
+    wall_s: float = 0.0
+    #: P-PSRO only: active learners per player (they are also the last members of
+    #: ``populations`` and of the meta-game).
+    active: list[list[ActiveLearner]] = dataclasses.field(default_factory=lambda: [[], []])
+    last_best_response: list[Member | None] = dataclasses.field(default_factory=lambda: [None, None])
+
+
+def make_oracle(config: PSROConfig, compiled: CompiledGame) -> Oracle:
+    """The oracle named by ``config.oracle``."""
+    if config.oracle == "exact":
+        from fusion_psro.oracles.exact import ExactOracle
+
+        return ExactOracle(compiled)
+    from fusion_psro.oracles.dqn import DQNConfig, DQNOracle
+
+    known = {field.name for field in dataclasses.fields(DQNConfig)}
+    unknown = sorted(set(config.oracle_options) - known)
+    if unknown:
+        raise ConfigError(f"unknown DQN option(s) {unknown}; accepted: {', '.join(sorted(known))}")
+    return DQNOracle(compiled, DQNConfig(**{**config.oracle_options, "episodes": config.episodes}))
+
+
+def _seed(config: PSROConfig, *path: int) -> int:
+    """An independent, reproducible seed for one oracle call."""
+    return int(np.random.SeedSequence([config.seed, *path]).generate_state(1)[0])
+
+
+class PSRO:
+    """A PSRO run: ``PSRO(config).run()``, or :meth:`step` one iteration at a time."""
+
+    def __init__(self, config: PSROConfig, *, oracle: Oracle | None = None, compiled: CompiledGame | None = None):
+        self.config = config.resolved()
+        self.compiled = compiled if compiled is not None else compile_game(self.config.game)
+        self.oracle = oracle if oracle is not None else make_oracle(self.config, self.compiled)
+        self.solve = get_meta_solver(self.config.meta_solver)
+        self.state = self._initial_state()
+
+    # -- set-up ---------------------------------------------------------------------------
+    def _initial_state(self) -> PSROState:
+        meta_game = MetaGame(self.compiled)
+        populations: list[list[Member]] = [[], []]
+        for player in range(2):
+            member = Member(policy=uniform_policy(self.compiled, player), origin="uniform")
+            populations[player].append(member)
+            meta_game.add(player, member.policy)
+        state = PSROState(populations=populations, meta_game=meta_game, meta_strategies=(np.ones(1), np.ones(1)))
+        return state
+
+    # -- one iteration ----------------------------------------------------------------------
+    def step(self) -> dict[str, Any]:
+        """Run one PSRO iteration and return its metrics row."""
+        state = self.state
+        started = time.perf_counter()
+        state.iteration += 1
+        state.meta_strategies = self._solve(state.meta_game.matrix)
+        variant_step = {"psro": self._step_psro, "psro-rn": self._step_rectified, "p-psro": self._step_pipeline}
+        report = variant_step[self.config.variant]()
+        state.meta_strategies = self._solve(state.meta_game.matrix)
+        evaluation = self._evaluate(state.meta_strategies)
+        iteration_s = time.perf_counter() - started
+        state.wall_s += iteration_s
+        state.episodes += report["episodes"]
+        row = {
+            "iteration": state.iteration,
+            "exploitability": evaluation.exploitability,
+            "nash_conv": evaluation.nash_conv,
+            "wall_s": state.wall_s,
+            "iteration_s": iteration_s,
+            "episodes": state.episodes,
+            "fusion_s": report["fusion_s"],
+            "population_sizes": [len(p) for p in state.populations],
+            "meta_game_value": float(state.meta_strategies[0] @ state.meta_game.matrix @ state.meta_strategies[1]),
+            "meta_strategies": [s.tolist() for s in state.meta_strategies],
+            "inits": report["inits"],
+            "oracle": report["oracle"],
+        }
+        if self.config.variant == "p-psro":
+            row["active_learners"] = [len(a) for a in state.active]
+            row["frozen"] = report["frozen"]
+        return row
+
+    def run(self, callback: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+        """Run the remaining iterations; ``callback`` receives each metrics row."""
+        rows = []
+        while self.state.iteration < self.config.iterations:
+            row = self.step()
+            rows.append(row)
+            if callback is not None:
+                callback(row)
+        return rows
+
+    # -- pieces shared by the variants -----------------------------------------------------
+    def _solve(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        solution = self.solve(matrix)
+        return (np.array(solution.strategies[0]), np.array(solution.strategies[1]))
+
+    def _evaluate(self, meta_strategies):
+        populations = [np.stack([m.policy for m in pop]) for pop in self.state.populations]
+        return evaluate_mixture(self.compiled, populations, meta_strategies)
+
+    def _best_response(
+        self, player: int, opponents: list[Member], opponent_weights: np.ndarray, *,
+        own: list[Member], own_weights: np.ndarray, previous: Member | None, seed: int,
+        continue_from: StateDict | None = None,
+    ) -> tuple[Member, dict[str, Any]]:
+        """One oracle call, with the initialization strategy applied."""
+        fusion_s, init_used, start = 0.0, None, None
+        if self.oracle.trains_parameters:
+            if continue_from is not None:
+                start, init_used = continue_from, "continue"
+            else:
+                choice = initial_parameters(
+                    strategy=self.config.init, oracle=self.oracle, player=player,
+                    iteration=self.state.iteration,
+                    population_parameters=[m.parameters for m in own], meta_strategy=own_weights,
+                    previous_parameters=None if previous is None else previous.parameters,
+                    fusion_start=self.config.fusion_start, fusion_fallback=self.config.fusion_fallback,
+                    seed=seed,
+                )
+                start, init_used, fusion_s = choice.parameters, choice.strategy, choice.fusion_seconds
+        keep = opponent_weights > 0
+        request = BestResponseRequest(
+            player=player,
+            opponent_population=np.stack([m.policy for m, k in zip(opponents, keep) if k]),
+            opponent_meta_strategy=opponent_weights[keep] / opponent_weights[keep].sum(),
+            initial_parameters=start,
+            seed=seed,
+        )
+        result = self.oracle.best_response(request)
+        member = Member(policy=result.policy, parameters=result.parameters, origin=f"iteration {self.state.iteration}")
+        info = {"init": init_used, "fusion_s": fusion_s, "episodes": result.episodes, "metrics": result.metrics}
+        return member, info
+
+    @staticmethod
+    def _report(infos: list[dict[str, Any]], **extra) -> dict[str, Any]:
+        return {
+            "episodes": sum(i["episodes"] for i in infos),
+            "fusion_s": sum(i["fusion_s"] for i in infos),
+            "inits": [i["init"] for i in infos],
+            "oracle": [i["metrics"] for i in infos],
+            **extra,
+        }
+
+    def _add(self, player: int, member: Member) -> None:
+        self.state.populations[player].append(member)
+        self.state.meta_game.add(player, member.policy)
+        self.state.last_best_response[player] = member
+
+    # -- variants ------------------------------------------------------------------------
+    def _step_psro(self) -> dict[str, Any]:
+        state, sigma = self.state, self.state.meta_strategies
+        new, infos = [], []
+        for player in range(2):
+            member, info = self._best_response(
+                player, state.populations[1 - player], sigma[1 - player],
+                own=state.populations[player], own_weights=sigma[player],
+                previous=state.last_best_response[player], seed=_seed(self.config, state.iteration, player),
+            )
+            new.append(member)
+            infos.append(info)
+        for player in range(2):  # both respond to the same meta-game before either joins
+            self._add(player, new[player])
+        return self._report(infos)
+
+    def _step_rectified(self) -> dict[str, Any]:
+        state, sigma = self.state, self.state.meta_strategies
+        threshold = self.compiled.utility_sum / 2
+        new: list[list[Member]] = [[], []]
+        infos = []
+        for player in range(2):
+            payoffs = state.meta_game.payoffs(player)
+            support = np.flatnonzero(sigma[player] > 0)
+            # The heaviest members first; ties to the lower index.
+            chosen = support[np.argsort(-sigma[player][support], kind="stable")][: self.config.rn_learners]
+            for slot, learner in enumerate(chosen):
+                beaten = payoffs[learner] >= threshold - 1e-12
+                weights = sigma[1 - player] * beaten
+                if weights.sum() <= 0:
+                    weights = sigma[1 - player]
+                member, info = self._best_response(
+                    player, state.populations[1 - player], weights,
+                    own=state.populations[player], own_weights=sigma[player],
+                    previous=state.populations[player][learner],
+                    seed=_seed(self.config, state.iteration, player, slot),
+                )
+                new[player].append(member)
+                infos.append(info)
+        for player in range(2):
+            for member in new[player]:
+                self._add(player, member)
+        return self._report(infos)
+
+    def _step_pipeline(self) -> dict[str, Any]:
+        state, config = self.state, self.config
+        infos: list[dict[str, Any]] = []
+        # Fill the pipeline: a new learner starts above the fixed population, from parameters
+        # chosen by the initialization strategy (fusion: over the fixed population, with its
+        # meta-Nash), as a uniform placeholder until its first training below.
+        for player in range(2):
+            while len(state.active[player]) < config.pipeline_learners:
+                slot = len(state.active[player])
+                fixed = state.populations[player][: len(state.populations[player]) - slot]
+                member = Member(policy=uniform_policy(self.compiled, player), origin=f"iteration {state.iteration}")
+                info = {"init": None, "fusion_s": 0.0, "episodes": 0, "metrics": {}}
+                if self.oracle.trains_parameters:
+                    choice = initial_parameters(
+                        strategy=config.init, oracle=self.oracle, player=player, iteration=state.iteration,
+                        population_parameters=[m.parameters for m in fixed],
+                        meta_strategy=self._fixed_meta_strategy(player),
+                        previous_parameters=None if state.last_best_response[player] is None
+                        else state.last_best_response[player].parameters,
+                        fusion_start=config.fusion_start, fusion_fallback=config.fusion_fallback,
+                        seed=_seed(config, state.iteration, player, 1000 + slot),
+                    )
+                    member.parameters = choice.parameters
+                    info.update(init=choice.strategy, fusion_s=choice.fusion_seconds)
+                state.active[player].append(ActiveLearner(member))
+                self._add(player, member)
+                infos.append(info)
+        # Train every active learner against the fixed population plus the learners below it.
+        for player in range(2):
+            for slot, learner in enumerate(state.active[player]):
+                opponents, opponent_weights = self._pipeline_target(player, slot)
+                member, info = self._best_response(
+                    player, opponents, opponent_weights,
+                    own=[], own_weights=np.zeros(0), previous=None,
+                    seed=_seed(config, state.iteration, player, slot),
+                    continue_from=learner.member.parameters if self.oracle.trains_parameters else None,
+                )
+                member.origin = learner.member.origin
+                index = len(state.populations[player]) - len(state.active[player]) + slot
+                state.populations[player][index] = member
+                state.meta_game.replace(player, index, member.policy)
+                learner.member = member
+                learner.iterations_trained += 1
+                infos.append(info)
+        # Freeze the lowest learner on a plateau or when its budget is spent.
+        frozen = []
+        for player in range(2):
+            lowest = state.active[player][0]
+            opponents, opponent_weights = self._pipeline_target(player, 0)
+            value = self._value_against(player, lowest.member, opponents, opponent_weights)
+            plateau = value - lowest.last_value < config.pipeline_plateau
+            if plateau or lowest.iterations_trained >= config.pipeline_max_iterations:
+                state.active[player].pop(0)
+                state.last_best_response[player] = lowest.member
+                frozen.append(player)
+            else:
+                lowest.last_value = value
+        return self._report(infos, frozen=frozen)
+
+    def _fixed_meta_strategy(self, player: int) -> np.ndarray:
+        """Meta-Nash weights of ``player``'s fixed population (P-PSRO)."""
+        sizes = [len(self.state.populations[p]) - len(self.state.active[p]) for p in range(2)]
+        matrix = self.state.meta_game.matrix[: sizes[0], : sizes[1]]
+        return self._solve(matrix)[player]
+
+    def _pipeline_target(self, player: int, slot: int) -> tuple[list[Member], np.ndarray]:
+        """Opponents of P-PSRO learner ``slot``: fixed policies plus learners below ``slot``."""
+        state = self.state
+        counts = [len(state.populations[p]) - len(state.active[p]) + slot for p in range(2)]
+        matrix = state.meta_game.matrix[: counts[0], : counts[1]]
+        sigma = self._solve(matrix)
+        return state.populations[1 - player][: counts[1 - player]], sigma[1 - player]
+
+    def _value_against(self, player: int, member: Member, opponents: list[Member], weights: np.ndarray) -> float:
+        opponent_plans = np.stack([self.state.meta_game.plan(1 - player, i) for i in range(len(opponents))])
+        own_plan = realization_plans(self.compiled, player, member.policy)
+        mixed = weights @ opponent_plans
+        values = expected_values(self.compiled, own_plan, mixed) if player == 0 else expected_values(self.compiled, mixed, own_plan)
+        return float(values[player])
+
+
+__all__ = ["ORACLES", "VARIANTS", "ConfigError", "Member", "PSRO", "PSROConfig", "PSROState", "make_oracle"]

@@ -1,0 +1,77 @@
+"""The PSRO meta-game: exact payoffs between two populations, kept up to date incrementally.
+
+Each member's realization plan is computed once, when it joins (or is replaced, for
+P-PSRO's active learners); adding a member costs one new row or column of the payoff
+matrix, computed exactly by the engine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fusion_psro.evaluation.sequence_form import realization_plans, sequence_form
+from fusion_psro.games.compiled import CompiledGame
+
+
+class MetaGame:
+    """Payoff matrix ``M[i, j]`` = player 0's exact expected utility, member i vs member j.
+
+    Player 1's payoff is ``utility_sum - M``.
+    """
+
+    def __init__(self, compiled: CompiledGame):
+        self.compiled = compiled
+        self._plans: list[list[np.ndarray]] = [[], []]
+        self.matrix = np.zeros((0, 0))
+        # A0 @ plan1 for each column member: the value of each player-0 sequence against it.
+        self._column_values: list[np.ndarray] = []
+
+    @property
+    def sizes(self) -> tuple[int, int]:
+        return self.matrix.shape  # type: ignore[return-value]
+
+    def _row(self, plan0: np.ndarray) -> np.ndarray:
+        if not self._column_values:
+            return np.zeros(0)
+        return plan0 @ np.stack(self._column_values, axis=1)
+
+    def _column(self, column_values: np.ndarray) -> np.ndarray:
+        if not self._plans[0]:
+            return np.zeros(0)
+        return np.stack(self._plans[0]) @ column_values
+
+    def add(self, player: int, policy: np.ndarray) -> int:
+        """Add a member (validated ``[I, A]`` policy) to ``player``'s side; return its index."""
+        plan = realization_plans(self.compiled, player, policy)
+        if player == 0:
+            row = self._row(plan)
+            self._plans[0].append(plan)
+            self.matrix = np.vstack([self.matrix, row[None, :]])
+        else:
+            values = np.asarray(sequence_form(self.compiled).matrices[0] @ plan)
+            column = self._column(values)
+            self._plans[1].append(plan)
+            self._column_values.append(values)
+            self.matrix = np.hstack([self.matrix, column[:, None]])
+        return len(self._plans[player]) - 1
+
+    def replace(self, player: int, index: int, policy: np.ndarray) -> None:
+        """Replace member ``index`` of ``player`` (a P-PSRO learner that kept training)."""
+        plan = realization_plans(self.compiled, player, policy)
+        if player == 0:
+            self._plans[0][index] = plan
+            self.matrix[index, :] = self._row(plan)
+        else:
+            values = np.asarray(sequence_form(self.compiled).matrices[0] @ plan)
+            self._plans[1][index] = plan
+            self._column_values[index] = values
+            self.matrix[:, index] = self._column(values)
+
+    def plan(self, player: int, index: int) -> np.ndarray:
+        return self._plans[player][index]
+
+    def payoffs(self, player: int) -> np.ndarray:
+        """``player``'s payoff matrix, rows = own members, columns = opponent members."""
+        if player == 0:
+            return self.matrix
+        return self.compiled.utility_sum - self.matrix.T

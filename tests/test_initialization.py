@@ -1,0 +1,109 @@
+"""Best-response initializations: scratch, inherit, and Nash Policy Fusion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fusion_psro.oracles.base import BestResponseRequest, BestResponseResult, Oracle
+from fusion_psro.psro.initialization import FusionError, fuse_parameters, initial_parameters
+
+
+def _net_params(seed: int, hidden: int = 4) -> dict[str, torch.Tensor]:
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(torch.nn.Linear(3, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 2))
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+class RecordingOracle(Oracle):
+    """Scratch parameters tagged with the scheme, so tests can see which was used."""
+
+    name = "recording"
+    trains_parameters = True
+
+    def best_response(self, request: BestResponseRequest) -> BestResponseResult:  # pragma: no cover
+        raise AssertionError("not called in these tests")
+
+    def scratch_parameters(self, player, scheme, seed):
+        params = _net_params(seed)
+        params["scheme_tag"] = torch.tensor(["normal", "orthogonal", "kaiming"].index(scheme))
+        return params
+
+
+def test_one_hot_weights_reproduce_the_member_exactly():
+    members = [_net_params(s) for s in range(4)]
+    fused = fuse_parameters(members, [0.0, 0.0, 1.0, 0.0])
+    for name, tensor in members[2].items():
+        assert torch.equal(fused[name], tensor)
+
+
+def test_uniform_weights_give_the_plain_average():
+    members = [_net_params(s) for s in range(3)]
+    fused = fuse_parameters(members, [1 / 3] * 3)
+    for name in members[0]:
+        expected = (members[0][name] + members[1][name] + members[2][name]) / 3
+        torch.testing.assert_close(fused[name], expected, rtol=0, atol=1e-6)
+
+
+def test_zero_weight_members_do_not_count_even_if_malformed():
+    members = [_net_params(0), _net_params(1, hidden=7)]  # the second has another shape
+    fused = fuse_parameters(members, [1.0, 0.0])
+    assert all(torch.equal(fused[k], members[0][k]) for k in members[0])
+
+
+def test_fusing_different_architectures_is_a_clear_error():
+    with pytest.raises(FusionError, match=r"tensor '0.weight' has shape \(4, 3\) in one and \(7, 3\)"):
+        fuse_parameters([_net_params(0), _net_params(1, hidden=7)], [0.5, 0.5])
+    renamed = {f"x{k}": v for k, v in _net_params(1).items()}
+    with pytest.raises(FusionError, match="different tensors"):
+        fuse_parameters([_net_params(0), renamed], [0.5, 0.5])
+    with pytest.raises(FusionError, match="probability vector"):
+        fuse_parameters([_net_params(0), _net_params(1)], [0.7, 0.7])
+
+
+def _choose(strategy, *, iteration=3, fusion_start=1, population=None, weights=None, previous=None, fallback="normal"):
+    population = population if population is not None else [None, _net_params(1), _net_params(2)]
+    weights = weights if weights is not None else np.array([0.5, 0.25, 0.25])
+    return initial_parameters(
+        strategy=strategy, oracle=RecordingOracle(), player=0, iteration=iteration,
+        population_parameters=population, meta_strategy=weights, previous_parameters=previous,
+        fusion_start=fusion_start, fusion_fallback=fallback, seed=11,
+    )
+
+
+@pytest.mark.parametrize("scheme", ["normal", "orthogonal", "kaiming"])
+def test_scratch_schemes_come_from_the_oracle(scheme):
+    choice = _choose(scheme)
+    assert choice.strategy == scheme
+    assert int(choice.parameters["scheme_tag"]) == ["normal", "orthogonal", "kaiming"].index(scheme)
+
+
+def test_inherit_copies_the_previous_best_response():
+    previous = _net_params(5)
+    choice = _choose("inherit", previous=previous)
+    assert choice.strategy == "inherit"
+    assert all(torch.equal(choice.parameters[k], previous[k]) for k in previous)
+    assert choice.parameters["0.weight"] is not previous["0.weight"]  # a copy, not an alias
+    assert _choose("inherit", previous=None).strategy == "normal"  # nothing to inherit yet
+
+
+def test_fusion_renormalizes_over_members_with_parameters():
+    population = [None, _net_params(1), _net_params(2)]
+    choice = _choose("fusion", population=population, weights=np.array([0.5, 0.375, 0.125]))
+    assert choice.strategy == "fusion"
+    assert choice.fusion_seconds > 0
+    expected = 0.75 * population[1]["0.weight"] + 0.25 * population[2]["0.weight"]
+    torch.testing.assert_close(choice.parameters["0.weight"], expected, rtol=0, atol=1e-6)
+
+
+def test_fusion_waits_for_its_start_iteration_and_falls_back():
+    assert _choose("fusion", iteration=2, fusion_start=3, fallback="orthogonal").strategy == "orthogonal"
+    assert _choose("fusion", iteration=3, fusion_start=3).strategy == "fusion"
+    # Only the parameter-less uniform member has weight: nothing to fuse.
+    assert _choose("fusion", weights=np.array([1.0, 0.0, 0.0])).strategy == "normal"
+
+
+def test_unknown_strategy():
+    with pytest.raises(ValueError, match="accepted: normal, orthogonal, kaiming, inherit, fusion"):
+        _choose("xavier")
