@@ -1,0 +1,91 @@
+"""Run directories and the `fusion-psro run` command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fusion_psro.cli import main
+from fusion_psro.evaluation import evaluate_mixture
+from fusion_psro.experiments import (
+    RunDirectoryError,
+    load_population_policies,
+    prepare_run_directory,
+    read_metrics,
+    run_psro,
+)
+from fusion_psro.games import compile_game
+from fusion_psro.psro import PSROConfig
+
+
+def test_run_writes_config_metrics_and_population(tmp_path):
+    out = tmp_path / "run"
+    rows = run_psro(PSROConfig(game="kuhn_poker", iterations=5, seed=3), out, progress=False)
+    config = json.loads((out / "config.json").read_text())
+    assert config["psro"]["iterations"] == 5 and config["psro"]["seed"] == 3
+    assert config["psro"]["meta_solver"] == "nash"  # resolved defaults are recorded
+    assert config["game_string"] == "kuhn_poker()"
+    assert config["versions"]["open_spiel"] == "2.0.2"
+    metrics = read_metrics(out)
+    assert metrics == json.loads(json.dumps(rows))
+    for row in metrics:
+        assert {"iteration", "exploitability", "nash_conv", "wall_s", "episodes", "fusion_s"} <= set(row)
+    # The saved population reproduces the last recorded exploitability exactly.
+    compiled = compile_game("kuhn_poker")
+    populations = [load_population_policies(out, p) for p in range(2)]
+    assert [len(p) for p in populations] == metrics[-1]["population_sizes"]
+    sigma = [np.array(s) for s in metrics[-1]["meta_strategies"]]
+    assert evaluate_mixture(compiled, populations, sigma).exploitability == pytest.approx(metrics[-1]["exploitability"], abs=1e-12)
+
+
+def test_existing_runs_are_never_overwritten_silently(tmp_path):
+    out = tmp_path / "run"
+    run_psro(PSROConfig(game="kuhn_poker", iterations=2), out, progress=False)
+    before = (out / "metrics.jsonl").read_text()
+    with pytest.raises(RunDirectoryError, match="already holds a run with this exact configuration"):
+        run_psro(PSROConfig(game="kuhn_poker", iterations=2), out, progress=False)
+    with pytest.raises(RunDirectoryError, match="holds a different run \\(iterations: 2 there, 3 now\\)"):
+        run_psro(PSROConfig(game="kuhn_poker", iterations=3), out, progress=False)
+    assert (out / "metrics.jsonl").read_text() == before
+    run_psro(PSROConfig(game="kuhn_poker", iterations=3), out, overwrite=True, progress=False)
+    assert len(read_metrics(out)) == 3
+
+
+def test_foreign_directory_is_refused_and_kept(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(RunDirectoryError, match="holds no run \\(found: notes.txt\\)"):
+        prepare_run_directory(tmp_path, {"psro": {}})
+    prepare_run_directory(tmp_path, {"psro": {}}, overwrite=True)
+    assert (tmp_path / "notes.txt").read_text() == "mine"  # --overwrite removes only run files
+
+
+def test_bad_config_fails_before_the_directory_is_touched(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match="does not apply to the exact oracle"):
+        run_psro(PSROConfig(game="kuhn_poker", init="fusion"), out, progress=False)
+    assert not out.exists()
+
+
+def test_cli_run(tmp_path, capsys):
+    out = tmp_path / "cli"
+    assert main(["run", "--game", "kuhn_poker", "--iterations", "12", "--out", str(out), "--quiet"]) == 0
+    summary = capsys.readouterr().out
+    assert "12 iterations, exploitability 0.000000" in summary
+    assert read_metrics(out)[-1]["exploitability"] < 1e-3
+    assert main(["run", "--game", "kuhn_poker", "--iterations", "12", "--out", str(out), "--quiet"]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert main(["run", "--game", "kuhn_poker", "--init", "inherit", "--out", str(tmp_path / "x")]) == 2
+    assert "does not apply to the exact oracle" in capsys.readouterr().err
+    assert main(["run", "--game", "no_such_game", "--out", str(tmp_path / "y")]) == 2
+    assert "unknown game 'no_such_game'" in capsys.readouterr().err
+
+
+def test_cli_rejects_unknown_choices(capsys):
+    for argv in (["run", "--variant", "foo", "--out", "x"], ["run", "--meta-solver", "foo", "--out", "x"],
+                 ["run", "--oracle", "foo", "--out", "x"], ["run", "--init", "foo", "--out", "x"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+        assert "invalid choice: 'foo' (choose from" in capsys.readouterr().err
