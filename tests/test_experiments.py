@@ -44,6 +44,9 @@ def test_existing_runs_are_never_overwritten_silently(tmp_path):
     out = tmp_path / "run"
     run_psro(PSROConfig(game="kuhn_poker", iterations=2), out, progress=False)
     before = (out / "metrics.jsonl").read_text()
+    # The same finished run again: nothing runs, the recorded metrics come back.
+    assert run_psro(PSROConfig(game="kuhn_poker", iterations=2), out, progress=False) == read_metrics(out)
+    (out / "population" / "player0.npz").unlink()  # no longer finished
     with pytest.raises(RunDirectoryError, match="already holds a run with this exact configuration"):
         run_psro(PSROConfig(game="kuhn_poker", iterations=2), out, progress=False)
     with pytest.raises(RunDirectoryError, match="holds a different run \\(iterations: 2 there, 3 now\\)"):
@@ -74,8 +77,10 @@ def test_cli_run(tmp_path, capsys):
     summary = capsys.readouterr().out
     assert "12 iterations, exploitability 0.000000" in summary
     assert read_metrics(out)[-1]["exploitability"] < 1e-3
-    assert main(["run", "--game", "kuhn_poker", "--iterations", "12", "--out", str(out), "--quiet"]) == 2
-    assert "already holds a run" in capsys.readouterr().err
+    assert main(["run", "--game", "kuhn_poker", "--iterations", "12", "--out", str(out), "--quiet"]) == 0
+    assert "12 iterations, exploitability 0.000000" in capsys.readouterr().out  # finished: reported, not rerun
+    assert main(["run", "--game", "kuhn_poker", "--iterations", "13", "--out", str(out), "--quiet"]) == 2
+    assert "holds a different run" in capsys.readouterr().err
     assert main(["run", "--game", "kuhn_poker", "--init", "inherit", "--out", str(tmp_path / "x")]) == 2
     assert "does not apply to the exact oracle" in capsys.readouterr().err
     assert main(["run", "--game", "no_such_game", "--out", str(tmp_path / "y")]) == 2
