@@ -215,3 +215,23 @@ def test_same_seed_same_learned_run_and_other_seed_differs():
 def test_config_errors(changes, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         PSROConfig(game="kuhn_poker", **changes).resolved()
+
+
+@pytest.mark.parametrize("variant", ["psro", "p-psro"])
+def test_shared_population_uses_symmetric_meta_nash_and_solves_kuhn(variant):
+    psro = PSRO(PSROConfig(game="kuhn_poker", population="shared", variant=variant, iterations=20))
+    rows = psro.run()
+    for row in rows:
+        assert row["population_sizes"][0] == row["population_sizes"][1]
+        assert row["meta_strategies"][0] == row["meta_strategies"][1]
+    assert rows[-1]["exploitability"] < 1e-3
+    # The symmetric meta-Nash is an equilibrium of the seat-averaged agent game.
+    matrix = psro.state.meta_game.matrix
+    agent_game = 0.5 * (matrix - matrix.T)
+    sigma = np.array(rows[-1]["meta_strategies"][0])
+    assert (sigma @ agent_game).min() >= -1e-9
+
+
+def test_shared_population_with_a_learned_oracle_is_refused():
+    with pytest.raises(ConfigError, match="shared population needs one network"):
+        PSROConfig(game="kuhn_poker", population="shared", oracle="dqn").resolved()

@@ -89,7 +89,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         fusion_start=args.fusion_start, fusion_fallback=args.fusion_fallback, episodes=args.episodes,
         rn_learners=args.rn_learners, pipeline_learners=args.pipeline_learners,
         pipeline_max_iterations=args.pipeline_max_iterations, pipeline_plateau=args.pipeline_plateau,
-        oracle_options=dict(args.oracle_option),
+        oracle_options=dict(args.oracle_option), population=args.population,
     )
     rows = run_psro(config, args.out, overwrite=args.overwrite, progress=not args.quiet)
     last = rows[-1]
@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_cmd_compile)
 
     from fusion_psro.meta import META_SOLVERS
-    from fusion_psro.psro import INIT_STRATEGIES, ORACLES, VARIANTS, PSROConfig
+    from fusion_psro.psro import INIT_STRATEGIES, ORACLES, POPULATION_MODES, VARIANTS, PSROConfig
 
     defaults = PSROConfig()
     p = sub.add_parser("run", help="run PSRO / Fusion-PSRO into an output directory")
@@ -136,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fusion-fallback", default=defaults.fusion_fallback, choices=("normal", "orthogonal", "kaiming", "inherit"),
                    help="init before --fusion-start (default: %(default)s)")
     p.add_argument("--episodes", type=int, default=defaults.episodes, help="training episodes per best response (default: %(default)s)")
+    p.add_argument("--population", default=defaults.population, choices=POPULATION_MODES,
+                   help="one population per player, or one shared population of two-seat agents (default: %(default)s)")
     p.add_argument("--rn-learners", type=int, default=defaults.rn_learners, help="psro-rn: learners per player per iteration (default: %(default)s)")
     p.add_argument("--pipeline-learners", type=int, default=defaults.pipeline_learners, help="p-psro: active learners per player (default: %(default)s)")
     p.add_argument("--pipeline-max-iterations", type=int, default=defaults.pipeline_max_iterations,

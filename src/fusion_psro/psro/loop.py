@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 VARIANTS = ("psro", "psro-rn", "p-psro")
 ORACLES = ("exact", "dqn")
+POPULATION_MODES = ("per-player", "shared")
 
 
 class ConfigError(ValueError):
@@ -82,6 +83,11 @@ class PSROConfig:
     pipeline_learners: int = 4
     pipeline_max_iterations: int = 5
     pipeline_plateau: float = 1e-3
+    #: ``per-player``: one population per player. ``shared``: one population of agents,
+    #: each playing both seats (member k of both players' lists is agent k); the meta-game
+    #: is the symmetrized agent-vs-agent game with the seat drawn uniformly, and both
+    #: players use its symmetric meta-Nash.
+    population: str = "per-player"
     #: Extra settings of the learned oracle (e.g. DQN hyperparameters), by name.
     oracle_options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -92,6 +98,13 @@ class PSROConfig:
             raise ConfigError(f"unknown oracle {config.oracle!r}; accepted: {', '.join(ORACLES)}")
         if config.variant not in VARIANTS:
             raise ConfigError(f"unknown variant {config.variant!r}; accepted: {', '.join(VARIANTS)}")
+        if config.population not in POPULATION_MODES:
+            raise ConfigError(f"unknown population mode {config.population!r}; accepted: {', '.join(POPULATION_MODES)}")
+        if config.population == "shared" and config.oracle != "exact":
+            raise ConfigError(
+                "a shared population needs one network that plays both seats; the dqn oracle trains one "
+                "network per player. Use --population per-player with --oracle dqn, or the exact oracle"
+            )
         if config.meta_solver not in META_SOLVERS:
             raise ConfigError(f"unknown meta-solver {config.meta_solver!r}; accepted: {', '.join(META_SOLVERS)}")
         if config.oracle == "exact":
@@ -241,6 +254,12 @@ class PSRO:
 
     # -- pieces shared by the variants -----------------------------------------------------
     def _solve(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.config.population == "shared":
+            # Agent i against agent j, seat drawn uniformly: (M[i, j] + c - M[j, i]) / 2. The
+            # constant c / 2 changes no equilibrium, and the game is symmetric, so the
+            # maximin strategy is a symmetric meta-Nash.
+            sigma = np.array(self.solve(0.5 * (matrix - matrix.T)).strategies[0])
+            return sigma, sigma.copy()
         solution = self.solve(matrix)
         return (np.array(solution.strategies[0]), np.array(solution.strategies[1]))
 
@@ -384,19 +403,24 @@ class PSRO:
                 learner.member = member
                 learner.iterations_trained += 1
                 infos.append(info)
-        # Freeze the lowest learner on a plateau or when its budget is spent.
-        frozen = []
+        # Freeze the lowest learner on a plateau or when its budget is spent (in a shared
+        # population the two seats of an agent freeze together, when both have plateaued).
+        decisions = []
         for player in range(2):
             lowest = state.active[player][0]
             opponents, opponent_weights = self._pipeline_target(player, 0)
             value = self._value_against(player, lowest.member, opponents, opponent_weights)
             plateau = value - lowest.last_value < config.pipeline_plateau
-            if plateau or lowest.iterations_trained >= config.pipeline_max_iterations:
-                state.active[player].pop(0)
+            lowest.last_value = value
+            decisions.append(plateau or lowest.iterations_trained >= config.pipeline_max_iterations)
+        if config.population == "shared":
+            decisions = [all(decisions)] * 2
+        frozen = []
+        for player in range(2):
+            if decisions[player]:
+                lowest = state.active[player].pop(0)
                 state.last_best_response[player] = lowest.member
                 frozen.append(player)
-            else:
-                lowest.last_value = value
         return self._report(infos, frozen=frozen)
 
     def _fixed_meta_strategy(self, player: int) -> np.ndarray:
@@ -421,4 +445,4 @@ class PSRO:
         return float(values[player])
 
 
-__all__ = ["ORACLES", "VARIANTS", "ConfigError", "Member", "PSRO", "PSROConfig", "PSROState", "make_oracle"]
+__all__ = ["ORACLES", "POPULATION_MODES", "VARIANTS", "ConfigError", "Member", "PSRO", "PSROConfig", "PSROState", "make_oracle"]
