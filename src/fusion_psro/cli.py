@@ -42,10 +42,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     rng = np.random.default_rng(args.seed)
     populations = [
-        np.stack([uniform_policy(compiled, p)] + [random_policy(compiled, p, rng) for _ in range(args.population - 1)])
+        np.stack([uniform_policy(compiled, p)] + [random_policy(compiled, p, rng) for _ in range(args.population_size - 1)])
         for p in range(2)
     ]
-    meta = [rng.dirichlet(np.ones(args.population)) for _ in range(2)]
+    meta = [rng.dirichlet(np.ones(args.population_size)) for _ in range(2)]
 
     started = time.perf_counter()
     uniform_eval = evaluate_mixture(compiled, [populations[0][:1], populations[1][:1]], [[1.0], [1.0]])
@@ -59,7 +59,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     print(f"uniform policy: exploitability {uniform_eval.exploitability:.6f} "
           f"(NashConv {uniform_eval.nash_conv:.6f}), value to player 0 {uniform_eval.values[0]:+.6f}  [{uniform_s * 1e3:.1f} ms]")
-    print(f"payoff matrix of two populations of {args.population} random policies: "
+    print(f"payoff matrix of two populations of {args.population_size} random policies: "
           f"{matrix.shape[0]}x{matrix.shape[1]}, entries in [{matrix.min():+.3f}, {matrix.max():+.3f}]  [{matrix_s * 1e3:.1f} ms]")
     print(f"random meta-strategy mixture of those populations: exploitability {mixture_eval.exploitability:.6f} "
           f"(NashConv {mixture_eval.nash_conv:.6f})  [{mixture_s * 1e3:.1f} ms]")
@@ -151,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="exact evaluation demo: exploitability, payoff matrix, mixture")
     p.add_argument("--game", default="leduc_poker", help="OpenSpiel game string (default: %(default)s)")
-    p.add_argument("--population", type=int, default=50, help="policies per player in the demo populations (default: %(default)s)")
+    p.add_argument("--population", type=int, default=50, dest="population_size",
+                   help="policies per player in the demo populations (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--max-histories", type=int, default=DEFAULT_MAX_HISTORIES, help="enumeration limit (default: %(default)s)")
     p.set_defaults(handler=_cmd_evaluate)
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s: %(message)s",
     )
-    if getattr(args, "population", 1) < 1:
+    if getattr(args, "population_size", 1) < 1:
         parser.error("--population must be at least 1")
     try:
         return args.handler(args)
