@@ -94,3 +94,19 @@ def test_cli_rejects_unknown_choices(capsys):
             main(argv)
         assert exit_info.value.code == 2
         assert "invalid choice: 'foo' (choose from" in capsys.readouterr().err
+
+
+def test_report_groups_seeds_into_methods(tmp_path, capsys):
+    for seed in (0, 1):
+        for variant in ("psro", "p-psro"):
+            run_psro(PSROConfig(game="kuhn_poker", variant=variant, iterations=3, seed=seed),
+                     tmp_path / f"{variant}-{seed}", progress=False)
+    report_path = tmp_path / "report.md"
+    assert main(["report", *map(str, sorted(tmp_path.glob("*-*"))), "--out", str(report_path)]) == 0
+    text = report_path.read_text()
+    assert "| PSRO | 2 | 3 |" in text and "| P-PSRO | 2 | 3 |" in text
+    finals = [read_metrics(tmp_path / f"psro-{s}")[-1]["exploitability"] for s in (0, 1)]
+    assert f"{np.mean(finals):.4f} ± {np.std(finals, ddof=1) / np.sqrt(2):.4f}" in text
+    assert main(["report", str(tmp_path / "psro-0"), "--out", str(report_path)]) == 2  # never overwritten silently
+    assert main(["report", str(tmp_path)]) == 2
+    assert "no config.json" in capsys.readouterr().err

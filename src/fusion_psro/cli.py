@@ -100,6 +100,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fusion_psro.experiments.report import load_runs, summary_table
+
+    runs = load_runs(args.run_dirs)
+    table = summary_table(runs)
+    text = (
+        f"Final exploitability (NashConv / 2) over {len(runs)} runs; mean ± standard error over seeds.\n\n"
+        f"{table}\n"
+    )
+    print(text, end="")
+    if args.out:
+        out = Path(args.out)
+        if out.exists() and not args.overwrite:
+            print(f"fusion-psro: error: {out} exists; pass --overwrite to replace it", file=sys.stderr)
+            return 2
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from fusion_psro.games import DEFAULT_MAX_HISTORIES
 
@@ -148,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="learned-oracle setting, e.g. learning_rate=0.001 or hidden_sizes=[64,64]; repeatable")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_cmd_run)
+
+    p = sub.add_parser("report", help="table of final exploitability per method over run directories")
+    p.add_argument("run_dirs", nargs="+", metavar="DIR", help="run directories written by fusion-psro run")
+    p.add_argument("--out", help="also write the Markdown report to this file")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.set_defaults(handler=_cmd_report)
 
     p = sub.add_parser("evaluate", help="exact evaluation demo: exploitability, payoff matrix, mixture")
     p.add_argument("--game", default="leduc_poker", help="OpenSpiel game string (default: %(default)s)")

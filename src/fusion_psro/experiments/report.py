@@ -1,0 +1,99 @@
+"""Summaries over run directories: final exploitability per method, mean +- standard error.
+
+Runs that differ only in their seed form one *method*. The table reports, per method,
+the final exploitability (NashConv / 2) as mean +- standard error over seeds, and the mean
+wall time, training episodes and fusion overhead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fusion_psro.experiments.rundir import CONFIG_FILE, RunDirectoryError, read_metrics
+
+#: Settings that name a method in tables (the rest are shown only when they vary).
+METHOD_KEYS = ("game", "variant", "init", "oracle", "meta_solver")
+
+
+@dataclasses.dataclass
+class RunSummary:
+    path: Path
+    settings: dict[str, Any]
+    rows: list[dict[str, Any]]
+
+    @property
+    def final(self) -> dict[str, Any]:
+        return self.rows[-1]
+
+
+def load_runs(run_dirs: Iterable[Path | str]) -> list[RunSummary]:
+    """Read the config and metrics of each run directory (clear error if one is not a run)."""
+    runs = []
+    for run_dir in run_dirs:
+        path = Path(run_dir)
+        config_path = path / CONFIG_FILE
+        if not config_path.exists():
+            raise RunDirectoryError(f"{path} has no {CONFIG_FILE}; is it a fusion-psro run directory?")
+        settings = json.loads(config_path.read_text())["psro"]
+        rows = read_metrics(path)
+        if not rows:
+            raise RunDirectoryError(f"{path} has no iterations recorded yet")
+        runs.append(RunSummary(path, settings, rows))
+    return runs
+
+
+def method_label(settings: dict[str, Any], varying: Iterable[str]) -> str:
+    variant = settings["variant"].upper().replace("PSRO-RN", "PSRO-rN")
+    init = settings.get("init")
+    name = f"Fusion-{variant}" if init == "fusion" else variant
+    if init and init != "fusion":
+        name += f" ({init} init)"
+    extras = [f"{k}={settings[k]}" for k in varying if k not in ("variant", "init")]
+    return name + (f" [{', '.join(extras)}]" if extras else "")
+
+
+def mean_and_standard_error(values: list[float]) -> tuple[float, float]:
+    array = np.asarray(values, dtype=np.float64)
+    if array.size < 2:
+        return float(array.mean()), math.nan
+    return float(array.mean()), float(array.std(ddof=1) / math.sqrt(array.size))
+
+
+def group_by_method(runs: list[RunSummary]) -> dict[tuple, list[RunSummary]]:
+    groups: dict[tuple, list[RunSummary]] = {}
+    for run in runs:
+        key = tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in run.settings.items() if k != "seed"))
+        groups.setdefault(key, []).append(run)
+    return groups
+
+
+def summary_table(runs: list[RunSummary]) -> str:
+    """Markdown table: one row per method, final exploitability mean +- standard error."""
+    groups = group_by_method(runs)
+    all_keys = sorted({k for run in runs for k in run.settings if k != "seed"})
+    varying = [k for k in all_keys if len({json.dumps(r.settings.get(k), sort_keys=True) for r in runs}) > 1]
+    lines = [
+        "| method | seeds | iterations | final exploitability (mean ± s.e.) | episodes | wall time (s) | fusion overhead |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for members in groups.values():
+        settings = members[0].settings
+        finals = [r.final["exploitability"] for r in members]
+        mean, se = mean_and_standard_error(finals)
+        wall = float(np.mean([r.final["wall_s"] for r in members]))
+        fusion = float(np.mean([sum(row.get("fusion_s", 0.0) for row in r.rows) for r in members]))
+        iterations = sorted({r.final["iteration"] for r in members})
+        episodes = float(np.mean([r.final["episodes"] for r in members]))
+        se_text = "n/a" if math.isnan(se) else f"{se:.4f}"
+        lines.append(
+            f"| {method_label(settings, varying)} | {len(members)} | {'/'.join(map(str, iterations))} | "
+            f"{mean:.4f} ± {se_text} | {episodes:,.0f} | {wall:.1f} | {100 * fusion / max(wall, 1e-12):.4f}% |"
+        )
+    return "\n".join(lines)
