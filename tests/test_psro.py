@@ -235,3 +235,25 @@ def test_shared_population_uses_symmetric_meta_nash_and_solves_kuhn(variant):
 def test_shared_population_with_a_learned_oracle_is_refused():
     with pytest.raises(ConfigError, match="shared population needs one network"):
         PSROConfig(game="kuhn_poker", population="shared", oracle="dqn").resolved()
+
+
+SMALL_DQN = {"hidden_sizes": (32,), "num_envs": 32, "min_replay_before_learning": 64, "batch_size": 64}
+
+
+@pytest.mark.parametrize("variant", ["psro", "psro-rn", "p-psro"])
+def test_dqn_psro_end_to_end_is_deterministic(variant):
+    def run(seed):
+        config = PSROConfig(game="kuhn_poker", oracle="dqn", init="fusion", variant=variant, iterations=3,
+                            episodes=300, seed=seed, pipeline_learners=2, oracle_options=SMALL_DQN)
+        psro = PSRO(config)
+        rows = psro.run()
+        return rows, psro
+
+    rows_a, psro_a = run(5)
+    rows_b, _ = run(5)
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.endswith("_s") and k != "oracle"} for r in rows]  # noqa: E731
+    assert strip(rows_a) == strip(rows_b)
+    assert rows_a[-1]["episodes"] > 0
+    assert any("fusion" in r["inits"] for r in rows_a)
+    members = [m for pop in psro_a.state.populations for m in pop if m.parameters is not None]
+    assert members and all(set(m.parameters) == set(members[0].parameters) for m in members)
