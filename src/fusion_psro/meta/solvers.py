@@ -38,6 +38,7 @@ import numpy as np
 from scipy.optimize import linprog
 
 from fusion_psro.errors import FusionPSROError, InvalidMetaStrategyError
+from fusion_psro.policies import validate_meta_strategy
 
 log = logging.getLogger(__name__)
 
@@ -174,22 +175,8 @@ def _initial_strategies(initial, shape: tuple[int, int]) -> tuple[np.ndarray, np
         raise InvalidMetaStrategyError("initial_strategies must be a pair (sigma0, sigma1)") from exc
     if len(parts) != 2:
         raise InvalidMetaStrategyError(f"initial_strategies must be a pair (sigma0, sigma1), got {len(parts)} items")
-    out = []
-    for player, (p, n) in enumerate(zip(parts, shape)):
-        try:
-            arr = np.asarray(p, dtype=np.float64)
-        except (ValueError, TypeError) as exc:
-            raise InvalidMetaStrategyError(f"initial strategy of player {player} is not numeric: {exc}") from exc
-        if arr.shape != (n,):
-            raise InvalidMetaStrategyError(
-                f"initial strategy of player {player} must have shape ({n},), got {arr.shape}"
-            )
-        if not np.all(np.isfinite(arr)) or np.any(arr < 0) or abs(arr.sum() - 1.0) > 1e-6:
-            raise InvalidMetaStrategyError(
-                f"initial strategy of player {player} must be a probability vector "
-                f"(finite, non-negative, summing to 1), got sum {arr.sum()!r}"
-            )
-        out.append(arr / arr.sum())
+    out = [validate_meta_strategy(p, n, player=player) for player, (p, n) in enumerate(zip(parts, shape))]
+    out = [arr / arr.sum() for arr in out]
     return out[0], out[1]
 
 
