@@ -235,3 +235,26 @@ def test_random_policy_properties(game_string, seed, concentration):
     assert abs(u0 + u1) <= 1e-12
     result = evaluation.evaluate_profile(compiled, profile)
     assert result.best_response_values[0] >= u0 - 1e-12 and result.best_response_values[1] >= u1 - 1e-12
+
+
+def test_best_response_breaks_ties_by_value_against_the_uniform_opponent():
+    """Where the opponent never goes, the response plays as it would against uniform play."""
+    from fusion_psro.evaluation import best_response, realization_plans
+    from fusion_psro.games import compile_game
+    from fusion_psro.policies import random_deterministic_policy, uniform_policy
+
+    compiled = compile_game("leduc_poker")
+    opponent = random_deterministic_policy(compiled, 1, np.random.default_rng(3))
+    response = best_response(compiled, 0, opponent)
+    against_uniform = best_response(compiled, 0, uniform_policy(compiled, 1))
+    # Opponent reach of each of player 0's information states.
+    decision = np.flatnonzero(compiled.node_player == 0)
+    reach = compiled.chance_reach[decision] * realization_plans(compiled, 1, opponent)[compiled.sequences[decision, 1]]
+    infostate_reach = np.bincount(compiled.node_infostate[decision], weights=reach,
+                                  minlength=compiled.players[0].num_infostates)
+    unreached = np.flatnonzero(infostate_reach == 0)
+    assert unreached.size > 50  # a pure opponent leaves much of the tree unvisited
+    np.testing.assert_array_equal(response.policy[unreached], against_uniform.policy[unreached])
+    # ...and the value is still the exact best-response value.
+    value = fusion_psro.evaluation.expected_payoff(compiled, response.policy, opponent)[0]
+    assert value == pytest.approx(response.value, abs=1e-12)

@@ -108,7 +108,9 @@ class BestResponse:
     ----------
     policy:
         ``[I, A]`` (or ``[B, I, A]`` for a batch of opponents) one-hot policy of the
-        responding player; ties are broken towards the lowest action index.
+        responding player. Ties (information states the opponent never reaches, where
+        every action is worth zero, and genuinely equal actions) are broken by the value
+        against the opponent's uniform random policy, then towards the lowest action index.
     value:
         Expected utility of the responding player (float, or ``[B]``).
     """
@@ -117,23 +119,51 @@ class BestResponse:
     value: float | np.ndarray
 
 
+#: Actions within this relative distance of the best value count as tied.
+TIE_TOLERANCE = 1e-12
+
+
+def _uniform_plan(compiled: CompiledGame, player: int) -> np.ndarray:
+    cache = compiled.__dict__.setdefault("_uniform_plans", {})
+    if player not in cache:
+        mask = compiled.players[player].legal_mask.astype(np.float64)
+        cache[player] = realization_plans(compiled, player, mask / mask.sum(axis=1, keepdims=True))
+    return cache[player]
+
+
 def best_response_to_plans(compiled: CompiledGame, player: int, opponent_plans: np.ndarray) -> BestResponse:
-    """Best response of ``player`` to one opponent plan ``[S']`` or a batch ``[B, S']``."""
+    """Best response of ``player`` to one opponent plan ``[S']`` or a batch ``[B, S']``.
+
+    The value is exact. Among the actions that reach it at an information state, the
+    response takes the one that is best against the opponent's uniform random policy (a
+    lexicographic best response): at states the opponent's strategy never reaches, every
+    action is worth zero, and an arbitrary choice there (always folding, say) leaves a
+    weakness that later mixtures, which do reach those states, would expose.
+    """
     info = compiled.players[_check_player(player)]
     single = opponent_plans.ndim == 1
     columns = opponent_plans[:, None] if single else opponent_plans.T
-    # values[s, b]: expected utility collected at sequence s (and below, once folded).
-    values = np.array(sequence_form(compiled).matrices[player] @ columns, dtype=np.float64)
+    matrix = sequence_form(compiled).matrices[player]
+    # values[s, b]: expected utility collected at sequence s (and below, once folded);
+    # tie_values: the same against the uniform opponent, for the responses chosen here.
+    values = np.array(matrix @ columns, dtype=np.float64)
     batch = values.shape[1]
+    tie_values = np.repeat(np.asarray(matrix @ _uniform_plan(compiled, 1 - player))[:, None], batch, axis=1)
     per_infostate = values[: info.empty_sequence].reshape(info.num_infostates, info.num_actions, batch)
+    tie_per_infostate = tie_values[: info.empty_sequence].reshape(info.num_infostates, info.num_actions, batch)
     policy = np.zeros((batch, info.num_infostates, info.num_actions))
     for group in reversed(info.infostates_by_level):
-        action_values = np.where(info.legal_mask[group][:, :, None], per_infostate[group], -np.inf)
-        best_action = action_values.argmax(axis=1)  # [|group|, B]
-        best_value = np.take_along_axis(action_values, best_action[:, None, :], axis=1)[:, 0, :]
+        legal = info.legal_mask[group][:, :, None]
+        action_values = np.where(legal, per_infostate[group], -np.inf)
+        best_value = action_values.max(axis=1)  # [|group|, B]
+        tied = action_values >= (best_value - TIE_TOLERANCE * (1.0 + np.abs(best_value)))[:, None, :]
+        best_action = np.where(tied, tie_per_infostate[group], -np.inf).argmax(axis=1)
+        chosen_tie_value = np.take_along_axis(tie_per_infostate[group], best_action[:, None, :], axis=1)[:, 0, :]
         policy[np.arange(batch)[None, :], group[:, None], best_action] = 1.0
         # Parents lie at shallower levels, so they are folded after this group.
-        np.add.at(values, info.parent_sequence[group], best_value)
+        parents = info.parent_sequence[group]
+        np.add.at(values, parents, best_value)
+        np.add.at(tie_values, parents, chosen_tie_value)
     root_values = values[info.empty_sequence]
     if single:
         return BestResponse(policy=policy[0], value=float(root_values[0]))
