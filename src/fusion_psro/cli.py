@@ -80,9 +80,16 @@ def _parse_option(text: str) -> tuple[str, object]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from fusion_psro.experiments import run_psro
+    from fusion_psro.experiments import resume_psro, run_psro
     from fusion_psro.psro import PSROConfig
 
+    if args.resume:
+        rows = resume_psro(args.resume, progress=not args.quiet)
+        _print_run_summary(args.resume, rows[-1])
+        return 0
+    if not args.out:
+        print("fusion-psro: error: run needs --out DIR (a new run) or --resume DIR (continue one)", file=sys.stderr)
+        return 2
     config = PSROConfig(
         game=args.game, oracle=args.oracle, init=args.init, variant=args.variant,
         meta_solver=args.meta_solver, iterations=args.iterations, seed=args.seed,
@@ -92,12 +99,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         oracle_options=dict(args.oracle_option), population=args.population,
     )
     rows = run_psro(config, args.out, overwrite=args.overwrite, progress=not args.quiet)
-    last = rows[-1]
+    _print_run_summary(args.out, rows[-1])
+    return 0
+
+
+def _print_run_summary(out: str, last: dict) -> None:
     print(
-        f"{args.out}: {last['iteration']} iterations, exploitability {last['exploitability']:.6f} "
+        f"{out}: {last['iteration']} iterations, exploitability {last['exploitability']:.6f} "
         f"(NashConv {last['nash_conv']:.6f}), {last['episodes']:,} episodes, {last['wall_s']:.1f} s"
     )
-    return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -151,7 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--meta-solver", default=defaults.meta_solver, choices=sorted(META_SOLVERS), help="(default: %(default)s)")
     p.add_argument("--iterations", type=int, default=defaults.iterations, help="PSRO iterations (default: %(default)s)")
     p.add_argument("--seed", type=int, default=defaults.seed, help="(default: %(default)s)")
-    p.add_argument("--out", required=True, help="run directory (must be new or empty, unless --overwrite)")
+    p.add_argument("--out", help="run directory (must be new or empty, unless --overwrite)")
+    p.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR from its last checkpoint "
+                   "(its config.json gives every setting; other options are ignored)")
     p.add_argument("--overwrite", action="store_true", help="replace the run files already in --out")
     p.add_argument("--fusion-start", type=int, default=defaults.fusion_start,
                    help="first iteration that fuses, with --init fusion (default: %(default)s)")

@@ -7,9 +7,12 @@ from fusion_psro.experiments.rundir import (
     read_metrics,
     save_population,
 )
-from fusion_psro.experiments.runner import run_psro
+from fusion_psro.experiments.checkpoint import CheckpointError
+from fusion_psro.experiments.runner import resume_psro, run_psro
 
 __all__ = [
+    "CheckpointError",
+    "resume_psro",
     "RunDirectoryError",
     "load_population_policies",
     "prepare_run_directory",

@@ -4,6 +4,8 @@ A run directory holds:
 
 * ``config.json``: the resolved configuration, versions, and the command that ran;
 * ``metrics.jsonl``: one JSON object per iteration, appended and flushed as it happens;
+* ``checkpoints/``: the loop's state after the last two iterations, for ``--resume``
+  (see :mod:`fusion_psro.experiments.checkpoint`);
 * ``population/``: the final populations: ``player{p}.npz`` (tabular policies
   ``[K, I, A]`` and each member's origin) and, for learned oracles,
   ``player{p}_member{k:03d}.safetensors`` (network parameters).
@@ -27,7 +29,8 @@ from fusion_psro.errors import FusionPSROError
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 POPULATION_DIR = "population"
-RUN_FILES = (CONFIG_FILE, METRICS_FILE, POPULATION_DIR)
+#: Everything a run writes; ``--overwrite`` removes exactly these.
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, POPULATION_DIR, "checkpoints")
 
 
 class RunDirectoryError(FusionPSROError, ValueError):

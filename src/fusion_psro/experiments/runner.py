@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import platform
 import sys
 from pathlib import Path
@@ -12,6 +13,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+import fusion_psro
+from fusion_psro.experiments.checkpoint import Checkpointer, CheckpointError, restore_latest
 from fusion_psro.experiments.rundir import (
     CONFIG_FILE,
     METRICS_FILE,
@@ -29,7 +32,6 @@ log = logging.getLogger(__name__)
 
 def run_config_record(config: PSROConfig, compiled_game_string: str) -> dict[str, Any]:
     """What ``config.json`` holds: the resolved settings and the versions that ran them."""
-    import fusion_psro
     import numpy
     import torch
 
@@ -67,7 +69,9 @@ def run_psro(
     """Run PSRO as configured, writing ``config.json``, ``metrics.jsonl`` and the population.
 
     Returns the metrics rows. The directory is checked before any work starts. If ``out``
-    already holds this exact run, finished, its metrics are returned and nothing runs.
+    already holds this exact run, finished, its metrics are returned and nothing runs. A
+    checkpoint is written after every iteration (see :mod:`fusion_psro.experiments.checkpoint`),
+    so :func:`resume_psro` can continue the run if it is interrupted.
     """
     psro = PSRO(config)  # validates the config and compiles the game first
     finished = finished_run_metrics(out, psro.config)
@@ -75,16 +79,69 @@ def run_psro(
         log.warning("%s already holds this finished run; nothing to do (pass --overwrite to run it again)", out)
         return finished
     out = prepare_run_directory(out, run_config_record(psro.config, psro.compiled.game_string), overwrite=overwrite)
+    return _run_to_end(psro, out, [], progress)
+
+
+def resume_psro(out: Path | str, *, progress: bool = True) -> list[dict[str, Any]]:
+    """Continue the run in ``out`` from its last good checkpoint.
+
+    The resumed run ends with the same metrics (wall times aside) as an uninterrupted run
+    with the same seed. Metrics rows written after the checkpoint (a crash between the two
+    writes) are dropped and recomputed.
+    """
+    out = Path(out)
+    try:
+        record = json.loads((out / CONFIG_FILE).read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{out} has no {CONFIG_FILE}; it is not a fusion-psro run directory") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"cannot read {out / CONFIG_FILE}: {exc}") from None
+    written_by = record.get("versions", {}).get("fusion_psro")
+    if written_by != fusion_psro.__version__:
+        raise CheckpointError(
+            f"{out} was written by fusion-psro {written_by}; this is {fusion_psro.__version__}. Resume it with "
+            "the version that wrote it, or start a new run"
+        )
+    try:
+        config = PSROConfig(**record["psro"])
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"{out / CONFIG_FILE} does not describe a PSRO run ({exc})") from None
+    psro = PSRO(config)
+    finished = finished_run_metrics(out, psro.config)
+    if finished is not None:
+        log.warning("%s is already finished; nothing to resume", out)
+        return finished
+    iteration = restore_latest(psro, out)
+    rows = [row for row in read_metrics(out) if row["iteration"] <= iteration] if (out / METRICS_FILE).exists() else []
+    if [row["iteration"] for row in rows] != list(range(1, iteration + 1)):
+        raise CheckpointError(
+            f"{out / METRICS_FILE} does not hold iterations 1..{iteration} that the checkpoint records; "
+            "the run directory was modified by hand"
+        )
+    # Rewrite the metrics to exactly the checkpointed iterations, atomically.
+    tmp = out / f".{METRICS_FILE}.tmp"
+    tmp.write_text("".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
+    os.replace(tmp, out / METRICS_FILE)
+    log.info("resuming %s after iteration %d", out, iteration)
+    return _run_to_end(psro, out, rows, progress)
+
+
+def _run_to_end(psro: PSRO, out: Path, rows: list[dict[str, Any]], progress: bool) -> list[dict[str, Any]]:
     metrics = MetricsLog(out / METRICS_FILE)
+    checkpointer = Checkpointer(out)
     log.info("running %s into %s", psro.config, out)
     label = f"{psro.config.variant} {psro.config.oracle}" + (f" {psro.config.init}" if psro.config.init else "")
-    with tqdm(total=psro.config.iterations, desc=label, unit="it", disable=not progress, dynamic_ncols=True) as bar:
+    rows = list(rows)
+    with tqdm(total=psro.config.iterations, initial=psro.state.iteration, desc=label, unit="it",
+              disable=not progress, dynamic_ncols=True) as bar:
         def record(row: dict[str, Any]) -> None:
             metrics.append(row)
+            checkpointer.save(psro)
+            rows.append(row)
             bar.set_postfix(exploitability=f"{row['exploitability']:.4f}", refresh=False)
             bar.update(1)
 
-        rows = psro.run(callback=record)
+        psro.run(callback=record)
     save_population(out, psro.state.populations)
     log.info("wrote %s, %s and the population to %s", CONFIG_FILE, METRICS_FILE, out)
     return rows

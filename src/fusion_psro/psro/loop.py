@@ -310,10 +310,11 @@ class PSRO:
             **extra,
         }
 
-    def _add(self, player: int, member: Member) -> None:
+    def _add(self, player: int, member: Member, *, best_response: bool = True) -> None:
         self.state.populations[player].append(member)
         self.state.meta_game.add(player, member.policy)
-        self.state.last_best_response[player] = member
+        if best_response:
+            self.state.last_best_response[player] = member
 
     # -- variants ------------------------------------------------------------------------
     def _step_psro(self) -> dict[str, Any]:
@@ -384,7 +385,7 @@ class PSRO:
                     member.parameters = choice.parameters
                     info.update(init=choice.strategy, fusion_s=choice.fusion_seconds)
                 state.active[player].append(ActiveLearner(member))
-                self._add(player, member)
+                self._add(player, member, best_response=False)  # a placeholder until trained
                 infos.append(info)
         # Train every active learner against the fixed population plus the learners below it.
         for player in range(2):

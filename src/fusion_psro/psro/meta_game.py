@@ -67,6 +67,22 @@ class MetaGame:
             self._column_values[index] = values
             self.matrix[:, index] = self._column(values)
 
+    @classmethod
+    def restore(cls, compiled: CompiledGame, policies: list[list[np.ndarray]], matrix: np.ndarray) -> MetaGame:
+        """Rebuild a meta-game from its members' policies and its saved payoff matrix.
+
+        The matrix is taken as saved (not recomputed), so a resumed run continues from
+        bit-identical payoffs.
+        """
+        meta_game = cls(compiled)
+        if matrix.shape != (len(policies[0]), len(policies[1])):
+            raise ValueError(f"saved meta-game is {matrix.shape}, populations are {len(policies[0])}x{len(policies[1])}")
+        meta_game._plans = [[realization_plans(compiled, p, policy) for policy in policies[p]] for p in range(2)]
+        mat0 = sequence_form(compiled).matrices[0]
+        meta_game._column_values = [np.asarray(mat0 @ plan) for plan in meta_game._plans[1]]
+        meta_game.matrix = np.array(matrix, dtype=np.float64)
+        return meta_game
+
     def plan(self, player: int, index: int) -> np.ndarray:
         return self._plans[player][index]
 
