@@ -110,6 +110,22 @@ def _print_run_summary(out: str, last: dict) -> None:
     )
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from fusion_psro.experiments.report import load_runs, summary_table
+    from fusion_psro.experiments.sweep import load_sweep, run_sweep
+
+    sweep = load_sweep(args.config)
+    print(f"sweep {args.config}: {len(sweep.cells)} runs into {sweep.out}", file=sys.stderr)
+    results = run_sweep(sweep, address=args.address, progress=not args.quiet)
+    failed = [r for r in results if r["action"] == "failed"]
+    for result in failed:
+        print(f"fusion-psro: run {result['cell']} failed: {result['error']}", file=sys.stderr)
+    finished = [r["out"] for r in results if r["action"] != "failed"]
+    if finished:
+        print(summary_table(load_runs(finished)))
+    return 1 if failed else 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -129,6 +145,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
             return 2
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from fusion_psro.experiments.plots import plot_runs
+
+    paths = plot_runs(args.run_dirs, args.out, x=args.x, title=args.title, log_y=args.log_y, overwrite=args.overwrite)
+    for path in paths:
+        print(path)
     return 0
 
 
@@ -183,11 +208,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_cmd_run)
 
+    p = sub.add_parser("sweep", help="run a grid of PSRO runs (TOML config) as Ray tasks")
+    p.add_argument("config", help="sweep config (TOML): [sweep] out/workers, [grid] lists, [settings] fixed values")
+    p.add_argument("--address", help="join this Ray cluster (HOST:PORT) instead of starting a local Ray")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_cmd_sweep)
+
     p = sub.add_parser("report", help="table of final exploitability per method over run directories")
     p.add_argument("run_dirs", nargs="+", metavar="DIR", help="run directories written by fusion-psro run")
     p.add_argument("--out", help="also write the Markdown report to this file")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.set_defaults(handler=_cmd_report)
+
+    p = sub.add_parser("plot", help="exploitability curves (mean ± s.e. over seeds) of run directories, as PNG and SVG")
+    p.add_argument("run_dirs", nargs="+", metavar="DIR", help="run directories written by fusion-psro run")
+    p.add_argument("--out", required=True, metavar="PREFIX", help="write PREFIX.png and PREFIX.svg")
+    p.add_argument("--x", default="both", choices=("iterations", "episodes", "both"),
+                   help="x axis: PSRO iterations, cumulative training episodes, or both side by side (default: %(default)s)")
+    p.add_argument("--title", help="figure title (default: the game, when all runs share one)")
+    p.add_argument("--log-y", action="store_true", help="logarithmic exploitability axis")
+    p.add_argument("--overwrite", action="store_true", help="replace PREFIX.png / PREFIX.svg if they exist")
+    p.set_defaults(handler=_cmd_plot)
 
     p = sub.add_parser("evaluate", help="exact evaluation demo: exploitability, payoff matrix, mixture")
     p.add_argument("--game", default="leduc_poker", help="OpenSpiel game string (default: %(default)s)")
