@@ -1,0 +1,231 @@
+"""Sweeps: a grid of PSRO runs (games x variants x inits x seeds ...) as Ray tasks.
+
+A sweep config is a TOML file::
+
+    [sweep]
+    out = "runs/leduc-init"        # each cell is a run directory below this
+    workers = 2                     # local Ray: parallel cells (default: CPU count)
+
+    [grid]                          # every combination of these lists is one cell
+    init = ["normal", "fusion", "inherit"]
+    seed = [0, 1, 2, 3, 4]
+
+    [settings]                      # the same for every cell
+    game = "leduc_poker"
+    oracle = "dqn"
+    iterations = 15
+    episodes = 6000
+
+Keys of ``[grid]`` and ``[settings]`` are the fields of
+:class:`fusion_psro.psro.PSROConfig` (``oracle_options`` as an inline table). Every cell
+is an ordinary run directory named after its grid values, so a finished cell is skipped
+when the sweep runs again, and a killed one is resumed from its checkpoint, not restarted.
+
+Without ``--address`` a local Ray is started in-process with ``workers`` CPUs; with
+``--address HOST:PORT`` the sweep joins an existing Ray cluster (whose nodes must have
+fusion-psro installed) after checking, within seconds, that the address answers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import logging
+import os
+import re
+import socket
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from fusion_psro.errors import FusionPSROError
+from fusion_psro.psro.loop import ConfigError, PSROConfig
+
+log = logging.getLogger(__name__)
+
+_SECTIONS = {"sweep", "grid", "settings"}
+_SWEEP_KEYS = {"out", "workers"}
+_CONFIG_FIELDS = {field.name for field in dataclasses.fields(PSROConfig)}
+
+
+class SweepConfigError(FusionPSROError, ValueError):
+    """A sweep config with unknown keys, bad values, or cells that would not run."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One run of the sweep."""
+
+    name: str
+    config: PSROConfig
+    out: Path
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    out: Path
+    workers: int
+    cells: tuple[Cell, ...]
+
+
+def _cell_name(values: dict[str, Any]) -> str:
+    parts = []
+    for key, value in values.items():
+        text = re.sub(r"[^A-Za-z0-9.]+", "_", str(value)).strip("_")
+        parts.append(f"seed{text}" if key == "seed" else text if key in ("game", "variant", "init") else f"{key}{text}")
+    return "-".join(parts) or "run"
+
+
+def load_sweep(path: Path | str) -> Sweep:
+    """Read and validate a sweep config; every cell's settings are checked before anything runs."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise SweepConfigError(f"sweep config {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SweepConfigError(f"{path} is not valid TOML: {exc}") from None
+    unknown = sorted(set(data) - _SECTIONS)
+    if unknown:
+        raise SweepConfigError(f"{path}: unknown section(s) {unknown}; accepted: [sweep], [grid], [settings]")
+    sweep_section = data.get("sweep", {})
+    bad = sorted(set(sweep_section) - _SWEEP_KEYS)
+    if bad:
+        raise SweepConfigError(f"{path}: unknown key(s) {bad} in [sweep]; accepted: {sorted(_SWEEP_KEYS)}")
+    grid, settings = data.get("grid", {}), data.get("settings", {})
+    for section, table in (("grid", grid), ("settings", settings)):
+        bad = sorted(set(table) - _CONFIG_FIELDS)
+        if bad:
+            raise SweepConfigError(
+                f"{path}: unknown key(s) {bad} in [{section}]; accepted: {', '.join(sorted(_CONFIG_FIELDS))}"
+            )
+    both = sorted(set(grid) & set(settings))
+    if both:
+        raise SweepConfigError(f"{path}: {both} appear in both [grid] and [settings]; put each in one place")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise SweepConfigError(f"{path}: [grid] {key} must be a non-empty list, got {values!r}")
+    out = Path(sweep_section.get("out", path.with_suffix("").name))
+    if not out.is_absolute():
+        out = (Path.cwd() / out).resolve()
+    workers = sweep_section.get("workers", os.cpu_count() or 1)
+    if not isinstance(workers, int) or workers < 1:
+        raise SweepConfigError(f"{path}: [sweep] workers must be a positive integer, got {workers!r}")
+
+    cells = []
+    keys = list(grid)
+    for combination in itertools.product(*(grid[k] for k in keys)):
+        values = dict(zip(keys, combination))
+        options = {**settings, **values}
+        if isinstance(options.get("oracle_options"), dict):
+            options["oracle_options"] = {
+                k: tuple(v) if isinstance(v, list) else v for k, v in options["oracle_options"].items()
+            }
+        name = _cell_name(values)
+        try:
+            config = PSROConfig(**options).resolved()
+        except (ConfigError, TypeError) as exc:
+            raise SweepConfigError(f"{path}: cell {name} ({values}): {exc}") from None
+        cells.append(Cell(name=name, config=config, out=out / name))
+    names = [c.name for c in cells]
+    if len(set(names)) != len(names):
+        raise SweepConfigError(f"{path}: grid values give duplicate run names; make the values distinct")
+    return Sweep(out=out, workers=workers, cells=tuple(cells))
+
+
+def run_cell(config: PSROConfig, out: str) -> dict[str, Any]:
+    """Run, resume, or skip one cell; returns its last metrics row and what was done."""
+    from fusion_psro.experiments.checkpoint import CHECKPOINT_DIR
+    from fusion_psro.experiments.rundir import CONFIG_FILE, RunDirectoryError
+    from fusion_psro.experiments.runner import finished_run_metrics, resume_psro, run_psro
+
+    out_path = Path(out)
+    finished = finished_run_metrics(out_path, config)
+    if finished is not None:
+        return {"action": "skipped (finished)", "last": finished[-1]}
+    if any((out_path / CHECKPOINT_DIR).glob("iteration-*.npz")):
+        recorded = json.loads((out_path / CONFIG_FILE).read_text()).get("psro")
+        if recorded != json.loads(json.dumps(dataclasses.asdict(config))):
+            raise RunDirectoryError(
+                f"{out_path} holds an unfinished run with other settings than this sweep's cell; nothing was "
+                "changed. Move it away, or restore the sweep config that made it"
+            )
+        rows = resume_psro(out_path, progress=False)
+        return {"action": "resumed", "last": rows[-1]}
+    rows = run_psro(config, out_path, progress=False)
+    return {"action": "ran", "last": rows[-1]}
+
+
+def check_ray_address(address: str, timeout: float = 5.0) -> None:
+    """Fail fast, with a clear error, if nothing answers at a Ray ``HOST:PORT``."""
+    match = re.fullmatch(r"(?:ray://)?\[?([^\]]+?)\]?:(\d+)", address.strip())
+    if not match:
+        raise SweepConfigError(f"Ray address {address!r} is not HOST:PORT (e.g. 127.0.0.1:6379)")
+    host, port = match.group(1), int(match.group(2))
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise SweepConfigError(
+            f"no Ray cluster answers at {host}:{port} ({exc.strerror or exc}); start one with "
+            f"`ray start --head --port {port}` or leave out --address to run locally"
+        ) from None
+
+
+def run_sweep(sweep: Sweep, *, address: str | None = None, progress: bool = True) -> list[dict[str, Any]]:
+    """Run every cell of ``sweep`` as a Ray task; returns one result per cell, in grid order.
+
+    Finished cells are skipped before Ray starts (a sweep whose cells are all finished
+    starts no Ray at all); unfinished ones are resumed from their checkpoints.
+    """
+    from fusion_psro.experiments.runner import finished_run_metrics
+
+    if address is not None:
+        check_ray_address(address)
+    results: list[dict[str, Any] | None] = [None] * len(sweep.cells)
+    todo = []
+    for index, cell in enumerate(sweep.cells):
+        finished = finished_run_metrics(cell.out, cell.config)
+        if finished is None:
+            todo.append(index)
+        else:
+            results[index] = {"cell": cell.name, "out": str(cell.out), "action": "skipped (finished)", "last": finished[-1]}
+    log.info("%d of %d cells finished already; running %d", len(sweep.cells) - len(todo), len(sweep.cells), len(todo))
+    failures = []
+    with tqdm(total=len(sweep.cells), initial=len(sweep.cells) - len(todo), desc="sweep", unit="run",
+              disable=not progress, dynamic_ncols=True) as bar:
+        if todo:
+            import ray
+
+            if address is not None:
+                ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+            else:
+                ray.init(num_cpus=sweep.workers, include_dashboard=False, log_to_driver=False,
+                         logging_level=logging.WARNING)
+            try:
+                remote_cell = ray.remote(num_cpus=1, max_retries=0)(run_cell)
+                pending = {remote_cell.remote(sweep.cells[i].config, str(sweep.cells[i].out)): i for i in todo}
+                while pending:
+                    done, _ = ray.wait(list(pending), num_returns=1)
+                    index = pending.pop(done[0])
+                    cell = sweep.cells[index]
+                    try:
+                        result = ray.get(done[0])
+                        results[index] = {"cell": cell.name, "out": str(cell.out), **result}
+                        bar.set_postfix_str(
+                            f"{cell.name}: {result['action']}, exploitability {result['last']['exploitability']:.4f}",
+                            refresh=False,
+                        )
+                    except ray.exceptions.RayError as exc:
+                        failures.append(f"{cell.name}: {exc}")
+                        results[index] = {"cell": cell.name, "out": str(cell.out), "action": "failed", "error": str(exc)}
+                    bar.update(1)
+            finally:
+                ray.shutdown()
+    if failures:
+        log.error("%d of %d cells failed (rerun the sweep to resume them): %s", len(failures), len(sweep.cells),
+                  "; ".join(failures))
+    return [r for r in results if r is not None]

@@ -1,0 +1,124 @@
+"""Sweeps: config validation, skipping finished cells, local Ray, and a loopback Ray head."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fusion_psro.experiments import read_metrics, run_psro
+from fusion_psro.experiments.sweep import SweepConfigError, check_ray_address, load_sweep, run_sweep
+
+KUHN = """
+[sweep]
+out = "{out}"
+workers = 2
+
+[grid]
+variant = ["psro", "p-psro"]
+seed = [0, 1]
+
+[settings]
+game = "kuhn_poker"
+iterations = 3
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "sweep.toml"
+    path.write_text(text.format(out=tmp_path / "runs"))
+    return path
+
+
+def test_grid_expands_to_named_cells(tmp_path):
+    sweep = load_sweep(_write(tmp_path, KUHN))
+    assert [c.name for c in sweep.cells] == ["psro-seed0", "psro-seed1", "p_psro-seed0", "p_psro-seed1"]
+    assert all(c.config.iterations == 3 and c.config.game == "kuhn_poker" for c in sweep.cells)
+    assert sweep.cells[2].config.variant == "p-psro" and sweep.cells[3].config.seed == 1
+    assert sweep.workers == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (KUHN + "\n[extra]\nx = 1\n", r"unknown section\(s\) \['extra'\]"),
+        (KUHN.replace("workers = 2", "workers = 2\nthreads = 3"), r"unknown key\(s\) \['threads'\] in \[sweep\]"),
+        (KUHN.replace('game = "kuhn_poker"', 'game = "kuhn_poker"\nlearning_rate = 0.1'),
+         r"unknown key\(s\) \['learning_rate'\] in \[settings\]; accepted: episodes, fusion_fallback"),
+        (KUHN.replace('variant = ["psro", "p-psro"]', 'variant = ["psro", "alpha"]'),
+         r"cell alpha-seed0 .*unknown variant 'alpha'; accepted: psro, psro-rn, p-psro"),
+        (KUHN.replace("seed = [0, 1]", "seed = 3"), r"\[grid\] seed must be a non-empty list"),
+        (KUHN.replace('game = "kuhn_poker"', 'game = "kuhn_poker"\nseed = 4'), r"\['seed'\] appear in both"),
+        (KUHN.replace("[grid]", "[grid\n"), "not valid TOML"),
+    ],
+)
+def test_bad_sweep_configs_name_what_and_where(tmp_path, text, message):
+    with pytest.raises(SweepConfigError, match=message):
+        load_sweep(_write(tmp_path, text))
+
+
+def test_finished_cells_are_skipped_without_starting_ray(tmp_path, monkeypatch):
+    sweep = load_sweep(_write(tmp_path, KUHN))
+    for cell in sweep.cells:
+        run_psro(cell.config, cell.out, progress=False)
+    before = {c.name: (c.out / "metrics.jsonl").stat().st_mtime_ns for c in sweep.cells}
+    monkeypatch.setitem(sys.modules, "ray", None)  # importing ray now fails: it must not be needed
+    results = run_sweep(sweep, progress=False)
+    assert [r["action"] for r in results] == ["skipped (finished)"] * 4
+    assert before == {c.name: (c.out / "metrics.jsonl").stat().st_mtime_ns for c in sweep.cells}
+
+
+def test_unreachable_ray_address_fails_fast():
+    started = time.monotonic()
+    with pytest.raises(SweepConfigError, match="no Ray cluster answers at 127.0.0.1:9"):
+        check_ray_address("127.0.0.1:9", timeout=2.0)
+    with pytest.raises(SweepConfigError, match="is not HOST:PORT"):
+        check_ray_address("somewhere")
+    assert time.monotonic() - started < 5
+
+
+def test_local_ray_sweep_runs_resumes_and_skips(tmp_path):
+    sweep = load_sweep(_write(tmp_path, KUHN))
+    first, second = sweep.cells[0], sweep.cells[2]
+    run_psro(first.config, first.out, progress=False)  # finished before the sweep
+    run_psro(second.config, second.out, progress=False)
+    (second.out / "population" / "player0.npz").unlink()  # unfinished: has checkpoints, resumed
+    results = run_sweep(sweep, progress=False)
+    actions = {r["cell"]: r["action"] for r in results}
+    assert actions == {"psro-seed0": "skipped (finished)", "psro-seed1": "ran",
+                       "p_psro-seed0": "resumed", "p_psro-seed1": "ran"}
+    for cell in sweep.cells:
+        assert len(read_metrics(cell.out)) == 3
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_sweep_against_a_loopback_ray_head(tmp_path):
+    ray_cli = shutil.which("ray", path=os.path.dirname(sys.executable))
+    assert ray_cli, "the ray command comes with the ray package"
+    port = _free_port()
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    start = subprocess.run(
+        [ray_cli, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
+         "--include-dashboard", "false", "--disable-usage-stats"],
+        capture_output=True, text=True, env=env, timeout=180,
+    )
+    try:
+        assert start.returncode == 0, start.stderr
+        text = KUHN.replace('variant = ["psro", "p-psro"]', 'variant = ["psro"]')
+        sweep = load_sweep(_write(tmp_path, text))
+        results = run_sweep(sweep, address=f"127.0.0.1:{port}", progress=False)
+        assert [r["action"] for r in results] == ["ran", "ran"]
+        assert all(len(read_metrics(c.out)) == 3 for c in sweep.cells)
+    finally:
+        subprocess.run([ray_cli, "stop", "--force"], capture_output=True, env=env, timeout=120)
