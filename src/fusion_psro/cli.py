@@ -127,24 +127,16 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from fusion_psro.experiments.report import load_runs, summary_table, write_report
 
-    from fusion_psro.experiments.report import load_runs, summary_table
-
-    runs = load_runs(args.run_dirs)
-    table = summary_table(runs)
-    text = (
-        f"Final exploitability (NashConv / 2) over {len(runs)} runs; mean ± standard error over seeds.\n\n"
-        f"{table}\n"
-    )
-    print(text, end="")
     if args.out:
-        out = Path(args.out)
-        if out.exists() and not args.overwrite:
-            print(f"fusion-psro: error: {out} exists; pass --overwrite to replace it", file=sys.stderr)
-            return 2
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
+        report, figures = write_report(args.run_dirs, args.out, overwrite=args.overwrite)
+        print(report.read_text(), end="")
+        print(f"wrote {report} and {', '.join(str(f) for f in figures)}", file=sys.stderr)
+        return 0
+    runs = load_runs(args.run_dirs)
+    print(f"Final exploitability (NashConv / 2) over {len(runs)} runs; mean ± standard error over seeds.\n")
+    print(summary_table(runs))
     return 0
 
 
@@ -216,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="table of final exploitability per method over run directories")
     p.add_argument("run_dirs", nargs="+", metavar="DIR", help="run directories written by fusion-psro run")
-    p.add_argument("--out", help="also write the Markdown report to this file")
+    p.add_argument("--out", help="write the Markdown report to this file, with its figures beside it")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.set_defaults(handler=_cmd_report)
 

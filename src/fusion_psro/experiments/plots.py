@@ -26,7 +26,6 @@ display is needed and the global pyplot state and backend are left alone.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -45,6 +44,7 @@ from fusion_psro.experiments.report import (
     load_runs,
     mean_and_standard_error,
     method_label,
+    varying_settings,
 )
 
 log = logging.getLogger(__name__)
@@ -80,12 +80,6 @@ class MethodCurve:
     @property
     def empty(self) -> bool:
         return self.x.size == 0
-
-
-def varying_settings(runs: Sequence[RunSummary]) -> list[str]:
-    """The settings (other than the seed) whose value differs between runs."""
-    keys = sorted({k for run in runs for k in run.settings if k != "seed"})
-    return [k for k in keys if len({json.dumps(r.settings.get(k), sort_keys=True) for r in runs}) > 1]
 
 
 def interpolate_curves(curves: Sequence[tuple[Any, Any]]) -> tuple[np.ndarray, np.ndarray]:

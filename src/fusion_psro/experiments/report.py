@@ -74,11 +74,16 @@ def group_by_method(runs: list[RunSummary]) -> dict[tuple, list[RunSummary]]:
     return groups
 
 
+def varying_settings(runs: list[RunSummary]) -> list[str]:
+    """The settings (other than the seed) whose value differs between runs."""
+    keys = sorted({k for run in runs for k in run.settings if k != "seed"})
+    return [k for k in keys if len({json.dumps(r.settings.get(k), sort_keys=True) for r in runs}) > 1]
+
+
 def summary_table(runs: list[RunSummary]) -> str:
     """Markdown table: one row per method, final exploitability mean +- standard error."""
     groups = group_by_method(runs)
-    all_keys = sorted({k for run in runs for k in run.settings if k != "seed"})
-    varying = [k for k in all_keys if len({json.dumps(r.settings.get(k), sort_keys=True) for r in runs}) > 1]
+    varying = varying_settings(runs)
     lines = [
         "| method | seeds | iterations | final exploitability (mean ± s.e.) | episodes | wall time (s) | fusion overhead |",
         "|---|---|---|---|---|---|---|",
@@ -97,3 +102,45 @@ def summary_table(runs: list[RunSummary]) -> str:
             f"{mean:.4f} ± {se_text} | {episodes:,.0f} | {wall:.1f} | {100 * fusion / max(wall, 1e-12):.4f}% |"
         )
     return "\n".join(lines)
+
+
+def write_report(run_dirs: Iterable[Path | str], out: Path | str, *, overwrite: bool = False,
+                 title: str = "fusion-psro report") -> tuple[Path, list[Path]]:
+    """Write a Markdown report over run directories: the summary table and the curves.
+
+    The curves (exploitability against iterations and against training episodes, see
+    :func:`fusion_psro.experiments.plots.plot_runs`) are written beside the report as
+    ``<report name>-exploitability.png`` and ``.svg``. Existing files are replaced only
+    with ``overwrite``. Returns the report's path and the figures' paths.
+    """
+    from fusion_psro.experiments.plots import plot_runs
+
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise RunDirectoryError(f"{out} exists; pass --overwrite to replace it")
+    run_dirs = [Path(d) for d in run_dirs]
+    runs = load_runs(run_dirs)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figures = plot_runs(run_dirs, out.parent / f"{out.stem}-exploitability", overwrite=overwrite, title=title)
+    png = next(p for p in figures if p.suffix == ".png")
+    total_wall = sum(r.final["wall_s"] for r in runs)
+    total_fusion = sum(row.get("fusion_s", 0.0) for r in runs for row in r.rows)
+    text = "\n".join([
+        f"# {title}",
+        "",
+        f"{len(runs)} runs. Exploitability is NashConv / 2, computed exactly; final values are "
+        "mean ± standard error over seeds. Wall time and episodes are per run (mean over seeds); "
+        "fusion overhead is the share of run time spent fusing parameters.",
+        "",
+        summary_table(runs),
+        "",
+        f"Total wall time {total_wall:,.0f} s over all runs; fusion took {total_fusion:.3f} s of it "
+        f"({100 * total_fusion / max(total_wall, 1e-12):.4f}%).",
+        "",
+        f"![exploitability]({png.name})",
+        "",
+        "Runs: " + ", ".join(f"`{d}`" for d in run_dirs),
+        "",
+    ])
+    out.write_text(text)
+    return out, figures
