@@ -122,3 +122,16 @@ def test_sweep_against_a_loopback_ray_head(tmp_path):
         assert all(len(read_metrics(c.out)) == 3 for c in sweep.cells)
     finally:
         subprocess.run([ray_cli, "stop", "--force"], capture_output=True, env=env, timeout=120)
+
+
+@pytest.mark.parametrize("config", sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml")),
+                         ids=lambda p: p.stem)
+def test_shipped_configs_are_valid_at_both_scales(config):
+    sweep = load_sweep(config)
+    assert sweep.cells
+    text = config.read_text()
+    if "[quick]" in text:
+        quick = load_sweep(config, quick=True)
+        assert quick.out.name == sweep.out.name + "-quick"
+        assert len(quick.cells) <= len(sweep.cells)
+        assert all(q.config.episodes <= s.config.episodes for q, s in zip(quick.cells, sweep.cells))

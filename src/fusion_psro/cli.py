@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -111,10 +112,10 @@ def _print_run_summary(out: str, last: dict) -> None:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from fusion_psro.experiments.report import load_runs, summary_table
+    from fusion_psro.experiments.report import write_report
     from fusion_psro.experiments.sweep import load_sweep, run_sweep
 
-    sweep = load_sweep(args.config)
+    sweep = load_sweep(args.config, quick=args.quick)
     print(f"sweep {args.config}: {len(sweep.cells)} runs into {sweep.out}", file=sys.stderr)
     results = run_sweep(sweep, address=args.address, progress=not args.quiet)
     failed = [r for r in results if r["action"] == "failed"]
@@ -122,7 +123,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         print(f"fusion-psro: run {result['cell']} failed: {result['error']}", file=sys.stderr)
     finished = [r["out"] for r in results if r["action"] != "failed"]
     if finished:
-        print(summary_table(load_runs(finished)))
+        # The report and figures are derived from the runs, so they are rewritten each time.
+        report, figures = write_report(finished, sweep.out / "report.md", overwrite=True,
+                                       title=f"sweep {Path(args.config).stem}" + (" (quick)" if args.quick else ""))
+        print(report.read_text(), end="")
+        print(f"report: {report}\nplot: {next(f for f in figures if f.suffix == '.png')}")
     return 1 if failed else 0
 
 
@@ -203,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sweep", help="run a grid of PSRO runs (TOML config) as Ray tasks")
     p.add_argument("config", help="sweep config (TOML): [sweep] out/workers, [grid] lists, [settings] fixed values")
     p.add_argument("--address", help="join this Ray cluster (HOST:PORT) instead of starting a local Ray")
+    p.add_argument("--quick", action="store_true", help="use the config's [quick] scale (minutes), into <out>-quick")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_cmd_sweep)
 

@@ -16,7 +16,9 @@ A sweep config is a TOML file::
     iterations = 15
     episodes = 6000
 
-Keys of ``[grid]`` and ``[settings]`` are the fields of
+An optional ``[quick]`` table gives replacement values (for grid or settings keys) for a
+small scale, selected with ``fusion-psro sweep CONFIG --quick``. Keys of ``[grid]``,
+``[settings]`` and ``[quick]`` are the fields of
 :class:`fusion_psro.psro.PSROConfig` (``oracle_options`` as an inline table). Every cell
 is an ordinary run directory named after its grid values, so a finished cell is skipped
 when the sweep runs again, and a killed one is resumed from its checkpoint, not restarted.
@@ -46,7 +48,7 @@ from fusion_psro.psro.loop import ConfigError, PSROConfig
 
 log = logging.getLogger(__name__)
 
-_SECTIONS = {"sweep", "grid", "settings"}
+_SECTIONS = {"sweep", "grid", "settings", "quick"}
 _SWEEP_KEYS = {"out", "workers"}
 _CONFIG_FIELDS = {field.name for field in dataclasses.fields(PSROConfig)}
 
@@ -79,8 +81,13 @@ def _cell_name(values: dict[str, Any]) -> str:
     return "-".join(parts) or "run"
 
 
-def load_sweep(path: Path | str) -> Sweep:
-    """Read and validate a sweep config; every cell's settings are checked before anything runs."""
+def load_sweep(path: Path | str, *, quick: bool = False) -> Sweep:
+    """Read and validate a sweep config; every cell's settings are checked before anything runs.
+
+    With ``quick``, the values of the config's ``[quick]`` table replace those of the same
+    key in ``[grid]`` or ``[settings]`` (a scale that finishes in minutes), and the runs go
+    to ``<out>-quick``.
+    """
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text())
@@ -90,13 +97,13 @@ def load_sweep(path: Path | str) -> Sweep:
         raise SweepConfigError(f"{path} is not valid TOML: {exc}") from None
     unknown = sorted(set(data) - _SECTIONS)
     if unknown:
-        raise SweepConfigError(f"{path}: unknown section(s) {unknown}; accepted: [sweep], [grid], [settings]")
+        raise SweepConfigError(f"{path}: unknown section(s) {unknown}; accepted: [sweep], [grid], [settings], [quick]")
     sweep_section = data.get("sweep", {})
     bad = sorted(set(sweep_section) - _SWEEP_KEYS)
     if bad:
         raise SweepConfigError(f"{path}: unknown key(s) {bad} in [sweep]; accepted: {sorted(_SWEEP_KEYS)}")
-    grid, settings = data.get("grid", {}), data.get("settings", {})
-    for section, table in (("grid", grid), ("settings", settings)):
+    grid, settings = dict(data.get("grid", {})), dict(data.get("settings", {}))
+    for section, table in (("grid", grid), ("settings", settings), ("quick", data.get("quick", {}))):
         bad = sorted(set(table) - _CONFIG_FIELDS)
         if bad:
             raise SweepConfigError(
@@ -105,10 +112,17 @@ def load_sweep(path: Path | str) -> Sweep:
     both = sorted(set(grid) & set(settings))
     if both:
         raise SweepConfigError(f"{path}: {both} appear in both [grid] and [settings]; put each in one place")
+    if quick:
+        if "quick" not in data:
+            raise SweepConfigError(f"{path} has no [quick] table, so it has no quick scale")
+        for key, value in data["quick"].items():
+            (grid if key in grid else settings)[key] = value
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             raise SweepConfigError(f"{path}: [grid] {key} must be a non-empty list, got {values!r}")
-    out = Path(sweep_section.get("out", path.with_suffix("").name))
+    out = Path(sweep_section.get("out", Path("runs") / path.with_suffix("").name))
+    if quick:
+        out = out.with_name(out.name + "-quick")
     if not out.is_absolute():
         out = (Path.cwd() / out).resolve()
     workers = sweep_section.get("workers", os.cpu_count() or 1)
