@@ -110,3 +110,15 @@ def test_report_groups_seeds_into_methods(tmp_path, capsys):
     assert main(["report", str(tmp_path / "psro-0"), "--out", str(report_path)]) == 2  # never overwritten silently
     assert main(["report", str(tmp_path)]) == 2
     assert "no config.json" in capsys.readouterr().err
+
+
+def test_tensorboard_scalars(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    rows = run_psro(PSROConfig(game="kuhn_poker", iterations=3), out, progress=False, tensorboard=True)
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    scalars = events.Scalars("exploitability (NashConv / 2)")
+    assert [s.step for s in scalars] == [1, 2, 3]
+    assert [s.value for s in scalars] == pytest.approx([r["exploitability"] for r in rows], abs=1e-6)

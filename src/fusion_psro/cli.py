@@ -85,7 +85,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from fusion_psro.psro import PSROConfig
 
     if args.resume:
-        rows = resume_psro(args.resume, progress=not args.quiet)
+        rows = resume_psro(args.resume, progress=not args.quiet, tensorboard=args.tensorboard)
         _print_run_summary(args.resume, rows[-1])
         return 0
     if not args.out:
@@ -99,7 +99,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         pipeline_max_iterations=args.pipeline_max_iterations, pipeline_plateau=args.pipeline_plateau,
         oracle_options=dict(args.oracle_option), population=args.population,
     )
-    rows = run_psro(config, args.out, overwrite=args.overwrite, progress=not args.quiet)
+    rows = run_psro(config, args.out, overwrite=args.overwrite, progress=not args.quiet, tensorboard=args.tensorboard)
     _print_run_summary(args.out, rows[-1])
     return 0
 
@@ -203,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--oracle-option", action="append", default=[], type=_parse_option, metavar="KEY=VALUE",
                    help="learned-oracle setting, e.g. learning_rate=0.001 or hidden_sizes=[64,64]; repeatable")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard scalars to DIR/tensorboard")
     p.set_defaults(handler=_cmd_run)
 
     p = sub.add_parser("sweep", help="run a grid of PSRO runs (TOML config) as Ray tasks")

@@ -30,7 +30,7 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 POPULATION_DIR = "population"
 #: Everything a run writes; ``--overwrite`` removes exactly these.
-RUN_FILES = (CONFIG_FILE, METRICS_FILE, POPULATION_DIR, "checkpoints")
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, POPULATION_DIR, "checkpoints", "tensorboard")
 
 
 class RunDirectoryError(FusionPSROError, ValueError):

@@ -20,6 +20,7 @@ from fusion_psro.experiments.rundir import (
     METRICS_FILE,
     POPULATION_DIR,
     MetricsLog,
+    RunDirectoryError,
     prepare_run_directory,
     read_metrics,
     save_population,
@@ -64,14 +65,16 @@ def finished_run_metrics(out: Path | str, config: PSROConfig) -> list[dict[str, 
 
 
 def run_psro(
-    config: PSROConfig, out: Path | str, *, overwrite: bool = False, progress: bool = True
+    config: PSROConfig, out: Path | str, *, overwrite: bool = False, progress: bool = True, tensorboard: bool = False
 ) -> list[dict[str, Any]]:
     """Run PSRO as configured, writing ``config.json``, ``metrics.jsonl`` and the population.
 
     Returns the metrics rows. The directory is checked before any work starts. If ``out``
     already holds this exact run, finished, its metrics are returned and nothing runs. A
     checkpoint is written after every iteration (see :mod:`fusion_psro.experiments.checkpoint`),
-    so :func:`resume_psro` can continue the run if it is interrupted.
+    so :func:`resume_psro` can continue the run if it is interrupted. With ``tensorboard``,
+    each iteration's numbers are also written as TensorBoard scalars under ``out/tensorboard``
+    (needs the ``tensorboard`` package: ``pip install -e '.[tensorboard]'``).
     """
     psro = PSRO(config)  # validates the config and compiles the game first
     finished = finished_run_metrics(out, psro.config)
@@ -79,10 +82,10 @@ def run_psro(
         log.warning("%s already holds this finished run; nothing to do (pass --overwrite to run it again)", out)
         return finished
     out = prepare_run_directory(out, run_config_record(psro.config, psro.compiled.game_string), overwrite=overwrite)
-    return _run_to_end(psro, out, [], progress)
+    return _run_to_end(psro, out, [], progress, tensorboard)
 
 
-def resume_psro(out: Path | str, *, progress: bool = True) -> list[dict[str, Any]]:
+def resume_psro(out: Path | str, *, progress: bool = True, tensorboard: bool = False) -> list[dict[str, Any]]:
     """Continue the run in ``out`` from its last good checkpoint.
 
     The resumed run ends with the same metrics (wall times aside) as an uninterrupted run
@@ -123,12 +126,31 @@ def resume_psro(out: Path | str, *, progress: bool = True) -> list[dict[str, Any
     tmp.write_text("".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
     os.replace(tmp, out / METRICS_FILE)
     log.info("resuming %s after iteration %d", out, iteration)
-    return _run_to_end(psro, out, rows, progress)
+    return _run_to_end(psro, out, rows, progress, tensorboard)
 
 
-def _run_to_end(psro: PSRO, out: Path, rows: list[dict[str, Any]], progress: bool) -> list[dict[str, Any]]:
+#: Numbers of a metrics row written as TensorBoard scalars, by tag.
+TENSORBOARD_SCALARS = {
+    "exploitability": "exploitability (NashConv / 2)", "nash_conv": "nash_conv", "episodes": "episodes",
+    "wall_s": "wall_s", "fusion_s": "fusion_s", "meta_game_value": "meta_game_value",
+}
+
+
+def _tensorboard_writer(out: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise RunDirectoryError(
+            "--tensorboard needs the tensorboard package: pip install -e '.[tensorboard]'"
+        ) from None
+    return SummaryWriter(log_dir=str(out / "tensorboard"))
+
+
+def _run_to_end(psro: PSRO, out: Path, rows: list[dict[str, Any]], progress: bool,
+                tensorboard: bool = False) -> list[dict[str, Any]]:
     metrics = MetricsLog(out / METRICS_FILE)
     checkpointer = Checkpointer(out)
+    writer = _tensorboard_writer(out) if tensorboard else None
     log.info("running %s into %s", psro.config, out)
     label = f"{psro.config.variant} {psro.config.oracle}" + (f" {psro.config.init}" if psro.config.init else "")
     rows = list(rows)
@@ -137,11 +159,21 @@ def _run_to_end(psro: PSRO, out: Path, rows: list[dict[str, Any]], progress: boo
         def record(row: dict[str, Any]) -> None:
             metrics.append(row)
             checkpointer.save(psro)
+            if writer is not None:
+                for key, tag in TENSORBOARD_SCALARS.items():
+                    writer.add_scalar(tag, row[key], row["iteration"])
+                for player, size in enumerate(row["population_sizes"]):
+                    writer.add_scalar(f"population_size/player{player}", size, row["iteration"])
+                writer.flush()
             rows.append(row)
             bar.set_postfix(exploitability=f"{row['exploitability']:.4f}", refresh=False)
             bar.update(1)
 
-        psro.run(callback=record)
+        try:
+            psro.run(callback=record)
+        finally:
+            if writer is not None:
+                writer.close()
     save_population(out, psro.state.populations)
     log.info("wrote %s, %s and the population to %s", CONFIG_FILE, METRICS_FILE, out)
     return rows
