@@ -215,7 +215,7 @@ class PSRO:
         state = self.state
         started = time.perf_counter()
         state.iteration += 1
-        state.meta_strategies = self._solve(state.meta_game.matrix)
+        # state.meta_strategies already solve the current meta-game (set below, or restored).
         variant_step = {"psro": self._step_psro, "psro-rn": self._step_rectified, "p-psro": self._step_pipeline}
         report = variant_step[self.config.variant]()
         state.meta_strategies = self._solve(state.meta_game.matrix)
