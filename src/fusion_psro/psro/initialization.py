@@ -68,13 +68,21 @@ def fuse_parameters(parameters: Sequence[StateDict], weights: Sequence[float]) -
                     f"{tuple(reference[name].shape)} in one and {tuple(tensor.shape)} in the other; "
                     "fusion needs one architecture per population"
                 )
+    member_weights = torch.tensor(weights[members], dtype=torch.float64)
     fused = {}
-    for name, tensor in reference.items():
-        if tensor.is_floating_point():
-            total = sum(float(weights[k]) * parameters[k][name].detach().to(torch.float64) for k in members)
-            fused[name] = total.to(tensor.dtype)
-        else:
-            fused[name] = tensor.detach().clone()
+    # One thread: these are small memory-bound sums, and torch's default thread pool was
+    # measured 100x slower (1.5 s instead of 17 ms for 15 Leduc networks) on busy cores.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for name, tensor in reference.items():
+            if tensor.is_floating_point():
+                stacked = torch.stack([parameters[k][name].detach().to(torch.float64) for k in members])
+                fused[name] = torch.tensordot(member_weights, stacked, dims=1).to(tensor.dtype)
+            else:
+                fused[name] = tensor.detach().clone()
+    finally:
+        torch.set_num_threads(threads)
     return fused
 
 
