@@ -85,25 +85,24 @@ def validate_profile(compiled: CompiledGame, profile: Sequence) -> tuple[np.ndar
     )
 
 
-def validate_meta_strategy(weights, population_size: int, *, player: int) -> np.ndarray:
-    """Check that ``weights`` is a probability vector of length ``population_size``."""
+def validate_meta_strategy(weights, population_size: int, *, player: int | None = None, name: str | None = None) -> np.ndarray:
+    """Check that ``weights`` is a probability vector of length ``population_size``.
+
+    Errors name the vector as ``name``, or as the meta-strategy of ``player``.
+    """
+    name = name or f"meta-strategy of player {player}"
     try:
         array = np.asarray(weights, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise InvalidMetaStrategyError(f"meta-strategy of player {player} is not numeric: {exc}") from None
+        raise InvalidMetaStrategyError(f"{name} is not numeric: {exc}") from None
     if array.shape != (population_size,):
         raise InvalidMetaStrategyError(
-            f"meta-strategy of player {player} has shape {array.shape}; expected ({population_size},), "
-            "one weight per population member"
+            f"{name} has shape {array.shape}; expected ({population_size},), one weight per population member"
         )
     if not np.isfinite(array).all() or (array < -NEGATIVE_TOLERANCE).any():
-        raise InvalidMetaStrategyError(
-            f"meta-strategy of player {player} must be finite and non-negative, got {array.tolist()}"
-        )
+        raise InvalidMetaStrategyError(f"{name} must be finite and non-negative, got {array.tolist()}")
     if abs(array.sum() - 1.0) > SUM_TOLERANCE:
-        raise InvalidMetaStrategyError(
-            f"meta-strategy of player {player} sums to {array.sum():.9g}; weights must sum to 1"
-        )
+        raise InvalidMetaStrategyError(f"{name} sums to {array.sum():.9g}; weights must sum to 1")
     return array
 
 

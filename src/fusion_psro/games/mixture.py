@@ -84,7 +84,8 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize
 
-from fusion_psro.errors import InvalidMetaStrategyError, InvalidPolicyError
+from fusion_psro.errors import InvalidPolicyError
+from fusion_psro.policies import validate_meta_strategy
 
 __all__ = [
     "CIRCLE_CENTRES",
@@ -132,10 +133,6 @@ PRECISION = 0.54
 #: Weight of the transitive term ``sum_k (p_k(x) - p_k(y))``.
 LINEAR_WEIGHT = 0.5
 
-# Weights may be this far below zero (round-off from LP solvers) or their sum this far from 1.
-_NEGATIVE_TOLERANCE = 1e-12
-_SUM_TOLERANCE = 1e-6
-
 
 def cyclic_dominance_matrix(num_humps: int = 7) -> np.ndarray:
     """The cyclic antisymmetric dominance matrix ``S`` of the mixture game.
@@ -178,22 +175,6 @@ def _as_points(points, name: str, *, single: bool = False) -> np.ndarray:
     return array
 
 
-def _as_weights(weights, size: int, name: str) -> np.ndarray:
-    try:
-        array = np.asarray(weights, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InvalidMetaStrategyError(f"{name} is not numeric: {exc}") from None
-    if array.shape != (size,):
-        raise InvalidMetaStrategyError(
-            f"{name} has shape {array.shape}; expected ({size},), one weight per point"
-        )
-    if not np.isfinite(array).all() or (array < -_NEGATIVE_TOLERANCE).any():
-        raise InvalidMetaStrategyError(f"{name} must be finite and non-negative, got {array.tolist()}")
-    if abs(array.sum() - 1.0) > _SUM_TOLERANCE:
-        raise InvalidMetaStrategyError(f"{name} sums to {array.sum():.9g}; weights must sum to 1")
-    return array
-
-
 def fuse_points(points, weights) -> np.ndarray:
     """Nash Policy Fusion for the mixture game: the weighted average of the points.
 
@@ -215,7 +196,7 @@ def fuse_points(points, weights) -> np.ndarray:
         ``weights @ points``.
     """
     pts = _as_points(points, "points")
-    w = _as_weights(weights, pts.shape[0], "weights")
+    w = validate_meta_strategy(weights, pts.shape[0], name="weights")
     return w @ pts
 
 
@@ -434,7 +415,7 @@ class MixtureGame:
         numpy.ndarray, shape (H,)
         """
         pts = _as_points(points, "points")
-        w = _as_weights(weights, pts.shape[0], "weights")
+        w = validate_meta_strategy(weights, pts.shape[0], name="weights")
         return w @ self.activations(pts)
 
     def response_coefficients(self, opponent_points, opponent_weights) -> tuple[np.ndarray, float]:
