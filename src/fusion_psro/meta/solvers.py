@@ -313,6 +313,35 @@ def solve_uniform(M) -> MetaSolution:
 # --------------------------------------------------------------------------- PRD
 
 
+class _JointStrategies:
+    """Both players' strategies in one vector ``z = [x, y]``, so that each elementwise
+    operation of the dynamics is one NumPy call for both players (the cost of these
+    solvers is NumPy call overhead, not arithmetic)."""
+
+    def __init__(self, M: np.ndarray, x0: np.ndarray, y0: np.ndarray):
+        K, L = M.shape
+        self.M, self.neg_MT = M, np.ascontiguousarray(-M.T)
+        self.z = np.concatenate([x0, y0])
+        self.x, self.y = self.z[:K], self.z[K:]
+        self.advantage = np.empty(K + L)
+        self._v0, self._v1 = self.advantage[:K], self.advantage[K:]
+        self._w = np.empty(K + L)
+        self.offsets = np.array([0, K])
+        self.segment = np.repeat([0, 1], [K, L])
+
+    def per_player_sum(self, values: np.ndarray) -> np.ndarray:
+        """Each player's sum of ``values``, broadcast back to that player's entries."""
+        return np.add.reduceat(values, self.offsets)[self.segment]
+
+    def compute_advantage(self) -> np.ndarray:
+        """``u_i - sigma @ u`` for every member of both populations, into ``self.advantage``."""
+        np.dot(self.M, self.y, out=self._v0)
+        np.dot(self.neg_MT, self.x, out=self._v1)
+        np.multiply(self.advantage, self.z, out=self._w)
+        self.advantage -= self.per_player_sum(self._w)
+        return self.advantage
+
+
 def _project_gamma_simplex(y: np.ndarray, gamma: float, idx: np.ndarray, c0: np.ndarray) -> None:
     """In place: Euclidean projection of ``y`` onto ``{p : p >= gamma, sum(p) = 1}``.
 
@@ -419,17 +448,8 @@ def solve_prd(
         average_last = _check_int("average_last", average_last, 1)
     x0, y0 = _initial_strategies(initial_strategies, (K, L))
 
-    # Both strategies live in one vector z = [x, y] so that each elementwise operation is
-    # one NumPy call for both players.
-    n = K + L
-    z = np.concatenate([x0, y0])
-    x, y = z[:K], z[K:]
-    v = np.empty(n)
-    v0, v1 = v[:K], v[K:]
-    w = np.empty(n)
-    neg_MT = np.ascontiguousarray(-M.T)
-    offsets = np.array([0, K])
-    seg = np.repeat([0, 1], [K, L])
+    joint = _JointStrategies(M, x0, y0)
+    z, x, y, v = joint.z, joint.x, joint.y, joint.advantage
     proj = []
     for size in (K, L):
         idx = np.arange(1, size + 1, dtype=np.float64)
@@ -439,16 +459,13 @@ def solve_prd(
     # Strategy k (k = 0 is the initial one) enters the average iff k >= first_kept.
     total = iterations + 1
     first_kept = 0 if average_last is None else max(0, total - average_last)
-    acc = z.copy() if first_kept == 0 else np.zeros(n)
+    acc = z.copy() if first_kept == 0 else np.zeros(K + L)
     for k in range(1, total):
-        np.dot(M, y, out=v0)
-        np.dot(neg_MT, x, out=v1)
-        np.multiply(v, z, out=w)
-        v -= np.add.reduceat(w, offsets)[seg]  # advantage of each member over the mixture
+        joint.compute_advantage()  # advantage of each member over the mixture, into v
         v *= z
         v *= step
         z += v  # Euler step of the replicator equation (sum(z) stays 1)
-        mins = np.minimum.reduceat(z, offsets)
+        mins = np.minimum.reduceat(z, joint.offsets)
         if mins[0] <= gamma:
             _project_gamma_simplex(x, gamma, idx0, c00)
         if mins[1] <= gamma:
@@ -513,28 +530,17 @@ def solve_regret_matching(
     K, L = M.shape
     x0, y0 = _initial_strategies(initial_strategies, (K, L))
 
-    n = K + L
-    z = np.concatenate([x0, y0])
-    x, y = z[:K], z[K:]
-    v = np.empty(n)
-    v0, v1 = v[:K], v[K:]
-    w = np.empty(n)
-    regret = np.zeros(n)
-    positive = np.empty(n)
+    joint = _JointStrategies(M, x0, y0)
+    z = joint.z
+    regret = np.zeros(K + L)
+    positive = np.empty(K + L)
     uniform = np.concatenate([np.full(K, 1.0 / K), np.full(L, 1.0 / L)])
-    neg_MT = np.ascontiguousarray(-M.T)
-    offsets = np.array([0, K])
-    seg = np.repeat([0, 1], [K, L])
-    acc = np.zeros(n)
+    acc = np.zeros(K + L)
     for _ in range(iterations):
         acc += z
-        np.dot(M, y, out=v0)
-        np.dot(neg_MT, x, out=v1)
-        np.multiply(v, z, out=w)
-        v -= np.add.reduceat(w, offsets)[seg]
-        regret += v
+        regret += joint.compute_advantage()
         np.maximum(regret, 0.0, out=positive)
-        norm = np.add.reduceat(positive, offsets)[seg]
+        norm = joint.per_player_sum(positive)
         z[:] = uniform
         np.divide(positive, norm, out=z, where=norm > 0.0)
     sol = _solution(M, _clip_normalise(acc[:K]), _clip_normalise(acc[K:]), "rm")
