@@ -135,3 +135,23 @@ def test_policy_of_wrong_type_or_game():
     one_player = openspiel_policy.TabularPolicy(kuhn, players=[0])
     with pytest.raises(InvalidPolicyError, match="no entry for 6 of player 1's information states"):
         fusion_psro.exploitability(kuhn, one_player)
+
+
+def test_remembered_row_maps_do_not_keep_policies_alive():
+    import gc
+    import weakref
+
+    class Lookup(dict):
+        """A dict that can be weakly referenced, to see when a lookup table is freed."""
+
+    game = pyspiel.load_game("kuhn_poker")
+    policies = [openspiel_policy.TabularPolicy(game) for _ in range(3)]
+    for member in policies:
+        member.state_lookup = Lookup(member.state_lookup)
+        fusion_psro.exploitability(game, member)
+    refs = [weakref.ref(p) for p in policies[2:]] + [weakref.ref(p.state_lookup) for p in policies[2:]]
+    del policies[2:], member
+    gc.collect()
+    assert all(r() is None for r in refs)
+    # A table seen before still gives the same numbers.
+    assert fusion_psro.exploitability(game, policies[0]) == pytest.approx(0.4583333333333333, abs=1e-12)

@@ -9,6 +9,7 @@ compiled game instead of by tree walks.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
@@ -23,8 +24,6 @@ from fusion_psro.policies import validate_policy
 
 GameLike = str | pyspiel.Game | CompiledGame
 
-_ROW_CACHE_SIZE = 4096
-
 
 def _is_tabular_fast_path(policy) -> bool:
     # A subclass that overrides action_probabilities may not follow its table.
@@ -37,18 +36,20 @@ def _is_tabular_fast_path(policy) -> bool:
 def _tabular_rows(compiled: CompiledGame, policy: openspiel_policy.TabularPolicy, player: int, name: str) -> np.ndarray:
     """Rows of ``policy``'s table holding ``player``'s information states, in our order."""
     lookup = policy.state_lookup
-    # Populations hold many TabularPolicy objects of one game. Their lookup tables are
-    # remembered by identity (the cache keeps them alive, so ids are not reused) and
-    # compared by value with the first one seen (a C loop); each key is looked up only for
-    # a table unlike any seen before.
-    cache = compiled.__dict__.setdefault("_tabular_rows", {})
-    known = cache.get((player, id(lookup)))
-    if known is not None:
+    # Populations hold many TabularPolicy objects of one game. Rows are remembered per
+    # policy object, weakly (a discarded policy frees its table, which for Liar's Dice is a
+    # few MB), and a new table is compared by value with the first one seen (a C loop);
+    # each key is looked up only for a table unlike any seen before.
+    per_policy = compiled.__dict__.setdefault("_tabular_rows_by_policy", {}).setdefault(
+        player, weakref.WeakKeyDictionary()
+    )
+    known = per_policy.get(policy)
+    if known is not None and known[0] is lookup:
         return known[1]
-    reference = cache.get((player, "reference"))
+    references = compiled.__dict__.setdefault("_tabular_rows_reference", {})
+    reference = references.get(player)
     if reference is not None and reference[0] == lookup:
-        if len(cache) < _ROW_CACHE_SIZE:
-            cache[(player, id(lookup))] = (lookup, reference[1])
+        per_policy[policy] = (lookup, reference[1])
         return reference[1]
     info = compiled.players[player]
     rows = np.fromiter((lookup.get(key, -1) for key in info.keys.tolist()), dtype=np.int64, count=info.num_infostates)
@@ -59,9 +60,8 @@ def _tabular_rows(compiled: CompiledGame, policy: openspiel_policy.TabularPolicy
             f"(first: {absent[0]!r}). Was it built for {compiled.game_string} with both players? "
             "Build it with open_spiel.python.policy.TabularPolicy(game) on the same game."
         )
-    cache.setdefault((player, "reference"), (lookup, rows))
-    if len(cache) < _ROW_CACHE_SIZE:
-        cache[(player, id(lookup))] = (lookup, rows)
+    references.setdefault(player, (lookup, rows))
+    per_policy[policy] = (lookup, rows)
     return rows
 
 
