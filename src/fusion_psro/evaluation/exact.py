@@ -53,7 +53,13 @@ class ProfileEvaluation:
     best_responses: tuple[np.ndarray, np.ndarray]
 
 
-def _evaluate_plans(compiled: CompiledGame, plan0: np.ndarray, plan1: np.ndarray) -> ProfileEvaluation:
+@single_threaded_blas
+def evaluate_plans(compiled: CompiledGame, plan0: np.ndarray, plan1: np.ndarray) -> ProfileEvaluation:
+    """Exact evaluation of a profile given as realization plans (one ``[S_p]`` per player).
+
+    For callers that already hold the plans (the PSRO meta-game keeps every member's), so
+    that a mixture is evaluated without recomputing its members' plans.
+    """
     values = expected_values(compiled, plan0, plan1)
     br0 = best_response_to_plans(compiled, 0, plan1)
     br1 = best_response_to_plans(compiled, 1, plan0)
@@ -71,7 +77,7 @@ def _evaluate_plans(compiled: CompiledGame, plan0: np.ndarray, plan1: np.ndarray
 def evaluate_profile(compiled: CompiledGame, profile: Sequence) -> ProfileEvaluation:
     """NashConv, exploitability, values and best responses of ``(policy0, policy1)``."""
     policy0, policy1 = validate_profile(compiled, profile)
-    return _evaluate_plans(
+    return evaluate_plans(
         compiled, realization_plans(compiled, 0, policy0), realization_plans(compiled, 1, policy1)
     )
 
@@ -106,7 +112,7 @@ def evaluate_mixture(compiled: CompiledGame, populations: Sequence, meta_strateg
     if len(populations) != 2 or len(meta_strategies) != 2:
         raise ValueError("populations and meta_strategies must each hold one entry per player (two)")
     plans = [mixture_plan(compiled, p, populations[p], meta_strategies[p]) for p in range(2)]
-    return _evaluate_plans(compiled, plans[0], plans[1])
+    return evaluate_plans(compiled, plans[0], plans[1])
 
 
 def nash_conv(compiled: CompiledGame, profile: Sequence) -> float:

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from fusion_psro.evaluation import evaluate_mixture
+from fusion_psro.evaluation import evaluate_plans
 from fusion_psro.evaluation.sequence_form import expected_values, realization_plans
 from fusion_psro.games.compiled import CompiledGame, compile_game
 from fusion_psro.meta import META_SOLVERS, get_meta_solver
@@ -264,8 +264,9 @@ class PSRO:
         return (np.array(solution.strategies[0]), np.array(solution.strategies[1]))
 
     def _evaluate(self, meta_strategies):
-        populations = [np.stack([m.policy for m in pop]) for pop in self.state.populations]
-        return evaluate_mixture(self.compiled, populations, meta_strategies)
+        # The meta-game already holds every member's realization plan.
+        plans = [self.state.meta_game.mixed_plan(p, meta_strategies[p]) for p in range(2)]
+        return evaluate_plans(self.compiled, plans[0], plans[1])
 
     def _best_response(
         self, player: int, opponents: list[Member], opponent_weights: np.ndarray, *,

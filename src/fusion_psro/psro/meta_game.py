@@ -83,6 +83,11 @@ class MetaGame:
         meta_game.matrix = np.array(matrix, dtype=np.float64)
         return meta_game
 
+    def mixed_plan(self, player: int, weights: np.ndarray) -> np.ndarray:
+        """Realization plan of ``player``'s meta-strategy mixture (members weighted by ``weights``)."""
+        keep = np.flatnonzero(weights > 0)  # members without weight need no plan
+        return weights[keep] @ np.stack([self._plans[player][k] for k in keep])
+
     def plan(self, player: int, index: int) -> np.ndarray:
         return self._plans[player][index]
 
