@@ -35,7 +35,6 @@ from safetensors.torch import load_file, save_file
 
 from fusion_psro.experiments.rundir import RunDirectoryError
 from fusion_psro.psro.loop import PSRO, ActiveLearner, Member, PSROState
-from fusion_psro.psro.meta_game import MetaGame
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +177,7 @@ def _restore_from(psro: PSRO, path: Path) -> PSROState:
         [_load_member(members_dir / name, has) for name, has in zip(record["members"][p], record["has_parameters"][p])]
         for p in range(2)
     ]
-    meta_game = MetaGame.restore(psro.compiled, [[m.policy for m in pop] for pop in populations], matrix)
+    meta_game = psro.space.restore_meta_game([[m.policy for m in pop] for pop in populations], matrix)
     state = PSROState(
         populations=populations,
         meta_game=meta_game,

@@ -81,7 +81,7 @@ def run_psro(
     if finished is not None and not overwrite:
         log.warning("%s already holds this finished run; nothing to do (pass --overwrite to run it again)", out)
         return finished
-    out = prepare_run_directory(out, run_config_record(psro.config, psro.compiled.game_string), overwrite=overwrite)
+    out = prepare_run_directory(out, run_config_record(psro.config, psro.space.game_string), overwrite=overwrite)
     return _run_to_end(psro, out, [], progress, tensorboard)
 
 

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from fusion_psro.oracles.diversity import DiversityTerm
+
 StateDict = Mapping[str, torch.Tensor]
 
 
@@ -38,6 +40,10 @@ class BestResponseRequest:
         parameters. Chosen by :mod:`fusion_psro.psro.initialization`.
     seed:
         Seed for every random draw of this computation (episodes, exploration, minibatches).
+    diversity:
+        For the diversity variants (DPP-, BD&RD-, PSD-PSRO): the term added to the
+        best-response objective (:class:`~fusion_psro.oracles.diversity.DiversityTerm`).
+        Oracles that cannot optimize it raise ``ValueError``.
     """
 
     player: int
@@ -45,6 +51,7 @@ class BestResponseRequest:
     opponent_meta_strategy: np.ndarray
     initial_parameters: StateDict | None = None
     seed: int = 0
+    diversity: DiversityTerm | None = None
 
 
 @dataclasses.dataclass(eq=False)
@@ -77,6 +84,8 @@ class Oracle(abc.ABC):
     name: str = ""
     #: Whether the oracle trains parameters (and so whether initialization strategies apply).
     trains_parameters: bool = False
+    #: Diversity terms (``DiversityTerm.kind``) the oracle can add to its objective.
+    diversity_terms: tuple[str, ...] = ()
 
     @abc.abstractmethod
     def best_response(self, request: BestResponseRequest) -> BestResponseResult:

@@ -27,8 +27,21 @@ Variants (``variant``):
   budget), and a new learner starts at the top. Exploitability is that of the meta-Nash
   over all policies, fixed and active.
 
+* ``dpp``, ``bdrd``, ``psd``: the diversity variants (DPP-PSRO, Perez-Nieves et al. 2021;
+  BD&RD-PSRO, Liu et al. 2021; PSD-PSRO, Yao et al. 2023). One best response per player
+  per iteration, as ``psro``, each trained on ``payoff + diversity_weight * diversity``
+  (formulas and sources in :mod:`fusion_psro.oracles.diversity`). The prior code runs
+  them on top of its pipeline of learners; here they extend the plain loop so that a
+  comparison with ``psro`` isolates the diversity term. They need an oracle that can
+  optimize the term: ``gradient`` on the mixture game (all three), ``dqn`` on the
+  OpenSpiel games (``psd``, as a reward bonus).
+
+Games: any OpenSpiel game the engine can compile (policies are tabular), or the
+non-transitive mixture game (``game="mixture"``; policies are points, the oracle is
+``gradient``); see :mod:`fusion_psro.psro.spaces`.
+
 Every population starts with the uniform random policy (which has no parameters and so
-takes no part in fusion).
+takes no part in fusion); on the mixture game, with the origin.
 """
 
 from __future__ import annotations
@@ -41,19 +54,27 @@ from typing import Any
 
 import numpy as np
 
-from fusion_psro.evaluation import evaluate_plans
-from fusion_psro.evaluation.sequence_form import expected_values, realization_plans
-from fusion_psro.games.compiled import CompiledGame, compile_game
+from fusion_psro.games.compiled import CompiledGame
 from fusion_psro.meta import META_SOLVERS, get_meta_solver
 from fusion_psro.oracles.base import BestResponseRequest, Oracle, StateDict
-from fusion_psro.policies import uniform_policy
-from fusion_psro.psro.initialization import INIT_STRATEGIES, SCRATCH_SCHEMES, initial_parameters
-from fusion_psro.psro.meta_game import MetaGame
+from fusion_psro.oracles.diversity import (
+    DEFAULT_DIVERSITY_WEIGHT,
+    DIVERSITY_VARIANTS,
+    DiversityTerm,
+)
+from fusion_psro.psro.initialization import (
+    INIT_STRATEGIES,
+    SCRATCH_SCHEMES,
+    initial_parameters,
+)
+from fusion_psro.psro.spaces import MIXTURE_GAMES, PolicySpace, make_space
 
 log = logging.getLogger(__name__)
 
-VARIANTS = ("psro", "psro-rn", "p-psro")
-ORACLES = ("exact", "dqn")
+VARIANTS = ("psro", "psro-rn", "p-psro", *DIVERSITY_VARIANTS)
+ORACLES = ("exact", "dqn", "gradient")
+#: Diversity terms each oracle can optimize.
+ORACLE_DIVERSITY = {"exact": (), "dqn": ("psd",), "gradient": DIVERSITY_VARIANTS}
 POPULATION_MODES = ("per-player", "shared")
 
 
@@ -65,8 +86,12 @@ class ConfigError(ValueError):
 class PSROConfig:
     """Everything a PSRO run depends on. Same config and seed, same results."""
 
+    #: An OpenSpiel game string, or ``mixture`` (the non-transitive mixture game;
+    #: ``mixture_dpp_code`` lists its humps in the DPP-PSRO code's order).
     game: str = "leduc_poker"
-    oracle: str = "exact"
+    #: ``exact`` or ``dqn`` on OpenSpiel games, ``gradient`` on the mixture game. None: the
+    #: game's default (``exact``; ``gradient`` for the mixture game).
+    oracle: str | None = None
     #: Initialization of each new best-response network: normal, orthogonal, kaiming,
     #: inherit or fusion. Must be None with the exact oracle; defaults to normal otherwise.
     init: str | None = None
@@ -88,16 +113,54 @@ class PSROConfig:
     #: is the symmetrized agent-vs-agent game with the seat drawn uniformly, and both
     #: players use its symmetric meta-Nash.
     population: str = "per-player"
-    #: Extra settings of the learned oracle (e.g. DQN hyperparameters), by name.
+    #: Weight of the diversity term (variants dpp, bdrd, psd only; None: their default, 0.1).
+    diversity_weight: float | None = None
+    #: Extra settings of the learned oracle (DQN hyperparameters; the gradient oracle's
+    #: steps, lr, start_scale), by name.
     oracle_options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def resolved(self) -> PSROConfig:
         """A validated copy with defaults filled in; raises :class:`ConfigError`."""
         config = dataclasses.replace(self, oracle_options=dict(self.oracle_options))
+        mixture = config.game in MIXTURE_GAMES
+        if config.oracle is None:
+            config.oracle = "gradient" if mixture else "exact"
         if config.oracle not in ORACLES:
             raise ConfigError(f"unknown oracle {config.oracle!r}; accepted: {', '.join(ORACLES)}")
+        if mixture and config.oracle != "gradient":
+            raise ConfigError(
+                f"--oracle {config.oracle} does not apply to the mixture game, whose policies are points; "
+                "accepted: gradient"
+            )
+        if not mixture and config.oracle == "gradient":
+            raise ConfigError(
+                f"the gradient oracle moves points of the mixture game; for {config.game!r} use exact or dqn"
+            )
         if config.variant not in VARIANTS:
             raise ConfigError(f"unknown variant {config.variant!r}; accepted: {', '.join(VARIANTS)}")
+        if config.variant in DIVERSITY_VARIANTS:
+            compatible = ORACLE_DIVERSITY[config.oracle]
+            if config.variant not in compatible:
+                game_oracles = ("gradient",) if mixture else ("exact", "dqn")
+                with_it = [o for o in game_oracles if config.variant in ORACLE_DIVERSITY[o]]
+                raise ConfigError(
+                    f"--variant {config.variant} needs an oracle that can optimize its diversity term; the "
+                    f"{config.oracle} oracle " + (f"supports: {', '.join(compatible)}" if compatible else "supports none")
+                    + (f". Use --oracle {' or '.join(with_it)}" if with_it else
+                       f". On OpenSpiel games no oracle supports it (dqn supports: {', '.join(ORACLE_DIVERSITY['dqn'])}); "
+                       "use it on the mixture game (--game mixture)")
+                )
+            if config.diversity_weight is None:
+                config.diversity_weight = DEFAULT_DIVERSITY_WEIGHT
+            weight = config.diversity_weight
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not np.isfinite(weight) or weight < 0:
+                raise ConfigError(f"diversity_weight must be a non-negative number, got {weight!r}")
+            config.diversity_weight = float(weight)
+        elif config.diversity_weight is not None:
+            raise ConfigError(
+                f"--diversity-weight applies to the diversity variants ({', '.join(DIVERSITY_VARIANTS)}), "
+                f"not to --variant {config.variant}"
+            )
         if config.population not in POPULATION_MODES:
             raise ConfigError(f"unknown population mode {config.population!r}; accepted: {', '.join(POPULATION_MODES)}")
         if config.population == "shared" and config.oracle != "exact":
@@ -122,6 +185,14 @@ class PSROConfig:
             raise ConfigError(
                 f"unknown fusion fallback {config.fusion_fallback!r}; accepted: {', '.join((*SCRATCH_SCHEMES, 'inherit'))}"
             )
+        if mixture:
+            point_inits = ("normal", "inherit", "fusion")
+            for name in ("init", "fusion_fallback"):
+                if getattr(config, name) not in point_inits:
+                    raise ConfigError(
+                        f"{name} {getattr(config, name)!r} does not apply to the mixture game, whose policies are "
+                        f"2-D points (no layers); accepted: {', '.join(point_inits)}"
+                    )
         for name, minimum in (("iterations", 1), ("fusion_start", 1), ("episodes", 1), ("rn_learners", 1),
                               ("pipeline_learners", 1), ("pipeline_max_iterations", 1)):
             value = getattr(config, name)
@@ -157,7 +228,8 @@ class PSROState:
     """Everything the loop carries from one iteration to the next."""
 
     populations: list[list[Member]]
-    meta_game: MetaGame
+    #: :class:`~fusion_psro.psro.meta_game.MetaGame` or :class:`~fusion_psro.psro.spaces.MixtureMetaGame`.
+    meta_game: Any
     meta_strategies: tuple[np.ndarray, np.ndarray]
     iteration: int = 0
     episodes: int = 0
@@ -168,19 +240,30 @@ class PSROState:
     last_best_response: list[Member | None] = dataclasses.field(default_factory=lambda: [None, None])
 
 
-def make_oracle(config: PSROConfig, compiled: CompiledGame) -> Oracle:
-    """The oracle named by ``config.oracle``."""
+def make_oracle(config: PSROConfig, space: PolicySpace) -> Oracle:
+    """The oracle named by ``config.oracle`` (a resolved config) for the game of ``space``."""
     if config.oracle == "exact":
         from fusion_psro.oracles.exact import ExactOracle
 
-        return ExactOracle(compiled)
-    from fusion_psro.oracles.dqn import DQNConfig, DQNOracle
+        return ExactOracle(space.compiled)
+    if config.oracle == "gradient":
+        from fusion_psro.oracles.gradient import GradientConfig, GradientOracle
 
-    known = {field.name for field in dataclasses.fields(DQNConfig)}
+        settings_class, name = GradientConfig, "gradient-oracle"
+    else:
+        from fusion_psro.oracles.dqn import DQNConfig, DQNOracle
+
+        settings_class, name = DQNConfig, "DQN"
+    known = {field.name for field in dataclasses.fields(settings_class)}
     unknown = sorted(set(config.oracle_options) - known)
     if unknown:
-        raise ConfigError(f"unknown DQN option(s) {unknown}; accepted: {', '.join(sorted(known))}")
-    return DQNOracle(compiled, DQNConfig(**{**config.oracle_options, "episodes": config.episodes}))
+        raise ConfigError(f"unknown {name} option(s) {unknown}; accepted: {', '.join(sorted(known))}")
+    try:
+        if config.oracle == "gradient":
+            return GradientOracle(space.game, GradientConfig(**config.oracle_options))
+        return DQNOracle(space.compiled, DQNConfig(**{**config.oracle_options, "episodes": config.episodes}))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _seed(config: PSROConfig, *path: int) -> int:
@@ -193,17 +276,20 @@ class PSRO:
 
     def __init__(self, config: PSROConfig, *, oracle: Oracle | None = None, compiled: CompiledGame | None = None):
         self.config = config.resolved()
-        self.compiled = compiled if compiled is not None else compile_game(self.config.game)
-        self.oracle = oracle if oracle is not None else make_oracle(self.config, self.compiled)
+        self.space = make_space(self.config.game, compiled=compiled)
+        #: The compiled OpenSpiel game (None for the mixture game).
+        self.compiled = getattr(self.space, "compiled", None)
+        self.oracle = oracle if oracle is not None else make_oracle(self.config, self.space)
         self.solve = get_meta_solver(self.config.meta_solver)
         self.state = self._initial_state()
 
     # -- set-up ---------------------------------------------------------------------------
     def _initial_state(self) -> PSROState:
-        meta_game = MetaGame(self.compiled)
+        meta_game = self.space.new_meta_game()
         populations: list[list[Member]] = [[], []]
         for player in range(2):
-            member = Member(policy=uniform_policy(self.compiled, player), origin="uniform")
+            member = Member(policy=self.space.initial_policy(player),
+                            parameters=self.space.initial_parameters(player), origin="initial")
             populations[player].append(member)
             meta_game.add(player, member.policy)
         state = PSROState(populations=populations, meta_game=meta_game, meta_strategies=(np.ones(1), np.ones(1)))
@@ -216,8 +302,8 @@ class PSRO:
         started = time.perf_counter()
         state.iteration += 1
         # state.meta_strategies already solve the current meta-game (set below, or restored).
-        variant_step = {"psro": self._step_psro, "psro-rn": self._step_rectified, "p-psro": self._step_pipeline}
-        report = variant_step[self.config.variant]()
+        variant_step = {"psro-rn": self._step_rectified, "p-psro": self._step_pipeline}
+        report = variant_step.get(self.config.variant, self._step_psro)()
         state.meta_strategies = self._solve(state.meta_game.matrix)
         evaluation = self._evaluate(state.meta_strategies)
         iteration_s = time.perf_counter() - started
@@ -264,14 +350,27 @@ class PSRO:
         return (np.array(solution.strategies[0]), np.array(solution.strategies[1]))
 
     def _evaluate(self, meta_strategies):
-        # The meta-game already holds every member's realization plan.
-        plans = [self.state.meta_game.mixed_plan(p, meta_strategies[p]) for p in range(2)]
-        return evaluate_plans(self.compiled, plans[0], plans[1])
+        return self.space.evaluate(self.state.meta_game, meta_strategies)
+
+    def _diversity_term(self, player: int, seed: int) -> DiversityTerm | None:
+        """The diversity term of ``player``'s next best response (diversity variants only)."""
+        if self.config.variant not in DIVERSITY_VARIANTS:
+            return None
+        state = self.state
+        return DiversityTerm(
+            kind=self.config.variant,
+            weight=self.config.diversity_weight,
+            own_population=np.stack([m.policy for m in state.populations[player]]),
+            own_meta_strategy=state.meta_strategies[player],
+            own_payoffs=state.meta_game.payoffs(player),
+            opponent_population=np.stack([m.policy for m in state.populations[1 - player]]),
+            seed=seed,
+        )
 
     def _best_response(
         self, player: int, opponents: list[Member], opponent_weights: np.ndarray, *,
         own: list[Member], own_weights: np.ndarray, previous: Member | None, seed: int,
-        continue_from: StateDict | None = None,
+        continue_from: StateDict | None = None, diversity: DiversityTerm | None = None,
     ) -> tuple[Member, dict[str, Any]]:
         """One oracle call, with the initialization strategy applied."""
         fusion_s, init_used, start = 0.0, None, None
@@ -295,6 +394,7 @@ class PSRO:
             opponent_meta_strategy=opponent_weights[keep] / opponent_weights[keep].sum(),
             initial_parameters=start,
             seed=seed,
+            diversity=diversity,
         )
         result = self.oracle.best_response(request)
         member = Member(policy=result.policy, parameters=result.parameters, origin=f"iteration {self.state.iteration}")
@@ -322,10 +422,12 @@ class PSRO:
         state, sigma = self.state, self.state.meta_strategies
         new, infos = [], []
         for player in range(2):
+            seed = _seed(self.config, state.iteration, player)
             member, info = self._best_response(
                 player, state.populations[1 - player], sigma[1 - player],
                 own=state.populations[player], own_weights=sigma[player],
-                previous=state.last_best_response[player], seed=_seed(self.config, state.iteration, player),
+                previous=state.last_best_response[player], seed=seed,
+                diversity=self._diversity_term(player, seed),
             )
             new.append(member)
             infos.append(info)
@@ -335,7 +437,7 @@ class PSRO:
 
     def _step_rectified(self) -> dict[str, Any]:
         state, sigma = self.state, self.state.meta_strategies
-        threshold = self.compiled.utility_sum / 2
+        threshold = self.space.utility_sum / 2
         new: list[list[Member]] = [[], []]
         infos = []
         for player in range(2):
@@ -371,7 +473,7 @@ class PSRO:
             while len(state.active[player]) < config.pipeline_learners:
                 slot = len(state.active[player])
                 fixed = state.populations[player][: len(state.populations[player]) - slot]
-                member = Member(policy=uniform_policy(self.compiled, player), origin=f"iteration {state.iteration}")
+                member = Member(policy=self.space.initial_policy(player), origin=f"iteration {state.iteration}")
                 info = {"init": None, "fusion_s": 0.0, "episodes": 0, "metrics": {}}
                 if self.oracle.trains_parameters:
                     choice = initial_parameters(
@@ -411,7 +513,7 @@ class PSRO:
         for player in range(2):
             lowest = state.active[player][0]
             opponents, opponent_weights = self._pipeline_target(player, 0)
-            value = self._value_against(player, lowest.member, opponents, opponent_weights)
+            value = self.space.value_against(state.meta_game, player, lowest.member.policy, len(opponents), opponent_weights)
             plateau = value - lowest.last_value < config.pipeline_plateau
             lowest.last_value = value
             decisions.append(plateau or lowest.iterations_trained >= config.pipeline_max_iterations)
@@ -439,12 +541,5 @@ class PSRO:
         sigma = self._solve(matrix)
         return state.populations[1 - player][: counts[1 - player]], sigma[1 - player]
 
-    def _value_against(self, player: int, member: Member, opponents: list[Member], weights: np.ndarray) -> float:
-        opponent_plans = np.stack([self.state.meta_game.plan(1 - player, i) for i in range(len(opponents))])
-        own_plan = realization_plans(self.compiled, player, member.policy)
-        mixed = weights @ opponent_plans
-        values = expected_values(self.compiled, own_plan, mixed) if player == 0 else expected_values(self.compiled, mixed, own_plan)
-        return float(values[player])
 
-
-__all__ = ["ORACLES", "POPULATION_MODES", "VARIANTS", "ConfigError", "Member", "PSRO", "PSROConfig", "PSROState", "make_oracle"]
+__all__ = ["ORACLES", "ORACLE_DIVERSITY", "POPULATION_MODES", "PSRO", "VARIANTS", "ConfigError", "Member", "PSROConfig", "PSROState", "make_oracle"]

@@ -1,0 +1,170 @@
+"""The gradient oracle of the mixture game: Adam ascent on the 2-D point.
+
+The oracle of Perez-Nieves et al. (2021) and the works after it: a policy is a point
+``x``, its payoff against the opponent's meta-strategy mixture is
+``u(x, sigma) = c . p(x) + const`` (exact, see :mod:`fusion_psro.games.mixture`), and
+a best response is ``steps`` Adam steps (learning rate ``lr``) on ``x`` from the starting
+point the initialization strategy chose: ``normal`` draws ``start_scale * N(0, I)``
+(near the origin, as the prior code does), ``inherit`` copies the previous best
+response, ``fusion`` takes the meta-Nash-weighted mean of the population's points.
+
+With a :class:`~fusion_psro.oracles.diversity.DiversityTerm` the ascent maximizes
+``u(x, sigma) + weight * diversity(x)`` (DPP, BD&RD or PSD; formulas in
+:mod:`fusion_psro.oracles.diversity`). The returned point is where the ascent ends.
+
+One "episode" of this oracle is one gradient step (one evaluation of the objective), so
+that runs report work on the same axis as the learned oracles of the OpenSpiel games.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+
+from fusion_psro.games.mixture import MixtureGame
+from fusion_psro.oracles.base import (
+    BestResponseRequest,
+    BestResponseResult,
+    Oracle,
+    StateDict,
+)
+from fusion_psro.oracles.diversity import (
+    DIVERSITY_VARIANTS,
+    convex_hull_distance,
+    dpp_expected_cardinality,
+    hull_weights,
+    js_divergence,
+    kl_divergence,
+)
+
+#: The only scratch scheme of a point: there are no layers to be orthogonal or fan-in scaled.
+SCHEMES = ("normal",)
+
+
+@dataclasses.dataclass(frozen=True)
+class GradientConfig:
+    """Hyperparameters of the gradient oracle.
+
+    Attributes
+    ----------
+    steps:
+        Adam steps per best response. The default, 50 at ``lr = 0.1``, lets the point
+        travel from the origin to any hump (radius 2.87) and settle.
+    lr:
+        Adam learning rate (0.1, as in the prior code).
+    start_scale:
+        Standard deviation of the ``normal`` starting point around the origin.
+    """
+
+    steps: int = 50
+    lr: float = 0.1
+    start_scale: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.steps, (int, np.integer)) or isinstance(self.steps, bool) or self.steps < 1:
+            raise ValueError(f"gradient oracle: steps must be an integer >= 1, got {self.steps!r}")
+        for name in ("lr", "start_scale"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
+                raise ValueError(f"gradient oracle: {name} must be a positive number, got {value!r}")
+
+
+class GradientOracle(Oracle):
+    """Best responses of the mixture game by Adam on the point; see the module docstring."""
+
+    name = "gradient"
+    trains_parameters = True
+    diversity_terms = DIVERSITY_VARIANTS
+
+    def __init__(self, game: MixtureGame, config: GradientConfig | None = None):
+        self.game = game
+        self.config = config if config is not None else GradientConfig()
+        self._centres = torch.tensor(np.array(game.centres), dtype=torch.float64)
+        self._S = torch.tensor(np.array(game.S), dtype=torch.float64)
+
+    def scratch_parameters(self, player: int, scheme: str, seed: int) -> StateDict:
+        """``{"point": start_scale * N(0, I)}``, deterministic in ``seed``; only ``normal`` exists."""
+        if scheme not in SCHEMES:
+            raise ValueError(
+                f"the gradient oracle's policy is a 2-D point; initialization {scheme!r} does not apply "
+                f"(accepted: {', '.join(SCHEMES)}, inherit, fusion)"
+            )
+        point = self.config.start_scale * np.random.default_rng(int(seed)).standard_normal(2)
+        return {"point": torch.tensor(point, dtype=torch.float64)}
+
+    def _activations(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.exp(-0.5 * self.game.precision * ((x[..., None, :] - self._centres) ** 2).sum(dim=-1))
+
+    def _payoff_vector(self, p: torch.Tensor, opponent_activations: torch.Tensor) -> torch.Tensor:
+        """``u(x, y_l)`` for each opponent ``l``, from ``p = p(x)``."""
+        linear = self.game.linear_weight * (p.sum() - opponent_activations.sum(dim=1))
+        return opponent_activations @ (self._S.T @ p) + linear
+
+    def _diversity(self, term, x_activation: torch.Tensor, context: dict) -> torch.Tensor:
+        if term.kind == "dpp":
+            new_row = self._payoff_vector(x_activation, context["opponents"])
+            return dpp_expected_cardinality(torch.cat([context["own_payoffs"], new_row[None]], dim=0))
+        behaviour = x_activation / x_activation.sum()
+        if term.kind == "bdrd":
+            new_row = self._payoff_vector(x_activation, context["opponents"])
+            response = convex_hull_distance(new_row, term.own_payoffs)
+            return response + js_divergence(behaviour, context["meta_behaviour"])
+        # psd
+        return kl_divergence(behaviour[None], context["hull_behaviours"]).min()
+
+    def _diversity_context(self, term) -> dict:
+        own = torch.as_tensor(np.asarray(term.own_population, dtype=np.float64))
+        if own.ndim != 2 or own.shape[1] != 2:
+            raise ValueError(f"gradient oracle: own_population must be points [K, 2], got shape {tuple(own.shape)}")
+        own_activations = self._activations(own)
+        behaviours = own_activations / own_activations.sum(dim=1, keepdim=True)
+        weights = torch.as_tensor(np.asarray(term.own_meta_strategy, dtype=np.float64))
+        hull = torch.as_tensor(hull_weights(own.shape[0], term.hull_samples, term.seed))
+        return {
+            "opponents": self._activations(torch.as_tensor(np.asarray(term.opponent_population, dtype=np.float64))),
+            "own_payoffs": torch.as_tensor(np.asarray(term.own_payoffs, dtype=np.float64)),
+            "meta_behaviour": weights @ behaviours,
+            "hull_behaviours": hull @ behaviours,
+        }
+
+    def best_response(self, request: BestResponseRequest) -> BestResponseResult:
+        cfg = self.config
+        c, const = self.game.response_coefficients(request.opponent_population, request.opponent_meta_strategy)
+        coefficients = torch.as_tensor(c, dtype=torch.float64)
+        start = request.initial_parameters
+        if start is None:
+            start = self.scratch_parameters(request.player, "normal", request.seed)
+        if set(start) != {"point"} or tuple(start["point"].shape) != (2,):
+            raise ValueError(f"gradient oracle: initial_parameters must be {{'point': tensor of shape (2,)}}, got {list(start)}")
+        x = start["point"].detach().to(torch.float64).clone().requires_grad_(True)
+        term = request.diversity
+        context = self._diversity_context(term) if term is not None and term.weight > 0 else None
+        optimizer = torch.optim.Adam([x], lr=cfg.lr)
+        with torch.enable_grad():
+            for _ in range(cfg.steps):
+                p = self._activations(x)
+                objective = p @ coefficients
+                if context is not None:
+                    objective = objective + term.weight * self._diversity(term, p, context)
+                optimizer.zero_grad()
+                (-objective).backward()
+                optimizer.step()
+        point = x.detach().numpy().copy()
+        metrics = {
+            "player": request.player,
+            "value": float(self.game.activations(point[None])[0] @ c + const),
+            "steps": cfg.steps,
+            "start": start["point"].detach().to(torch.float64).tolist(),
+            "point": point.tolist(),
+        }
+        if context is not None:
+            with torch.no_grad():
+                metrics["diversity"] = float(self._diversity(term, self._activations(torch.as_tensor(point)), context))
+        return BestResponseResult(
+            policy=point, parameters={"point": torch.as_tensor(point).clone()}, episodes=cfg.steps, metrics=metrics
+        )
+
+
+__all__ = ["SCHEMES", "GradientConfig", "GradientOracle"]
