@@ -16,6 +16,20 @@ OpenSpiel's PyTorch DQN (``open_spiel.python.pytorch.dqn.DQN``):
 * the returned policy is the network's greedy policy, computed for every information
   state of the player in one batched forward pass.
 
+PSD-PSRO's diversity bonus (``request.diversity`` of kind ``"psd"``; Yao et al., NeurIPS
+2023): the learner should maximize its return plus ``weight * min_{pi' in Hull} KL(pi ||
+pi')``, the policy-space distance to the hull of its own population. The hull is
+represented by its vertices and Dirichlet-weighted mixtures
+(:func:`~fusion_psro.oracles.diversity.hull_weights`); each mixture's behaviour strategy
+is exact, from the weighted sum of the members' realization plans, and is smoothed with
+1% of the uniform legal policy so that every KL is finite. Whenever the target network
+syncs, the oracle takes the learner's current epsilon-greedy policy ``pi``, finds the
+hull sample closest to it in reach-weighted KL (``sum_s x_pi(s) KL(pi(.|s) || pi'(.|s))``,
+``x_pi`` the learner's own reach probability), and until the next sync adds
+``weight * log(pi(a|s) / pi'(a|s))`` to the reward of each learner decision ``(s, a)``;
+its expectation under ``pi`` is the per-state KL, so Q-learning ascends return plus the
+weighted distance.
+
 Update counting (what ``learn_every`` and ``target_update_every`` mean)
 -----------------------------------------------------------------------
 OpenSpiel's agent counts *agent steps*: one per ``agent.step`` call, that is one per
@@ -66,9 +80,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fusion_psro.evaluation.sequence_form import realization_plans
 from fusion_psro.games.compiled import CompiledGame
 from fusion_psro.games.simulation import VectorizedEpisodes
 from fusion_psro.oracles.base import BestResponseRequest, BestResponseResult, Oracle, StateDict
+from fusion_psro.oracles.diversity import hull_weights
 
 #: Initialization schemes accepted by :meth:`DQNOracle.scratch_parameters`.
 SCHEMES = ("normal", "orthogonal", "kaiming")
@@ -294,6 +310,31 @@ def _adam(network: nn.Module, learning_rate: float) -> torch.optim.Adam:
         return torch.optim.Adam(network.parameters(), lr=learning_rate)
 
 
+#: Share of the uniform legal policy mixed into each hull policy (PSD), so KL stays finite.
+HULL_SMOOTHING = 0.01
+
+
+def hull_behaviour_policies(compiled: CompiledGame, player: int, population: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Behaviour strategies ``[H, I, A]`` of the mixtures ``weights[h] @ population`` (exact).
+
+    A mixture of policies is a weighted sum of realization plans; its behaviour at an
+    information state is the plan's sequence probabilities divided by the reach of the
+    state. Unreached states get the uniform legal policy. Every policy is then mixed with
+    :data:`HULL_SMOOTHING` of the uniform legal policy.
+    """
+    info = compiled.players[player]
+    num_infostates, num_actions = info.legal_mask.shape
+    plans = np.asarray(weights) @ realization_plans(compiled, player, np.asarray(population))
+    reach = plans[:, info.parent_sequence]
+    sequences = plans[:, :-1].reshape(-1, num_infostates, num_actions)
+    uniform = info.legal_mask / info.legal_mask.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        behaviour = np.where(reach[..., None] > 1e-12, sequences / reach[..., None], uniform)
+    behaviour = np.where(info.legal_mask, behaviour, 0.0)
+    behaviour /= behaviour.sum(axis=2, keepdims=True)
+    return (1.0 - HULL_SMOOTHING) * behaviour + HULL_SMOOTHING * uniform
+
+
 class DQNOracle(Oracle):
     """Best responses by DQN on vectorized episodes; see the module docstring.
 
@@ -307,6 +348,7 @@ class DQNOracle(Oracle):
 
     name = "dqn"
     trains_parameters = True
+    diversity_terms = ("psd",)
 
     def __init__(self, compiled: CompiledGame, config: DQNConfig | None = None) -> None:
         for p in range(2):
@@ -366,8 +408,26 @@ class DQNOracle(Oracle):
         player = request.player
         if player not in (0, 1):
             raise ValueError(f"player must be 0 or 1, got {player!r}")
+        if request.diversity is not None and request.diversity.kind not in self.diversity_terms:
+            raise ValueError(
+                f"the DQN oracle cannot optimize the {request.diversity.kind!r} diversity term; "
+                f"accepted: {', '.join(self.diversity_terms)}"
+            )
         with _torch_threads(cfg.torch_threads):
             return self._train(request, resolve_device(cfg.device))
+
+    def _psd_bonus_table(self, player: int, network: nn.Module, observations, legal, hull: np.ndarray) -> np.ndarray:
+        """``log(pi(a|s) / pi'(a|s))`` for the learner's epsilon-greedy ``pi`` and the closest hull policy."""
+        info = self.compiled.players[player]
+        greedy = greedy_policy(network, observations, legal)
+        uniform = info.legal_mask / info.legal_mask.sum(axis=1, keepdims=True)
+        policy = (1.0 - self.config.epsilon) * greedy + self.config.epsilon * uniform
+        reach = realization_plans(self.compiled, player, policy)[info.parent_sequence]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_ratio = np.where(info.legal_mask, np.log(policy[None]) - np.log(hull), 0.0)  # [H, I, A]
+        log_ratio = np.where(policy[None] > 0, log_ratio, 0.0)
+        distances = ((policy[None] * log_ratio).sum(axis=2) * reach[None]).sum(axis=1)
+        return log_ratio[int(np.argmin(distances))]
 
     def _train(self, request: BestResponseRequest, device: torch.device) -> BestResponseResult:
         cfg = self.config
@@ -419,6 +479,17 @@ class DQNOracle(Oracle):
 
         if target_table:
             target_max = refresh_target_table()
+
+        psd = request.diversity
+        bonus_table = hull = None
+        bonus_total, bonus_count = 0.0, 0
+        if psd is not None and psd.weight > 0:
+            population = np.asarray(psd.own_population, dtype=np.float64)
+            hull = hull_behaviour_policies(
+                self.compiled, player, population, hull_weights(population.shape[0], psd.hull_samples, psd.seed)
+            )
+            bonus_table = self._psd_bonus_table(player, network, observations, legal, hull)
+        bonus_refreshed_at = 0
 
         updates = 0
         forward_rows = 0
@@ -483,7 +554,16 @@ class DQNOracle(Oracle):
 
             done = result.done[games]
             next_ids = np.where(done, 0, episodes.infostates[games])
-            replay.add(ids, chosen, result.rewards[games], next_ids, done)
+            rewards = result.rewards[games]
+            if bonus_table is not None:
+                if updates - bonus_refreshed_at >= cfg.target_update_every:
+                    bonus_table = self._psd_bonus_table(player, network, observations, legal, hull)
+                    bonus_refreshed_at = updates
+                bonus = psd.weight * bonus_table[ids, chosen]
+                rewards = rewards + bonus
+                bonus_total += float(bonus.sum())
+                bonus_count += bonus.size
+            replay.add(ids, chosen, rewards, next_ids, done)
             returns.append(episodes.last_returns)
             stored_before, stored = stored, stored + games.size
 
@@ -517,5 +597,7 @@ class DQNOracle(Oracle):
             "final_loss": float(last_loss) if last_loss is not None else float("nan"),
             "device": str(device),
         }
+        if bonus_table is not None:
+            metrics["psd_bonus_mean"] = bonus_total / max(bonus_count, 1)
         final = {name: value.detach().cpu().clone() for name, value in network.state_dict().items()}
         return BestResponseResult(policy=policy, parameters=final, episodes=episodes.episodes_completed, metrics=metrics)

@@ -1,0 +1,217 @@
+"""Diversity terms of DPP-, BD&RD- and PSD-PSRO: formulas and the direction each pushes a best response."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fusion_psro.games import compile_game
+from fusion_psro.games.mixture import MixtureGame
+from fusion_psro.oracles.base import BestResponseRequest
+from fusion_psro.oracles.diversity import (
+    DiversityTerm,
+    convex_hull_distance,
+    dpp_expected_cardinality,
+    hull_coefficients,
+    hull_weights,
+    js_divergence,
+    kl_divergence,
+)
+from fusion_psro.oracles.dqn import DQNConfig, DQNOracle, hull_behaviour_policies
+from fusion_psro.oracles.gradient import GradientConfig, GradientOracle
+from fusion_psro.policies import random_policy, uniform_policy
+
+
+def test_dpp_cardinality_closed_forms():
+    # Orthogonal rows: L = I, Tr(I - (2I)^-1) = n / 2. Identical rows: L = all-ones J,
+    # eigenvalues n and 0, so the trace is n / (n + 1).
+    for n in (1, 2, 4):
+        assert float(dpp_expected_cardinality(torch.eye(n, dtype=torch.float64))) == pytest.approx(n / 2)
+        same = torch.ones(n, 3, dtype=torch.float64)
+        assert float(dpp_expected_cardinality(same)) == pytest.approx(n / (n + 1))
+
+
+def test_dpp_rewards_a_new_payoff_direction_over_a_duplicate():
+    population = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
+    duplicate = torch.cat([population, population[:1]])
+    novel = torch.cat([population, torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)])
+    assert dpp_expected_cardinality(novel) > dpp_expected_cardinality(duplicate) + 0.3
+
+
+def test_convex_hull_distance_inside_is_zero_outside_is_the_squared_distance():
+    rows = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    inside = torch.tensor([0.2, 0.3], dtype=torch.float64)
+    outside = torch.tensor([1.0, 1.0], dtype=torch.float64)  # nearest hull point (0.5, 0.5)
+    assert float(convex_hull_distance(inside, rows)) == pytest.approx(0.0, abs=1e-9)
+    assert float(convex_hull_distance(outside, rows)) == pytest.approx(0.5, abs=1e-6)
+    beta = hull_coefficients(rows, np.array([1.0, 1.0]))
+    assert beta.sum() == pytest.approx(1.0) and (beta >= 0).all()
+    np.testing.assert_allclose(beta @ rows, [0.5, 0.5], atol=1e-6)
+    # The gradient points away from the hull (ascending it moves further out).
+    outside.requires_grad_(True)
+    convex_hull_distance(outside, rows).backward()
+    np.testing.assert_allclose(outside.grad.numpy(), [1.0, 1.0], atol=1e-5)
+
+
+def test_kl_and_js_divergences():
+    p = torch.tensor([0.5, 0.5, 0.0], dtype=torch.float64)
+    q = torch.tensor([0.25, 0.25, 0.5], dtype=torch.float64)
+    assert float(kl_divergence(p, q)) == pytest.approx(math.log(2))
+    assert float(kl_divergence(p, p)) == 0.0
+    assert float(js_divergence(p, p)) == pytest.approx(0.0, abs=1e-15)
+    disjoint = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
+    assert float(js_divergence(p, disjoint)) == pytest.approx(math.log(2))
+
+
+def test_hull_weights_are_vertices_then_convex_draws():
+    weights = hull_weights(3, 5, seed=1)
+    assert weights.shape == (8, 3)
+    np.testing.assert_array_equal(weights[:3], np.eye(3))
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0)
+    assert (weights >= 0).all()
+    np.testing.assert_array_equal(hull_weights(3, 5, seed=1), weights)
+    assert hull_weights(1, 5, seed=1).shape == (1, 1)
+
+
+def test_diversity_term_rejects_negative_weight_and_unknown_kind():
+    base = dict(own_population=np.zeros((1, 2)), own_meta_strategy=np.ones(1), own_payoffs=np.zeros((1, 1)),
+                opponent_population=np.zeros((1, 2)))
+    with pytest.raises(ValueError, match="non-negative"):
+        DiversityTerm(kind="dpp", weight=-0.1, **base)
+    with pytest.raises(ValueError, match="accepted: dpp, bdrd, psd"):
+        DiversityTerm(kind="entropy", weight=0.1, **base)
+
+
+def _mixture_case():
+    """Opponent: every hump, uniformly. Own population: one local maximum of the payoff.
+
+    The member is where a long plain ascent from hump 0 ends, so without diversity a best
+    response started on it has nowhere to go.
+    """
+    game = MixtureGame()
+    opponents = game.centres.copy()
+    weights = np.full(len(opponents), 1.0 / len(opponents))
+    settle = GradientOracle(game, GradientConfig(steps=2000, lr=0.01))
+    local_max = settle.best_response(BestResponseRequest(
+        player=0, opponent_population=opponents, opponent_meta_strategy=weights,
+        initial_parameters={"point": torch.tensor(game.centres[0])})).policy
+    own = local_max[None]
+    own_payoffs = game.payoff_matrix(own, opponents)
+    return game, opponents, own, own_payoffs
+
+
+@pytest.mark.parametrize("kind", ["dpp", "bdrd", "psd"])
+def test_each_diversity_term_pushes_the_gradient_best_response_away_from_the_population(kind):
+    """Starting on the population's only member, diversity moves the response further away.
+
+    The start is a local maximum of the payoff, so without diversity the ascent stays
+    there; with the term it leaves, and the term's value at the end is larger.
+    """
+    game, opponents, own, own_payoffs = _mixture_case()
+    oracle = GradientOracle(game, GradientConfig(steps=100, lr=0.1))
+    weights = np.full(len(opponents), 1.0 / len(opponents))
+    start = {"point": torch.tensor(own[0])}
+    ends, diversities = {}, {}
+    for weight in (0.0, 2.0):
+        term = DiversityTerm(kind=kind, weight=weight, own_population=own, own_meta_strategy=np.ones(1),
+                             own_payoffs=own_payoffs, opponent_population=opponents, seed=0)
+        result = oracle.best_response(BestResponseRequest(player=0, opponent_population=opponents,
+                                                          opponent_meta_strategy=weights,
+                                                          initial_parameters=start, diversity=term))
+        ends[weight] = result.policy
+        probe = DiversityTerm(kind=kind, weight=1.0, own_population=own, own_meta_strategy=np.ones(1),
+                              own_payoffs=own_payoffs, opponent_population=opponents, seed=0)
+        context = oracle._diversity_context(probe)
+        with torch.no_grad():
+            diversities[weight] = float(oracle._diversity(probe, oracle._activations(torch.tensor(result.policy)), context))
+    moved = {w: float(np.linalg.norm(ends[w] - own[0])) for w in ends}
+    assert moved[0.0] < 0.05
+    assert moved[2.0] > moved[0.0] + 0.5
+    assert diversities[2.0] > diversities[0.0]
+
+
+def test_zero_weight_is_plain_psro():
+    game, opponents, own, own_payoffs = _mixture_case()
+    oracle = GradientOracle(game)
+    weights = np.full(len(opponents), 1.0 / len(opponents))
+    request = dict(player=1, opponent_population=opponents, opponent_meta_strategy=weights, seed=3)
+    plain = oracle.best_response(BestResponseRequest(**request))
+    term = DiversityTerm(kind="psd", weight=0.0, own_population=own, own_meta_strategy=np.ones(1),
+                         own_payoffs=own_payoffs, opponent_population=opponents)
+    with_zero = oracle.best_response(BestResponseRequest(**request, diversity=term))
+    np.testing.assert_array_equal(plain.policy, with_zero.policy)
+
+
+def test_gradient_oracle_records_its_start_and_reaches_a_local_maximum():
+    game = MixtureGame()
+    oracle = GradientOracle(game, GradientConfig(steps=300))
+    opponents = np.array([[0.0, 0.0]])
+    result = oracle.best_response(BestResponseRequest(player=0, opponent_population=opponents,
+                                                      opponent_meta_strategy=np.ones(1), seed=5))
+    start = oracle.scratch_parameters(0, "normal", 5)["point"].numpy()
+    np.testing.assert_allclose(result.metrics["start"], start)
+    assert result.metrics["value"] == pytest.approx(game.payoff(result.policy, opponents[0]))
+    # Against the origin the objective is 0.5 * sum_k p_k: a local maximum has zero gradient.
+    c, _ = game.response_coefficients(opponents, np.ones(1))
+    gradient = game._objective(c)(result.policy)[1]
+    assert np.linalg.norm(gradient) < 1e-3
+    with pytest.raises(ValueError, match="accepted: normal, inherit, fusion"):
+        oracle.scratch_parameters(0, "kaiming", 0)
+
+
+def test_hull_behaviour_of_a_mixture_is_the_realization_weighted_average():
+    compiled = compile_game("kuhn_poker")
+    rng = np.random.default_rng(0)
+    population = np.stack([random_policy(compiled, 0, rng) for _ in range(3)])
+    weights = np.array([[0.2, 0.3, 0.5]])
+    behaviour = hull_behaviour_policies(compiled, 0, population, weights)[0]
+    info = compiled.players[0]
+    from fusion_psro.evaluation.sequence_form import realization_plans
+
+    plans = realization_plans(compiled, 0, population)
+    reach = plans[:, info.parent_sequence]  # [K, I]
+    expected = np.einsum("k,ki,kia->ia", weights[0], reach, population) / (weights[0] @ reach)[:, None]
+    uniform = info.legal_mask / info.legal_mask.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(behaviour, 0.99 * expected + 0.01 * uniform, atol=1e-12)
+
+
+def test_psd_bonus_is_near_zero_for_a_population_member_and_positive_for_a_new_policy():
+    compiled = compile_game("kuhn_poker")
+    oracle = DQNOracle(compiled, DQNConfig(hidden_sizes=(16,), epsilon=0.0))
+    parameters = oracle.scratch_parameters(0, "normal", 1)
+    network = oracle.build_network(0)
+    network.load_state_dict(parameters)
+    info = compiled.players[0]
+    observations, legal = torch.from_numpy(info.tensors), torch.from_numpy(info.legal_mask)
+    own_greedy = oracle.greedy_policy(0, parameters)
+    reach = realization_plans_of(compiled, own_greedy)
+
+    def expected_bonus(population):
+        hull = hull_behaviour_policies(compiled, 0, population, hull_weights(len(population), 8, 0))
+        table = oracle._psd_bonus_table(0, network, observations, legal, hull)
+        return float((reach[:, None] * own_greedy * table).sum())
+
+    member = expected_bonus(np.stack([uniform_policy(compiled, 0), own_greedy]))
+    stranger = expected_bonus(np.stack([1.0 - own_greedy]))  # the other action everywhere (Kuhn: 2 actions)
+    assert member == pytest.approx(0.0, abs=0.02 * info.num_infostates)  # only the 1% smoothing
+    assert stranger > 10 * max(member, 1e-3)
+
+
+def realization_plans_of(compiled, policy):
+    from fusion_psro.evaluation.sequence_form import realization_plans
+
+    return realization_plans(compiled, 0, policy)[compiled.players[0].parent_sequence]
+
+
+def test_dqn_rejects_terms_it_cannot_optimize():
+    compiled = compile_game("kuhn_poker")
+    oracle = DQNOracle(compiled, DQNConfig(hidden_sizes=(16,), episodes=10))
+    population = np.stack([uniform_policy(compiled, 1)])
+    term = DiversityTerm(kind="dpp", weight=0.1, own_population=np.stack([uniform_policy(compiled, 0)]),
+                         own_meta_strategy=np.ones(1), own_payoffs=np.zeros((1, 1)), opponent_population=population)
+    with pytest.raises(ValueError, match="accepted: psd"):
+        oracle.best_response(BestResponseRequest(player=0, opponent_population=population,
+                                                 opponent_meta_strategy=np.ones(1), diversity=term))
