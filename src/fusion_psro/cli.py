@@ -98,7 +98,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         rn_learners=args.rn_learners, pipeline_learners=args.pipeline_learners,
         pipeline_max_iterations=args.pipeline_max_iterations, pipeline_plateau=args.pipeline_plateau,
         oracle_options=dict(args.oracle_option), population=args.population,
+        diversity_weight=args.diversity_weight,
     )
+    if args.gradient_steps is not None:
+        config.oracle_options["steps"] = args.gradient_steps
     rows = run_psro(config, args.out, overwrite=args.overwrite, progress=not args.quiet, tensorboard=args.tensorboard)
     _print_run_summary(args.out, rows[-1])
     return 0
@@ -148,6 +151,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_plot(args: argparse.Namespace) -> int:
     from fusion_psro.experiments.plots import plot_runs
 
+    if args.trajectories:
+        from fusion_psro.experiments.trajectories import plot_mixture_trajectories
+
+        for path in plot_mixture_trajectories(args.run_dirs, args.out, overwrite=args.overwrite, title=args.title):
+            print(path)
+        return 0
     paths = plot_runs(args.run_dirs, args.out, x=args.x, title=args.title, log_y=args.log_y, overwrite=args.overwrite)
     for path in paths:
         print(path)
@@ -175,8 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     defaults = PSROConfig()
     p = sub.add_parser("run", help="run PSRO / Fusion-PSRO into an output directory")
-    p.add_argument("--game", default=defaults.game, help="OpenSpiel game string (default: %(default)s)")
-    p.add_argument("--oracle", default=defaults.oracle, choices=ORACLES, help="best-response oracle (default: %(default)s)")
+    p.add_argument("--game", default=defaults.game,
+                   help="OpenSpiel game string, or 'mixture' (the non-transitive mixture game) (default: %(default)s)")
+    p.add_argument("--oracle", default=None, choices=ORACLES,
+                   help="best-response oracle (default: exact; gradient for the mixture game)")
     p.add_argument("--init", default=None, choices=INIT_STRATEGIES,
                    help="initialization of each new best-response network (learned oracles; default normal)")
     p.add_argument("--variant", default=defaults.variant, choices=VARIANTS, help="PSRO variant (default: %(default)s)")
@@ -200,6 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="p-psro: iterations before the lowest learner is frozen (default: %(default)s)")
     p.add_argument("--pipeline-plateau", type=float, default=defaults.pipeline_plateau,
                    help="p-psro: freeze the lowest learner when its value improves by less (default: %(default)s)")
+    p.add_argument("--diversity-weight", type=float, default=None,
+                   help="dpp, bdrd, psd: weight of the diversity term in each best response's objective (default: 0.1)")
+    p.add_argument("--gradient-steps", type=int, default=None,
+                   help="gradient oracle (mixture game): Adam steps per best response (default: 50)")
     p.add_argument("--oracle-option", action="append", default=[], type=_parse_option, metavar="KEY=VALUE",
                    help="learned-oracle setting, e.g. learning_rate=0.001 or hidden_sizes=[64,64]; repeatable")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -226,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="x axis: PSRO iterations, cumulative training episodes, or both side by side (default: %(default)s)")
     p.add_argument("--title", help="figure title (default: the game, when all runs share one)")
     p.add_argument("--log-y", action="store_true", help="logarithmic exploitability axis")
+    p.add_argument("--trajectories", action="store_true",
+                   help="mixture game: draw the humps with every best response and its starting point, "
+                        "one panel per run (e.g. PSRO beside Fusion-PSRO) instead of learning curves")
     p.add_argument("--overwrite", action="store_true", help="replace PREFIX.png / PREFIX.svg if they exist")
     p.set_defaults(handler=_cmd_plot)
 

@@ -49,8 +49,14 @@ def load_runs(run_dirs: Iterable[Path | str]) -> list[RunSummary]:
     return runs
 
 
+_VARIANT_NAMES = {
+    "psro": "PSRO", "psro-rn": "PSRO-rN", "p-psro": "P-PSRO",
+    "dpp": "DPP-PSRO", "bdrd": "BD&RD-PSRO", "psd": "PSD-PSRO",
+}
+
+
 def method_label(settings: dict[str, Any], varying: Iterable[str]) -> str:
-    variant = settings["variant"].upper().replace("PSRO-RN", "PSRO-rN")
+    variant = _VARIANT_NAMES.get(settings["variant"], settings["variant"].upper())
     init = settings.get("init")
     name = f"Fusion-{variant}" if init == "fusion" else variant
     if init and init != "fusion":
