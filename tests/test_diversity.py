@@ -206,12 +206,56 @@ def realization_plans_of(compiled, policy):
     return realization_plans(compiled, 0, policy)[compiled.players[0].parent_sequence]
 
 
-def test_dqn_rejects_terms_it_cannot_optimize():
+def _kuhn_term(kind, weight, oracle_seed=0):
     compiled = compile_game("kuhn_poker")
-    oracle = DQNOracle(compiled, DQNConfig(hidden_sizes=(16,), episodes=10))
-    population = np.stack([uniform_policy(compiled, 1)])
-    term = DiversityTerm(kind="dpp", weight=0.1, own_population=np.stack([uniform_policy(compiled, 0)]),
-                         own_meta_strategy=np.ones(1), own_payoffs=np.zeros((1, 1)), opponent_population=population)
-    with pytest.raises(ValueError, match="accepted: psd"):
-        oracle.best_response(BestResponseRequest(player=0, opponent_population=population,
-                                                 opponent_meta_strategy=np.ones(1), diversity=term))
+    rng = np.random.default_rng(oracle_seed)
+    own = np.stack([uniform_policy(compiled, 0), random_policy(compiled, 0, rng)])
+    opponents = np.stack([uniform_policy(compiled, 1), random_policy(compiled, 1, rng)])
+    from fusion_psro.evaluation import payoff_matrix
+
+    own_payoffs = payoff_matrix(compiled, own, opponents)
+    term = DiversityTerm(kind=kind, weight=weight, own_population=own, own_meta_strategy=np.array([0.5, 0.5]),
+                         own_payoffs=own_payoffs, opponent_population=opponents, seed=1)
+    return compiled, opponents, term
+
+
+@pytest.mark.parametrize("kind", ["dpp", "bdrd"])
+def test_dqn_returns_the_training_snapshot_with_the_best_diversified_objective(kind):
+    small = DQNConfig(hidden_sizes=(16,), episodes=600, num_envs=32, batch_size=32, min_replay_before_learning=32,
+                      diversity_candidates=6)
+    compiled, opponents, term = _kuhn_term(kind, 5.0)
+    oracle = DQNOracle(compiled, small)
+    request = BestResponseRequest(player=0, opponent_population=opponents, opponent_meta_strategy=np.array([0.3, 0.7]),
+                                  seed=2, diversity=term)
+    result = oracle.best_response(request)
+    metrics = result.metrics
+    assert metrics["diversity_candidates"] == 6
+    # The numbers it reports are the exact value and diversity of the policy it returns.
+    from fusion_psro.evaluation import payoff_matrix
+
+    payoffs = payoff_matrix(compiled, result.policy[None], opponents)[0]
+    assert metrics["selected_value"] == pytest.approx(payoffs @ [0.3, 0.7], abs=1e-9)
+    if kind == "dpp":
+        expected = float(dpp_expected_cardinality(torch.as_tensor(np.vstack([term.own_payoffs, payoffs]))))
+        assert metrics["diversity"] == pytest.approx(expected, abs=1e-9)
+    np.testing.assert_array_equal(oracle.greedy_policy(0, result.parameters), result.policy)
+    # Weight 0: plain PSRO, the final network, bit for bit.
+    plain = oracle.best_response(BestResponseRequest(player=0, opponent_population=opponents,
+                                                     opponent_meta_strategy=np.array([0.3, 0.7]), seed=2))
+    zero = oracle.best_response(BestResponseRequest(player=0, opponent_population=opponents,
+                                                    opponent_meta_strategy=np.array([0.3, 0.7]), seed=2,
+                                                    diversity=_kuhn_term(kind, 0.0)[2]))
+    np.testing.assert_array_equal(plain.policy, zero.policy)
+    assert "diversity_candidate" not in zero.metrics
+
+
+def test_dqn_diversity_variants_run_in_the_loop_on_an_openspiel_game():
+    from fusion_psro.psro import PSRO, PSROConfig
+
+    small = {"hidden_sizes": [16], "num_envs": 32, "batch_size": 32, "min_replay_before_learning": 32}
+    for variant in ("dpp", "bdrd", "psd"):
+        rows = PSRO(PSROConfig(game="kuhn_poker", oracle="dqn", variant=variant, init="fusion", iterations=2,
+                               episodes=200, seed=0, oracle_options=small)).run()
+        assert rows[-1]["inits"] == ["fusion", "fusion"]
+        key = "diversity_bonus_mean" if variant in ("psd", "bdrd") else "diversity"
+        assert all(key in entry for entry in rows[-1]["oracle"])

@@ -100,7 +100,7 @@ def test_mixture_run_resumes_to_the_uninterrupted_result(tmp_path):
         (dict(game="mixture", variant="psd", diversity_weight=-0.5), "non-negative"),
         (dict(game="mixture", variant="psro", diversity_weight=0.5), "applies to the diversity variants"),
         (dict(game="kuhn_poker", variant="psd"), "Use --oracle dqn"),
-        (dict(game="kuhn_poker", oracle="dqn", variant="bdrd"), "dqn supports: psd"),
+        (dict(game="kuhn_poker", variant="bdrd"), "exact oracle supports none. Use --oracle dqn"),
         (dict(game="mixture", oracle_options={"momentum": 0.9}), "accepted: lr, start_scale, steps"),
         (dict(game="mixture", oracle_options={"lr": -1.0}), "lr must be a positive number"),
     ],

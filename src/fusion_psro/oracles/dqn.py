@@ -30,6 +30,24 @@ hull sample closest to it in reach-weighted KL (``sum_s x_pi(s) KL(pi(.|s) || pi
 its expectation under ``pi`` is the per-state KL, so Q-learning ascends return plus the
 weighted distance.
 
+BD&RD-PSRO (kind ``"bdrd"``; Liu et al., NeurIPS 2021). Behavioural diversity is a
+divergence between the learner's occupancy measure and that of its population's
+meta-Nash mixture. Against a fixed opponent, the KL between the trajectory distributions
+of two policies is the expected sum of ``log(pi(a|s) / pi_sigma(a|s))`` over the
+learner's decisions, so the reward of each decision gets ``weight * log(pi(a|s) /
+pi_sigma(a|s))``, ``pi_sigma`` the exact behaviour strategy of the meta-Nash mixture
+(smoothed as above), refreshed at every target sync like PSD's.
+Response diversity (the distance of the new payoff vector to the hull of the population's)
+and DPP-PSRO's diversity (kind ``"dpp"``; the expected cardinality of the DPP over payoff
+vectors) are functions of the whole policy, not of single decisions, so they cannot be
+shaped into the reward. For them the oracle keeps ``diversity_candidates`` snapshots of
+the network taken at even intervals of training (the last one is the final network) and
+returns the snapshot with the highest ``value + weight * diversity``, every term computed
+exactly by the engine (payoff vectors against each opponent member in sequence form; for
+BD&RD the behavioural term is the reach-weighted KL to the meta-Nash mixture). This
+optimizes the diversified objective over the training path rather than by its gradient;
+with weight 0 it returns the final network, as plain PSRO does.
+
 Update counting (what ``learn_every`` and ``target_update_every`` mean)
 -----------------------------------------------------------------------
 OpenSpiel's agent counts *agent steps*: one per ``agent.step`` call, that is one per
@@ -80,11 +98,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from fusion_psro.evaluation.sequence_form import realization_plans
+from fusion_psro.evaluation.sequence_form import realization_plans, sequence_form
 from fusion_psro.games.compiled import CompiledGame
 from fusion_psro.games.simulation import VectorizedEpisodes
 from fusion_psro.oracles.base import BestResponseRequest, BestResponseResult, Oracle, StateDict
-from fusion_psro.oracles.diversity import hull_weights
+from fusion_psro.oracles.diversity import convex_hull_distance, dpp_expected_cardinality, hull_weights
 
 #: Initialization schemes accepted by :meth:`DQNOracle.scratch_parameters`.
 SCHEMES = ("normal", "orthogonal", "kaiming")
@@ -138,6 +156,9 @@ class DQNConfig:
         little from more, and on a machine whose cores are busy (parallel seeds, Ray
         workers) oversubscribed threads made updates 40-100x slower. The previous setting
         is restored afterwards.
+    diversity_candidates:
+        DPP- and BD&RD-PSRO: snapshots of the network, evenly spaced over training, among
+        which the one with the best diversified objective is returned (module docstring).
     """
 
     hidden_sizes: tuple[int, ...] = (256, 256, 256)
@@ -156,10 +177,12 @@ class DQNConfig:
     gradient_clipping: float | None = None
     device: str = "auto"
     torch_threads: int | None = 1
+    diversity_candidates: int = 10
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in self.hidden_sizes))
-        positive = ("replay_capacity", "batch_size", "learn_every", "target_update_every", "num_envs")
+        positive = ("replay_capacity", "batch_size", "learn_every", "target_update_every", "num_envs",
+                    "diversity_candidates")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value <= 0:
@@ -348,7 +371,7 @@ class DQNOracle(Oracle):
 
     name = "dqn"
     trains_parameters = True
-    diversity_terms = ("psd",)
+    diversity_terms = ("dpp", "bdrd", "psd")
 
     def __init__(self, compiled: CompiledGame, config: DQNConfig | None = None) -> None:
         for p in range(2):
@@ -416,18 +439,54 @@ class DQNOracle(Oracle):
         with _torch_threads(cfg.torch_threads):
             return self._train(request, resolve_device(cfg.device))
 
-    def _psd_bonus_table(self, player: int, network: nn.Module, observations, legal, hull: np.ndarray) -> np.ndarray:
-        """``log(pi(a|s) / pi'(a|s))`` for the learner's epsilon-greedy ``pi`` and the closest hull policy."""
+    def _behaviour_log_ratios(self, player: int, policy: np.ndarray, references: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``log(policy / reference)`` per reference ``[H, I, A]`` and the reach-weighted KL of each ``[H]``."""
         info = self.compiled.players[player]
-        greedy = greedy_policy(network, observations, legal)
-        uniform = info.legal_mask / info.legal_mask.sum(axis=1, keepdims=True)
-        policy = (1.0 - self.config.epsilon) * greedy + self.config.epsilon * uniform
         reach = realization_plans(self.compiled, player, policy)[info.parent_sequence]
         with np.errstate(divide="ignore", invalid="ignore"):
-            log_ratio = np.where(info.legal_mask, np.log(policy[None]) - np.log(hull), 0.0)  # [H, I, A]
-        log_ratio = np.where(policy[None] > 0, log_ratio, 0.0)
+            log_ratio = np.where(info.legal_mask & (policy > 0), np.log(policy)[None] - np.log(references), 0.0)
         distances = ((policy[None] * log_ratio).sum(axis=2) * reach[None]).sum(axis=1)
+        return log_ratio, distances
+
+    def _exploring_policy(self, player: int, greedy: np.ndarray) -> np.ndarray:
+        info = self.compiled.players[player]
+        uniform = info.legal_mask / info.legal_mask.sum(axis=1, keepdims=True)
+        return (1.0 - self.config.epsilon) * greedy + self.config.epsilon * uniform
+
+    def _psd_bonus_table(self, player: int, network: nn.Module, observations, legal, hull: np.ndarray) -> np.ndarray:
+        """``log(pi(a|s) / pi'(a|s))`` for the learner's epsilon-greedy ``pi`` and the closest of ``hull``.
+
+        With a single reference policy (BD&RD's meta-Nash mixture) it is the bonus against that one.
+        """
+        policy = self._exploring_policy(player, greedy_policy(network, observations, legal))
+        log_ratio, distances = self._behaviour_log_ratios(player, policy, hull)
         return log_ratio[int(np.argmin(distances))]
+
+    def _select_diverse(self, request: BestResponseRequest, candidates: list[tuple[np.ndarray, dict]],
+                        references: np.ndarray | None) -> tuple[int, float, float]:
+        """Index, value and diversity of the candidate with the best ``value + weight * diversity``."""
+        term, player = request.diversity, request.player
+        opponents = np.asarray(term.opponent_population, dtype=np.float64)
+        opponent_plans = realization_plans(self.compiled, 1 - player, opponents)  # [L, S_opp]
+        sequence_values = np.asarray(sequence_form(self.compiled).matrices[player] @ opponent_plans.T)  # [S, L]
+        own_payoffs = np.asarray(term.own_payoffs, dtype=np.float64)
+        mixture = request.opponent_meta_strategy @ realization_plans(self.compiled, 1 - player, request.opponent_population)
+        mixture_values = np.asarray(sequence_form(self.compiled).matrices[player] @ mixture)  # [S]
+        best = (-1, -np.inf, 0.0, -np.inf)
+        for index, (policy, _) in enumerate(candidates):
+            plan = realization_plans(self.compiled, player, policy)
+            payoffs = plan @ sequence_values  # [L]: against each opponent member
+            value = float(plan @ mixture_values)
+            if term.kind == "dpp":
+                diversity = float(dpp_expected_cardinality(torch.as_tensor(np.vstack([own_payoffs, payoffs[None]]))))
+            else:  # bdrd: response diversity + behavioural diversity (reach-weighted KL to the meta mixture)
+                response = float(convex_hull_distance(torch.as_tensor(payoffs), own_payoffs))
+                explore = self._exploring_policy(player, policy)
+                diversity = response + float(self._behaviour_log_ratios(player, explore, references)[1][0])
+            score = value + term.weight * diversity
+            if score > best[3]:
+                best = (index, value, diversity, score)
+        return best[0], best[1], best[2]
 
     def _train(self, request: BestResponseRequest, device: torch.device) -> BestResponseResult:
         cfg = self.config
@@ -480,16 +539,22 @@ class DQNOracle(Oracle):
         if target_table:
             target_max = refresh_target_table()
 
-        psd = request.diversity
+        term = request.diversity
         bonus_table = hull = None
         bonus_total, bonus_count = 0.0, 0
-        if psd is not None and psd.weight > 0:
-            population = np.asarray(psd.own_population, dtype=np.float64)
-            hull = hull_behaviour_policies(
-                self.compiled, player, population, hull_weights(population.shape[0], psd.hull_samples, psd.seed)
-            )
+        if term is not None and term.weight > 0 and term.kind in ("psd", "bdrd"):
+            population = np.asarray(term.own_population, dtype=np.float64)
+            if term.kind == "psd":
+                mixtures = hull_weights(population.shape[0], term.hull_samples, term.seed)
+            else:  # BD: the meta-Nash mixture of the population is the one reference
+                mixtures = np.asarray(term.own_meta_strategy, dtype=np.float64)[None]
+            hull = hull_behaviour_policies(self.compiled, player, population, mixtures)
             bonus_table = self._psd_bonus_table(player, network, observations, legal, hull)
         bonus_refreshed_at = 0
+        # DPP and BD&RD's response diversity: snapshots to choose from after training.
+        select = term is not None and term.weight > 0 and term.kind in ("dpp", "bdrd")
+        snapshot_every = max(1, -(-cfg.episodes // cfg.diversity_candidates))
+        candidates: list[tuple[np.ndarray, dict]] = []
 
         updates = 0
         forward_rows = 0
@@ -559,7 +624,7 @@ class DQNOracle(Oracle):
                 if updates - bonus_refreshed_at >= cfg.target_update_every:
                     bonus_table = self._psd_bonus_table(player, network, observations, legal, hull)
                     bonus_refreshed_at = updates
-                bonus = psd.weight * bonus_table[ids, chosen]
+                bonus = term.weight * bonus_table[ids, chosen]
                 rewards = rewards + bonus
                 bonus_total += float(bonus.sum())
                 bonus_count += bonus.size
@@ -580,11 +645,22 @@ class DQNOracle(Oracle):
                 samples = torch.from_numpy(samples).to(device)
                 for row in range(attempts):
                     update(samples[row])
+            if select and not episodes.finished and episodes.episodes_completed >= snapshot_every * (len(candidates) + 1):
+                candidates.append((greedy_policy(network, observations, legal),
+                                   {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}))
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         train_s = time.perf_counter() - started
 
         policy = greedy_policy(network, observations, legal)
+        final = {name: value.detach().cpu().clone() for name, value in network.state_dict().items()}
+        selection = {}
+        if select:
+            candidates.append((policy, final))
+            index, value, diversity = self._select_diverse(request, candidates, hull)
+            policy, final = candidates[index]
+            selection = {"diversity_candidate": index, "diversity_candidates": len(candidates),
+                         "selected_value": value, "diversity": diversity}
         all_returns = np.concatenate(returns)
         metrics = {
             "mean_return_last_1000": float(all_returns[-1000:].mean()) if all_returns.size else float("nan"),
@@ -598,6 +674,6 @@ class DQNOracle(Oracle):
             "device": str(device),
         }
         if bonus_table is not None:
-            metrics["psd_bonus_mean"] = bonus_total / max(bonus_count, 1)
-        final = {name: value.detach().cpu().clone() for name, value in network.state_dict().items()}
+            metrics["diversity_bonus_mean"] = bonus_total / max(bonus_count, 1)
+        metrics.update(selection)
         return BestResponseResult(policy=policy, parameters=final, episodes=episodes.episodes_completed, metrics=metrics)

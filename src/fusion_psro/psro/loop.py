@@ -33,8 +33,9 @@ Variants (``variant``):
   (formulas and sources in :mod:`fusion_psro.oracles.diversity`). The prior code runs
   them on top of its pipeline of learners; here they extend the plain loop so that a
   comparison with ``psro`` isolates the diversity term. They need an oracle that can
-  optimize the term: ``gradient`` on the mixture game (all three), ``dqn`` on the
-  OpenSpiel games (``psd``, as a reward bonus).
+  optimize the term: ``gradient`` on the mixture game, ``dqn`` on the OpenSpiel games
+  (PSD's and BD's terms as reward bonuses, DPP's and RD's by choosing among training
+  snapshots; see :mod:`fusion_psro.oracles.dqn`).
 
 Games: any OpenSpiel game the engine can compile (policies are tabular), or the
 non-transitive mixture game (``game="mixture"``; policies are points, the oracle is
@@ -74,7 +75,7 @@ log = logging.getLogger(__name__)
 VARIANTS = ("psro", "psro-rn", "p-psro", *DIVERSITY_VARIANTS)
 ORACLES = ("exact", "dqn", "gradient")
 #: Diversity terms each oracle can optimize.
-ORACLE_DIVERSITY = {"exact": (), "dqn": ("psd",), "gradient": DIVERSITY_VARIANTS}
+ORACLE_DIVERSITY = {"exact": (), "dqn": DIVERSITY_VARIANTS, "gradient": DIVERSITY_VARIANTS}
 POPULATION_MODES = ("per-player", "shared")
 
 
@@ -146,9 +147,7 @@ class PSROConfig:
                 raise ConfigError(
                     f"--variant {config.variant} needs an oracle that can optimize its diversity term; the "
                     f"{config.oracle} oracle " + (f"supports: {', '.join(compatible)}" if compatible else "supports none")
-                    + (f". Use --oracle {' or '.join(with_it)}" if with_it else
-                       f". On OpenSpiel games no oracle supports it (dqn supports: {', '.join(ORACLE_DIVERSITY['dqn'])}); "
-                       "use it on the mixture game (--game mixture)")
+                    + f". Use --oracle {' or '.join(with_it)}"
                 )
             if config.diversity_weight is None:
                 config.diversity_weight = DEFAULT_DIVERSITY_WEIGHT
