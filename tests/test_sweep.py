@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -103,25 +104,52 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_sweep_against_a_loopback_ray_head(tmp_path):
+def _kill_processes_mentioning(marker: str) -> None:
+    """SIGKILL every process whose command line contains ``marker`` (Linux /proc)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline:
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+            except OSError:
+                pass
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="stops the test's Ray head through /proc")
+def test_sweep_against_a_loopback_ray_head(tmp_path, monkeypatch):
     ray_cli = shutil.which("ray", path=os.path.dirname(sys.executable))
     assert ray_cli, "the ray command comes with the ray package"
     port = _free_port()
+    # Head and client must agree on Ray's token authentication, whose defaults differ
+    # between `ray start` and `ray.init` depending on what ~/.ray holds; a loopback test
+    # cluster needs none.
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     env = {**os.environ, "RAY_ADDRESS": ""}
-    start = subprocess.run(
-        [ray_cli, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
-         "--include-dashboard", "false", "--disable-usage-stats"],
-        capture_output=True, text=True, env=env, timeout=180,
-    )
+    # Every process of a Ray cluster names its session on its command line, so the test
+    # stops exactly this head's processes. (`ray stop` would kill every Ray process on the
+    # machine, other sweeps included.)
+    session = None
     try:
+        start = subprocess.run(
+            [ray_cli, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
+             "--include-dashboard", "false", "--disable-usage-stats"],
+            capture_output=True, text=True, env=env, timeout=180,
+        )
         assert start.returncode == 0, start.stderr
+        session = Path(os.readlink("/tmp/ray/session_latest")).name
         text = KUHN.replace('variant = ["psro", "p-psro"]', 'variant = ["psro"]')
         sweep = load_sweep(_write(tmp_path, text))
         results = run_sweep(sweep, address=f"127.0.0.1:{port}", progress=False)
         assert [r["action"] for r in results] == ["ran", "ran"]
         assert all(len(read_metrics(c.out)) == 3 for c in sweep.cells)
     finally:
-        subprocess.run([ray_cli, "stop", "--force"], capture_output=True, env=env, timeout=120)
+        if session is not None:
+            _kill_processes_mentioning(session)
 
 
 @pytest.mark.parametrize("config", sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml")),

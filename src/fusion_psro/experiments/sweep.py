@@ -217,7 +217,8 @@ def run_sweep(sweep: Sweep, *, address: str | None = None, progress: bool = True
             if address is not None:
                 ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
             else:
-                ray.init(num_cpus=sweep.workers, include_dashboard=False, log_to_driver=False,
+                # "local": always a fresh in-process Ray, even when RAY_ADDRESS names a cluster.
+                ray.init(address="local", num_cpus=sweep.workers, include_dashboard=False, log_to_driver=False,
                          logging_level=logging.WARNING)
             try:
                 remote_cell = ray.remote(num_cpus=1, max_retries=0)(run_cell)
