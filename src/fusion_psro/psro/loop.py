@@ -42,7 +42,7 @@ non-transitive mixture game (``game="mixture"``; policies are points, the oracle
 ``gradient``); see :mod:`fusion_psro.psro.spaces`.
 
 Every population starts with the uniform random policy (which has no parameters and so
-takes no part in fusion); on the mixture game, with the origin.
+takes no part in fusion); on the mixture game, with a seeded random point near the origin.
 """
 
 from __future__ import annotations
@@ -275,7 +275,8 @@ class PSRO:
 
     def __init__(self, config: PSROConfig, *, oracle: Oracle | None = None, compiled: CompiledGame | None = None):
         self.config = config.resolved()
-        self.space = make_space(self.config.game, compiled=compiled)
+        self.space = make_space(self.config.game, compiled=compiled, seed=self.config.seed,
+                                start_scale=self.config.oracle_options.get("start_scale", 0.1))
         #: The compiled OpenSpiel game (None for the mixture game).
         self.compiled = getattr(self.space, "compiled", None)
         self.oracle = oracle if oracle is not None else make_oracle(self.config, self.space)

@@ -183,22 +183,26 @@ class MixtureMetaGame:
 class MixtureSpace(PolicySpace):
     """The non-transitive mixture game; see the module docstring.
 
-    Every population starts with the origin, the point equally far from every hump (the
-    analogue of the uniform policy). Unlike the uniform tabular policy it has parameters
-    (its coordinates), so it takes part in fusion like any other member.
+    Every population starts with one random point near the origin (the point equally far
+    from every hump), ``start_scale * N(0, I)`` drawn from the run's seed and the player,
+    as the prior code seeds its populations. Unlike the uniform tabular policy it has
+    parameters (its coordinates), so it takes part in fusion like any other member; being
+    random, it makes runs with fusion from the first iteration differ between seeds too.
     """
 
     utility_sum = 0.0
 
-    def __init__(self, game: MixtureGame, game_string: str = "mixture"):
+    def __init__(self, game: MixtureGame, game_string: str = "mixture", *, seed: int = 0, start_scale: float = 0.1):
         self.game = game
         self.game_string = game_string
+        self._initial = [float(start_scale) * np.random.default_rng([int(seed), player, 7]).standard_normal(2)
+                         for player in range(2)]
 
     def initial_policy(self, player: int) -> np.ndarray:
-        return np.zeros(2)
+        return self._initial[player].copy()
 
     def initial_parameters(self, player: int) -> StateDict:
-        return {"point": torch.zeros(2, dtype=torch.float64)}
+        return {"point": torch.tensor(self._initial[player], dtype=torch.float64)}
 
     def new_meta_game(self) -> MixtureMetaGame:
         return MixtureMetaGame(self.game)
@@ -218,10 +222,13 @@ class MixtureSpace(PolicySpace):
         return float(self.game.payoff_against_mixture(np.asarray(policy)[None], opponents, weights)[0])
 
 
-def make_space(game: str, *, compiled: CompiledGame | None = None) -> PolicySpace:
-    """The policy space of a game string: a mixture game name, or any OpenSpiel game."""
+def make_space(game: str, *, compiled: CompiledGame | None = None, seed: int = 0, start_scale: float = 0.1) -> PolicySpace:
+    """The policy space of a game string: a mixture game name, or any OpenSpiel game.
+
+    ``seed`` and ``start_scale`` draw the mixture game's initial points (ignored otherwise).
+    """
     if game in MIXTURE_GAMES:
-        return MixtureSpace(MIXTURE_GAMES[game](), game)
+        return MixtureSpace(MIXTURE_GAMES[game](), game, seed=seed, start_scale=start_scale)
     return TabularSpace(compiled if compiled is not None else compile_game(game))
 
 
