@@ -122,3 +122,18 @@ def test_tensorboard_scalars(tmp_path):
     scalars = events.Scalars("exploitability (NashConv / 2)")
     assert [s.step for s in scalars] == [1, 2, 3]
     assert [s.value for s in scalars] == pytest.approx([r["exploitability"] for r in rows], abs=1e-6)
+
+
+def test_a_finished_run_recorded_before_a_setting_existed_is_still_recognized(tmp_path):
+    """config.json from an earlier version lacks newer settings; their defaults fill in."""
+    from fusion_psro.experiments.runner import finished_run_metrics, same_settings
+
+    config = PSROConfig(game="kuhn_poker", iterations=2)
+    rows = run_psro(config, tmp_path / "run", progress=False)
+    record = json.loads((tmp_path / "run" / "config.json").read_text())
+    del record["psro"]["diversity_weight"]
+    (tmp_path / "run" / "config.json").write_text(json.dumps(record))
+    assert finished_run_metrics(tmp_path / "run", config) == rows
+    assert run_psro(config, tmp_path / "run", progress=False) == rows  # reported, not recomputed
+    assert not same_settings({**record["psro"], "iterations": 3}, config)
+    assert not same_settings({**record["psro"], "no_such_setting": 1}, config)

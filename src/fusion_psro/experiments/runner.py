@@ -60,8 +60,24 @@ def finished_run_metrics(out: Path | str, config: PSROConfig) -> list[dict[str, 
         return None
     saved = all((out / POPULATION_DIR / f"player{p}.npz").exists() for p in range(2))
     complete = bool(rows) and rows[-1].get("iteration") == config.iterations and saved
-    same = recorded == json.loads(json.dumps(dataclasses.asdict(config)))
-    return rows if same and complete else None
+    return rows if same_settings(recorded, config) and complete else None
+
+
+def same_settings(recorded: dict[str, Any] | None, config: PSROConfig) -> bool:
+    """Whether the ``psro`` record of a ``config.json`` describes the same run as ``config``.
+
+    Both sides are resolved first, so a record written before a setting existed (it then
+    has that setting's default) still matches.
+    """
+    if not isinstance(recorded, dict):
+        return False
+    try:
+        then = PSROConfig(**recorded).resolved()
+        now = config.resolved()
+    except (TypeError, ValueError):
+        return False
+    # Through JSON, so that tuples and lists compare equal.
+    return json.loads(json.dumps(dataclasses.asdict(then))) == json.loads(json.dumps(dataclasses.asdict(now)))
 
 
 def run_psro(

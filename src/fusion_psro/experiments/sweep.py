@@ -154,7 +154,7 @@ def run_cell(config: PSROConfig, out: str) -> dict[str, Any]:
     """Run, resume, or skip one cell; returns its last metrics row and what was done."""
     from fusion_psro.experiments.checkpoint import CHECKPOINT_DIR
     from fusion_psro.experiments.rundir import CONFIG_FILE, RunDirectoryError
-    from fusion_psro.experiments.runner import finished_run_metrics, resume_psro, run_psro
+    from fusion_psro.experiments.runner import finished_run_metrics, resume_psro, run_psro, same_settings
 
     out_path = Path(out)
     finished = finished_run_metrics(out_path, config)
@@ -162,7 +162,7 @@ def run_cell(config: PSROConfig, out: str) -> dict[str, Any]:
         return {"action": "skipped (finished)", "last": finished[-1]}
     if any((out_path / CHECKPOINT_DIR).glob("iteration-*.npz")):
         recorded = json.loads((out_path / CONFIG_FILE).read_text()).get("psro")
-        if recorded != json.loads(json.dumps(dataclasses.asdict(config))):
+        if not same_settings(recorded, config):
             raise RunDirectoryError(
                 f"{out_path} holds an unfinished run with other settings than this sweep's cell; nothing was "
                 "changed. Move it away, or restore the sweep config that made it"
