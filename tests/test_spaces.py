@@ -134,3 +134,11 @@ def test_cli_runs_the_mixture_game_and_draws_the_trajectory_figure(tmp_path, cap
                  "--out", str(tmp_path / "bad")]) == 2
     assert "non-negative" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_evaluate_and_compile_commands_accept_the_mixture_game(capsys):
+    assert main(["evaluate", "--game", "mixture", "--population", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "5x5" in out and "exploitability" in out and "NashConv" in out
+    assert main(["compile", "mixture"]) == 0
+    assert "nothing to compile" in capsys.readouterr().out

@@ -20,7 +20,12 @@ log = logging.getLogger("fusion_psro")
 def _cmd_compile(args: argparse.Namespace) -> int:
     from fusion_psro.games import cache_path, compile_game
 
+    from fusion_psro.psro.spaces import MIXTURE_GAMES
+
     for game in args.games:
+        if game in MIXTURE_GAMES:
+            print(f"{game}: nothing to compile (payoffs and best responses are closed-form)")
+            continue
         started = time.perf_counter()
         compiled = compile_game(game, max_histories=args.max_histories, cache=not args.no_cache)
         elapsed = time.perf_counter() - started
@@ -30,10 +35,35 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate_mixture_game(args: argparse.Namespace) -> int:
+    from fusion_psro.psro.spaces import MIXTURE_GAMES
+
+    game = MIXTURE_GAMES[args.game]()
+    print(f"{args.game}: {game.num_humps} humps, policies are points in the plane")
+    rng = np.random.default_rng(args.seed)
+    populations = [2.0 * rng.standard_normal((args.population_size, 2)) for _ in range(2)]
+    meta = [rng.dirichlet(np.ones(args.population_size)) for _ in range(2)]
+    started = time.perf_counter()
+    matrix = game.payoff_matrix(populations[0], populations[1])
+    matrix_s = time.perf_counter() - started
+    started = time.perf_counter()
+    nash_conv = game.nash_conv(populations[0], meta[0], populations[1], meta[1])
+    mixture_s = time.perf_counter() - started
+    print(f"payoff matrix of two populations of {args.population_size} random points: "
+          f"{matrix.shape[0]}x{matrix.shape[1]}, entries in [{matrix.min():+.3f}, {matrix.max():+.3f}]  [{matrix_s * 1e3:.1f} ms]")
+    print(f"random meta-strategy mixture of those populations: exploitability {nash_conv / 2:.6f} "
+          f"(NashConv {nash_conv:.6f}), global best responses  [{mixture_s * 1e3:.1f} ms]")
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from fusion_psro.evaluation import evaluate_mixture, payoff_matrix
     from fusion_psro.games import compile_game
     from fusion_psro.policies import random_policy, uniform_policy
+    from fusion_psro.psro.spaces import MIXTURE_GAMES
+
+    if args.game in MIXTURE_GAMES:
+        return _evaluate_mixture_game(args)
 
     started = time.perf_counter()
     compiled = compile_game(args.game, max_histories=args.max_histories)
@@ -248,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_cmd_plot)
 
     p = sub.add_parser("evaluate", help="exact evaluation demo: exploitability, payoff matrix, mixture")
-    p.add_argument("--game", default="leduc_poker", help="OpenSpiel game string (default: %(default)s)")
+    p.add_argument("--game", default="leduc_poker", help="OpenSpiel game string, or mixture (default: %(default)s)")
     p.add_argument("--population", type=int, default=50, dest="population_size",
                    help="policies per player in the demo populations (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
