@@ -137,3 +137,14 @@ def test_a_finished_run_recorded_before_a_setting_existed_is_still_recognized(tm
     assert run_psro(config, tmp_path / "run", progress=False) == rows  # reported, not recomputed
     assert not same_settings({**record["psro"], "iterations": 3}, config)
     assert not same_settings({**record["psro"], "no_such_setting": 1}, config)
+
+
+def test_method_labels_name_the_variant_and_leave_out_unset_settings():
+    from fusion_psro.experiments.report import method_label
+
+    varying = ["variant", "init", "diversity_weight", "seed"]
+    psd = {"variant": "psd", "init": "fusion", "diversity_weight": 0.1, "seed": 0}
+    plain = {"variant": "psro-rn", "init": "normal", "diversity_weight": None, "seed": 0}
+    assert method_label(psd, varying) == "Fusion-PSD-PSRO [diversity_weight=0.1, seed=0]"
+    assert method_label(plain, varying) == "PSRO-rN (normal init) [seed=0]"
+    assert method_label({"variant": "bdrd", "init": None}, []) == "BD&RD-PSRO"

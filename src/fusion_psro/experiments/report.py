@@ -61,7 +61,8 @@ def method_label(settings: dict[str, Any], varying: Iterable[str]) -> str:
     name = f"Fusion-{variant}" if init == "fusion" else variant
     if init and init != "fusion":
         name += f" ({init} init)"
-    extras = [f"{k}={settings[k]}" for k in varying if k not in ("variant", "init")]
+    # An unset setting (None, e.g. the diversity weight of a non-diversity variant) says nothing.
+    extras = [f"{k}={settings[k]}" for k in varying if k not in ("variant", "init") and settings.get(k) is not None]
     return name + (f" [{', '.join(extras)}]" if extras else "")
 
 
