@@ -164,8 +164,9 @@ class PSROConfig:
             raise ConfigError(f"unknown population mode {config.population!r}; accepted: {', '.join(POPULATION_MODES)}")
         if config.population == "shared" and config.oracle != "exact":
             raise ConfigError(
-                "a shared population needs one network that plays both seats; the dqn oracle trains one "
-                "network per player. Use --population per-player with --oracle dqn, or the exact oracle"
+                f"a shared population needs one learner that plays both seats; the {config.oracle} oracle trains "
+                f"one per player. Use --population per-player with --oracle {config.oracle}"
+                + ("" if mixture else ", or the exact oracle")
             )
         if config.meta_solver not in META_SOLVERS:
             raise ConfigError(f"unknown meta-solver {config.meta_solver!r}; accepted: {', '.join(META_SOLVERS)}")
