@@ -233,7 +233,7 @@ def test_shared_population_uses_symmetric_meta_nash_and_solves_kuhn(variant):
 
 
 def test_shared_population_with_a_learned_oracle_is_refused():
-    with pytest.raises(ConfigError, match="shared population needs one network"):
+    with pytest.raises(ConfigError, match="shared population needs one learner that plays both seats; the dqn oracle"):
         PSROConfig(game="kuhn_poker", population="shared", oracle="dqn").resolved()
 
 
