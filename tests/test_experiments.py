@@ -148,3 +148,15 @@ def test_method_labels_name_the_variant_and_leave_out_unset_settings():
     assert method_label(psd, varying) == "Fusion-PSD-PSRO [diversity_weight=0.1, seed=0]"
     assert method_label(plain, varying) == "PSRO-rN (normal init) [seed=0]"
     assert method_label({"variant": "bdrd", "init": None}, []) == "BD&RD-PSRO"
+
+
+def test_runs_written_before_a_setting_existed_group_with_current_ones(tmp_path):
+    from fusion_psro.experiments.report import group_by_method, load_runs
+
+    for seed in (0, 1):
+        run_psro(PSROConfig(game="kuhn_poker", iterations=1, seed=seed), tmp_path / f"s{seed}", progress=False)
+    old = tmp_path / "s0" / "config.json"
+    record = json.loads(old.read_text())
+    del record["psro"]["diversity_weight"]
+    old.write_text(json.dumps(record))
+    assert len(group_by_method(load_runs([tmp_path / "s0", tmp_path / "s1"]))) == 1
