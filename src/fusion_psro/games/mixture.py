@@ -463,6 +463,7 @@ class MixtureGame:
         *,
         start_scale: float = 0.1,
         return_trajectory: bool = False,
+        bonus=None,
     ) -> BestResponse:
         """Gradient oracle: Adam ascent of ``u(x, sigma)`` on the 2-D point ``x``.
 
@@ -491,6 +492,10 @@ class MixtureGame:
             Standard deviation of the random start.
         return_trajectory : bool, default False
             Also return the ``(steps + 1, 2)`` path.
+        bonus : callable, optional
+            A term added to the ascended objective, a differentiable function of the
+            activation tensor ``p(x)`` (shape ``[H]``); the diversity variants pass theirs.
+            The returned ``value`` is still the plain payoff ``u(x, sigma)``.
 
         Returns
         -------
@@ -512,14 +517,17 @@ class MixtureGame:
         x = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
         optimiser = torch.optim.Adam([x], lr=float(lr))
         path = [x0.copy()] if return_trajectory else None
-        for _ in range(int(steps)):
-            p = torch.exp(-0.5 * self.precision * ((x - mus) ** 2).sum(dim=1))
-            loss = -(p @ coef)  # the constant does not move the ascent
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            if path is not None:
-                path.append(x.detach().numpy().copy())
+        with torch.enable_grad():
+            for _ in range(int(steps)):
+                p = torch.exp(-0.5 * self.precision * ((x - mus) ** 2).sum(dim=1))
+                objective = p @ coef  # the constant does not move the ascent
+                if bonus is not None:
+                    objective = objective + bonus(p)
+                optimiser.zero_grad()
+                (-objective).backward()
+                optimiser.step()
+                if path is not None:
+                    path.append(x.detach().numpy().copy())
         point = x.detach().numpy().copy()
         value = float(self.activations(point[None])[0] @ c + const)
         return BestResponse(point=point, value=value, trajectory=None if path is None else np.stack(path))

@@ -131,32 +131,25 @@ class GradientOracle(Oracle):
 
     def best_response(self, request: BestResponseRequest) -> BestResponseResult:
         cfg = self.config
-        c, const = self.game.response_coefficients(request.opponent_population, request.opponent_meta_strategy)
-        coefficients = torch.as_tensor(c, dtype=torch.float64)
         start = request.initial_parameters
         if start is None:
             start = self.scratch_parameters(request.player, "normal", request.seed)
         if set(start) != {"point"} or tuple(start["point"].shape) != (2,):
             raise ValueError(f"gradient oracle: initial_parameters must be {{'point': tensor of shape (2,)}}, got {list(start)}")
-        x = start["point"].detach().to(torch.float64).clone().requires_grad_(True)
+        start_point = start["point"].detach().to(torch.float64).numpy()
         term = request.diversity
         context = self._diversity_context(term) if term is not None and term.weight > 0 else None
-        optimizer = torch.optim.Adam([x], lr=cfg.lr)
-        with torch.enable_grad():
-            for _ in range(cfg.steps):
-                p = self._activations(x)
-                objective = p @ coefficients
-                if context is not None:
-                    objective = objective + term.weight * self._diversity(term, p, context)
-                optimizer.zero_grad()
-                (-objective).backward()
-                optimizer.step()
-        point = x.detach().numpy().copy()
+        bonus = None if context is None else (lambda p: term.weight * self._diversity(term, p, context))
+        response = self.game.gradient_best_response(
+            request.opponent_population, request.opponent_meta_strategy, start=start_point,
+            steps=cfg.steps, lr=cfg.lr, bonus=bonus,
+        )
+        point = response.point
         metrics = {
             "player": request.player,
-            "value": float(self.game.activations(point[None])[0] @ c + const),
+            "value": response.value,
             "steps": cfg.steps,
-            "start": start["point"].detach().to(torch.float64).tolist(),
+            "start": start_point.tolist(),
             "point": point.tolist(),
         }
         if context is not None:
