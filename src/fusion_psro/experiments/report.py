@@ -33,29 +33,19 @@ class RunSummary:
         return self.rows[-1]
 
 
-def _current_settings(recorded: dict[str, Any]) -> dict[str, Any]:
-    """A run's recorded settings with those added since it was written at their defaults.
-
-    So that runs of one method written by different versions group together.
-    """
-    from fusion_psro.psro.loop import ConfigError, PSROConfig  # noqa: PLC0415 (report needs no loop otherwise)
-
-    try:
-        resolved = PSROConfig(**recorded).resolved()
-    except (TypeError, ValueError, ConfigError):
-        return recorded
-    return json.loads(json.dumps(dataclasses.asdict(resolved)))
-
-
 def load_runs(run_dirs: Iterable[Path | str]) -> list[RunSummary]:
     """Read the config and metrics of each run directory (clear error if one is not a run)."""
+    from fusion_psro.psro.loop import resolved_settings  # noqa: PLC0415 (the report needs no loop otherwise)
+
     runs = []
     for run_dir in run_dirs:
         path = Path(run_dir)
         config_path = path / CONFIG_FILE
         if not config_path.exists():
             raise RunDirectoryError(f"{path} has no {CONFIG_FILE}; is it a fusion-psro run directory?")
-        settings = _current_settings(json.loads(config_path.read_text())["psro"])
+        recorded = json.loads(config_path.read_text())["psro"]
+        # Resolved with today's defaults, so seeds written by different versions group together.
+        settings = resolved_settings(recorded) or recorded
         rows = read_metrics(path)
         if not rows:
             raise RunDirectoryError(f"{path} has no iterations recorded yet")

@@ -26,7 +26,7 @@ from fusion_psro.experiments.rundir import (
     save_population,
 )
 from fusion_psro.games.loading import openspiel_version
-from fusion_psro.psro.loop import PSRO, PSROConfig
+from fusion_psro.psro.loop import PSRO, PSROConfig, resolved_settings
 
 log = logging.getLogger(__name__)
 
@@ -66,18 +66,11 @@ def finished_run_metrics(out: Path | str, config: PSROConfig) -> list[dict[str, 
 def same_settings(recorded: dict[str, Any] | None, config: PSROConfig) -> bool:
     """Whether the ``psro`` record of a ``config.json`` describes the same run as ``config``.
 
-    Both sides are resolved first, so a record written before a setting existed (it then
-    has that setting's default) still matches.
+    Both sides are resolved first (:func:`~fusion_psro.psro.loop.resolved_settings`), so a
+    record written before a setting existed (it then has that setting's default) still matches.
     """
-    if not isinstance(recorded, dict):
-        return False
-    try:
-        then = PSROConfig(**recorded).resolved()
-        now = config.resolved()
-    except (TypeError, ValueError):
-        return False
-    # Through JSON, so that tuples and lists compare equal.
-    return json.loads(json.dumps(dataclasses.asdict(then))) == json.loads(json.dumps(dataclasses.asdict(now)))
+    then = resolved_settings(recorded)
+    return then is not None and then == resolved_settings(dataclasses.asdict(config))
 
 
 def run_psro(

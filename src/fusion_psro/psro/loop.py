@@ -48,6 +48,7 @@ takes no part in fusion); on the mixture game, with a seeded random point near t
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -203,6 +204,22 @@ class PSROConfig:
         if not np.isfinite(config.pipeline_plateau) or config.pipeline_plateau < 0:
             raise ConfigError(f"pipeline_plateau must be >= 0, got {config.pipeline_plateau!r}")
         return config
+
+
+def resolved_settings(recorded: Any) -> dict[str, Any] | None:
+    """The ``psro`` settings of a run's ``config.json``, resolved with today's defaults.
+
+    A record written before a setting existed gets that setting's default, so runs written
+    by different versions compare and group by what they ran. Returned as JSON values
+    (tuples become lists); None if the record is not a valid config.
+    """
+    if not isinstance(recorded, dict):
+        return None
+    try:
+        resolved = PSROConfig(**recorded).resolved()
+    except (TypeError, ValueError):  # ConfigError is a ValueError
+        return None
+    return json.loads(json.dumps(dataclasses.asdict(resolved)))
 
 
 @dataclasses.dataclass
@@ -543,4 +560,4 @@ class PSRO:
         return state.populations[1 - player][: counts[1 - player]], sigma[1 - player]
 
 
-__all__ = ["ORACLES", "ORACLE_DIVERSITY", "POPULATION_MODES", "PSRO", "VARIANTS", "ConfigError", "Member", "PSROConfig", "PSROState", "make_oracle"]
+__all__ = ["ORACLES", "ORACLE_DIVERSITY", "POPULATION_MODES", "PSRO", "VARIANTS", "ConfigError", "Member", "PSROConfig", "PSROState", "make_oracle", "resolved_settings"]
