@@ -103,6 +103,7 @@ from fusion_psro.games.compiled import CompiledGame
 from fusion_psro.games.simulation import VectorizedEpisodes
 from fusion_psro.oracles.base import BestResponseRequest, BestResponseResult, Oracle, StateDict
 from fusion_psro.oracles.diversity import convex_hull_distance, dpp_expected_cardinality, hull_weights
+from fusion_psro.policies import uniform_policy
 
 #: Initialization schemes accepted by :meth:`DQNOracle.scratch_parameters`.
 SCHEMES = ("normal", "orthogonal", "kaiming")
@@ -350,7 +351,7 @@ def hull_behaviour_policies(compiled: CompiledGame, player: int, population: np.
     plans = np.asarray(weights) @ realization_plans(compiled, player, np.asarray(population))
     reach = plans[:, info.parent_sequence]
     sequences = plans[:, :-1].reshape(-1, num_infostates, num_actions)
-    uniform = info.legal_mask / info.legal_mask.sum(axis=1, keepdims=True)
+    uniform = uniform_policy(compiled, player)
     with np.errstate(invalid="ignore", divide="ignore"):
         behaviour = np.where(reach[..., None] > 1e-12, sequences / reach[..., None], uniform)
     behaviour = np.where(info.legal_mask, behaviour, 0.0)
@@ -449,9 +450,7 @@ class DQNOracle(Oracle):
         return log_ratio, distances
 
     def _exploring_policy(self, player: int, greedy: np.ndarray) -> np.ndarray:
-        info = self.compiled.players[player]
-        uniform = info.legal_mask / info.legal_mask.sum(axis=1, keepdims=True)
-        return (1.0 - self.config.epsilon) * greedy + self.config.epsilon * uniform
+        return (1.0 - self.config.epsilon) * greedy + self.config.epsilon * uniform_policy(self.compiled, player)
 
     def _psd_bonus_table(self, player: int, network: nn.Module, observations, legal, hull: np.ndarray) -> np.ndarray:
         """``log(pi(a|s) / pi'(a|s))`` for the learner's epsilon-greedy ``pi`` and the closest of ``hull``.
