@@ -82,7 +82,7 @@ def plot_mixture_trajectories(
     axes = figure.subplots(1, len(runs), squeeze=False, sharex=True, sharey=True)[0]
     iterations = max(run.final["iteration"] for run in runs)
     norm = Normalize(vmin=1, vmax=max(iterations, 2))
-    cmap = "viridis"
+    colours = ScalarMappable(norm=norm, cmap="viridis")
     grid = np.linspace(-5.0, 5.0, 241)
     for ax, run in zip(axes, runs):
         game = MIXTURE_GAMES[run.settings["game"]]()
@@ -94,7 +94,7 @@ def plot_mixture_trajectories(
             ax.annotate(str(k), (cx, cy), ha="center", va="center", fontsize=8, color="0.15",
                         xytext=(cx * 1.22, cy * 1.22), textcoords="data")
         for iteration, player, start, point, init in _responses(run.rows):
-            color = ScalarMappable(norm=norm, cmap=cmap).to_rgba(iteration)
+            color = colours.to_rgba(iteration)
             ax.plot([start[0], point[0]], [start[1], point[1]], color=color, linewidth=0.5, alpha=0.6)
             ax.scatter([start[0]], [start[1]], marker="x", s=14, color=color, linewidths=0.9,
                        alpha=0.9 if init == "fusion" else 0.5)
@@ -107,7 +107,7 @@ def plot_mixture_trajectories(
         ax.set_aspect("equal")
         ax.set_xlim(grid[0], grid[-1])
         ax.set_ylim(grid[0], grid[-1])
-    figure.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=list(axes), label="PSRO iteration", shrink=0.85)
+    figure.colorbar(colours, ax=list(axes), label="PSRO iteration", shrink=0.85)
     figure.suptitle(title or "mixture game: best responses (o player 0, ^ player 1) and their starting points (x)",
                     fontsize=11)
     paths[0].parent.mkdir(parents=True, exist_ok=True)
