@@ -126,6 +126,10 @@ class MixtureMetaGame:
     def sizes(self) -> tuple[int, int]:
         return self.matrix.shape  # type: ignore[return-value]
 
+    def _activation(self, point) -> np.ndarray:
+        """Hump activations ``[H]`` of one point."""
+        return self.game.activations(np.asarray(point, dtype=np.float64)[None])[0]
+
     def _payoffs_against(self, player: int, activation: np.ndarray) -> np.ndarray:
         """``u(member, x)`` for every member of ``player``'s side, x given by its activation."""
         if not self._activations[player]:
@@ -133,7 +137,7 @@ class MixtureMetaGame:
         return self.game._payoff_from_activations(np.stack(self._activations[player]), activation[None])[:, 0]
 
     def add(self, player: int, point: np.ndarray) -> int:
-        activation = self.game.activations(np.asarray(point, dtype=np.float64)[None])[0]
+        activation = self._activation(point)
         if player == 0:
             row = -self._payoffs_against(1, activation)  # u(x, y_j) = -u(y_j, x)
             self.matrix = np.vstack([self.matrix, row[None, :]])
@@ -145,7 +149,7 @@ class MixtureMetaGame:
         return len(self._points[player]) - 1
 
     def replace(self, player: int, index: int, point: np.ndarray) -> None:
-        activation = self.game.activations(np.asarray(point, dtype=np.float64)[None])[0]
+        activation = self._activation(point)
         self._points[player][index] = np.array(point, dtype=np.float64)
         self._activations[player][index] = activation
         if player == 0:
@@ -161,7 +165,7 @@ class MixtureMetaGame:
         for player in range(2):
             for point in policies[player]:
                 meta_game._points[player].append(np.array(point, dtype=np.float64))
-                meta_game._activations[player].append(game.activations(np.asarray(point, dtype=np.float64)[None])[0])
+                meta_game._activations[player].append(meta_game._activation(point))
         meta_game.matrix = np.array(matrix, dtype=np.float64)
         return meta_game
 
