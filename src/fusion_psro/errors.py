@@ -31,3 +31,19 @@ class InvalidMetaStrategyError(FusionPSROError, ValueError):
 
 class PolicyTypeError(FusionPSROError, TypeError):
     """An object was passed where a policy was expected, but it is not one."""
+
+
+class ConfigError(FusionPSROError, ValueError):
+    """A setting is invalid or does not fit the others; the message names it and what is accepted."""
+
+
+class UnknownComponentError(ConfigError):
+    """A component name (oracle, variant, init, meta-solver, diversity term, game kind) is not registered."""
+
+
+class OracleError(FusionPSROError, ValueError):
+    """A best-response request an oracle cannot serve (bad player, parameters of another shape, ...)."""
+
+
+class NumericalError(FusionPSROError, RuntimeError):
+    """A numerical method failed (a linear program without solution, an optimizer that diverged)."""

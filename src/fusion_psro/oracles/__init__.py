@@ -6,8 +6,8 @@ Diversity terms of DPP-, BD&RD- and PSD-PSRO that an oracle can add to its objec
 
 from fusion_psro.oracles.base import BestResponseRequest, BestResponseResult, Oracle
 from fusion_psro.oracles.diversity import DIVERSITY_VARIANTS, DiversityTerm
-from fusion_psro.oracles.dqn import DQNConfig, DQNOracle
 from fusion_psro.oracles.exact import ExactOracle
+from fusion_psro.oracles.dqn import DQNConfig, DQNOracle  # noqa: I001 (registration order: exact first)
 from fusion_psro.oracles.gradient import GradientConfig, GradientOracle
 
 __all__ = [

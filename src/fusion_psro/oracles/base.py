@@ -17,6 +17,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from fusion_psro.errors import ConfigError, OracleError
 from fusion_psro.oracles.diversity import DiversityTerm
 
 StateDict = Mapping[str, torch.Tensor]
@@ -78,14 +79,49 @@ class BestResponseResult:
 
 
 class Oracle(abc.ABC):
-    """A best-response oracle."""
+    """A best-response oracle, registered by name with :func:`fusion_psro.register_oracle`.
 
-    #: Short name used on the command line and in run configs.
+    Its class attributes declare what it can do; the PSRO settings are validated by asking
+    them (never by the oracle's name).
+    """
+
+    #: Name on the command line and in run configs (set when the class is registered).
     name: str = ""
     #: Whether the oracle trains parameters (and so whether initialization strategies apply).
     trains_parameters: bool = False
-    #: Diversity terms (``DiversityTerm.kind``) the oracle can add to its objective.
-    diversity_terms: tuple[str, ...] = ()
+    #: Game kinds (:data:`fusion_psro.registry.GAME_KINDS`) whose policy spaces it serves.
+    game_kinds: tuple[str, ...] = ()
+    #: Whether it can add a diversity term (through the term's hooks for the game kind).
+    optimizes_diversity: bool = False
+    #: Whether one response can play both seats (a shared population of two-seat agents).
+    shared_population: bool = False
+    #: Schemes :meth:`scratch_parameters` accepts (the scratch initializations that apply).
+    scratch_schemes: tuple[str, ...] = ()
+    #: Frozen dataclass of the oracle's settings (``--oracle-option KEY=VALUE``), or None.
+    settings_class: type | None = None
+
+    @classmethod
+    def from_space(cls, space, settings) -> Oracle:
+        """The oracle for a policy space (:mod:`fusion_psro.psro.spaces`) and its settings."""
+        raise NotImplementedError(f"{cls.__name__} does not say how to build itself for a policy space")
+
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        """Names of the settings ``--oracle-option`` accepts."""
+        return tuple(f.name for f in dataclasses.fields(cls.settings_class)) if cls.settings_class else ()
+
+    @classmethod
+    def create(cls, space, options: Mapping[str, object]) -> Oracle:
+        """Validate ``options`` against :attr:`settings_class` and build the oracle for ``space``."""
+        unknown = sorted(set(options) - set(cls.option_names()))
+        if unknown:
+            accepted = ", ".join(sorted(cls.option_names())) or "none (it has no settings)"
+            raise ConfigError(f"unknown {cls.name or cls.__name__} oracle option(s) {unknown}; accepted: {accepted}")
+        try:
+            settings = cls.settings_class(**options) if cls.settings_class else None
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(str(exc)) from None
+        return cls.from_space(space, settings)
 
     @abc.abstractmethod
     def best_response(self, request: BestResponseRequest) -> BestResponseResult:
@@ -94,7 +130,7 @@ class Oracle(abc.ABC):
     def scratch_parameters(self, player: int, scheme: str, seed: int) -> StateDict:
         """Fresh parameters for ``player``'s network initialized with ``scheme``.
 
-        ``scheme`` is one of ``"normal"``, ``"orthogonal"``, ``"kaiming"``. Oracles
-        without parameters raise ``NotImplementedError``.
+        ``scheme`` is one of :attr:`scratch_schemes`. Oracles without parameters raise
+        :class:`~fusion_psro.errors.OracleError`.
         """
-        raise NotImplementedError(f"the {self.name or type(self).__name__} oracle has no parameters to initialize")
+        raise OracleError(f"the {self.name or type(self).__name__} oracle has no parameters to initialize")

@@ -104,6 +104,7 @@ from fusion_psro.games.simulation import VectorizedEpisodes
 from fusion_psro.oracles.base import BestResponseRequest, BestResponseResult, Oracle, StateDict
 from fusion_psro.oracles.diversity import convex_hull_distance, dpp_expected_cardinality, hull_weights
 from fusion_psro.policies import uniform_policy
+from fusion_psro.registry import register_oracle
 
 #: Initialization schemes accepted by :meth:`DQNOracle.scratch_parameters`.
 SCHEMES = ("normal", "orthogonal", "kaiming")
@@ -370,8 +371,11 @@ class DQNOracle(Oracle):
         Hyperparameters; default :class:`DQNConfig()`.
     """
 
-    name = "dqn"
     trains_parameters = True
+    game_kinds = ("tabular",)
+    optimizes_diversity = True
+    scratch_schemes = SCHEMES
+    settings_class = DQNConfig
     diversity_terms = ("dpp", "bdrd", "psd")
 
     def __init__(self, compiled: CompiledGame, config: DQNConfig | None = None) -> None:
@@ -383,6 +387,10 @@ class DQNOracle(Oracle):
                 )
         self.compiled = compiled
         self.config = config if config is not None else DQNConfig()
+
+    @classmethod
+    def from_space(cls, space, settings: DQNConfig | None) -> DQNOracle:
+        return cls(space.compiled, settings)
 
     # ------------------------------------------------------------------ networks
 
@@ -676,3 +684,6 @@ class DQNOracle(Oracle):
             metrics["diversity_bonus_mean"] = bonus_total / max(bonus_count, 1)
         metrics.update(selection)
         return BestResponseResult(policy=policy, parameters=final, episodes=episodes.episodes_completed, metrics=metrics)
+
+
+register_oracle("dqn", DQNOracle)

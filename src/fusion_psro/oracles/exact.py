@@ -11,6 +11,7 @@ import numpy as np
 from fusion_psro.evaluation import mixture_best_response
 from fusion_psro.games.compiled import CompiledGame
 from fusion_psro.oracles.base import BestResponseRequest, BestResponseResult, Oracle
+from fusion_psro.registry import register_oracle
 
 
 class ExactOracle(Oracle):
@@ -20,11 +21,15 @@ class ExactOracle(Oracle):
     deterministic.
     """
 
-    name = "exact"
-    trains_parameters = False
+    game_kinds = ("tabular",)
+    shared_population = True
 
     def __init__(self, compiled: CompiledGame):
         self.compiled = compiled
+
+    @classmethod
+    def from_space(cls, space, settings) -> ExactOracle:
+        return cls(space.compiled)
 
     def best_response(self, request: BestResponseRequest) -> BestResponseResult:
         response = mixture_best_response(
@@ -33,3 +38,6 @@ class ExactOracle(Oracle):
         return BestResponseResult(
             policy=np.asarray(response.policy), metrics={"best_response_value": float(response.value)}
         )
+
+
+register_oracle("exact", ExactOracle)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from fusion_psro.games.mixture import MixtureGame
+from fusion_psro.registry import register_oracle
 from fusion_psro.oracles.base import (
     BestResponseRequest,
     BestResponseResult,
@@ -74,8 +75,11 @@ class GradientConfig:
 class GradientOracle(Oracle):
     """Best responses of the mixture game by Adam on the point; see the module docstring."""
 
-    name = "gradient"
     trains_parameters = True
+    game_kinds = ("mixture",)
+    optimizes_diversity = True
+    scratch_schemes = SCHEMES
+    settings_class = GradientConfig
     diversity_terms = DIVERSITY_VARIANTS
 
     def __init__(self, game: MixtureGame, config: GradientConfig | None = None):
@@ -83,6 +87,10 @@ class GradientOracle(Oracle):
         self.config = config if config is not None else GradientConfig()
         self._centres = torch.tensor(np.array(game.centres), dtype=torch.float64)
         self._S = torch.tensor(np.array(game.S), dtype=torch.float64)
+
+    @classmethod
+    def from_space(cls, space, settings: GradientConfig | None) -> GradientOracle:
+        return cls(space.game, settings)
 
     def scratch_parameters(self, player: int, scheme: str, seed: int) -> StateDict:
         """``{"point": start_scale * N(0, I)}``, deterministic in ``seed``; only ``normal`` exists."""
@@ -159,5 +167,7 @@ class GradientOracle(Oracle):
             policy=point, parameters={"point": torch.as_tensor(point).clone()}, episodes=cfg.steps, metrics=metrics
         )
 
+
+register_oracle("gradient", GradientOracle)
 
 __all__ = ["SCHEMES", "GradientConfig", "GradientOracle"]

@@ -1,0 +1,210 @@
+"""Registries: every pluggable component of a PSRO run, by name, with what it can do.
+
+Six kinds of component plug into the loop, each kept in one :class:`Registry`:
+
+=================  ==================  ===============================================
+registry           register with       a component is
+=================  ==================  ===============================================
+``ORACLES``        ``register_oracle``  an :class:`~fusion_psro.oracles.base.Oracle` subclass
+``VARIANTS``       ``register_variant`` a :class:`~fusion_psro.psro.variants.Variant` subclass
+``INITS``          ``register_init``    an :class:`~fusion_psro.psro.initialization.Initialization`
+``META_SOLVERS``   ``register_meta_solver``  a function ``M -> MetaSolution``
+``DIVERSITY_TERMS`` ``register_diversity_term`` a :class:`~fusion_psro.oracles.diversity.DiversityMeasure`
+``GAME_KINDS``     ``register_game_kind`` a :class:`~fusion_psro.psro.spaces.PolicySpace` subclass
+=================  ==================  ===============================================
+
+Each component declares its capabilities as attributes (an oracle's ``trains_parameters``
+and ``game_kinds``, a variant's ``diversity`` term, ...); settings are validated by asking
+them, and every list of accepted names (errors, command-line choices) comes from here.
+
+A registry fills itself on first use: it imports the package that registers the built-in
+components, then loads the installed entry points of its group (``fusion_psro.oracles``,
+``fusion_psro.variants``, ...). An entry point names either a module whose import registers
+its components, or an object, registered under the entry point's name. Code outside the
+package registers directly::
+
+    import fusion_psro
+
+    @fusion_psro.register_oracle("my-oracle")
+    class MyOracle(fusion_psro.oracles.Oracle):
+        ...
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+import types
+from collections.abc import Callable, Iterator
+from importlib import metadata
+from typing import Any, Generic, TypeVar
+
+from fusion_psro.errors import ConfigError, UnknownComponentError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Name -> component for one kind of component; see the module docstring.
+
+    Parameters
+    ----------
+    kind:
+        What a component is called in messages (``"oracle"``, ``"meta-solver"``).
+    builtins:
+        Module whose import registers the built-in components.
+    group:
+        Entry-point group of components installed by other packages.
+    """
+
+    def __init__(self, kind: str, *, builtins: str, group: str) -> None:
+        self.kind = kind
+        self.builtins = builtins
+        self.group = group
+        self._components: dict[str, T] = {}
+        self._loaded = False
+        self._loading = threading.RLock()
+
+    def register(self, name: str, component: T | None = None, *, replace: bool = False) -> Any:
+        """Register ``component`` as ``name``; without ``component``, a decorator that does.
+
+        Registering another component under a taken name is a :class:`ConfigError` unless
+        ``replace`` is set; registering the same one again changes nothing. A class
+        component gets its ``name`` attribute set to ``name``.
+        """
+        if not isinstance(name, str) or not name or name != name.strip():
+            raise ConfigError(f"a {self.kind} name must be a non-empty string without surrounding spaces, got {name!r}")
+        self._ensure_loaded()  # built-ins first, so a clash with one is reported here
+        if component is None:
+            def decorator(target: T) -> T:
+                self.register(name, target, replace=replace)
+                return target
+            return decorator
+        existing = self._components.get(name)
+        if existing is not None and existing is not component and not replace:
+            raise ConfigError(
+                f"{self.kind} {name!r} is already registered ({_describe(existing)}); "
+                "pass replace=True to replace it"
+            )
+        if isinstance(component, type):
+            component.name = name  # type: ignore[attr-defined]
+        self._components[name] = component
+        return component
+
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (tests and interactive sessions that register throw-away components)."""
+        self._components.pop(name, None)
+
+    def get(self, name: str) -> T:
+        """The component registered as ``name``; :class:`UnknownComponentError` lists the accepted names."""
+        self._ensure_loaded()
+        try:
+            return self._components[name]
+        except (KeyError, TypeError):
+            raise UnknownComponentError(f"unknown {self.kind} {name!r}; accepted: {self.accepted()}") from None
+
+    def names(self, where: Callable[[T], bool] | None = None) -> tuple[str, ...]:
+        """Registered names in registration order; with ``where``, those whose component satisfies it."""
+        self._ensure_loaded()
+        return tuple(name for name, component in self._components.items() if where is None or where(component))
+
+    def accepted(self, where: Callable[[T], bool] | None = None) -> str:
+        """``"a, b, c"``: the names for an error message (``"none"`` when there are none)."""
+        return ", ".join(self.names(where)) or "none"
+
+    def items(self) -> Iterator[tuple[str, T]]:
+        self._ensure_loaded()
+        return iter(list(self._components.items()))
+
+    def __contains__(self, name: object) -> bool:
+        self._ensure_loaded()
+        return name in self._components
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self.names())
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}: {', '.join(self._components) if self._loaded else 'not loaded'})"
+
+    def _ensure_loaded(self) -> None:
+        if self._loaded:
+            return
+        with self._loading:
+            if self._loaded:
+                return
+            self._loaded = True  # set first: the built-in module registers through this registry
+            try:
+                importlib.import_module(self.builtins)
+            except BaseException:
+                self._loaded = False
+                raise
+            for entry_point in metadata.entry_points(group=self.group):
+                self._load_entry_point(entry_point)
+
+    def _load_entry_point(self, entry_point: metadata.EntryPoint) -> None:
+        try:
+            loaded = entry_point.load()
+        except Exception as exc:  # a broken plug-in must not take the built-ins down with it
+            log.warning("ignoring %s entry point %r (%s): %s", self.kind, entry_point.name, entry_point.value, exc)
+            return
+        if not isinstance(loaded, types.ModuleType):
+            self.register(entry_point.name, loaded, replace=True)
+
+
+def _describe(component: Any) -> str:
+    module = getattr(component, "__module__", None)
+    qualname = getattr(component, "__qualname__", None) or type(component).__qualname__
+    return f"{module}.{qualname}" if module else qualname
+
+
+ORACLES: Registry = Registry("oracle", builtins="fusion_psro.oracles", group="fusion_psro.oracles")
+VARIANTS: Registry = Registry("variant", builtins="fusion_psro.psro.variants", group="fusion_psro.variants")
+INITS: Registry = Registry("init", builtins="fusion_psro.psro.initialization", group="fusion_psro.inits")
+META_SOLVERS: Registry = Registry("meta-solver", builtins="fusion_psro.meta.solvers", group="fusion_psro.meta_solvers")
+DIVERSITY_TERMS: Registry = Registry(
+    "diversity term", builtins="fusion_psro.oracles.diversity", group="fusion_psro.diversity_terms"
+)
+GAME_KINDS: Registry = Registry("game kind", builtins="fusion_psro.psro.spaces", group="fusion_psro.game_kinds")
+
+
+def register_oracle(name: str, oracle: Any = None, *, replace: bool = False) -> Any:
+    """Register an :class:`~fusion_psro.oracles.base.Oracle` subclass (decorator without ``oracle``)."""
+    return ORACLES.register(name, oracle, replace=replace)
+
+
+def register_variant(name: str, variant: Any = None, *, replace: bool = False) -> Any:
+    """Register a :class:`~fusion_psro.psro.variants.Variant` subclass (decorator without ``variant``)."""
+    return VARIANTS.register(name, variant, replace=replace)
+
+
+def register_init(name: str, init: Any = None, *, replace: bool = False) -> Any:
+    """Register an :class:`~fusion_psro.psro.initialization.Initialization` (decorator without ``init``)."""
+    return INITS.register(name, init, replace=replace)
+
+
+def register_meta_solver(name: str, solver: Any = None, *, replace: bool = False) -> Any:
+    """Register a meta-solver ``solver(M) -> MetaSolution`` (decorator without ``solver``)."""
+    return META_SOLVERS.register(name, solver, replace=replace)
+
+
+def register_diversity_term(name: str, term: Any = None, *, replace: bool = False) -> Any:
+    """Register a :class:`~fusion_psro.oracles.diversity.DiversityMeasure` (decorator without ``term``)."""
+    return DIVERSITY_TERMS.register(name, term, replace=replace)
+
+
+def register_game_kind(name: str, space: Any = None, *, replace: bool = False) -> Any:
+    """Register a :class:`~fusion_psro.psro.spaces.PolicySpace` subclass (decorator without ``space``)."""
+    return GAME_KINDS.register(name, space, replace=replace)
+
+
+__all__ = [
+    "DIVERSITY_TERMS", "GAME_KINDS", "INITS", "META_SOLVERS", "ORACLES", "VARIANTS", "Registry",
+    "register_diversity_term", "register_game_kind", "register_init", "register_meta_solver",
+    "register_oracle", "register_variant",
+]
