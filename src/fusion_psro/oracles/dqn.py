@@ -85,13 +85,9 @@ Computation shortcuts (same mathematics as OpenSpiel's update, fewer FLOPs)
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
-import math
-import os
 import time
-from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -102,12 +98,19 @@ from fusion_psro.evaluation.sequence_form import realization_plans, sequence_for
 from fusion_psro.games.compiled import CompiledGame
 from fusion_psro.games.simulation import VectorizedEpisodes
 from fusion_psro.oracles.base import BestResponseRequest, BestResponseResult, Oracle, StateDict
+from fusion_psro.oracles.networks import (
+    MLP,
+    SCHEMES,
+    adam,
+    greedy_policy,
+    initialize,
+    resolve_device,
+    torch_threads,
+)
 from fusion_psro.oracles.diversity import convex_hull_distance, dpp_expected_cardinality, hull_weights
 from fusion_psro.policies import uniform_policy
 from fusion_psro.registry import register_oracle
 
-#: Initialization schemes accepted by :meth:`DQNOracle.scratch_parameters`.
-SCHEMES = ("normal", "orthogonal", "kaiming")
 LOSSES = ("mse", "huber")
 
 
@@ -212,87 +215,6 @@ class DQNConfig:
             raise ValueError(f"DQNConfig.torch_threads must be positive or None, got {self.torch_threads}")
 
 
-class QNetwork(nn.Module):
-    """ReLU MLP: information-state tensor -> one Q-value per distinct action.
-
-    Parameters are named ``layers.{k}.weight`` / ``layers.{k}.bias``.
-    """
-
-    def __init__(self, input_size: int, hidden_sizes: tuple[int, ...], num_actions: int) -> None:
-        super().__init__()
-        sizes = (input_size, *hidden_sizes, num_actions)
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers[:-1]:
-            x = F.relu(layer(x))
-        return self.layers[-1](x)
-
-
-def initialize(network: QNetwork, scheme: str, generator: torch.Generator) -> None:
-    """Initialize ``network`` in place; biases are zero under every scheme.
-
-    * ``"normal"``: every weight ~ N(0, 1 / fan_in) (LeCun normal).
-    * ``"orthogonal"``: :func:`torch.nn.init.orthogonal_` with gain sqrt(2) (ReLU) on
-      the hidden layers and gain 1 on the output layer.
-    * ``"kaiming"``: He normal, N(0, 2 / fan_in) on the hidden layers
-      (:func:`torch.nn.init.kaiming_normal_`, fan-in, ReLU) and N(0, 1 / fan_in) on the
-      output layer.
-    """
-    if scheme not in SCHEMES:
-        raise ValueError(f"unknown initialization scheme {scheme!r}; accepted: {', '.join(SCHEMES)}")
-    last = len(network.layers) - 1
-    with torch.no_grad():
-        for k, layer in enumerate(network.layers):
-            hidden = k < last
-            if scheme == "normal":
-                nn.init.normal_(layer.weight, 0.0, 1.0 / math.sqrt(layer.in_features), generator=generator)
-            elif scheme == "orthogonal":
-                nn.init.orthogonal_(layer.weight, gain=math.sqrt(2.0) if hidden else 1.0, generator=generator)
-            else:
-                nn.init.kaiming_normal_(
-                    layer.weight, mode="fan_in", nonlinearity="relu" if hidden else "linear", generator=generator
-                )
-            nn.init.zeros_(layer.bias)
-
-
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else is passed to torch."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def _available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-@contextlib.contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    previous = torch.get_num_threads()
-    wanted = threads if threads is not None else _available_cpus()
-    if wanted != previous:
-        torch.set_num_threads(wanted)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != previous:
-            torch.set_num_threads(previous)
-
-
-def greedy_policy(network: nn.Module, observations: torch.Tensor, legal_mask: torch.Tensor) -> np.ndarray:
-    """One-hot ``float64[I, A]`` greedy policy over the legal actions (ties: lowest action)."""
-    with torch.no_grad():
-        q = network(observations).masked_fill(~legal_mask, -torch.inf)
-        best = q.argmax(dim=1).cpu().numpy()
-    policy = np.zeros(tuple(legal_mask.shape), dtype=np.float64)
-    policy[np.arange(policy.shape[0]), best] = 1.0
-    return policy
-
-
 class _Replay:
     """Ring buffer of transitions stored as information-state ids, preallocated on the device."""
 
@@ -321,18 +243,6 @@ class _Replay:
         self.done.index_copy_(0, slots, torch.from_numpy(np.asarray(done, dtype=bool)).to(self.device))
         self.position = (self.position + count) % self.capacity
         self.size = min(self.size + count, self.capacity)
-
-
-def _adam(network: nn.Module, learning_rate: float) -> torch.optim.Adam:
-    """Adam with PyTorch's defaults, using the fused kernel where the device has one.
-
-    The fused kernel runs the same update rule as the per-parameter loop (the default on
-    the CPU) in one pass; only rounding differs.
-    """
-    try:
-        return torch.optim.Adam(network.parameters(), lr=learning_rate, fused=True)
-    except (RuntimeError, ValueError):  # pragma: no cover - device without a fused Adam
-        return torch.optim.Adam(network.parameters(), lr=learning_rate)
 
 
 #: Share of the uniform legal policy mixed into each hull policy (PSD), so KL stays finite.
@@ -394,7 +304,7 @@ class DQNOracle(Oracle):
 
     # ------------------------------------------------------------------ networks
 
-    def build_network(self, player: int) -> QNetwork:
+    def build_network(self, player: int) -> MLP:
         """A Q-network of ``player`` on the CPU, with arbitrary weights (load or initialize them).
 
         PyTorch's default layer initialization runs on a forked RNG state, so building a
@@ -404,7 +314,7 @@ class DQNOracle(Oracle):
             raise ValueError(f"player must be 0 or 1, got {player!r}")
         info = self.compiled.players[player]
         with torch.random.fork_rng(devices=[]):
-            return QNetwork(info.tensors.shape[1], self.config.hidden_sizes, info.num_actions)
+            return MLP(info.tensors.shape[1], self.config.hidden_sizes, info.num_actions)
 
     def scratch_parameters(self, player: int, scheme: str, seed: int) -> StateDict:
         """Fresh parameters of ``player``'s Q-network (CPU tensors); see :func:`initialize`.
@@ -445,7 +355,7 @@ class DQNOracle(Oracle):
                 f"the DQN oracle cannot optimize the {request.diversity.kind!r} diversity term; "
                 f"accepted: {', '.join(self.diversity_terms)}"
             )
-        with _torch_threads(cfg.torch_threads):
+        with torch_threads(cfg.torch_threads):
             return self._train(request, resolve_device(cfg.device))
 
     def _behaviour_log_ratios(self, player: int, policy: np.ndarray, references: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -523,7 +433,7 @@ class DQNOracle(Oracle):
         network.to(device)
         target = copy.deepcopy(network)
         target.requires_grad_(False)
-        optimizer = _adam(network, cfg.learning_rate)
+        optimizer = adam(network, cfg.learning_rate)
         if cfg.loss == "mse":
             loss_fn = F.mse_loss
         else:

@@ -1,0 +1,115 @@
+"""Networks shared by the neural oracles: a ReLU MLP over information-state tensors,
+its initialization schemes, and the torch settings every oracle applies (device, threads,
+optimizer).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+#: Scratch initialization schemes of :func:`initialize`.
+SCHEMES = ("normal", "orthogonal", "kaiming")
+
+
+class MLP(nn.Module):
+    """ReLU MLP: information-state tensor -> one output per distinct action (Q-values or logits).
+
+    Parameters are named ``layers.{k}.weight`` / ``layers.{k}.bias``.
+    """
+
+    def __init__(self, input_size: int, hidden_sizes: tuple[int, ...], num_actions: int) -> None:
+        super().__init__()
+        sizes = (input_size, *hidden_sizes, num_actions)
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers[:-1]:
+            x = F.relu(layer(x))
+        return self.layers[-1](x)
+
+
+def initialize(network: MLP, scheme: str, generator: torch.Generator) -> None:
+    """Initialize ``network`` in place; biases are zero under every scheme.
+
+    * ``"normal"``: every weight ~ N(0, 1 / fan_in) (LeCun normal).
+    * ``"orthogonal"``: :func:`torch.nn.init.orthogonal_` with gain sqrt(2) (ReLU) on
+      the hidden layers and gain 1 on the output layer.
+    * ``"kaiming"``: He normal, N(0, 2 / fan_in) on the hidden layers
+      (:func:`torch.nn.init.kaiming_normal_`, fan-in, ReLU) and N(0, 1 / fan_in) on the
+      output layer.
+    """
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown initialization scheme {scheme!r}; accepted: {', '.join(SCHEMES)}")
+    last = len(network.layers) - 1
+    with torch.no_grad():
+        for k, layer in enumerate(network.layers):
+            hidden = k < last
+            if scheme == "normal":
+                nn.init.normal_(layer.weight, 0.0, 1.0 / math.sqrt(layer.in_features), generator=generator)
+            elif scheme == "orthogonal":
+                nn.init.orthogonal_(layer.weight, gain=math.sqrt(2.0) if hidden else 1.0, generator=generator)
+            else:
+                nn.init.kaiming_normal_(
+                    layer.weight, mode="fan_in", nonlinearity="relu" if hidden else "linear", generator=generator
+                )
+            nn.init.zeros_(layer.bias)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; anything else is passed to torch."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    wanted = threads if threads is not None else available_cpus()
+    if wanted != previous:
+        torch.set_num_threads(wanted)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != previous:
+            torch.set_num_threads(previous)
+
+
+def greedy_policy(network: nn.Module, observations: torch.Tensor, legal_mask: torch.Tensor) -> np.ndarray:
+    """One-hot ``float64[I, A]`` greedy policy over the legal actions (ties: lowest action)."""
+    with torch.no_grad():
+        q = network(observations).masked_fill(~legal_mask, -torch.inf)
+        best = q.argmax(dim=1).cpu().numpy()
+    policy = np.zeros(tuple(legal_mask.shape), dtype=np.float64)
+    policy[np.arange(policy.shape[0]), best] = 1.0
+    return policy
+
+
+def adam(network: nn.Module, learning_rate: float) -> torch.optim.Adam:
+    """Adam with PyTorch's defaults, using the fused kernel where the device has one.
+
+    The fused kernel runs the same update rule as the per-parameter loop (the default on
+    the CPU) in one pass; only rounding differs.
+    """
+    try:
+        return torch.optim.Adam(network.parameters(), lr=learning_rate, fused=True)
+    except (RuntimeError, ValueError):  # pragma: no cover - device without a fused Adam
+        return torch.optim.Adam(network.parameters(), lr=learning_rate)
+
+
+__all__ = ["MLP", "SCHEMES", "adam", "available_cpus", "greedy_policy", "initialize", "resolve_device", "torch_threads"]
