@@ -90,11 +90,11 @@ def take_snapshot(out: Path, only: str | None) -> None:
     torch.set_num_threads(1)
     out.mkdir(parents=True, exist_ok=True)
     for name, settings in cases().items():
-        if only and only not in name:
+        if only and not any(part in name for part in only.split(",")):
             continue
         started = time.perf_counter()
         psro = PSRO(PSROConfig(**settings))
-        rows = psro.run()
+        rows = [row.to_json() if hasattr(row, "to_json") else row for row in psro.run()]
         record = {"rows": _strip(rows), "populations": _population_digest(psro.state.populations)}
         (out / f"{name}.json").write_text(json.dumps(record, sort_keys=True, indent=1) + "\n")
         print(f"{name}: {len(rows)} iterations, exploitability {rows[-1]['exploitability']:.6f} "
@@ -120,7 +120,7 @@ def compare(before: Path, after: Path) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, help="write a snapshot into this directory")
-    parser.add_argument("--only", help="only the cases whose name contains this text")
+    parser.add_argument("--only", help="only the cases whose name contains one of these comma-separated texts")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("BEFORE", "AFTER"), help="compare two snapshots")
     args = parser.parse_args()
     if args.compare:

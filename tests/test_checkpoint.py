@@ -20,6 +20,7 @@ SMALL_DQN = {"hidden_sizes": [32], "num_envs": 32, "min_replay_before_learning":
 
 def _comparable(rows):
     """Metrics without wall-clock numbers (which differ between any two runs)."""
+    rows = [row.to_json() if hasattr(row, "to_json") else row for row in rows]  # records or metrics.jsonl rows
     return [{k: v for k, v in row.items() if not k.endswith("_s") and k != "oracle"} for row in rows]
 
 
@@ -27,6 +28,8 @@ def _config(**changes):
     settings = dict(game="kuhn_poker", oracle="dqn", init="fusion", iterations=6, episodes=400, seed=4,
                     oracle_options=SMALL_DQN)
     settings.update(changes)
+    if settings["oracle"] == "exact":  # it has no settings
+        settings["oracle_options"] = {}
     return PSROConfig(**settings)
 
 

@@ -256,6 +256,6 @@ def test_dqn_diversity_variants_run_in_the_loop_on_an_openspiel_game():
     for variant in ("dpp", "bdrd", "psd"):
         rows = PSRO(PSROConfig(game="kuhn_poker", oracle="dqn", variant=variant, init="fusion", iterations=2,
                                episodes=200, seed=0, oracle_options=small)).run()
-        assert rows[-1]["inits"] == ["fusion", "fusion"]
+        assert rows[-1].inits == ["fusion", "fusion"]
         key = "diversity_bonus_mean" if variant in ("psd", "bdrd") else "diversity"
-        assert all(key in entry for entry in rows[-1]["oracle"])
+        assert all(key in entry for entry in rows[-1].oracle)

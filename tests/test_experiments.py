@@ -29,7 +29,7 @@ def test_run_writes_config_metrics_and_population(tmp_path):
     assert config["game_string"] == "kuhn_poker()"
     assert config["versions"]["open_spiel"] == "2.0.2"
     metrics = read_metrics(out)
-    assert metrics == json.loads(json.dumps(rows))
+    assert metrics == json.loads(json.dumps([row.to_json() for row in rows]))
     for row in metrics:
         assert {"iteration", "exploitability", "nash_conv", "wall_s", "episodes", "fusion_s"} <= set(row)
     # The saved population reproduces the last recorded exploitability exactly.
@@ -45,7 +45,8 @@ def test_existing_runs_are_never_overwritten_silently(tmp_path):
     run_psro(PSROConfig(game="kuhn_poker", iterations=2), out, progress=False)
     before = (out / "metrics.jsonl").read_text()
     # The same finished run again: nothing runs, the recorded metrics come back.
-    assert run_psro(PSROConfig(game="kuhn_poker", iterations=2), out, progress=False) == read_metrics(out)
+    rows = run_psro(PSROConfig(game="kuhn_poker", iterations=2), out, progress=False)
+    assert [row.to_json() for row in rows] == read_metrics(out)
     (out / "population" / "player0.npz").unlink()  # no longer finished
     with pytest.raises(RunDirectoryError, match="already holds a run with this exact configuration"):
         run_psro(PSROConfig(game="kuhn_poker", iterations=2), out, progress=False)
@@ -121,7 +122,7 @@ def test_tensorboard_scalars(tmp_path):
     events.Reload()
     scalars = events.Scalars("exploitability (NashConv / 2)")
     assert [s.step for s in scalars] == [1, 2, 3]
-    assert [s.value for s in scalars] == pytest.approx([r["exploitability"] for r in rows], abs=1e-6)
+    assert [s.value for s in scalars] == pytest.approx([r.exploitability for r in rows], abs=1e-6)
 
 
 def test_a_finished_run_recorded_before_a_setting_existed_is_still_recognized(tmp_path):

@@ -13,25 +13,25 @@ from fusion_psro.psro import PSRO, ConfigError, PSROConfig
 
 def test_exact_psro_solves_kuhn():
     rows = PSRO(PSROConfig(game="kuhn_poker", iterations=15)).run()
-    assert rows[-1]["exploitability"] < 1e-3
-    assert rows[-1]["nash_conv"] == pytest.approx(2 * rows[-1]["exploitability"], abs=1e-12)
+    assert rows[-1].exploitability < 1e-3
+    assert rows[-1].nash_conv == pytest.approx(2 * rows[-1].exploitability, abs=1e-12)
     # Kuhn poker's value for player 0 is -1/18.
-    assert rows[-1]["meta_game_value"] == pytest.approx(-1 / 18, abs=1e-3)
+    assert rows[-1].meta_game_value == pytest.approx(-1 / 18, abs=1e-3)
 
 
 def test_metrics_rows_are_complete_and_consistent():
     psro = PSRO(PSROConfig(game="kuhn_poker", iterations=4))
     rows = psro.run()
-    assert [r["iteration"] for r in rows] == [1, 2, 3, 4]
+    assert [r.iteration for r in rows] == [1, 2, 3, 4]
     for row in rows:
         for key in ("exploitability", "nash_conv", "wall_s", "episodes", "fusion_s", "population_sizes", "meta_strategies"):
-            assert key in row
-    assert all(b["wall_s"] >= a["wall_s"] for a, b in zip(rows, rows[1:]))
+            assert key in row.to_json()
+    assert all(b.wall_s >= a.wall_s for a, b in zip(rows, rows[1:]))
     # The recorded exploitability is that of the recorded meta-strategies, recomputed independently.
     last = rows[-1]
     populations = [np.stack([m.policy for m in pop]) for pop in psro.state.populations]
-    check = evaluate_mixture(psro.compiled, populations, [np.array(s) for s in last["meta_strategies"]])
-    assert check.exploitability == pytest.approx(last["exploitability"], abs=1e-12)
+    check = evaluate_mixture(psro.compiled, populations, [np.array(s) for s in last.meta_strategies])
+    assert check.exploitability == pytest.approx(last.exploitability, abs=1e-12)
 
 
 def test_meta_game_matches_a_fresh_payoff_matrix():
@@ -50,25 +50,25 @@ def test_each_best_response_is_exact_against_the_meta_strategy():
     sigma_before = psro2.state.meta_strategies
     opponents = np.stack([m.policy for m in psro2.state.populations[1]])
     row = psro2.step()
-    assert row["population_sizes"] == [4, 4]
+    assert row.population_sizes == [4, 4]
     expected = mixture_best_response(psro2.compiled, 0, opponents, sigma_before[1]).policy
     np.testing.assert_array_equal(psro2.state.populations[0][-1].policy, expected)
 
 
 def test_rectified_variant_adds_rn_learners_per_player():
     rows = PSRO(PSROConfig(game="kuhn_poker", variant="psro-rn", iterations=4, rn_learners=2)).run()
-    sizes = [r["population_sizes"] for r in rows]
+    sizes = [r.population_sizes for r in rows]
     # Iteration 1: the meta-Nash support is the uniform member only, so one learner each.
     assert sizes[0] == [2, 2]
     for before, after, row in zip(sizes, sizes[1:], rows[1:]):
         added = [a - b for a, b in zip(after, before)]
         assert all(1 <= n <= 2 for n in added)
-        assert len(row["inits"]) == sum(added)
+        assert len(row.inits) == sum(added)
 
 
 def test_rectified_learner_trains_only_against_opponents_it_beats():
     class Spy(Oracle):
-        name, trains_parameters = "spy", False
+        name, trains_parameters, game_kinds = "spy", False, ("tabular",)
 
         def __init__(self, inner):
             self.inner, self.requests = inner, []
@@ -104,25 +104,25 @@ def test_pipeline_variant_keeps_active_learners_and_freezes_the_lowest():
                            pipeline_max_iterations=2))
     rows = psro.run()
     for row in rows:
-        assert row["active_learners"] == [2, 2] or row["active_learners"] == [3, 3]
-        fixed = [size - active for size, active in zip(row["population_sizes"], row["active_learners"])]
+        assert row.extra["active_learners"] == [2, 2] or row.extra["active_learners"] == [3, 3]
+        fixed = [size - active for size, active in zip(row.population_sizes, row.extra["active_learners"])]
         assert fixed[0] >= 1 and fixed[1] >= 1
     # Every iteration freezes at most one learner per player, and with the exact oracle the
     # lowest learner stops improving (plateau) or reaches its budget within two iterations.
-    assert sum(len(r["frozen"]) for r in rows) >= 2 * (len(rows) // 2)
-    assert rows[-1]["exploitability"] < rows[0]["exploitability"]
+    assert sum(len(r.extra["frozen"]) for r in rows) >= 2 * (len(rows) // 2)
+    assert rows[-1].exploitability < rows[0].exploitability
 
 
 def test_pipeline_exact_on_kuhn_converges():
     rows = PSRO(PSROConfig(game="kuhn_poker", variant="p-psro", iterations=15)).run()
-    assert rows[-1]["exploitability"] < 1e-3
+    assert rows[-1].exploitability < 1e-3
 
 
 def test_exact_runs_are_deterministic():
     a = PSRO(PSROConfig(game="leduc_poker", iterations=6)).run()
     b = PSRO(PSROConfig(game="leduc_poker", iterations=6)).run()
-    assert [r["exploitability"] for r in a] == [r["exploitability"] for r in b]
-    assert [r["meta_strategies"] for r in a] == [r["meta_strategies"] for r in b]
+    assert [r.exploitability for r in a] == [r.exploitability for r in b]
+    assert [r.meta_strategies for r in a] == [r.meta_strategies for r in b]
 
 
 class TinyLearnedOracle(Oracle):
@@ -132,7 +132,8 @@ class TinyLearnedOracle(Oracle):
     test the loop's handling of initializations, fusion timing and seeding without DQN.
     """
 
-    name, trains_parameters = "tiny", True
+    name, trains_parameters, game_kinds = "tiny", True, ("tabular",)
+    scratch_schemes = ("normal", "orthogonal", "kaiming")
 
     def __init__(self, compiled):
         from fusion_psro.oracles.exact import ExactOracle
@@ -161,14 +162,14 @@ def test_learned_oracle_loop_with_every_init(init):
     oracle = TinyLearnedOracle(compiled)
     psro = PSRO(config, oracle=oracle, compiled=compiled)
     rows = psro.run()
-    assert rows[-1]["episodes"] == 4 * 2 * 10
-    inits = [r["inits"] for r in rows]
+    assert rows[-1].episodes == 4 * 2 * 10
+    inits = [r.inits for r in rows]
     if init == "fusion":
         assert inits[0] == ["normal", "normal"]  # before fusion_start
         assert all(i == ["fusion", "fusion"] for i in inits[1:])
-        assert all(r["fusion_s"] > 0 for r in rows[1:])
+        assert all(r.fusion_s > 0 for r in rows[1:])
         # The fused start is the meta-Nash-weighted average of the members' parameters.
-        sigma = rows[-2]["meta_strategies"][0]
+        sigma = rows[-2].meta_strategies[0]
         members = psro.state.populations[0][:-1]
         weights = np.array([s for s, m in zip(sigma, members) if m.parameters is not None])
         if weights.sum() > 0:
@@ -222,13 +223,13 @@ def test_shared_population_uses_symmetric_meta_nash_and_solves_kuhn(variant):
     psro = PSRO(PSROConfig(game="kuhn_poker", population="shared", variant=variant, iterations=20))
     rows = psro.run()
     for row in rows:
-        assert row["population_sizes"][0] == row["population_sizes"][1]
-        assert row["meta_strategies"][0] == row["meta_strategies"][1]
-    assert rows[-1]["exploitability"] < 1e-3
+        assert row.population_sizes[0] == row.population_sizes[1]
+        assert row.meta_strategies[0] == row.meta_strategies[1]
+    assert rows[-1].exploitability < 1e-3
     # The symmetric meta-Nash is an equilibrium of the seat-averaged agent game.
     matrix = psro.state.meta_game.matrix
     agent_game = 0.5 * (matrix - matrix.T)
-    sigma = np.array(rows[-1]["meta_strategies"][0])
+    sigma = np.array(rows[-1].meta_strategies[0])
     assert (sigma @ agent_game).min() >= -1e-9
 
 
@@ -251,9 +252,9 @@ def test_dqn_psro_end_to_end_is_deterministic(variant):
 
     rows_a, psro_a = run(5)
     rows_b, _ = run(5)
-    strip = lambda rows: [{k: v for k, v in r.items() if not k.endswith("_s") and k != "oracle"} for r in rows]  # noqa: E731
+    strip = lambda rows: [{k: v for k, v in r.to_json().items() if not k.endswith("_s") and k != "oracle"} for r in rows]  # noqa: E731
     assert strip(rows_a) == strip(rows_b)
-    assert rows_a[-1]["episodes"] > 0
-    assert any("fusion" in r["inits"] for r in rows_a)
+    assert rows_a[-1].episodes > 0
+    assert any("fusion" in r.inits for r in rows_a)
     members = [m for pop in psro_a.state.populations for m in pop if m.parameters is not None]
     assert members and all(set(m.parameters) == set(members[0].parameters) for m in members)

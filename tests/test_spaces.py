@@ -47,13 +47,13 @@ def test_every_variant_and_init_runs_on_the_mixture_game_with_exact_numbers(vari
     game = psro.space.game
     # The meta-game is the payoff matrix of the points; exploitability is the exact one.
     np.testing.assert_allclose(state.meta_game.matrix, game.payoff_matrix(points[0], points[1]), atol=1e-12)
-    sigma = [np.array(s) for s in rows[-1]["meta_strategies"]]
+    sigma = [np.array(s) for s in rows[-1].meta_strategies]
     nash_conv = game.nash_conv(points[0], sigma[0], points[1], sigma[1])
-    assert rows[-1]["nash_conv"] == pytest.approx(nash_conv, abs=1e-12)
-    assert rows[-1]["exploitability"] == pytest.approx(nash_conv / 2, abs=1e-12)
-    assert all(row["exploitability"] >= -1e-9 for row in rows)
+    assert rows[-1].nash_conv == pytest.approx(nash_conv, abs=1e-12)
+    assert rows[-1].exploitability == pytest.approx(nash_conv / 2, abs=1e-12)
+    assert all(row.exploitability >= -1e-9 for row in rows)
     if variant in ("dpp", "bdrd", "psd"):
-        assert all("diversity" in entry for entry in rows[-1]["oracle"])
+        assert all("diversity" in entry for entry in rows[-1].oracle)
 
 
 def test_fusion_starts_each_best_response_from_the_meta_nash_mean_of_the_own_points():
@@ -62,10 +62,10 @@ def test_fusion_starts_each_best_response_from_the_meta_nash_mean_of_the_own_poi
     for _ in range(5):
         points = [np.stack([m.policy for m in psro.state.populations[p]]) for p in range(2)]
         row = psro.step()
-        assert row["inits"] == ["fusion", "fusion"]
-        for player, entry in enumerate(row["oracle"]):
+        assert row.inits == ["fusion", "fusion"]
+        for player, entry in enumerate(row.oracle):
             np.testing.assert_allclose(entry["start"], fuse_points(points[player], previous_sigma[player]), atol=1e-12)
-        previous_sigma = [np.array(s) for s in row["meta_strategies"]]
+        previous_sigma = [np.array(s) for s in row.meta_strategies]
 
 
 @pytest.mark.parametrize("init", ["normal", "fusion"])
@@ -73,7 +73,7 @@ def test_same_seed_same_run_and_seeds_differ(init):
     # With fusion every start is a function of the population, so seeds differ only
     # through the seeded initial points.
     def final(seed):
-        return PSRO(PSROConfig(game="mixture", init=init, iterations=3, seed=seed)).run()[-1]["exploitability"]
+        return PSRO(PSROConfig(game="mixture", init=init, iterations=3, seed=seed)).run()[-1].exploitability
 
     assert final(0) == final(0)
     assert final(0) != final(1)
@@ -90,7 +90,7 @@ def test_mixture_run_resumes_to_the_uninterrupted_result(tmp_path):
     record["psro"]["iterations"] = 6
     (tmp_path / "part" / "config.json").write_text(json.dumps(record))
     resumed = resume_psro(tmp_path / "part", progress=False)
-    assert [r["exploitability"] for r in resumed] == [r["exploitability"] for r in whole]
+    assert [r.exploitability for r in resumed] == [r.exploitability for r in whole]
     assert [r["meta_strategies"] for r in read_metrics(tmp_path / "part")] == [r["meta_strategies"] for r in whole]
 
 
@@ -98,10 +98,10 @@ def test_mixture_run_resumes_to_the_uninterrupted_result(tmp_path):
     ("settings", "message"),
     [
         (dict(game="mixture", oracle="dqn"), "accepted: gradient"),
-        (dict(game="kuhn_poker", oracle="gradient"), "use exact or dqn"),
+        (dict(game="kuhn_poker", oracle="gradient"), "does not apply to 'kuhn_poker' .a tabular OpenSpiel game.; accepted: exact, dqn"),
         (dict(game="mixture", init="orthogonal"), "accepted: normal, inherit, fusion"),
         (dict(game="mixture", variant="psd", diversity_weight=-0.5), "non-negative"),
-        (dict(game="mixture", variant="psro", diversity_weight=0.5), "applies to the diversity variants"),
+        (dict(game="mixture", variant="psro", diversity_weight=0.5), "applies to the variants with a diversity term"),
         (dict(game="kuhn_poker", variant="psd"), "Use --oracle dqn"),
         (dict(game="kuhn_poker", variant="bdrd"), "exact oracle supports none. Use --oracle dqn"),
         (dict(game="mixture", oracle_options={"momentum": 0.9}), "accepted: lr, start_scale, steps"),

@@ -73,7 +73,7 @@ class Registry(Generic[T]):
 
         Registering another component under a taken name is a :class:`ConfigError` unless
         ``replace`` is set; registering the same one again changes nothing. A class
-        component gets its ``name`` attribute set to ``name``.
+        component (or an instance of a class with a ``name`` attribute) gets its ``name`` set.
         """
         if not isinstance(name, str) or not name or name != name.strip():
             raise ConfigError(f"a {self.kind} name must be a non-empty string without surrounding spaces, got {name!r}")
@@ -89,7 +89,7 @@ class Registry(Generic[T]):
                 f"{self.kind} {name!r} is already registered ({_describe(existing)}); "
                 "pass replace=True to replace it"
             )
-        if isinstance(component, type):
+        if isinstance(component, type) or hasattr(type(component), "name"):
             component.name = name  # type: ignore[attr-defined]
         self._components[name] = component
         return component

@@ -16,7 +16,9 @@ usable; the two most recent checkpoints are kept, and resuming falls back to the
 if the newer cannot be read.
 
 The loop draws every random number from seeds derived from (run seed, iteration, player,
-slot), so restoring this state is enough to continue exactly as an uninterrupted run.
+slot), so restoring this state is enough to continue exactly as an uninterrupted run. The
+variant's own state (P-PSRO's active learners, say) is what its ``state_dict`` returns,
+saved and handed back to its ``load_state_dict`` without this module knowing its fields.
 """
 
 from __future__ import annotations
@@ -34,13 +36,14 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from fusion_psro.experiments.rundir import RunDirectoryError
-from fusion_psro.psro.loop import PSRO, ActiveLearner, Member, PSROState
+from fusion_psro.psro.loop import PSRO, PSROState
+from fusion_psro.psro.population import Member
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 MEMBERS_DIR = "members"
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
 _POLICY_KEY = "__policy__"
 _CHECKPOINT_NAME = re.compile(r"^iteration-(\d{5,})\.npz$")
 KEEP_CHECKPOINTS = 2
@@ -103,12 +106,8 @@ class Checkpointer:
             "wall_s": state.wall_s,
             "members": files,
             "has_parameters": [[m.parameters is not None for m in pop] for pop in state.populations],
-            "active": [
-                [{"index": index_of(p, a.member), "iterations_trained": a.iterations_trained,
-                  "last_value": a.last_value} for a in state.active[p]]
-                for p in range(2)
-            ],
             "last_best_response": [index_of(p, state.last_best_response[p]) for p in range(2)],
+            "variant": psro.variant.state_dict(psro),
         }
         path = self.directory / f"iteration-{state.iteration:05d}.npz"
 
@@ -163,7 +162,7 @@ def _load_member(path: Path, has_parameters: bool) -> Member:
     return Member(policy=policy, parameters=tensors if has_parameters else None, origin=metadata.get("origin", ""))
 
 
-def _restore_from(psro: PSRO, path: Path) -> PSROState:
+def _restore_from(psro: PSRO, path: Path) -> tuple[PSROState, dict]:
     with np.load(path, allow_pickle=False) as data:
         record = json.loads(str(data["record"]))
         matrix, sigma = data["matrix"], (data["sigma0"], data["sigma1"])
@@ -186,14 +185,10 @@ def _restore_from(psro: PSRO, path: Path) -> PSROState:
         episodes=record["episodes"],
         wall_s=record["wall_s"],
     )
-    state.active = [
-        [ActiveLearner(populations[p][a["index"]], a["iterations_trained"], a["last_value"]) for a in record["active"][p]]
-        for p in range(2)
-    ]
     state.last_best_response = [
         None if index is None else populations[p][index] for p, index in enumerate(record["last_best_response"])
     ]
-    return state
+    return state, record["variant"]
 
 
 def restore_latest(psro: PSRO, run_dir: Path) -> int:
@@ -210,7 +205,8 @@ def restore_latest(psro: PSRO, run_dir: Path) -> int:
     problems = []
     for iteration, path in candidates:
         try:
-            psro.state = _restore_from(psro, path)
+            psro.state, variant_state = _restore_from(psro, path)
+            psro.variant.load_state_dict(psro, variant_state)
             if problems:
                 log.warning("resuming from %s; skipped unreadable %s", path.name, "; ".join(problems))
             return iteration

@@ -35,7 +35,7 @@ class RunSummary:
 
 def load_runs(run_dirs: Iterable[Path | str]) -> list[RunSummary]:
     """Read the config and metrics of each run directory (clear error if one is not a run)."""
-    from fusion_psro.psro.loop import resolved_settings  # noqa: PLC0415 (the report needs no loop otherwise)
+    from fusion_psro.psro.config import recorded_settings  # noqa: PLC0415
 
     runs = []
     for run_dir in run_dirs:
@@ -45,7 +45,7 @@ def load_runs(run_dirs: Iterable[Path | str]) -> list[RunSummary]:
             raise RunDirectoryError(f"{path} has no {CONFIG_FILE}; is it a fusion-psro run directory?")
         recorded = json.loads(config_path.read_text())["psro"]
         # Resolved with today's defaults, so seeds written by different versions group together.
-        settings = resolved_settings(recorded) or recorded
+        settings = recorded_settings(recorded) or recorded
         rows = read_metrics(path)
         if not rows:
             raise RunDirectoryError(f"{path} has no iterations recorded yet")

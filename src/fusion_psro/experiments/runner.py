@@ -26,7 +26,7 @@ from fusion_psro.experiments.rundir import (
     save_population,
 )
 from fusion_psro.games.loading import openspiel_version
-from fusion_psro.psro.loop import PSRO, PSROConfig, resolved_settings
+from fusion_psro.psro import PSRO, IterationRecord, PSROConfig, resolved_settings
 
 log = logging.getLogger(__name__)
 
@@ -50,23 +50,23 @@ def run_config_record(config: PSROConfig, compiled_game_string: str) -> dict[str
     }
 
 
-def finished_run_metrics(out: Path | str, config: PSROConfig) -> list[dict[str, Any]] | None:
+def finished_run_metrics(out: Path | str, config: PSROConfig) -> list[IterationRecord] | None:
     """The metrics of ``out`` if it holds a finished run of exactly ``config``, else None."""
     out = Path(out)
     try:
         recorded = json.loads((out / CONFIG_FILE).read_text()).get("psro")
-        rows = read_metrics(out)
+        rows = [IterationRecord.from_json(row) for row in read_metrics(out)]
     except (OSError, ValueError):
         return None
     saved = all((out / POPULATION_DIR / f"player{p}.npz").exists() for p in range(2))
-    complete = bool(rows) and rows[-1].get("iteration") == config.iterations and saved
+    complete = bool(rows) and rows[-1].iteration == config.iterations and saved
     return rows if same_settings(recorded, config) and complete else None
 
 
 def same_settings(recorded: dict[str, Any] | None, config: PSROConfig) -> bool:
     """Whether the ``psro`` record of a ``config.json`` describes the same run as ``config``.
 
-    Both sides are resolved first (:func:`~fusion_psro.psro.loop.resolved_settings`), so a
+    Both sides are resolved first (:func:`~fusion_psro.psro.resolved_settings`), so a
     record written before a setting existed (it then has that setting's default) still matches.
     """
     then = resolved_settings(recorded)
@@ -75,7 +75,7 @@ def same_settings(recorded: dict[str, Any] | None, config: PSROConfig) -> bool:
 
 def run_psro(
     config: PSROConfig, out: Path | str, *, overwrite: bool = False, progress: bool = True, tensorboard: bool = False
-) -> list[dict[str, Any]]:
+) -> list[IterationRecord]:
     """Run PSRO as configured, writing ``config.json``, ``metrics.jsonl`` and the population.
 
     Returns the metrics rows. The directory is checked before any work starts. If ``out``
@@ -94,7 +94,7 @@ def run_psro(
     return _run_to_end(psro, out, [], progress, tensorboard)
 
 
-def resume_psro(out: Path | str, *, progress: bool = True, tensorboard: bool = False) -> list[dict[str, Any]]:
+def resume_psro(out: Path | str, *, progress: bool = True, tensorboard: bool = False) -> list[IterationRecord]:
     """Continue the run in ``out`` from its last good checkpoint.
 
     The resumed run ends with the same metrics (wall times aside) as an uninterrupted run
@@ -115,8 +115,8 @@ def resume_psro(out: Path | str, *, progress: bool = True, tensorboard: bool = F
             "the version that wrote it, or start a new run"
         )
     try:
-        config = PSROConfig(**record["psro"])
-    except (KeyError, TypeError) as exc:
+        config = PSROConfig.from_record(record["psro"])
+    except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{out / CONFIG_FILE} does not describe a PSRO run ({exc})") from None
     psro = PSRO(config)
     finished = finished_run_metrics(out, psro.config)
@@ -135,7 +135,7 @@ def resume_psro(out: Path | str, *, progress: bool = True, tensorboard: bool = F
     tmp.write_text("".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
     os.replace(tmp, out / METRICS_FILE)
     log.info("resuming %s after iteration %d", out, iteration)
-    return _run_to_end(psro, out, rows, progress, tensorboard)
+    return _run_to_end(psro, out, [IterationRecord.from_json(row) for row in rows], progress, tensorboard)
 
 
 #: Numbers of a metrics row written as TensorBoard scalars, by tag.
@@ -155,8 +155,8 @@ def _tensorboard_writer(out: Path):
     return SummaryWriter(log_dir=str(out / "tensorboard"))
 
 
-def _run_to_end(psro: PSRO, out: Path, rows: list[dict[str, Any]], progress: bool,
-                tensorboard: bool = False) -> list[dict[str, Any]]:
+def _run_to_end(psro: PSRO, out: Path, rows: list[IterationRecord], progress: bool,
+                tensorboard: bool = False) -> list[IterationRecord]:
     metrics = MetricsLog(out / METRICS_FILE)
     checkpointer = Checkpointer(out)
     writer = _tensorboard_writer(out) if tensorboard else None
@@ -165,17 +165,17 @@ def _run_to_end(psro: PSRO, out: Path, rows: list[dict[str, Any]], progress: boo
     rows = list(rows)
     with tqdm(total=psro.config.iterations, initial=psro.state.iteration, desc=label, unit="it",
               disable=not progress, dynamic_ncols=True) as bar:
-        def record(row: dict[str, Any]) -> None:
-            metrics.append(row)
+        def record(row: IterationRecord) -> None:
+            metrics.append(row.to_json())
             checkpointer.save(psro)
             if writer is not None:
                 for key, tag in TENSORBOARD_SCALARS.items():
-                    writer.add_scalar(tag, row[key], row["iteration"])
-                for player, size in enumerate(row["population_sizes"]):
-                    writer.add_scalar(f"population_size/player{player}", size, row["iteration"])
+                    writer.add_scalar(tag, getattr(row, key), row.iteration)
+                for player, size in enumerate(row.population_sizes):
+                    writer.add_scalar(f"population_size/player{player}", size, row.iteration)
                 writer.flush()
             rows.append(row)
-            bar.set_postfix(exploitability=f"{row['exploitability']:.4f}", refresh=False)
+            bar.set_postfix(exploitability=f"{row.exploitability:.4f}", refresh=False)
             bar.update(1)
 
         try:

@@ -44,7 +44,8 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from fusion_psro.errors import FusionPSROError
-from fusion_psro.psro.loop import ConfigError, PSROConfig
+from fusion_psro.errors import ConfigError
+from fusion_psro.psro.config import PSROConfig
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,7 @@ def run_cell(config: PSROConfig, out: str) -> dict[str, Any]:
     out_path = Path(out)
     finished = finished_run_metrics(out_path, config)
     if finished is not None:
-        return {"action": "skipped (finished)", "last": finished[-1]}
+        return {"action": "skipped (finished)", "last": finished[-1].to_json()}
     if any((out_path / CHECKPOINT_DIR).glob("iteration-*.npz")):
         recorded = json.loads((out_path / CONFIG_FILE).read_text()).get("psro")
         if not same_settings(recorded, config):
@@ -168,9 +169,9 @@ def run_cell(config: PSROConfig, out: str) -> dict[str, Any]:
                 "changed. Move it away, or restore the sweep config that made it"
             )
         rows = resume_psro(out_path, progress=False)
-        return {"action": "resumed", "last": rows[-1]}
+        return {"action": "resumed", "last": rows[-1].to_json()}
     rows = run_psro(config, out_path, progress=False)
-    return {"action": "ran", "last": rows[-1]}
+    return {"action": "ran", "last": rows[-1].to_json()}
 
 
 def check_ray_address(address: str, timeout: float = 5.0) -> None:
@@ -206,7 +207,8 @@ def run_sweep(sweep: Sweep, *, address: str | None = None, progress: bool = True
         if finished is None:
             todo.append(index)
         else:
-            results[index] = {"cell": cell.name, "out": str(cell.out), "action": "skipped (finished)", "last": finished[-1]}
+            results[index] = {"cell": cell.name, "out": str(cell.out), "action": "skipped (finished)",
+                              "last": finished[-1].to_json()}
     log.info("%d of %d cells finished already; running %d", len(sweep.cells) - len(todo), len(sweep.cells), len(todo))
     failures = []
     with tqdm(total=len(sweep.cells), initial=len(sweep.cells) - len(todo), desc="sweep", unit="run",

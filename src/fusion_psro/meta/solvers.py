@@ -39,6 +39,7 @@ from scipy.optimize import linprog
 
 from fusion_psro.errors import FusionPSROError, InvalidMetaStrategyError
 from fusion_psro.policies import validate_meta_strategy
+from fusion_psro.registry import register_meta_solver
 
 log = logging.getLogger(__name__)
 
@@ -558,6 +559,8 @@ META_SOLVERS: dict[str, MetaSolver] = {
     "rm": solve_regret_matching,
 }
 """Registered meta-solvers by name; every value has the signature ``solver(M) -> MetaSolution``."""
+for _name, _solver in META_SOLVERS.items():
+    register_meta_solver(_name, _solver)
 
 
 def get_meta_solver(name: str, **kwargs) -> MetaSolver:

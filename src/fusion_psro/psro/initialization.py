@@ -1,6 +1,9 @@
 """Where a new best-response network starts: scratch, inherited, or Nash Policy Fusion.
 
-Strategies (``--init``):
+Each strategy is an :class:`Initialization` registered by name in
+:data:`fusion_psro.registry.INITS` (``--init``); it declares which oracles it applies to
+(:meth:`Initialization.unsupported_by`) and whether it can stand in for fusion before
+``fusion_start`` (:attr:`Initialization.fallback`). The built-in ones:
 
 * ``normal``, ``orthogonal``, ``kaiming``: fresh weights from that scheme (the oracle
   defines the exact distributions, see :meth:`fusion_psro.oracles.base.Oracle.scratch_parameters`).
@@ -19,19 +22,20 @@ exact oracle there is nothing to initialize and any ``--init`` is an error.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from fusion_psro.errors import FusionPSROError
-from fusion_psro.oracles.base import Oracle, StateDict
+from fusion_psro.psro.population import StateDict
+from fusion_psro.registry import INITS, register_init
 
-SCRATCH_SCHEMES = ("normal", "orthogonal", "kaiming")
-INIT_STRATEGIES = (*SCRATCH_SCHEMES, "inherit", "fusion")
-
+if TYPE_CHECKING:
+    import torch
 
 class FusionError(FusionPSROError, ValueError):
     """Parameters that cannot be fused (different architectures, bad weights)."""
@@ -68,6 +72,8 @@ def fuse_parameters(parameters: Sequence[StateDict], weights: Sequence[float]) -
                     f"{tuple(reference[name].shape)} in one and {tuple(tensor.shape)} in the other; "
                     "fusion needs one architecture per population"
                 )
+    import torch  # noqa: PLC0415 (reading runs does not load PyTorch)
+
     member_weights = torch.tensor(weights[members], dtype=torch.float64)
     fused = {}
     # One thread: these are small memory-bound sums, and torch's default thread pool was
@@ -95,55 +101,119 @@ class InitializationChoice:
     fusion_seconds: float = 0.0
 
 
-def initial_parameters(
-    *,
-    strategy: str,
-    oracle: Oracle,
-    player: int,
-    iteration: int,
-    population_parameters: Sequence[StateDict | None],
-    meta_strategy: np.ndarray,
-    previous_parameters: StateDict | None,
-    fusion_start: int,
-    fusion_fallback: str,
-    seed: int,
-) -> InitializationChoice:
-    """Choose the starting parameters of ``player``'s new best response at ``iteration``.
+@dataclasses.dataclass(frozen=True, eq=False)
+class StartContext:
+    """What an initialization may look at to choose a new best response's parameters.
 
-    Parameters
+    Attributes
     ----------
-    strategy:
-        One of :data:`INIT_STRATEGIES`.
+    oracle:
+        The oracle that will train from them (its ``scratch_parameters`` draw fresh ones).
+    player, iteration, seed:
+        Whose response, at which PSRO iteration (the first is 1), and the seed of its draws.
     population_parameters:
-        Parameters of each member of ``player``'s population (None for members without).
+        Parameters of each member of the player's own population (None for members without).
     meta_strategy:
-        ``player``'s meta-strategy over that population (fusion weights).
+        The player's meta-strategy over that population (the fusion weights).
     previous_parameters:
-        Parameters of ``player``'s previous best response (for ``inherit``).
-    fusion_start:
-        First iteration (counting the first best-response iteration as 1) that fuses.
-    fusion_fallback:
-        Strategy used by ``fusion`` before ``fusion_start``; a scratch scheme or ``inherit``.
+        Parameters of the player's previous best response (``inherit``), or None.
+    fusion_start, fusion_fallback:
+        First iteration that fuses, and the strategy used before it.
     """
-    if strategy not in INIT_STRATEGIES:
-        raise ValueError(f"unknown init {strategy!r}; accepted: {', '.join(INIT_STRATEGIES)}")
-    if strategy in SCRATCH_SCHEMES:
-        return InitializationChoice(oracle.scratch_parameters(player, strategy, seed), strategy)
-    if strategy == "inherit":
-        if previous_parameters is None:
-            # The first best response has nobody to inherit from.
-            return InitializationChoice(oracle.scratch_parameters(player, "normal", seed), "normal")
-        return InitializationChoice({k: v.detach().clone() for k, v in previous_parameters.items()}, "inherit")
-    # fusion
-    has_parameters = [k for k, p in enumerate(population_parameters) if p is not None]
-    weights = np.asarray(meta_strategy, dtype=np.float64)[has_parameters] if has_parameters else np.zeros(0)
-    if iteration < fusion_start or weights.sum() <= 0:
-        return initial_parameters(
-            strategy=fusion_fallback, oracle=oracle, player=player, iteration=iteration,
-            population_parameters=population_parameters, meta_strategy=meta_strategy,
-            previous_parameters=previous_parameters, fusion_start=fusion_start,
-            fusion_fallback="normal", seed=seed,
-        )
+
+    oracle: Any
+    player: int
+    iteration: int
+    seed: int
+    population_parameters: Sequence[StateDict | None] = ()
+    meta_strategy: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    previous_parameters: StateDict | None = None
+    fusion_start: int = 1
+    fusion_fallback: str = "normal"
+
+
+class Initialization(abc.ABC):
+    """A way to choose where a new best response starts; register it with :func:`fusion_psro.register_init`."""
+
+    #: Registered name (set when registered).
+    name: str = ""
+    #: Whether it can stand in for fusion before ``fusion_start`` (it needs no population).
+    fallback: bool = False
+
+    def unsupported_by(self, oracle_class: type) -> str | None:
+        """Why it cannot start ``oracle_class``'s best responses, or None if it can."""
+        return None
+
+    @abc.abstractmethod
+    def choose(self, context: StartContext) -> InitializationChoice:
+        """The starting parameters for the best response ``context`` describes."""
+
+
+class ScratchInit(Initialization):
+    """Fresh parameters from one of the oracle's scratch schemes."""
+
+    fallback = True
+
+    def __init__(self, scheme: str) -> None:
+        self.scheme = scheme
+
+    def unsupported_by(self, oracle_class: type) -> str | None:
+        if self.scheme not in oracle_class.scratch_schemes:
+            return f"its scratch schemes are: {', '.join(oracle_class.scratch_schemes) or 'none'}"
+        return None
+
+    def choose(self, context: StartContext) -> InitializationChoice:
+        parameters = context.oracle.scratch_parameters(context.player, self.scheme, context.seed)
+        return InitializationChoice(parameters, self.scheme)
+
+
+class InheritInit(Initialization):
+    """A copy of the player's previous best response ("Inherited-BR"); the first one starts from ``normal``."""
+
+    fallback = True
+
+    def choose(self, context: StartContext) -> InitializationChoice:
+        if context.previous_parameters is None:  # the first best response has nobody to inherit from
+            return INITS.get("normal").choose(context)
+        copied = {k: v.detach().clone() for k, v in context.previous_parameters.items()}
+        return InitializationChoice(copied, "inherit")
+
+
+class FusionInit(Initialization):
+    """Nash Policy Fusion: the meta-Nash-weighted average of the population's parameters."""
+
+    def choose(self, context: StartContext) -> InitializationChoice:
+        fused = fused_population(context)
+        if fused is None:
+            return INITS.get(context.fusion_fallback).choose(dataclasses.replace(context, fusion_fallback="normal"))
+        return fused
+
+
+def fused_population(context: StartContext) -> InitializationChoice | None:
+    """The fused start of ``context``, or None before ``fusion_start`` or with nothing to fuse.
+
+    Members without parameters take no part; the weights of the others are renormalized.
+    """
+    has_parameters = [k for k, p in enumerate(context.population_parameters) if p is not None]
+    weights = np.asarray(context.meta_strategy, dtype=np.float64)[has_parameters] if has_parameters else np.zeros(0)
+    if context.iteration < context.fusion_start or weights.sum() <= 0:
+        return None
     started = time.perf_counter()
-    fused = fuse_parameters([population_parameters[k] for k in has_parameters], weights / weights.sum())
+    fused = fuse_parameters([context.population_parameters[k] for k in has_parameters], weights / weights.sum())
     return InitializationChoice(fused, "fusion", time.perf_counter() - started)
+
+
+for _scheme in ("normal", "orthogonal", "kaiming"):
+    register_init(_scheme, ScratchInit(_scheme))
+register_init("inherit", InheritInit())
+register_init("fusion", FusionInit())
+
+
+def initial_parameters(*, strategy: str, **context: Any) -> InitializationChoice:
+    """Choose a new best response's starting parameters with the registered ``strategy``.
+
+    ``context`` holds the fields of :class:`StartContext` (``oracle``, ``player``,
+    ``iteration``, ``seed``, ``population_parameters``, ``meta_strategy``,
+    ``previous_parameters``, ``fusion_start``, ``fusion_fallback``).
+    """
+    return INITS.get(strategy).choose(StartContext(**context))

@@ -1,36 +1,42 @@
 """What the PSRO loop needs from a game: member policies, the meta-game, exact evaluation.
 
-The loop is written once; a *policy space* supplies the game-specific parts:
+The loop is written once; a *policy space* supplies the game-specific parts. Each kind of
+game is a :class:`PolicySpace` subclass registered in
+:data:`fusion_psro.registry.GAME_KINDS`; :func:`game_kind` finds the kind of a game
+string (the kinds that claim it by name first, then the fallback kind):
 
-* :class:`TabularSpace` -- an OpenSpiel game compiled into arrays. A policy is a tabular
-  ``[I, A]`` array; the meta-game keeps every member's realization plan; evaluation is
-  the exact sequence-form best response.
-* :class:`MixtureSpace` -- the non-transitive mixture game
-  (:class:`~fusion_psro.games.mixture.MixtureGame`). A policy is a point in the plane
-  (array ``[2]``) and is also its own parameter vector (``{"point": tensor}``), so every
-  initialization strategy, Nash Policy Fusion included, applies to it unchanged. The
-  meta-game keeps every member's hump-activation vector (the payoff is bilinear in
-  them, so they play the role realization plans play in the tabular games); evaluation
-  uses the certified global best response.
+* ``tabular`` -- :class:`TabularSpace`, any OpenSpiel game compiled into arrays (the
+  fallback kind). A policy is a tabular ``[I, A]`` array; the meta-game keeps every
+  member's realization plan; evaluation is the exact sequence-form best response.
+* ``mixture`` -- :class:`MixtureSpace`, the non-transitive mixture game
+  (:class:`~fusion_psro.games.mixture.MixtureGame`), game strings ``mixture`` and
+  ``mixture_dpp_code``. A policy is a point in the plane (array ``[2]``) and is also its
+  own parameter vector (``{"point": tensor}``), so every initialization strategy, Nash
+  Policy Fusion included, applies to it unchanged. The meta-game keeps every member's
+  hump-activation vector; evaluation uses the certified global best response.
+
+Oracles declare the kinds they serve (``Oracle.game_kinds``).
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
+from typing import Any
 
 import numpy as np
-import torch
 
+from fusion_psro.errors import ConfigError
 from fusion_psro.evaluation import evaluate_plans
 from fusion_psro.evaluation.sequence_form import expected_values, realization_plans
 from fusion_psro.games.compiled import CompiledGame, compile_game
 from fusion_psro.games.mixture import MixtureGame
-from fusion_psro.oracles.base import StateDict
 from fusion_psro.policies import uniform_policy
-from fusion_psro.psro.meta_game import MetaGame
+from fusion_psro.psro.meta_game import MetaGame, MixtureMetaGame, TabularMetaGame
+from fusion_psro.psro.population import StateDict
+from fusion_psro.registry import GAME_KINDS, register_game_kind
 
-#: Game strings that name the mixture game.
+#: Game strings of the mixture game kind.
 MIXTURE_GAMES = {
     "mixture": MixtureGame,
     "mixture_dpp_code": MixtureGame.dpp_psro_prior_code,
@@ -46,12 +52,30 @@ class SpaceEvaluation:
 
 
 class PolicySpace(abc.ABC):
-    """The game-specific half of a PSRO run."""
+    """The game-specific half of a PSRO run; register a subclass with :func:`fusion_psro.register_game_kind`."""
 
+    #: Registered kind (set when registered); oracles list the kinds they serve.
+    name: str = ""
+    #: What the kind is, for messages ("a tabular OpenSpiel game").
+    description: str = ""
+    #: The oracle a run of this kind uses when none is named.
+    default_oracle: str = ""
+    #: Whether this kind takes every game string no other kind claims.
+    fallback: bool = False
     #: Canonical game string recorded in ``config.json``.
     game_string: str
     #: Sum of the players' payoffs (0 for zero-sum games).
     utility_sum: float
+
+    @classmethod
+    def claims(cls, game: str) -> bool:
+        """Whether ``game`` names a game of this kind."""
+        return False
+
+    @classmethod
+    @abc.abstractmethod
+    def create(cls, config: Any, *, compiled: CompiledGame | None = None) -> PolicySpace:
+        """The space of ``config.game`` for a run with ``config`` (a :class:`~fusion_psro.psro.PSROConfig`)."""
 
     @abc.abstractmethod
     def initial_policy(self, player: int) -> np.ndarray:
@@ -62,126 +86,60 @@ class PolicySpace(abc.ABC):
         return None
 
     @abc.abstractmethod
-    def new_meta_game(self):
-        """An empty meta-game with ``add``, ``replace``, ``matrix``, ``payoffs``, ``plan``, ``mixed_plan``."""
+    def new_meta_game(self) -> MetaGame:
+        """An empty meta-game."""
 
     @abc.abstractmethod
-    def restore_meta_game(self, policies: list[list[np.ndarray]], matrix: np.ndarray):
+    def restore_meta_game(self, policies: list[list[np.ndarray]], matrix: np.ndarray) -> MetaGame:
         """A meta-game rebuilt from saved member policies and its saved payoff matrix."""
 
     @abc.abstractmethod
-    def evaluate(self, meta_game, meta_strategies) -> SpaceEvaluation:
+    def evaluate(self, meta_game: MetaGame, meta_strategies) -> SpaceEvaluation:
         """Exact NashConv and exploitability of the meta-strategy mixtures."""
 
     @abc.abstractmethod
-    def value_against(self, meta_game, player: int, policy: np.ndarray, opponent_count: int, weights: np.ndarray) -> float:
+    def value_against(self, meta_game: MetaGame, player: int, policy: np.ndarray, opponent_count: int,
+                      weights: np.ndarray) -> float:
         """``player``'s exact value of ``policy`` against the mixture of the opponent's first members."""
 
 
 class TabularSpace(PolicySpace):
     """A compiled OpenSpiel game; see the module docstring."""
 
+    description = "a tabular OpenSpiel game"
+    default_oracle = "exact"
+    fallback = True
+
     def __init__(self, compiled: CompiledGame):
         self.compiled = compiled
         self.game_string = compiled.game_string
         self.utility_sum = compiled.utility_sum
 
+    @classmethod
+    def create(cls, config: Any, *, compiled: CompiledGame | None = None) -> TabularSpace:
+        return cls(compiled if compiled is not None else compile_game(config.game))
+
     def initial_policy(self, player: int) -> np.ndarray:
         return uniform_policy(self.compiled, player)
 
-    def new_meta_game(self) -> MetaGame:
-        return MetaGame(self.compiled)
+    def new_meta_game(self) -> TabularMetaGame:
+        return TabularMetaGame(self.compiled)
 
-    def restore_meta_game(self, policies, matrix) -> MetaGame:
-        return MetaGame.restore(self.compiled, policies, matrix)
+    def restore_meta_game(self, policies, matrix) -> TabularMetaGame:
+        return TabularMetaGame.restore(self.compiled, policies, matrix)
 
-    def evaluate(self, meta_game: MetaGame, meta_strategies) -> SpaceEvaluation:
+    def evaluate(self, meta_game: TabularMetaGame, meta_strategies) -> SpaceEvaluation:
         # The meta-game already holds every member's realization plan.
         plans = [meta_game.mixed_plan(p, meta_strategies[p]) for p in range(2)]
         evaluation = evaluate_plans(self.compiled, plans[0], plans[1])
         return SpaceEvaluation(nash_conv=evaluation.nash_conv, exploitability=evaluation.exploitability)
 
-    def value_against(self, meta_game: MetaGame, player, policy, opponent_count, weights) -> float:
+    def value_against(self, meta_game: TabularMetaGame, player, policy, opponent_count, weights) -> float:
         opponent_plans = np.stack([meta_game.plan(1 - player, i) for i in range(opponent_count)])
         own_plan = realization_plans(self.compiled, player, policy)
         mixed = weights @ opponent_plans
         plans = (own_plan, mixed) if player == 0 else (mixed, own_plan)
         return float(expected_values(self.compiled, *plans)[player])
-
-
-class MixtureMetaGame:
-    """Meta-game of the mixture game: ``M[i, j] = u(x_i, y_j)``, player 1 gets ``-M``.
-
-    Keeps each member's point and hump-activation vector; ``plan`` and ``mixed_plan``
-    return activation vectors (a mixture's is the weighted average, exactly).
-    """
-
-    def __init__(self, game: MixtureGame):
-        self.game = game
-        self._points: list[list[np.ndarray]] = [[], []]
-        self._activations: list[list[np.ndarray]] = [[], []]
-        self.matrix = np.zeros((0, 0))
-
-    @property
-    def sizes(self) -> tuple[int, int]:
-        return self.matrix.shape  # type: ignore[return-value]
-
-    def _activation(self, point) -> np.ndarray:
-        """Hump activations ``[H]`` of one point."""
-        return self.game.activations(np.asarray(point, dtype=np.float64)[None])[0]
-
-    def _payoffs_against(self, player: int, activation: np.ndarray) -> np.ndarray:
-        """``u(member, x)`` for every member of ``player``'s side, x given by its activation."""
-        if not self._activations[player]:
-            return np.zeros(0)
-        return self.game._payoff_from_activations(np.stack(self._activations[player]), activation[None])[:, 0]
-
-    def add(self, player: int, point: np.ndarray) -> int:
-        activation = self._activation(point)
-        if player == 0:
-            row = -self._payoffs_against(1, activation)  # u(x, y_j) = -u(y_j, x)
-            self.matrix = np.vstack([self.matrix, row[None, :]])
-        else:
-            column = self._payoffs_against(0, activation)
-            self.matrix = np.hstack([self.matrix, column[:, None]])
-        self._points[player].append(np.array(point, dtype=np.float64))
-        self._activations[player].append(activation)
-        return len(self._points[player]) - 1
-
-    def replace(self, player: int, index: int, point: np.ndarray) -> None:
-        activation = self._activation(point)
-        self._points[player][index] = np.array(point, dtype=np.float64)
-        self._activations[player][index] = activation
-        if player == 0:
-            self.matrix[index, :] = -self._payoffs_against(1, activation)
-        else:
-            self.matrix[:, index] = self._payoffs_against(0, activation)
-
-    @classmethod
-    def restore(cls, game: MixtureGame, policies, matrix) -> MixtureMetaGame:
-        meta_game = cls(game)
-        if np.shape(matrix) != (len(policies[0]), len(policies[1])):
-            raise ValueError(f"saved meta-game is {np.shape(matrix)}, populations are {len(policies[0])}x{len(policies[1])}")
-        for player in range(2):
-            for point in policies[player]:
-                meta_game._points[player].append(np.array(point, dtype=np.float64))
-                meta_game._activations[player].append(meta_game._activation(point))
-        meta_game.matrix = np.array(matrix, dtype=np.float64)
-        return meta_game
-
-    def points(self, player: int) -> np.ndarray:
-        """``[K, 2]`` points of ``player``'s members."""
-        return np.stack(self._points[player])
-
-    def plan(self, player: int, index: int) -> np.ndarray:
-        return self._activations[player][index]
-
-    def mixed_plan(self, player: int, weights: np.ndarray) -> np.ndarray:
-        return np.asarray(weights) @ np.stack(self._activations[player])
-
-    def payoffs(self, player: int) -> np.ndarray:
-        """``player``'s payoff matrix, rows = own members, columns = opponent members."""
-        return self.matrix if player == 0 else -self.matrix.T
 
 
 class MixtureSpace(PolicySpace):
@@ -194,6 +152,8 @@ class MixtureSpace(PolicySpace):
     random, it makes runs with fusion from the first iteration differ between seeds too.
     """
 
+    description = "the non-transitive mixture game, whose policies are points"
+    default_oracle = "gradient"
     utility_sum = 0.0
 
     def __init__(self, game: MixtureGame, game_string: str = "mixture", *, seed: int = 0, start_scale: float = 0.1):
@@ -202,10 +162,21 @@ class MixtureSpace(PolicySpace):
         self._initial = [float(start_scale) * np.random.default_rng([int(seed), player, 7]).standard_normal(2)
                          for player in range(2)]
 
+    @classmethod
+    def claims(cls, game: str) -> bool:
+        return game in MIXTURE_GAMES
+
+    @classmethod
+    def create(cls, config: Any, *, compiled: CompiledGame | None = None) -> MixtureSpace:
+        start_scale = config.oracle_options.get("start_scale", 0.1)
+        return cls(MIXTURE_GAMES[config.game](), config.game, seed=config.seed, start_scale=start_scale)
+
     def initial_policy(self, player: int) -> np.ndarray:
         return self._initial[player].copy()
 
     def initial_parameters(self, player: int) -> StateDict:
+        import torch  # noqa: PLC0415 (commands that only read runs do not load PyTorch)
+
         return {"point": torch.tensor(self._initial[player], dtype=torch.float64)}
 
     def new_meta_game(self) -> MixtureMetaGame:
@@ -226,14 +197,27 @@ class MixtureSpace(PolicySpace):
         return float(self.game.payoff_against_mixture(np.asarray(policy)[None], opponents, weights)[0])
 
 
-def make_space(game: str, *, compiled: CompiledGame | None = None, seed: int = 0, start_scale: float = 0.1) -> PolicySpace:
-    """The policy space of a game string: a mixture game name, or any OpenSpiel game.
-
-    ``seed`` and ``start_scale`` draw the mixture game's initial points (ignored otherwise).
-    """
-    if game in MIXTURE_GAMES:
-        return MixtureSpace(MIXTURE_GAMES[game](), game, seed=seed, start_scale=start_scale)
-    return TabularSpace(compiled if compiled is not None else compile_game(game))
+register_game_kind("tabular", TabularSpace)
+register_game_kind("mixture", MixtureSpace)
 
 
-__all__ = ["MIXTURE_GAMES", "MixtureMetaGame", "MixtureSpace", "PolicySpace", "SpaceEvaluation", "TabularSpace", "make_space"]
+def game_kind(game: str) -> type[PolicySpace]:
+    """The registered kind of ``game``: the first kind that claims it, else the fallback kind."""
+    if not isinstance(game, str) or not game.strip():
+        raise ConfigError(f"a game must be a non-empty game string, got {game!r}")
+    kinds = [kind for _, kind in GAME_KINDS.items()]
+    for kind in kinds:
+        if not kind.fallback and kind.claims(game):
+            return kind
+    for kind in kinds:
+        if kind.fallback:
+            return kind
+    raise ConfigError(f"no registered game kind accepts {game!r}; kinds: {GAME_KINDS.accepted()}")
+
+
+def make_space(config: Any, *, compiled: CompiledGame | None = None) -> PolicySpace:
+    """The policy space of a run with ``config`` (its game kind's :meth:`PolicySpace.create`)."""
+    return game_kind(config.game).create(config, compiled=compiled)
+
+
+__all__ = ["MIXTURE_GAMES", "MixtureSpace", "PolicySpace", "SpaceEvaluation", "TabularSpace", "game_kind", "make_space"]

@@ -1,0 +1,216 @@
+"""Every setting of a PSRO run in one dataclass, validated by asking the components.
+
+:meth:`PSROConfig.resolved` looks each named component up in its registry
+(:mod:`fusion_psro.registry`) and checks the combination against what the components
+declare: the oracle's game kinds, whether it trains parameters and can optimize a
+diversity term; the variant's diversity term; the init's requirements. No check compares
+a component's name, so a registered component is validated like a built-in one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from fusion_psro.errors import ConfigError
+from fusion_psro.registry import DIVERSITY_TERMS, INITS, META_SOLVERS, ORACLES, VARIANTS
+
+#: ``per-player``: one population per player; ``shared``: one population of two-seat agents.
+POPULATION_MODES = ("per-player", "shared")
+
+
+def _setting(default: Any, help: str, **metadata: Any) -> Any:
+    """A setting with its command-line help (``fusion-psro run --help`` is built from these)."""
+    factory = {"default_factory": default} if callable(default) else {"default": default}
+    return dataclasses.field(**factory, metadata={"help": help, **metadata})
+
+
+@dataclasses.dataclass
+class PSROConfig:
+    """Everything a PSRO run depends on. Same config and seed, same results.
+
+    Each field's ``metadata["help"]`` says what it is; components are named by their
+    registered names (:mod:`fusion_psro.registry`).
+    """
+
+    game: str = _setting("leduc_poker", "an OpenSpiel game string, or a game of another kind: 'mixture' (the "
+                         "non-transitive mixture game), 'mixture_dpp_code' (its humps in the DPP-PSRO code's order)")
+    oracle: str | None = _setting(None, "best-response oracle (default: the game kind's, exact for OpenSpiel games, "
+                                  "gradient for the mixture game)", registry="ORACLES")
+    init: str | None = _setting(None, "where each new best response starts (oracles that train parameters; "
+                                "default: normal)", registry="INITS")
+    variant: str = _setting("psro", "PSRO variant; Fusion-X is --variant X --init fusion", registry="VARIANTS")
+    meta_solver: str = _setting("nash", "meta-solver of the meta-game", registry="META_SOLVERS")
+    iterations: int = _setting(20, "PSRO iterations")
+    seed: int = _setting(0, "seed of every random draw of the run")
+    fusion_start: int = _setting(1, "first iteration that fuses, with --init fusion")
+    fusion_fallback: str = _setting("normal", "init before --fusion-start", registry="INITS", fallback=True)
+    episodes: int = _setting(20_000, "training episodes per best response (oracles with an episodes setting)")
+    rn_learners: int = _setting(1, "psro-rn: learners per player per iteration")
+    pipeline_learners: int = _setting(4, "p-psro: active learners per player")
+    pipeline_max_iterations: int = _setting(5, "p-psro: iterations before the lowest learner is frozen")
+    pipeline_plateau: float = _setting(1e-3, "p-psro: freeze the lowest learner when its exact value improves by less")
+    population: str = _setting("per-player", "one population per player, or one shared population of two-seat "
+                               "agents (member k of both players' lists is agent k; the meta-game is the "
+                               "symmetrized agent game and both players use its symmetric meta-Nash)",
+                               choices=POPULATION_MODES)
+    diversity_weight: float | None = _setting(None, "weight of the diversity term of the variants that have one "
+                                              "(default: the term's, 0.1)")
+    oracle_options: dict[str, Any] = _setting(dict, "oracle settings by name (the fields of the oracle's settings "
+                                              "class), e.g. learning_rate=0.001 or hidden_sizes=[64,64]")
+
+    def resolved(self, *, oracle: type | None = None) -> PSROConfig:
+        """A validated copy with defaults filled in; raises :class:`ConfigError`.
+
+        ``oracle`` is the class of an oracle instance handed to the loop directly; its
+        capabilities are asked instead of those of the registered oracle ``self.oracle``.
+        """
+        from fusion_psro.psro.spaces import game_kind  # noqa: PLC0415 (spaces import the games)
+
+        config = dataclasses.replace(self, oracle_options=dict(self.oracle_options))
+        kind = game_kind(config.game)
+        oracle_class = _resolve_oracle(config, kind, oracle)
+        _resolve_variant(config, kind, oracle_class)
+        _resolve_population(config, oracle_class)
+        META_SOLVERS.get(config.meta_solver)
+        _resolve_init(config, oracle_class)
+        _check_numbers(config)
+        return config
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> PSROConfig:
+        """The config a ``config.json`` ``psro`` record describes, with today's defaults for
+        settings the record predates. Unknown keys are a :class:`ConfigError`."""
+        if not isinstance(record, Mapping):
+            raise ConfigError(f"a PSRO config record must be a JSON object, got {type(record).__name__}")
+        fields = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(record) - fields)
+        if unknown:
+            raise ConfigError(f"unknown PSRO setting(s) {unknown}; accepted: {', '.join(sorted(fields))}")
+        return cls(**record)
+
+    def to_json(self) -> dict[str, Any]:
+        """The settings as JSON values (tuples become lists), as ``config.json`` records them."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+
+def resolved_settings(recorded: Any) -> dict[str, Any] | None:
+    """The settings of a ``config.json`` ``psro`` record resolved with today's defaults.
+
+    A record written before a setting existed gets that setting's default, so runs written
+    by different versions compare and group by what they ran. Returned as JSON values;
+    None if the record is not a valid config.
+    """
+    try:
+        return PSROConfig.from_record(recorded).resolved().to_json()
+    except (ConfigError, TypeError, ValueError):
+        return None
+
+
+def recorded_settings(recorded: Any) -> dict[str, Any] | None:
+    """The settings of a ``config.json`` ``psro`` record with today's defaults for settings it
+    predates, as JSON values (None if it is not a config record).
+
+    Unlike :func:`resolved_settings` it validates nothing against the components, so reading
+    runs needs neither the oracles nor PyTorch.
+    """
+    try:
+        return PSROConfig.from_record(recorded).to_json()
+    except (ConfigError, TypeError):
+        return None
+
+
+def _resolve_oracle(config: PSROConfig, kind, given: type | None):
+    if given is None:
+        config.oracle = config.oracle or kind.default_oracle
+        oracle_class = ORACLES.get(config.oracle)
+    else:
+        oracle_class = given
+        config.oracle = config.oracle or oracle_class.name
+    if kind.name not in oracle_class.game_kinds:
+        serving = ORACLES.names(lambda o: kind.name in o.game_kinds)
+        raise ConfigError(
+            f"the {config.oracle} oracle does not apply to {config.game!r} ({kind.description}); "
+            f"accepted: {', '.join(serving) or 'none'}"
+        )
+    return oracle_class
+
+
+def _resolve_variant(config: PSROConfig, kind, oracle_class) -> None:
+    variant = VARIANTS.get(config.variant)
+    if variant.diversity is None:
+        if config.diversity_weight is not None:
+            raise ConfigError(
+                f"--diversity-weight applies to the variants with a diversity term "
+                f"({VARIANTS.accepted(lambda v: v.diversity is not None)}), not to --variant {config.variant}"
+            )
+        return
+    term = DIVERSITY_TERMS.get(variant.diversity)
+    if not (oracle_class.optimizes_diversity and term.supports(kind.name)):
+        able = ORACLES.names(lambda o: kind.name in o.game_kinds and o.optimizes_diversity and term.supports(kind.name))
+        what = "supports none" if not oracle_class.optimizes_diversity else f"cannot optimize it on {kind.description}"
+        raise ConfigError(
+            f"--variant {config.variant} needs an oracle that can optimize its diversity term; the "
+            f"{config.oracle} oracle {what}. Use --oracle {' or '.join(able) or '(none is registered)'}"
+        )
+    weight = term.default_weight if config.diversity_weight is None else config.diversity_weight
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not np.isfinite(weight) or weight < 0:
+        raise ConfigError(f"diversity_weight must be a non-negative number, got {weight!r}")
+    config.diversity_weight = float(weight)
+
+
+def _resolve_population(config: PSROConfig, oracle_class) -> None:
+    if config.population not in POPULATION_MODES:
+        raise ConfigError(f"unknown population mode {config.population!r}; accepted: {', '.join(POPULATION_MODES)}")
+    if config.population == "shared" and not oracle_class.shared_population:
+        both = ORACLES.accepted(lambda o: o.shared_population)
+        raise ConfigError(
+            f"a shared population needs one learner that plays both seats; the {config.oracle} oracle trains "
+            f"one per player. Use --population per-player, or an oracle that plays both seats: {both}"
+        )
+
+
+def _resolve_init(config: PSROConfig, oracle_class) -> None:
+    if not oracle_class.trains_parameters:
+        if config.init is not None:
+            raise ConfigError(
+                f"--init {config.init} does not apply to the {config.oracle} oracle: its best response is "
+                "computed, not trained, so it has no starting point to choose. Drop --init, or use an oracle "
+                f"that trains parameters: {ORACLES.accepted(lambda o: o.trains_parameters)}"
+            )
+    else:
+        config.init = config.init or "normal"
+    fallbacks = INITS.names(lambda i: i.fallback)
+    if config.fusion_fallback not in fallbacks:
+        raise ConfigError(f"unknown fusion fallback {config.fusion_fallback!r}; accepted: {', '.join(fallbacks)}")
+    if not oracle_class.trains_parameters:
+        return
+    usable = INITS.names(lambda i: i.unsupported_by(oracle_class) is None)
+    for setting in ("init", "fusion_fallback"):
+        name = getattr(config, setting)
+        reason = INITS.get(name).unsupported_by(oracle_class)
+        if reason is not None:
+            raise ConfigError(f"{setting} {name!r} does not apply to the {config.oracle} oracle ({reason}); "
+                              f"accepted: {', '.join(usable)}")
+
+
+_MINIMA = (("iterations", 1), ("fusion_start", 1), ("episodes", 1), ("rn_learners", 1),
+           ("pipeline_learners", 1), ("pipeline_max_iterations", 1))
+
+
+def _check_numbers(config: PSROConfig) -> None:
+    for name, minimum in _MINIMA:
+        value = getattr(config, name)
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
+            raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if not isinstance(config.seed, (int, np.integer)) or config.seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {config.seed!r}")
+    if not np.isfinite(config.pipeline_plateau) or config.pipeline_plateau < 0:
+        raise ConfigError(f"pipeline_plateau must be >= 0, got {config.pipeline_plateau!r}")
+
+
+__all__ = ["POPULATION_MODES", "PSROConfig", "recorded_settings", "resolved_settings"]

@@ -1,0 +1,312 @@
+"""PSRO variants: which best responses an iteration trains, and what joins the populations.
+
+A variant is a :class:`Variant` subclass registered by name in
+:data:`fusion_psro.registry.VARIANTS` (``--variant``). The loop drives it in rounds: it
+asks :meth:`Variant.plan` for the best responses to compute next (independent of each
+other, so they could run in parallel), computes them, hands them to :meth:`Variant.take`,
+and repeats until ``plan`` returns none; :meth:`Variant.finish` then closes the iteration
+and returns the variant's own numbers for the metrics row. A variant that keeps state
+between iterations saves it with :meth:`Variant.state_dict` (JSON values; members are
+referred to by their index in the populations) and restores it with
+:meth:`Variant.load_state_dict`, so checkpoints need not know its fields.
+
+Built-in variants:
+
+* ``psro``: one best response per player per iteration (Lanctot et al. 2017).
+* ``psro-rn``: rectified Nash (Balduzzi et al., *Open-ended learning in symmetric zero-sum
+  games*, ICML 2019). The ``rn_learners`` members with the largest meta-Nash weight each
+  get a best response to the opponents they beat or tie (meta-game payoff >= half the
+  utility sum, i.e. >= 0 in zero-sum games), weighted by the opponent's meta-Nash. A
+  member that beats nobody trains against the full meta-Nash. With ``init=inherit`` a
+  rectified learner starts from the member it improves on, as in the paper.
+* ``p-psro``: pipeline PSRO (McAleer et al., NeurIPS 2020). Each player keeps
+  ``pipeline_learners`` active learners above a fixed population; learner ``j`` trains
+  against the meta-Nash of the fixed population plus the learners below it, continuing
+  from its own parameters. The lowest learner is frozen into the fixed population when its
+  exact value against its opponent mixture improves by less than ``pipeline_plateau`` in
+  an iteration (the plateau test) or after ``pipeline_max_iterations`` iterations (the
+  budget), and a new learner starts at the top. Exploitability is that of the meta-Nash
+  over all policies, fixed and active. Learners train one after the other, each against
+  the populations as the learners before it left them.
+* ``dpp``, ``bdrd``, ``psd``: the diversity variants (DPP-PSRO, Perez-Nieves et al. 2021;
+  BD&RD-PSRO, Liu et al. 2021; PSD-PSRO, Yao et al. 2023): ``psro`` with each best
+  response trained on ``payoff + diversity_weight * diversity``, the term named by the
+  variant's :attr:`Variant.diversity` (formulas in :mod:`fusion_psro.oracles.diversity`).
+  The prior code runs them on top of its pipeline of learners; here they extend the plain
+  loop, so that a comparison with ``psro`` isolates the diversity term.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fusion_psro.psro.population import Member, StateDict
+from fusion_psro.registry import register_variant
+
+if TYPE_CHECKING:
+    from fusion_psro.psro.loop import PSRO, Response
+
+
+@dataclasses.dataclass(eq=False)
+class ResponsePlan:
+    """One best response a variant asks the loop to compute.
+
+    Attributes
+    ----------
+    player:
+        The responding player.
+    opponents, opponent_weights:
+        The opponent members and the mixture over them to respond to.
+    seed:
+        Seed of the oracle call and of the initialization's draws.
+    own, own_weights:
+        The population (and its meta-strategy) that initializations such as fusion draw on.
+    previous:
+        The member ``inherit`` copies (None: the player's last best response).
+    continue_from:
+        Parameters to keep training (no initialization is chosen), or None.
+    diversity:
+        The diversity term of the objective (:class:`fusion_psro.oracles.diversity.DiversityTerm`), or None.
+    """
+
+    player: int
+    opponents: list[Member]
+    opponent_weights: np.ndarray
+    seed: int
+    own: list[Member] = dataclasses.field(default_factory=list)
+    own_weights: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    previous: Member | None = None
+    continue_from: StateDict | None = None
+    diversity: Any = None
+
+
+class Variant(abc.ABC):
+    """A PSRO variant; see the module docstring. One instance serves one run."""
+
+    #: Registered name (set when registered).
+    name: str = ""
+    #: Its name in reports and figures, e.g. ``"PSRO-rN"``.
+    label: str = ""
+    #: The diversity term its best responses carry (a name in ``DIVERSITY_TERMS``), or None.
+    diversity: str | None = None
+
+    @abc.abstractmethod
+    def plan(self, run: PSRO, round: int) -> list[ResponsePlan]:
+        """The best responses of round ``round`` (0, 1, ...) of this iteration; [] ends it."""
+
+    @abc.abstractmethod
+    def take(self, run: PSRO, plans: list[ResponsePlan], responses: list[Response]) -> None:
+        """Integrate the responses to ``plans`` (same order) into the populations."""
+
+    def finish(self, run: PSRO) -> dict[str, Any]:
+        """Close the iteration; returns the variant's own numbers for the metrics row."""
+        return {}
+
+    def state_dict(self, run: PSRO) -> dict[str, Any]:
+        """The variant's state between iterations, as JSON values."""
+        return {}
+
+    def load_state_dict(self, run: PSRO, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (the populations are already restored)."""
+
+
+class PSROVariant(Variant):
+    """One best response per player per iteration, both against the same meta-game."""
+
+    label = "PSRO"
+
+    def plan(self, run: PSRO, round: int) -> list[ResponsePlan]:
+        if round > 0:
+            return []
+        state, sigma = run.state, run.state.meta_strategies
+        plans = []
+        for player in range(2):
+            seed = run.seed(state.iteration, player)
+            plans.append(ResponsePlan(
+                player=player, opponents=state.populations[1 - player], opponent_weights=sigma[1 - player],
+                seed=seed, own=state.populations[player], own_weights=sigma[player],
+                previous=state.last_best_response[player],
+                diversity=run.diversity_term(player, seed) if self.diversity else None,
+            ))
+        return plans
+
+    def take(self, run: PSRO, plans: list[ResponsePlan], responses: list[Response]) -> None:
+        for plan, response in zip(plans, responses):  # both responded to the same meta-game
+            run.add(plan.player, response.member)
+
+
+class RectifiedNash(Variant):
+    """PSRO-rN: best responses of the heaviest members to the opponents they beat or tie."""
+
+    label = "PSRO-rN"
+
+    def plan(self, run: PSRO, round: int) -> list[ResponsePlan]:
+        if round > 0:
+            return []
+        state, sigma = run.state, run.state.meta_strategies
+        threshold = run.space.utility_sum / 2
+        plans = []
+        for player in range(2):
+            payoffs = state.meta_game.payoffs(player)
+            support = np.flatnonzero(sigma[player] > 0)
+            # The heaviest members first; ties to the lower index.
+            chosen = support[np.argsort(-sigma[player][support], kind="stable")][: run.config.rn_learners]
+            for slot, learner in enumerate(chosen):
+                weights = sigma[1 - player] * (payoffs[learner] >= threshold - 1e-12)
+                if weights.sum() <= 0:
+                    weights = sigma[1 - player]
+                plans.append(ResponsePlan(
+                    player=player, opponents=state.populations[1 - player], opponent_weights=weights,
+                    seed=run.seed(state.iteration, player, slot), own=state.populations[player],
+                    own_weights=sigma[player], previous=state.populations[player][learner],
+                ))
+        return plans
+
+    def take(self, run: PSRO, plans: list[ResponsePlan], responses: list[Response]) -> None:
+        for plan, response in zip(plans, responses):
+            run.add(plan.player, response.member)
+
+
+@dataclasses.dataclass
+class _Learner:
+    """A P-PSRO learner still in training."""
+
+    member: Member
+    iterations_trained: int = 0
+    last_value: float = -np.inf
+
+
+class Pipeline(Variant):
+    """P-PSRO: a pipeline of active learners above a fixed population; see the module docstring."""
+
+    label = "P-PSRO"
+
+    def __init__(self) -> None:
+        #: Active learners per player; they are also the last members of the populations.
+        self.active: list[list[_Learner]] = [[], []]
+        self._training: tuple[int, int] = (0, 0)
+
+    def plan(self, run: PSRO, round: int) -> list[ResponsePlan]:
+        if round == 0:
+            self._fill(run)
+        slots = [(p, s) for p in range(2) for s in range(len(self.active[p]))]
+        if round >= len(slots):
+            return []
+        # One learner a round: each trains against the populations the learners before it left.
+        self._training = player, slot = slots[round]
+        opponents, weights = self._target(run, player, slot)
+        learner = self.active[player][slot]
+        return [ResponsePlan(
+            player=player, opponents=opponents, opponent_weights=weights,
+            seed=run.seed(run.state.iteration, player, slot),
+            continue_from=learner.member.parameters if run.oracle.trains_parameters else None,
+        )]
+
+    def take(self, run: PSRO, plans: list[ResponsePlan], responses: list[Response]) -> None:
+        player, slot = self._training
+        learner, member = self.active[player][slot], responses[0].member
+        member.origin = learner.member.origin
+        run.replace(player, self._index(run, player, slot), member)
+        learner.member = member
+        learner.iterations_trained += 1
+
+    def finish(self, run: PSRO) -> dict[str, Any]:
+        """Freeze the lowest learner on a plateau or when its budget is spent.
+
+        In a shared population the two seats of an agent freeze together, when both do.
+        """
+        decisions = []
+        for player in range(2):
+            lowest = self.active[player][0]
+            opponents, weights = self._target(run, player, 0)
+            value = run.space.value_against(run.state.meta_game, player, lowest.member.policy, len(opponents), weights)
+            plateau = value - lowest.last_value < run.config.pipeline_plateau
+            lowest.last_value = value
+            decisions.append(plateau or lowest.iterations_trained >= run.config.pipeline_max_iterations)
+        if run.config.population == "shared":
+            decisions = [all(decisions)] * 2
+        frozen = []
+        for player in range(2):
+            if decisions[player]:
+                run.state.last_best_response[player] = self.active[player].pop(0).member
+                frozen.append(player)
+        return {"active_learners": [len(a) for a in self.active], "frozen": frozen}
+
+    def state_dict(self, run: PSRO) -> dict[str, Any]:
+        return {"active": [
+            [{"index": self._index(run, p, slot), "iterations_trained": a.iterations_trained, "last_value": a.last_value}
+             for slot, a in enumerate(self.active[p])]
+            for p in range(2)
+        ]}
+
+    def load_state_dict(self, run: PSRO, state: dict[str, Any]) -> None:
+        populations = run.state.populations
+        self.active = [
+            [_Learner(populations[p][a["index"]], a["iterations_trained"], a["last_value"]) for a in state["active"][p]]
+            for p in range(2)
+        ]
+
+    def _fill(self, run: PSRO) -> None:
+        """Start new learners above the fixed population, from the init of the run.
+
+        Fusion draws on the fixed population and its meta-Nash. A new learner is a uniform
+        placeholder until its first training.
+        """
+        state = run.state
+        for player in range(2):
+            while len(self.active[player]) < run.config.pipeline_learners:
+                slot = len(self.active[player])
+                fixed = state.populations[player][: len(state.populations[player]) - slot]
+                member = Member(policy=run.space.initial_policy(player), origin=f"iteration {state.iteration}")
+                member.parameters = run.start(
+                    player, own=fixed, own_weights=self._fixed_meta_strategy(run, player),
+                    previous=state.last_best_response[player], seed=run.seed(state.iteration, player, 1000 + slot),
+                )
+                self.active[player].append(_Learner(member))
+                run.add(player, member, best_response=False)
+
+    def _index(self, run: PSRO, player: int, slot: int) -> int:
+        return len(run.state.populations[player]) - len(self.active[player]) + slot
+
+    def _fixed_meta_strategy(self, run: PSRO, player: int) -> np.ndarray:
+        """Meta-Nash weights of ``player``'s fixed population."""
+        sizes = [len(run.state.populations[p]) - len(self.active[p]) for p in range(2)]
+        return run.solve(run.state.meta_game.matrix[: sizes[0], : sizes[1]])[player]
+
+    def _target(self, run: PSRO, player: int, slot: int) -> tuple[list[Member], np.ndarray]:
+        """Opponents of learner ``slot``: the fixed policies plus the learners below ``slot``."""
+        counts = [len(run.state.populations[p]) - len(self.active[p]) + slot for p in range(2)]
+        sigma = run.solve(run.state.meta_game.matrix[: counts[0], : counts[1]])
+        return run.state.populations[1 - player][: counts[1 - player]], sigma[1 - player]
+
+
+class DPPPSRO(PSROVariant):
+    """DPP-PSRO: PSRO whose best responses add the expected cardinality of the DPP over payoff vectors."""
+
+    label, diversity = "DPP-PSRO", "dpp"
+
+
+class BDRDPSRO(PSROVariant):
+    """BD&RD-PSRO: PSRO whose best responses add response diversity plus behavioural diversity."""
+
+    label, diversity = "BD&RD-PSRO", "bdrd"
+
+
+class PSDPSRO(PSROVariant):
+    """PSD-PSRO: PSRO whose best responses add the KL distance to the hull of the population."""
+
+    label, diversity = "PSD-PSRO", "psd"
+
+
+register_variant("psro", PSROVariant)
+register_variant("psro-rn", RectifiedNash)
+register_variant("p-psro", Pipeline)
+register_variant("dpp", DPPPSRO)
+register_variant("bdrd", BDRDPSRO)
+register_variant("psd", PSDPSRO)
+
+__all__ = ["BDRDPSRO", "DPPPSRO", "PSDPSRO", "Pipeline", "PSROVariant", "RectifiedNash", "ResponsePlan", "Variant"]
