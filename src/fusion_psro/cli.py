@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
 import time
+import typing
 from pathlib import Path
 
 import numpy as np
 
 from fusion_psro.errors import FusionPSROError
-from fusion_psro.psro.loop import ConfigError
 
 log = logging.getLogger("fusion_psro")
 
@@ -110,9 +111,20 @@ def _parse_option(text: str) -> tuple[str, object]:
     return key.strip().replace("-", "_"), parsed
 
 
+def _config_from_args(args: argparse.Namespace):
+    """The :class:`~fusion_psro.psro.PSROConfig` of the options given (the others keep their defaults)."""
+    from fusion_psro.psro import PSROConfig
+
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(PSROConfig)
+             if getattr(args, f.name, None) is not None and f.name != "oracle_options"}
+    options = dict(args.oracle_option)
+    if args.steps is not None:
+        options["steps"] = args.steps
+    return PSROConfig(**given, oracle_options=options)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from fusion_psro.experiments import resume_psro, run_psro
-    from fusion_psro.psro import PSROConfig
 
     if args.resume:
         rows = resume_psro(args.resume, progress=not args.quiet, tensorboard=args.tensorboard)
@@ -121,26 +133,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not args.out:
         print("fusion-psro: error: run needs --out DIR (a new run) or --resume DIR (continue one)", file=sys.stderr)
         return 2
-    config = PSROConfig(
-        game=args.game, oracle=args.oracle, init=args.init, variant=args.variant,
-        meta_solver=args.meta_solver, iterations=args.iterations, seed=args.seed,
-        fusion_start=args.fusion_start, fusion_fallback=args.fusion_fallback, episodes=args.episodes,
-        rn_learners=args.rn_learners, pipeline_learners=args.pipeline_learners,
-        pipeline_max_iterations=args.pipeline_max_iterations, pipeline_plateau=args.pipeline_plateau,
-        oracle_options=dict(args.oracle_option), population=args.population,
-        diversity_weight=args.diversity_weight,
-    )
-    if args.gradient_steps is not None:
-        config.oracle_options["steps"] = args.gradient_steps
+    config = _config_from_args(args)
     rows = run_psro(config, args.out, overwrite=args.overwrite, progress=not args.quiet, tensorboard=args.tensorboard)
     _print_run_summary(args.out, rows[-1])
     return 0
 
 
-def _print_run_summary(out: str, last: dict) -> None:
+def _print_run_summary(out: str, last) -> None:
     print(
-        f"{out}: {last['iteration']} iterations, exploitability {last['exploitability']:.6f} "
-        f"(NashConv {last['nash_conv']:.6f}), {last['episodes']:,} episodes, {last['wall_s']:.1f} s"
+        f"{out}: {last.iteration} iterations, exploitability {last.exploitability:.6f} "
+        f"(NashConv {last.nash_conv:.6f}), {last.episodes:,} episodes, {last.wall_s:.1f} s"
     )
 
 
@@ -193,78 +195,68 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from fusion_psro.games import DEFAULT_MAX_HISTORIES
+def _option_type(field: dataclasses.Field, hints: dict) -> type:
+    """``int``, ``float`` or ``str``: the setting's type without its ``None``."""
+    hint = hints[field.name]
+    candidates = [t for t in typing.get_args(hint) if t is not type(None)] or [hint]
+    return candidates[0]
 
-    parser = argparse.ArgumentParser(
-        prog="fusion-psro",
-        description="Exact, vectorized PSRO and Nash Policy Fusion for two-player zero-sum games.",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("compile", help="enumerate games into arrays and cache them on disk")
-    p.add_argument("games", nargs="+", metavar="GAME", help="OpenSpiel game strings, e.g. leduc_poker")
-    p.add_argument("--max-histories", type=int, default=DEFAULT_MAX_HISTORIES, help="enumeration limit (default: %(default)s)")
-    p.add_argument("--no-cache", action="store_true", help="do not read or write the on-disk cache")
-    p.set_defaults(handler=_cmd_compile)
+def _add_config_options(p: argparse.ArgumentParser) -> None:
+    """One option per :class:`~fusion_psro.psro.PSROConfig` setting, choices from the registries."""
+    from fusion_psro import registry
+    from fusion_psro.psro import PSROConfig
 
-    from fusion_psro.meta import META_SOLVERS
-    from fusion_psro.psro import INIT_STRATEGIES, ORACLES, POPULATION_MODES, VARIANTS, PSROConfig
+    hints = typing.get_type_hints(PSROConfig)
+    for field in dataclasses.fields(PSROConfig):
+        if field.name == "oracle_options":
+            continue
+        meta = field.metadata
+        choices = meta.get("choices")
+        if "registry" in meta:
+            components = getattr(registry, meta["registry"])
+            choices = components.names(lambda c: c.fallback) if meta.get("fallback") else components.names()
+        default = "" if field.default is None else f" (default: {field.default})"
+        kind = _option_type(field, hints)
+        metavar = None if choices else {int: "N", float: "X"}.get(kind, field.name.upper())
+        p.add_argument("--" + field.name.replace("_", "-"), type=kind, choices=choices, metavar=metavar,
+                       default=None, help=meta["help"] + default)
+    p.add_argument("--steps", "--gradient-steps", type=int, default=None, dest="steps", metavar="N",
+                   help="gradient steps per best response (oracles with a steps setting: gradient, ...)")
+    p.add_argument("--oracle-option", action="append", default=[], type=_parse_option, metavar="KEY=VALUE",
+                   help="oracle setting, e.g. learning_rate=0.001 or hidden_sizes=[64,64]; repeatable")
 
-    defaults = PSROConfig()
-    p = sub.add_parser("run", help="run PSRO / Fusion-PSRO into an output directory")
-    p.add_argument("--game", default=defaults.game,
-                   help="OpenSpiel game string, or 'mixture' (the non-transitive mixture game) (default: %(default)s)")
-    p.add_argument("--oracle", default=None, choices=ORACLES,
-                   help="best-response oracle (default: exact; gradient for the mixture game)")
-    p.add_argument("--init", default=None, choices=INIT_STRATEGIES,
-                   help="initialization of each new best-response network (learned oracles; default normal)")
-    p.add_argument("--variant", default=defaults.variant, choices=VARIANTS, help="PSRO variant (default: %(default)s)")
-    p.add_argument("--meta-solver", default=defaults.meta_solver, choices=sorted(META_SOLVERS), help="(default: %(default)s)")
-    p.add_argument("--iterations", type=int, default=defaults.iterations, help="PSRO iterations (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=defaults.seed, help="(default: %(default)s)")
+
+def _add_run_arguments(p: argparse.ArgumentParser) -> None:
+    _add_config_options(p)
     p.add_argument("--out", help="run directory (must be new or empty, unless --overwrite)")
     p.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR from its last checkpoint "
                    "(its config.json gives every setting; other options are ignored)")
     p.add_argument("--overwrite", action="store_true", help="replace the run files already in --out")
-    p.add_argument("--fusion-start", type=int, default=defaults.fusion_start,
-                   help="first iteration that fuses, with --init fusion (default: %(default)s)")
-    p.add_argument("--fusion-fallback", default=defaults.fusion_fallback, choices=("normal", "orthogonal", "kaiming", "inherit"),
-                   help="init before --fusion-start (default: %(default)s)")
-    p.add_argument("--episodes", type=int, default=defaults.episodes, help="training episodes per best response (default: %(default)s)")
-    p.add_argument("--population", default=defaults.population, choices=POPULATION_MODES,
-                   help="one population per player, or one shared population of two-seat agents (default: %(default)s)")
-    p.add_argument("--rn-learners", type=int, default=defaults.rn_learners, help="psro-rn: learners per player per iteration (default: %(default)s)")
-    p.add_argument("--pipeline-learners", type=int, default=defaults.pipeline_learners, help="p-psro: active learners per player (default: %(default)s)")
-    p.add_argument("--pipeline-max-iterations", type=int, default=defaults.pipeline_max_iterations,
-                   help="p-psro: iterations before the lowest learner is frozen (default: %(default)s)")
-    p.add_argument("--pipeline-plateau", type=float, default=defaults.pipeline_plateau,
-                   help="p-psro: freeze the lowest learner when its value improves by less (default: %(default)s)")
-    p.add_argument("--diversity-weight", type=float, default=None,
-                   help="dpp, bdrd, psd: weight of the diversity term in each best response's objective (default: 0.1)")
-    p.add_argument("--gradient-steps", type=int, default=None,
-                   help="gradient oracle (mixture game): Adam steps per best response (default: 50)")
-    p.add_argument("--oracle-option", action="append", default=[], type=_parse_option, metavar="KEY=VALUE",
-                   help="learned-oracle setting, e.g. learning_rate=0.001 or hidden_sizes=[64,64]; repeatable")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard scalars to DIR/tensorboard")
-    p.set_defaults(handler=_cmd_run)
 
-    p = sub.add_parser("sweep", help="run a grid of PSRO runs (TOML config) as Ray tasks")
+
+def _add_compile_arguments(p: argparse.ArgumentParser) -> None:
+    from fusion_psro.games import DEFAULT_MAX_HISTORIES
+
+    p.add_argument("games", nargs="+", metavar="GAME", help="OpenSpiel game strings, e.g. leduc_poker")
+    p.add_argument("--max-histories", type=int, default=DEFAULT_MAX_HISTORIES, help="enumeration limit (default: %(default)s)")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the on-disk cache")
+
+
+def _add_sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="sweep config (TOML): [sweep] out/workers, [grid] lists, [settings] fixed values")
     p.add_argument("--address", help="join this Ray cluster (HOST:PORT) instead of starting a local Ray")
     p.add_argument("--quick", action="store_true", help="use the config's [quick] scale (minutes), into <out>-quick")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(handler=_cmd_sweep)
 
-    p = sub.add_parser("report", help="table of final exploitability per method over run directories")
+
+def _add_report_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dirs", nargs="+", metavar="DIR", help="run directories written by fusion-psro run")
     p.add_argument("--out", help="write the Markdown report to this file, with its figures beside it")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    p.set_defaults(handler=_cmd_report)
 
-    p = sub.add_parser("plot", help="exploitability curves (mean ± s.e. over seeds) of run directories, as PNG and SVG")
+
+def _add_plot_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dirs", nargs="+", metavar="DIR", help="run directories written by fusion-psro run")
     p.add_argument("--out", required=True, metavar="PREFIX", help="write PREFIX.png and PREFIX.svg")
     p.add_argument("--x", default="both", choices=("iterations", "episodes", "both"),
@@ -275,21 +267,60 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mixture game: draw the humps with every best response and its starting point, "
                         "one panel per run (e.g. PSRO beside Fusion-PSRO) instead of learning curves")
     p.add_argument("--overwrite", action="store_true", help="replace PREFIX.png / PREFIX.svg if they exist")
-    p.set_defaults(handler=_cmd_plot)
 
-    p = sub.add_parser("evaluate", help="exact evaluation demo: exploitability, payoff matrix, mixture")
+
+def _add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
+    from fusion_psro.games import DEFAULT_MAX_HISTORIES
+
     p.add_argument("--game", default="leduc_poker", help="OpenSpiel game string, or mixture (default: %(default)s)")
     p.add_argument("--population", type=int, default=50, dest="population_size",
                    help="policies per player in the demo populations (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--max-histories", type=int, default=DEFAULT_MAX_HISTORIES, help="enumeration limit (default: %(default)s)")
-    p.set_defaults(handler=_cmd_evaluate)
+
+
+#: name -> (help, arguments, handler). Arguments are added only to the command being run, so
+#: commands that only read runs never import what training commands need (PyTorch).
+COMMANDS = {
+    "compile": ("enumerate games into arrays and cache them on disk", _add_compile_arguments, _cmd_compile),
+    "run": ("run PSRO / Fusion-PSRO into an output directory", _add_run_arguments, _cmd_run),
+    "sweep": ("run a grid of PSRO runs (TOML config) as Ray tasks", _add_sweep_arguments, _cmd_sweep),
+    "report": ("table of final exploitability per method over run directories", _add_report_arguments, _cmd_report),
+    "plot": ("exploitability curves (mean ± s.e. over seeds) of run directories, as PNG and SVG",
+             _add_plot_arguments, _cmd_plot),
+    "evaluate": ("exact evaluation demo: exploitability, payoff matrix, mixture", _add_evaluate_arguments, _cmd_evaluate),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``fusion-psro`` parser; with ``command``, only that subcommand gets its arguments
+    (``""``: none, enough for the top-level help)."""
+    from fusion_psro import __version__
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log progress at INFO level")
+    common.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bar")
+    parser = argparse.ArgumentParser(
+        prog="fusion-psro", parents=[common],
+        description="Exact, vectorized PSRO and Nash Policy Fusion for two-player zero-sum games.",
+    )
+    parser.add_argument("--version", action="version", version=f"fusion-psro {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_text, add_arguments, handler) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, parents=[common], description=help_text[:1].upper() + help_text[1:] + ".")
+        if command is None or command == name:
+            add_arguments(p)
+        p.set_defaults(handler=handler)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command if command in COMMANDS else "")
     args = parser.parse_args(argv)
+    args.verbose = getattr(args, "verbose", False)
+    args.quiet = getattr(args, "quiet", False)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s: %(message)s",
@@ -298,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--population must be at least 1")
     try:
         return args.handler(args)
-    except (FusionPSROError, ConfigError) as exc:
+    except FusionPSROError as exc:
         print(f"fusion-psro: error: {exc}", file=sys.stderr)
         return 2
 
