@@ -9,6 +9,10 @@ The public OpenSpiel-facing API::
 
 Array-level engine: :mod:`fusion_psro.games` (compiled games) and
 :mod:`fusion_psro.evaluation` (payoff matrices, best responses, NashConv).
+
+Components (oracles, variants, initializations, meta-solvers, diversity terms, game kinds)
+are registered by name (:mod:`fusion_psro.registry`); ``register_oracle`` and its siblings
+add new ones.
 """
 
 from fusion_psro.errors import (
@@ -19,6 +23,7 @@ from fusion_psro.errors import (
     InvalidPolicyError,
     PolicyTypeError,
 )
+from fusion_psro import registry
 from fusion_psro.games import CompiledGame, compile_game
 from fusion_psro.interop import (
     exploitability,
@@ -27,6 +32,14 @@ from fusion_psro.interop import (
     mixture_nash_conv,
     nash_conv,
     to_openspiel_policy,
+)
+from fusion_psro.registry import (
+    register_diversity_term,
+    register_game_kind,
+    register_init,
+    register_meta_solver,
+    register_oracle,
+    register_variant,
 )
 
 __version__ = "0.1.0"
@@ -45,5 +58,12 @@ __all__ = [
     "mixture_exploitability",
     "mixture_nash_conv",
     "nash_conv",
+    "register_diversity_term",
+    "register_game_kind",
+    "register_init",
+    "register_meta_solver",
+    "register_oracle",
+    "register_variant",
+    "registry",
     "to_openspiel_policy",
 ]

@@ -300,6 +300,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log progress at INFO level")
     common.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bar")
+    common.add_argument("--plugin", action="append", default=argparse.SUPPRESS, metavar="MODULE",
+                        help="import this module or .py file first, so the components it registers can be "
+                             "named (repeatable)")
     parser = argparse.ArgumentParser(
         prog="fusion-psro", parents=[common],
         description="Exact, vectorized PSRO and Nash Policy Fusion for two-player zero-sum games.",
@@ -314,9 +317,29 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _plugins(argv: list[str]) -> list[str]:
+    """The ``--plugin`` values of ``argv``: loaded before the parser, whose choices they extend."""
+    found = []
+    for index, arg in enumerate(argv):
+        if arg == "--plugin" and index + 1 < len(argv):
+            found.append(argv[index + 1])
+        elif arg.startswith("--plugin="):
+            found.append(arg.split("=", 1)[1])
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
+    from fusion_psro.registry import load_plugin
+
     argv = sys.argv[1:] if argv is None else list(argv)
-    command = next((a for a in argv if not a.startswith("-")), None)
+    try:
+        for plugin in _plugins(argv):
+            load_plugin(plugin)
+    except FusionPSROError as exc:
+        print(f"fusion-psro: error: {exc}", file=sys.stderr)
+        return 2
+    values = {i + 1 for i, a in enumerate(argv) if a == "--plugin"}
+    command = next((a for i, a in enumerate(argv) if not a.startswith("-") and i not in values), None)
     parser = build_parser(command if command in COMMANDS else "")
     args = parser.parse_args(argv)
     args.verbose = getattr(args, "verbose", False)

@@ -28,14 +28,22 @@ package registers directly::
     @fusion_psro.register_oracle("my-oracle")
     class MyOracle(fusion_psro.oracles.Oracle):
         ...
+
+and the command line imports such a module with ``fusion-psro --plugin my_module.py run
+...`` (:func:`load_plugin`); sweeps hand the modules that define their components to every
+worker (:func:`plugin_sources`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.util
 import logging
+import sys
 import threading
 import types
+from pathlib import Path
 from collections.abc import Callable, Iterator
 from importlib import metadata
 from typing import Any, Generic, TypeVar
@@ -163,6 +171,66 @@ def _describe(component: Any) -> str:
     return f"{module}.{qualname}" if module else qualname
 
 
+#: Plug-in modules loaded with :func:`load_plugin`, in loading order (dotted names or file paths).
+PLUGINS: list[str] = []
+
+
+def load_plugin(source: str) -> types.ModuleType:
+    """Import a module that registers components: a dotted module name, or a ``.py`` file.
+
+    Loading the same source twice imports it once. A source that cannot be imported is a
+    :class:`ConfigError` naming it.
+    """
+    is_file = source.endswith(".py")
+    key = str(Path(source).resolve()) if is_file else source
+    try:
+        module = _import_file(Path(source), key) if is_file else importlib.import_module(source)
+    except ConfigError:
+        raise
+    except Exception as exc:  # whatever the plug-in raised, the user needs its name and the reason
+        raise ConfigError(f"cannot load plug-in {source!r}: {type(exc).__name__}: {exc}") from None
+    if key not in PLUGINS:
+        PLUGINS.append(key)
+    return module
+
+
+def _import_file(path: Path, key: str) -> types.ModuleType:
+    if not path.is_file():
+        raise ConfigError(f"plug-in file {path} does not exist")
+    name = f"fusion_psro_plugin_{path.stem}_{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def plugin_sources(components: list[Any]) -> list[str]:
+    """What another process must :func:`load_plugin` to know ``components`` too.
+
+    The loaded plug-ins, then the files of components defined outside fusion-psro (for
+    instance in the script or test that registered them), in order, without repeats.
+    """
+    sources = list(PLUGINS)
+    for component in components:
+        owner = component if isinstance(component, (type, types.FunctionType)) else type(component)
+        module = sys.modules.get(getattr(owner, "__module__", "") or "")
+        if module is None or module.__name__.split(".")[0] == "fusion_psro" or module.__name__.startswith(
+                "fusion_psro_plugin_"):
+            continue
+        where = getattr(module, "__file__", None)
+        source = str(Path(where).resolve()) if where else module.__name__
+        if source not in sources:
+            sources.append(source)
+    return sources
+
+
 ORACLES: Registry = Registry("oracle", builtins="fusion_psro.oracles", group="fusion_psro.oracles")
 VARIANTS: Registry = Registry("variant", builtins="fusion_psro.psro.variants", group="fusion_psro.variants")
 INITS: Registry = Registry("init", builtins="fusion_psro.psro.initialization", group="fusion_psro.inits")
@@ -184,8 +252,14 @@ def register_variant(name: str, variant: Any = None, *, replace: bool = False) -
 
 
 def register_init(name: str, init: Any = None, *, replace: bool = False) -> Any:
-    """Register an :class:`~fusion_psro.psro.initialization.Initialization` (decorator without ``init``)."""
-    return INITS.register(name, init, replace=replace)
+    """Register an :class:`~fusion_psro.psro.initialization.Initialization` instance (decorator without
+    ``init``; a decorated class is registered as an instance made with no arguments)."""
+    if init is None:
+        def decorator(target: Any) -> Any:
+            register_init(name, target, replace=replace)
+            return target
+        return decorator
+    return INITS.register(name, init() if isinstance(init, type) else init, replace=replace)
 
 
 def register_meta_solver(name: str, solver: Any = None, *, replace: bool = False) -> Any:
@@ -204,7 +278,8 @@ def register_game_kind(name: str, space: Any = None, *, replace: bool = False) -
 
 
 __all__ = [
-    "DIVERSITY_TERMS", "GAME_KINDS", "INITS", "META_SOLVERS", "ORACLES", "VARIANTS", "Registry",
+    "DIVERSITY_TERMS", "GAME_KINDS", "INITS", "META_SOLVERS", "ORACLES", "PLUGINS", "VARIANTS", "Registry",
+    "load_plugin", "plugin_sources",
     "register_diversity_term", "register_game_kind", "register_init", "register_meta_solver",
     "register_oracle", "register_variant",
 ]

@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import platform
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +30,34 @@ from fusion_psro.psro import PSRO, IterationRecord, PSROConfig, resolved_setting
 log = logging.getLogger(__name__)
 
 
-def run_config_record(config: PSROConfig, compiled_game_string: str) -> dict[str, Any]:
-    """What ``config.json`` holds: the resolved settings and the versions that ran them."""
+def run_command(config: PSROConfig, out: Path | str) -> list[str]:
+    """A ``fusion-psro run`` command line that reruns ``config`` into ``out``.
+
+    Settings are given as ``--setting-name VALUE`` when they differ from their defaults;
+    plug-ins that define components of the run come first as ``--plugin``.
+    """
+    from fusion_psro.registry import INITS, META_SOLVERS, ORACLES, VARIANTS, plugin_sources
+
+    defaults = PSROConfig()
+    command = ["fusion-psro"]
+    components = [ORACLES.get(config.oracle), VARIANTS.get(config.variant), META_SOLVERS.get(config.meta_solver)]
+    components += [INITS.get(name) for name in (config.init, config.fusion_fallback) if name is not None]
+    for plugin in plugin_sources(components):
+        command += ["--plugin", plugin]
+    command += ["run"]
+    for field in dataclasses.fields(PSROConfig):
+        value = getattr(config, field.name)
+        if field.name == "oracle_options":
+            for key, option in sorted(value.items()):
+                command += ["--oracle-option", f"{key}={json.dumps(option)}"]
+        elif value is not None and value != getattr(defaults, field.name):
+            command += ["--" + field.name.replace("_", "-"), str(value)]
+    return command + ["--out", str(out)]
+
+
+def run_config_record(config: PSROConfig, compiled_game_string: str, out: Path | str) -> dict[str, Any]:
+    """What ``config.json`` holds: the resolved settings, the versions that ran them, and a
+    command that reruns them (:func:`run_command`)."""
     import numpy
     import torch
 
@@ -46,7 +71,7 @@ def run_config_record(config: PSROConfig, compiled_game_string: str) -> dict[str
             "torch": torch.__version__,
             "python": platform.python_version(),
         },
-        "command": sys.argv,
+        "command": run_command(config, out),
     }
 
 
@@ -90,7 +115,7 @@ def run_psro(
     if finished is not None and not overwrite:
         log.warning("%s already holds this finished run; nothing to do (pass --overwrite to run it again)", out)
         return finished
-    out = prepare_run_directory(out, run_config_record(psro.config, psro.space.game_string), overwrite=overwrite)
+    out = prepare_run_directory(out, run_config_record(psro.config, psro.space.game_string, out), overwrite=overwrite)
     return _run_to_end(psro, out, [], progress, tensorboard)
 
 

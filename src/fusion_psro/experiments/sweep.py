@@ -5,6 +5,8 @@ A sweep config is a TOML file::
     [sweep]
     out = "runs/leduc-init"        # each cell is a run directory below this
     workers = 2                     # local Ray: parallel cells (default: CPU count)
+    plugins = ["my_oracle.py"]      # modules that register components the cells name
+                                    # (paths relative to the config file)
 
     [grid]                          # every combination of these lists is one cell
     init = ["normal", "fusion", "inherit"]
@@ -50,7 +52,7 @@ from fusion_psro.psro.config import PSROConfig
 log = logging.getLogger(__name__)
 
 _SECTIONS = {"sweep", "grid", "settings", "quick"}
-_SWEEP_KEYS = {"out", "workers"}
+_SWEEP_KEYS = {"out", "workers", "plugins"}
 _CONFIG_FIELDS = {field.name for field in dataclasses.fields(PSROConfig)}
 
 
@@ -72,6 +74,8 @@ class Sweep:
     out: Path
     workers: int
     cells: tuple[Cell, ...]
+    #: What every worker loads before running a cell (see :func:`fusion_psro.registry.plugin_sources`).
+    plugins: tuple[str, ...] = ()
 
 
 def _cell_name(values: dict[str, Any]) -> str:
@@ -129,6 +133,7 @@ def load_sweep(path: Path | str, *, quick: bool = False) -> Sweep:
     workers = sweep_section.get("workers", os.cpu_count() or 1)
     if not isinstance(workers, int) or workers < 1:
         raise SweepConfigError(f"{path}: [sweep] workers must be a positive integer, got {workers!r}")
+    _load_plugins(path, sweep_section.get("plugins", []))
 
     cells = []
     keys = list(grid)
@@ -148,15 +153,46 @@ def load_sweep(path: Path | str, *, quick: bool = False) -> Sweep:
     names = [c.name for c in cells]
     if len(set(names)) != len(names):
         raise SweepConfigError(f"{path}: grid values give duplicate run names; make the values distinct")
-    return Sweep(out=out, workers=workers, cells=tuple(cells))
+    return Sweep(out=out, workers=workers, cells=tuple(cells), plugins=tuple(_cell_plugins(cells)))
 
 
-def run_cell(config: PSROConfig, out: str) -> dict[str, Any]:
-    """Run, resume, or skip one cell; returns its last metrics row and what was done."""
+def _load_plugins(path: Path, plugins: Any) -> None:
+    from fusion_psro.registry import load_plugin
+
+    if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
+        raise SweepConfigError(f"{path}: [sweep] plugins must be a list of module names or .py paths, got {plugins!r}")
+    for plugin in plugins:
+        try:
+            load_plugin(str(path.parent / plugin) if plugin.endswith(".py") else plugin)
+        except ConfigError as exc:
+            raise SweepConfigError(f"{path}: {exc}") from None
+
+
+def _cell_plugins(cells: list[Cell]) -> list[str]:
+    """Plug-ins a worker needs: the loaded ones and the files of non-built-in components the cells name."""
+    from fusion_psro.registry import INITS, META_SOLVERS, ORACLES, VARIANTS, plugin_sources
+
+    components = []
+    for cell in cells:
+        config = cell.config
+        components += [ORACLES.get(config.oracle), VARIANTS.get(config.variant), META_SOLVERS.get(config.meta_solver)]
+        components += [INITS.get(name) for name in (config.init, config.fusion_fallback) if name is not None]
+    return plugin_sources(components)
+
+
+def run_cell(config: PSROConfig, out: str, plugins: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Run, resume, or skip one cell; returns its last metrics row and what was done.
+
+    ``plugins`` are loaded first (a Ray worker is a fresh process that knows only the
+    built-in components).
+    """
     from fusion_psro.experiments.checkpoint import CHECKPOINT_DIR
     from fusion_psro.experiments.rundir import CONFIG_FILE, RunDirectoryError
     from fusion_psro.experiments.runner import finished_run_metrics, resume_psro, run_psro, same_settings
+    from fusion_psro.registry import load_plugin
 
+    for plugin in plugins:
+        load_plugin(plugin)
     out_path = Path(out)
     finished = finished_run_metrics(out_path, config)
     if finished is not None:
@@ -224,7 +260,8 @@ def run_sweep(sweep: Sweep, *, address: str | None = None, progress: bool = True
                          logging_level=logging.WARNING)
             try:
                 remote_cell = ray.remote(num_cpus=1, max_retries=0)(run_cell)
-                pending = {remote_cell.remote(sweep.cells[i].config, str(sweep.cells[i].out)): i for i in todo}
+                pending = {remote_cell.remote(sweep.cells[i].config, str(sweep.cells[i].out), sweep.plugins): i
+                           for i in todo}
                 while pending:
                     done, _ = ray.wait(list(pending), num_returns=1)
                     index = pending.pop(done[0])
