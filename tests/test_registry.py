@@ -104,7 +104,7 @@ def test_toy_components_run_in_a_ray_sweep(tmp_path):
     path.write_text(f"""
 [sweep]
 out = "{tmp_path / 'runs'}"
-workers = 1
+workers = 2
 
 [grid]
 seed = [0, 1]

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from fusion_psro.experiments import read_metrics, run_psro
-from fusion_psro.experiments.sweep import SweepConfigError, check_ray_address, load_sweep, run_sweep
+from fusion_psro.errors import ConfigError
+from fusion_psro.experiments.parallel import check_ray_address
+from fusion_psro.experiments.sweep import SweepConfigError, load_sweep, run_sweep
 
 KUHN = """
 [sweep]
@@ -77,9 +79,9 @@ def test_finished_cells_are_skipped_without_starting_ray(tmp_path, monkeypatch):
 
 def test_unreachable_ray_address_fails_fast():
     started = time.monotonic()
-    with pytest.raises(SweepConfigError, match="no Ray cluster answers at 127.0.0.1:9"):
+    with pytest.raises(ConfigError, match="no Ray cluster answers at 127.0.0.1:9"):
         check_ray_address("127.0.0.1:9", timeout=2.0)
-    with pytest.raises(SweepConfigError, match="is not HOST:PORT"):
+    with pytest.raises(ConfigError, match="is not HOST:PORT"):
         check_ray_address("somewhere")
     assert time.monotonic() - started < 5
 

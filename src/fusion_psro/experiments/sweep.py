@@ -25,9 +25,10 @@ small scale, selected with ``fusion-psro sweep CONFIG --quick``. Keys of ``[grid
 is an ordinary run directory named after its grid values, so a finished cell is skipped
 when the sweep runs again, and a killed one is resumed from its checkpoint, not restarted.
 
-Without ``--address`` a local Ray is started in-process with ``workers`` CPUs; with
-``--address HOST:PORT`` the sweep joins an existing Ray cluster (whose nodes must have
-fusion-psro installed) after checking, within seconds, that the address answers.
+Without ``--address`` a local Ray is started in-process with ``workers`` CPUs (one worker:
+the cells run in this process, without Ray); with ``--address HOST:PORT`` the sweep joins
+an existing Ray cluster (whose nodes must have fusion-psro installed) after checking,
+within seconds, that the address answers (:mod:`fusion_psro.experiments.parallel`).
 """
 
 from __future__ import annotations
@@ -38,12 +39,9 @@ import json
 import logging
 import os
 import re
-import socket
 import tomllib
 from pathlib import Path
 from typing import Any
-
-from tqdm.auto import tqdm
 
 from fusion_psro.errors import FusionPSROError
 from fusion_psro.errors import ConfigError
@@ -210,32 +208,16 @@ def run_cell(config: PSROConfig, out: str, plugins: tuple[str, ...] = ()) -> dic
     return {"action": "ran", "last": rows[-1].to_json()}
 
 
-def check_ray_address(address: str, timeout: float = 5.0) -> None:
-    """Fail fast, with a clear error, if nothing answers at a Ray ``HOST:PORT``."""
-    match = re.fullmatch(r"(?:ray://)?\[?([^\]]+?)\]?:(\d+)", address.strip())
-    if not match:
-        raise SweepConfigError(f"Ray address {address!r} is not HOST:PORT (e.g. 127.0.0.1:6379)")
-    host, port = match.group(1), int(match.group(2))
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            pass
-    except OSError as exc:
-        raise SweepConfigError(
-            f"no Ray cluster answers at {host}:{port} ({exc.strerror or exc}); start one with "
-            f"`ray start --head --port {port}` or leave out --address to run locally"
-        ) from None
-
-
 def run_sweep(sweep: Sweep, *, address: str | None = None, progress: bool = True) -> list[dict[str, Any]]:
     """Run every cell of ``sweep`` as a Ray task; returns one result per cell, in grid order.
 
     Finished cells are skipped before Ray starts (a sweep whose cells are all finished
-    starts no Ray at all); unfinished ones are resumed from their checkpoints.
+    starts no Ray at all); unfinished ones are resumed from their checkpoints. A cell that
+    fails is reported with its error; the others go on.
     """
+    from fusion_psro.experiments.parallel import run_tasks
     from fusion_psro.experiments.runner import finished_run_metrics
 
-    if address is not None:
-        check_ray_address(address)
     results: list[dict[str, Any] | None] = [None] * len(sweep.cells)
     todo = []
     for index, cell in enumerate(sweep.cells):
@@ -246,40 +228,21 @@ def run_sweep(sweep: Sweep, *, address: str | None = None, progress: bool = True
             results[index] = {"cell": cell.name, "out": str(cell.out), "action": "skipped (finished)",
                               "last": finished[-1].to_json()}
     log.info("%d of %d cells finished already; running %d", len(sweep.cells) - len(todo), len(sweep.cells), len(todo))
-    failures = []
-    with tqdm(total=len(sweep.cells), initial=len(sweep.cells) - len(todo), desc="sweep", unit="run",
-              disable=not progress, dynamic_ncols=True) as bar:
-        if todo:
-            import ray
-
-            if address is not None:
-                ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
-            else:
-                # "local": always a fresh in-process Ray, even when RAY_ADDRESS names a cluster.
-                ray.init(address="local", num_cpus=sweep.workers, include_dashboard=False, log_to_driver=False,
-                         logging_level=logging.WARNING)
-            try:
-                remote_cell = ray.remote(num_cpus=1, max_retries=0)(run_cell)
-                pending = {remote_cell.remote(sweep.cells[i].config, str(sweep.cells[i].out), sweep.plugins): i
-                           for i in todo}
-                while pending:
-                    done, _ = ray.wait(list(pending), num_returns=1)
-                    index = pending.pop(done[0])
-                    cell = sweep.cells[index]
-                    try:
-                        result = ray.get(done[0])
-                        results[index] = {"cell": cell.name, "out": str(cell.out), **result}
-                        bar.set_postfix_str(
-                            f"{cell.name}: {result['action']}, exploitability {result['last']['exploitability']:.4f}",
-                            refresh=False,
-                        )
-                    except ray.exceptions.RayError as exc:
-                        failures.append(f"{cell.name}: {exc}")
-                        results[index] = {"cell": cell.name, "out": str(cell.out), "action": "failed", "error": str(exc)}
-                    bar.update(1)
-            finally:
-                ray.shutdown()
+    try:
+        outcomes = run_tasks(
+            run_cell, [(sweep.cells[i].config, str(sweep.cells[i].out), sweep.plugins) for i in todo],
+            workers=sweep.workers, address=address, progress=progress, desc="sweep",
+            describe=lambda r: f"{r['action']}, exploitability {r['last']['exploitability']:.4f}",
+        )
+    except ConfigError as exc:
+        raise SweepConfigError(str(exc)) from None
+    for index, outcome in zip(todo, outcomes):
+        cell = sweep.cells[index]
+        if outcome.failed:
+            results[index] = {"cell": cell.name, "out": str(cell.out), "action": "failed", "error": outcome.error}
+        else:
+            results[index] = {"cell": cell.name, "out": str(cell.out), **outcome.result}
+    failures = [r for r in results if r["action"] == "failed"]
     if failures:
-        log.error("%d of %d cells failed (rerun the sweep to resume them): %s", len(failures), len(sweep.cells),
-                  "; ".join(failures))
+        log.error("%d of %d cells failed (rerun the sweep to resume them)", len(failures), len(sweep.cells))
     return [r for r in results if r is not None]

@@ -93,6 +93,9 @@ class Variant(abc.ABC):
     label: str = ""
     #: The diversity term its best responses carry (a name in ``DIVERSITY_TERMS``), or None.
     diversity: str | None = None
+    #: Whether members never change once they joined (so the populations after iteration k
+    #: are the first members of the final ones).
+    appends_members: bool = True
 
     @abc.abstractmethod
     def plan(self, run: PSRO, round: int) -> list[ResponsePlan]:
@@ -184,6 +187,7 @@ class Pipeline(Variant):
     """P-PSRO: a pipeline of active learners above a fixed population; see the module docstring."""
 
     label = "P-PSRO"
+    appends_members = False
 
     def __init__(self) -> None:
         #: Active learners per player; they are also the last members of the populations.
