@@ -1,0 +1,214 @@
+"""The initialization study's report: gaps per init and budget, paired differences against fusion.
+
+A *unit* is one state and player (run, iteration, player); its repeats are averaged. For
+each game and budget the report gives:
+
+* the gap (best-response value minus the response's value, >= 0) per init, mean ± standard
+  error over units x repeats, at budget 0 (the start, before any training) and after each
+  training budget;
+* the paired difference of each init's gap against fusion's, over the units both have: its
+  mean with a 95% t interval, and how many units fusion wins (smaller gap), loses or ties.
+  A positive difference means fusion's response is better;
+* the same for the units where fusion does not start where inherit does (the meta-Nash of
+  the player's members is not pure on the latest one): there fusion is actually tested;
+* the training return (the paper's Appendix C metric) and the network diagnostics.
+
+Figures: the gap against the budget per init, all units and the units where fusion differs
+from inherit, as ``gap.png`` and ``gap.svg``.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fusion_psro.experiments.init_study import StudyError, load_study
+
+#: Reference init of the paired differences.
+REFERENCE = "fusion"
+
+
+def measurement_rows(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One flat row per cell and budget."""
+    rows = []
+    for cell in cells:
+        for m in cell["measurements"]:
+            rows.append({
+                "game": cell["game"], "run": cell["run_key"], "source_init": cell["source"]["init"],
+                "iteration": cell["iteration"], "player": cell["player"], "init": cell["init"],
+                "repeat": cell["repeat"], "fusion_equals_inherit": cell["fusion_equals_inherit"], **m,
+            })
+    return rows
+
+
+def _mean_se(values: list[float]) -> tuple[float, float]:
+    array = np.asarray([v for v in values if v is not None], dtype=np.float64)
+    if array.size == 0:
+        return math.nan, math.nan
+    se = float(array.std(ddof=1) / math.sqrt(array.size)) if array.size > 1 else math.nan
+    return float(array.mean()), se
+
+
+def _unit_means(rows: list[dict[str, Any]], key: str) -> dict[tuple, dict[str, float]]:
+    """unit -> init -> mean over repeats of ``key``."""
+    collected: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        if row.get(key) is not None:
+            collected[(row["run"], row["iteration"], row["player"])][row["init"]].append(row[key])
+    return {unit: {init: float(np.mean(v)) for init, v in inits.items()} for unit, inits in collected.items()}
+
+
+def paired_difference(rows: list[dict[str, Any]], init: str, key: str = "gap") -> dict[str, Any]:
+    """``init``'s ``key`` minus fusion's over the units both have: mean, 95% t interval, wins."""
+    from scipy import stats  # noqa: PLC0415
+
+    units = _unit_means(rows, key)
+    differences = np.array([v[init] - v[REFERENCE] for v in units.values() if init in v and REFERENCE in v])
+    n = differences.size
+    result = {"n": int(n), "mean": math.nan, "low": math.nan, "high": math.nan,
+              "fusion_wins": int((differences > 1e-9).sum()), "fusion_loses": int((differences < -1e-9).sum())}
+    result["ties"] = n - result["fusion_wins"] - result["fusion_loses"]
+    if n:
+        result["mean"] = float(differences.mean())
+    if n > 1:
+        half = float(stats.t.ppf(0.975, n - 1) * differences.std(ddof=1) / math.sqrt(n))
+        result["low"], result["high"] = result["mean"] - half, result["mean"] + half
+    return result
+
+
+def _fmt(mean: float, se: float, digits: int = 3) -> str:
+    if math.isnan(mean):
+        return "–"
+    return f"{mean:.{digits}f}" + ("" if math.isnan(se) else f" ± {se:.{digits}f}")
+
+
+def _table(rows: list[dict[str, Any]], inits: list[str], budgets: list[int], key: str) -> list[str]:
+    lines = ["| init | " + " | ".join(f"{b:,}" for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
+    for init in inits:
+        cells = [_fmt(*_mean_se([r[key] for r in rows if r["init"] == init and r["budget"] == b])) for b in budgets]
+        lines.append(f"| {init} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _differences_table(rows: list[dict[str, Any]], inits: list[str], budgets: list[int]) -> list[str]:
+    lines = ["| init | budget | units | gap(init) − gap(fusion), mean [95% CI] | fusion wins / loses / ties |",
+             "|---|---|---|---|---|"]
+    for init in (i for i in inits if i != REFERENCE):
+        for budget in budgets:
+            d = paired_difference([r for r in rows if r["budget"] == budget], init)
+            if d["n"] == 0:
+                continue
+            interval = "" if math.isnan(d["low"]) else f" [{d['low']:+.3f}, {d['high']:+.3f}]"
+            lines.append(f"| {init} | {budget:,} | {d['n']} | {d['mean']:+.3f}{interval} | "
+                         f"{d['fusion_wins']} / {d['fusion_loses']} / {d['ties']} |")
+    return lines
+
+
+def _diagnostics_table(rows: list[dict[str, Any]], inits: list[str], budgets: list[int]) -> list[str]:
+    """Dead-ReLU fraction per layer, parameter norm and Q gap, per init, before and after training."""
+    if not any("parameter_norm" in r for r in rows):
+        return ["(the oracle reports no network diagnostics)"]
+    lines = ["| init | budget | dead ReLU per hidden layer | parameter norm | best − worst Q |", "|---|---|---|---|---|"]
+    for init in inits:
+        for budget in (budgets[0], budgets[-1]):
+            chosen = [r for r in rows if r["init"] == init and r["budget"] == budget and "parameter_norm" in r]
+            if not chosen:
+                continue
+            dead = np.mean([r["dead_relu"] for r in chosen], axis=0)
+            lines.append(f"| {init} | {budget:,} | {', '.join(f'{100 * d:.0f}%' for d in dead)} | "
+                         f"{_fmt(*_mean_se([r['parameter_norm'] for r in chosen]), 1)} | "
+                         f"{_fmt(*_mean_se([r['q_gap'] for r in chosen]), 2)} |")
+    return lines
+
+
+def _game_section(game: str, rows: list[dict[str, Any]]) -> list[str]:
+    inits = sorted({r["init"] for r in rows}, key=lambda i: (i != REFERENCE, i))
+    budgets = sorted({r["budget"] for r in rows})
+    tested = [r for r in rows if not r["fusion_equals_inherit"]]
+    units = {(r["run"], r["iteration"], r["player"]) for r in rows}
+    tested_units = {(r["run"], r["iteration"], r["player"]) for r in tested}
+    repeats = len({r["repeat"] for r in rows})
+    lines = [f"## {game}", "",
+             f"{len(units)} units (state x player) from {len({r['run'] for r in rows})} runs, {repeats} repeats; "
+             f"fusion differs from inherit in {len(tested_units)} of them.", "",
+             "### Gap (best-response value − value of the response), mean ± s.e. over units x repeats", "",
+             "Budget 0 is the start, before any training.", "", *_table(rows, inits, budgets, "gap"), "",
+             "### Paired differences against fusion, all units", "", *_differences_table(rows, inits, budgets), ""]
+    if tested:
+        lines += ["### Paired differences against fusion, units where fusion differs from inherit", "",
+                  *_differences_table(tested, inits, budgets), "",
+                  "### Gap where fusion differs from inherit", "", *_table(tested, inits, budgets, "gap"), ""]
+    lines += ["### Training return (mean return of the last 1,000 training episodes), mean ± s.e.", "",
+              *_table([r for r in rows if r["budget"] > 0], inits, budgets[1:], "training_return"), "",
+              "### Value of the response against the opponent mixture, mean ± s.e.", "",
+              *_table(rows, inits, budgets, "value"), "",
+              "### Network diagnostics (start and last budget)", "", *_diagnostics_table(rows, inits, budgets), ""]
+    return lines
+
+
+def plot_gaps(rows: list[dict[str, Any]], out_prefix: Path) -> list[Path]:
+    """Gap against budget per init: all units, and the units where fusion differs from inherit."""
+    import matplotlib  # noqa: PLC0415
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
+    from matplotlib.figure import Figure  # noqa: PLC0415
+
+    games = sorted({r["game"] for r in rows})
+    figure = Figure(figsize=(11, 4.2 * len(games)), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(len(games), 2, squeeze=False)
+    palette = matplotlib.colormaps["tab10"]
+    for g, game in enumerate(games):
+        game_rows = [r for r in rows if r["game"] == game]
+        inits = sorted({r["init"] for r in game_rows}, key=lambda i: (i != REFERENCE, i))
+        budgets = sorted({r["budget"] for r in game_rows})
+        subsets = (game_rows, [r for r in game_rows if not r["fusion_equals_inherit"]])
+        for ax, subset, title in zip(axes[g], subsets, ("all units", "fusion differs from inherit")):
+            for k, init in enumerate(inits):
+                stats = [_mean_se([r["gap"] for r in subset if r["init"] == init and r["budget"] == b]) for b in budgets]
+                mean = np.array([m for m, _ in stats])
+                se = np.nan_to_num(np.array([s for _, s in stats]))
+                x = np.arange(len(budgets))
+                ax.plot(x, mean, marker="o", color=palette(k % 10), label=init, linewidth=1.6 if init == REFERENCE else 1.1)
+                ax.fill_between(x, mean - se, mean + se, color=palette(k % 10), alpha=0.15, linewidth=0)
+            ax.set_xticks(np.arange(len(budgets)), [f"{b:,}" for b in budgets])
+            ax.set_xlabel("training episodes")
+            ax.set_ylabel("gap to the best response")
+            ax.set_title(f"{game}: {title}")
+            ax.grid(True, alpha=0.3)
+        axes[g][0].legend(fontsize="small")
+    paths = [out_prefix.parent / f"{out_prefix.name}.{fmt}" for fmt in ("png", "svg")]
+    for path, fmt in zip(paths, ("png", "svg")):
+        figure.savefig(path, format=fmt, dpi=130, metadata={"Date": None} if fmt == "svg" else None)
+    return paths
+
+
+def write_study_report(out: Path | str) -> tuple[Path, list[Path]]:
+    """Write ``report.md``, ``gap.png``/``.svg`` and ``cells.csv`` (every measurement) into the study directory."""
+    out = Path(out)
+    rows = measurement_rows(load_study(out))
+    if not rows:
+        raise StudyError(f"{out} has no finished cells yet; run the study first")
+    with open(out / "cells.csv", "w", newline="") as handle:
+        fields = [k for k in rows[0] if k != "dead_relu"] + (["dead_relu"] if "dead_relu" in rows[0] else [])
+        writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    figures = plot_gaps(rows, out / "gap")
+    lines = ["# Initialization study", "",
+             "Exact values (sequence form); the gap is the best-response value minus the value of the response's "
+             "policy against the opponent's meta-strategy mixture. A unit is one state (run, iteration) and player; "
+             "differences are paired within units, with 95% t intervals over units.", "",
+             f"![gap against budget]({figures[0].name})", ""]
+    for game in sorted({r["game"] for r in rows}):
+        lines += _game_section(game, [r for r in rows if r["game"] == game])
+    report = out / "report.md"
+    report.write_text("\n".join(lines))
+    return report, figures
+
+
+__all__ = ["REFERENCE", "measurement_rows", "paired_difference", "plot_gaps", "write_study_report"]
