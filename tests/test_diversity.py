@@ -126,7 +126,7 @@ def test_each_diversity_term_pushes_the_gradient_best_response_away_from_the_pop
                               own_payoffs=own_payoffs, opponent_population=opponents, seed=0)
         context = oracle._diversity_context(probe)
         with torch.no_grad():
-            diversities[weight] = float(oracle._diversity(probe, oracle._activations(torch.tensor(result.policy)), context))
+            diversities[weight] = float(oracle._diversity(probe, game.torch_activations(torch.tensor(result.policy)), context))
     moved = {w: float(np.linalg.norm(ends[w] - own[0])) for w in ends}
     assert moved[0.0] < 0.05
     assert moved[2.0] > moved[0.0] + 0.5

@@ -85,7 +85,6 @@ class GradientOracle(Oracle):
     def __init__(self, game: MixtureGame, config: GradientConfig | None = None):
         self.game = game
         self.config = config if config is not None else GradientConfig()
-        self._centres = torch.tensor(np.array(game.centres), dtype=torch.float64)
         self._S = torch.tensor(np.array(game.S), dtype=torch.float64)
 
     @classmethod
@@ -101,9 +100,6 @@ class GradientOracle(Oracle):
             )
         point = self.config.start_scale * np.random.default_rng(int(seed)).standard_normal(2)
         return {"point": torch.tensor(point, dtype=torch.float64)}
-
-    def _activations(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.exp(-0.5 * self.game.precision * ((x[..., None, :] - self._centres) ** 2).sum(dim=-1))
 
     def _payoff_vector(self, p: torch.Tensor, opponent_activations: torch.Tensor) -> torch.Tensor:
         """``u(x, y_l)`` for each opponent ``l``, from ``p = p(x)``."""
@@ -126,12 +122,12 @@ class GradientOracle(Oracle):
         own = torch.as_tensor(np.asarray(term.own_population, dtype=np.float64))
         if own.ndim != 2 or own.shape[1] != 2:
             raise ValueError(f"gradient oracle: own_population must be points [K, 2], got shape {tuple(own.shape)}")
-        own_activations = self._activations(own)
+        own_activations = self.game.torch_activations(own)
         behaviours = own_activations / own_activations.sum(dim=1, keepdim=True)
         weights = torch.as_tensor(np.asarray(term.own_meta_strategy, dtype=np.float64))
         hull = torch.as_tensor(hull_weights(own.shape[0], term.hull_samples, term.seed))
         return {
-            "opponents": self._activations(torch.as_tensor(np.asarray(term.opponent_population, dtype=np.float64))),
+            "opponents": self.game.torch_activations(torch.as_tensor(np.asarray(term.opponent_population, dtype=np.float64))),
             "own_payoffs": torch.as_tensor(np.asarray(term.own_payoffs, dtype=np.float64)),
             "meta_behaviour": weights @ behaviours,
             "hull_behaviours": hull @ behaviours,
@@ -162,7 +158,7 @@ class GradientOracle(Oracle):
         }
         if context is not None:
             with torch.no_grad():
-                metrics["diversity"] = float(self._diversity(term, self._activations(torch.as_tensor(point)), context))
+                metrics["diversity"] = float(self._diversity(term, self.game.torch_activations(torch.as_tensor(point)), context))
         return BestResponseResult(
             policy=point, parameters={"point": torch.as_tensor(point).clone()}, episodes=cfg.steps, metrics=metrics
         )
