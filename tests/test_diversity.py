@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from fusion_psro.errors import ConfigError, OracleError
 from fusion_psro.games import compile_game
 from fusion_psro.games.mixture import MixtureGame
 from fusion_psro.oracles.base import BestResponseRequest
@@ -158,8 +159,13 @@ def test_gradient_oracle_records_its_start_and_reaches_a_local_maximum():
     c, _ = game.response_coefficients(opponents, np.ones(1))
     gradient = game._objective(c)(result.policy)[1]
     assert np.linalg.norm(gradient) < 1e-3
-    with pytest.raises(ValueError, match="accepted: normal, inherit, fusion"):
+    with pytest.raises(OracleError, match="accepted: normal, inherit, fusion"):
         oracle.scratch_parameters(0, "kaiming", 0)
+    with pytest.raises(OracleError, match="initial_parameters"):
+        oracle.best_response(BestResponseRequest(player=0, opponent_population=opponents, opponent_meta_strategy=np.ones(1),
+                                                 initial_parameters={"point": torch.zeros(3)}))
+    with pytest.raises(ConfigError, match="steps"):
+        GradientConfig(steps=0)
 
 
 def test_hull_behaviour_of_a_mixture_is_the_realization_weighted_average():

@@ -10,6 +10,7 @@ import pytest
 import torch
 from conftest import KUHN, LEDUC
 
+from fusion_psro.errors import ConfigError, OracleError
 from fusion_psro.evaluation import expected_payoff, mixture_best_response
 from fusion_psro.games import compile_game
 from fusion_psro.oracles.base import BestResponseRequest, Oracle
@@ -171,8 +172,10 @@ def test_initial_parameters_are_not_modified(kuhn):
 def test_wrong_initial_parameters_are_rejected(kuhn):
     oracle = DQNOracle(kuhn, SMALL)
     wrong = DQNOracle(kuhn, dataclasses.replace(SMALL, hidden_sizes=(32,))).scratch_parameters(0, "normal", 0)
-    with pytest.raises(ValueError, match="initial_parameters"):
+    with pytest.raises(OracleError, match="initial_parameters"):
         oracle.best_response(request(0, uniform_policy(kuhn, 1), initial_parameters=wrong))
+    with pytest.raises(OracleError, match="player must be 0 or 1"):
+        oracle.best_response(request(2, uniform_policy(kuhn, 1)))
 
 
 def test_scratch_schemes(kuhn):
@@ -210,12 +213,12 @@ def test_scratch_schemes(kuhn):
 
 
 def test_unknown_scheme_is_rejected(kuhn):
-    with pytest.raises(ValueError, match="normal, orthogonal, kaiming"):
+    with pytest.raises(OracleError, match="normal, orthogonal, kaiming"):
         DQNOracle(kuhn, SMALL).scratch_parameters(0, "xavier", 0)
 
 
 def test_config_validation(kuhn):
-    with pytest.raises(ValueError, match="batch_size"):
+    with pytest.raises(ConfigError, match="batch_size"):
         DQNConfig(batch_size=0)
     with pytest.raises(ValueError, match="epsilon"):
         DQNConfig(epsilon=1.5)

@@ -44,7 +44,7 @@ class BestResponseRequest:
     diversity:
         For the diversity variants (DPP-, BD&RD-, PSD-PSRO): the term added to the
         best-response objective (:class:`~fusion_psro.oracles.diversity.DiversityTerm`).
-        Oracles that cannot optimize it raise ``ValueError``.
+        Oracles that cannot optimize it raise :class:`~fusion_psro.errors.OracleError`.
     """
 
     player: int

@@ -94,6 +94,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fusion_psro.errors import ConfigError, GameNotSupportedError, OracleError
 from fusion_psro.evaluation.sequence_form import realization_plans, sequence_form
 from fusion_psro.games.compiled import CompiledGame
 from fusion_psro.games.simulation import VectorizedEpisodes
@@ -191,28 +192,28 @@ class DQNConfig:
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value <= 0:
-                raise ValueError(f"DQNConfig.{name} must be a positive integer, got {value!r}")
+                raise ConfigError(f"DQNConfig.{name} must be a positive integer, got {value!r}")
         for name in ("episodes", "min_replay_before_learning"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < 0:
-                raise ValueError(f"DQNConfig.{name} must be a non-negative integer, got {value!r}")
+                raise ConfigError(f"DQNConfig.{name} must be a non-negative integer, got {value!r}")
         if any(h <= 0 for h in self.hidden_sizes):
-            raise ValueError(f"DQNConfig.hidden_sizes must be positive, got {self.hidden_sizes}")
+            raise ConfigError(f"DQNConfig.hidden_sizes must be positive, got {self.hidden_sizes}")
         if max(self.batch_size, self.min_replay_before_learning) > self.replay_capacity:
-            raise ValueError(
+            raise ConfigError(
                 "DQNConfig.batch_size and min_replay_before_learning cannot exceed replay_capacity "
                 "(the buffer would never hold enough transitions to learn)"
             )
         if not 0.0 <= self.epsilon <= 1.0:
-            raise ValueError(f"DQNConfig.epsilon must lie in [0, 1], got {self.epsilon}")
+            raise ConfigError(f"DQNConfig.epsilon must lie in [0, 1], got {self.epsilon}")
         if not 0.0 <= self.discount <= 1.0:
-            raise ValueError(f"DQNConfig.discount must lie in [0, 1], got {self.discount}")
+            raise ConfigError(f"DQNConfig.discount must lie in [0, 1], got {self.discount}")
         if self.learning_rate < 0:
-            raise ValueError(f"DQNConfig.learning_rate must be non-negative, got {self.learning_rate}")
+            raise ConfigError(f"DQNConfig.learning_rate must be non-negative, got {self.learning_rate}")
         if self.loss not in LOSSES:
-            raise ValueError(f"DQNConfig.loss must be one of {LOSSES}, got {self.loss!r}")
+            raise ConfigError(f"DQNConfig.loss must be one of {LOSSES}, got {self.loss!r}")
         if self.torch_threads is not None and self.torch_threads <= 0:
-            raise ValueError(f"DQNConfig.torch_threads must be positive or None, got {self.torch_threads}")
+            raise ConfigError(f"DQNConfig.torch_threads must be positive or None, got {self.torch_threads}")
 
 
 class _Replay:
@@ -291,7 +292,7 @@ class DQNOracle(Oracle):
     def __init__(self, compiled: CompiledGame, config: DQNConfig | None = None) -> None:
         for p in range(2):
             if compiled.players[p].tensors is None:
-                raise ValueError(
+                raise GameNotSupportedError(
                     f"{compiled.game_string} provides no information-state tensors; the DQN oracle needs them as "
                     "network inputs"
                 )
@@ -311,7 +312,7 @@ class DQNOracle(Oracle):
         network leaves the global torch RNG untouched.
         """
         if player not in (0, 1):
-            raise ValueError(f"player must be 0 or 1, got {player!r}")
+            raise OracleError(f"player must be 0 or 1, got {player!r}")
         info = self.compiled.players[player]
         with torch.random.fork_rng(devices=[]):
             return MLP(info.tensors.shape[1], self.config.hidden_sizes, info.num_actions)
@@ -323,7 +324,7 @@ class DQNOracle(Oracle):
         RNG is untouched). ``player`` only determines the shapes.
         """
         if scheme not in SCHEMES:
-            raise ValueError(f"unknown initialization scheme {scheme!r}; accepted: {', '.join(SCHEMES)}")
+            raise OracleError(f"unknown initialization scheme {scheme!r}; accepted: {', '.join(SCHEMES)}")
         network = self.build_network(player)
         initialize(network, scheme, torch.Generator().manual_seed(int(seed)))
         return {name: value.detach().clone() for name, value in network.state_dict().items()}
@@ -349,9 +350,9 @@ class DQNOracle(Oracle):
         cfg = self.config
         player = request.player
         if player not in (0, 1):
-            raise ValueError(f"player must be 0 or 1, got {player!r}")
+            raise OracleError(f"player must be 0 or 1, got {player!r}")
         if request.diversity is not None and request.diversity.kind not in self.diversity_terms:
-            raise ValueError(
+            raise OracleError(
                 f"the DQN oracle cannot optimize the {request.diversity.kind!r} diversity term; "
                 f"accepted: {', '.join(self.diversity_terms)}"
             )
@@ -429,7 +430,7 @@ class DQNOracle(Oracle):
         try:
             network.load_state_dict(parameters)
         except RuntimeError as exc:
-            raise ValueError(f"initial_parameters do not fit player {player}'s Q-network: {exc}") from None
+            raise OracleError(f"initial_parameters do not fit player {player}'s Q-network: {exc}") from None
         network.to(device)
         target = copy.deepcopy(network)
         target.requires_grad_(False)

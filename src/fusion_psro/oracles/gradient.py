@@ -23,6 +23,7 @@ import dataclasses
 import numpy as np
 import torch
 
+from fusion_psro.errors import ConfigError, OracleError
 from fusion_psro.games.mixture import MixtureGame
 from fusion_psro.registry import register_oracle
 from fusion_psro.oracles.base import (
@@ -65,11 +66,11 @@ class GradientConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.steps, (int, np.integer)) or isinstance(self.steps, bool) or self.steps < 1:
-            raise ValueError(f"gradient oracle: steps must be an integer >= 1, got {self.steps!r}")
+            raise ConfigError(f"gradient oracle: steps must be an integer >= 1, got {self.steps!r}")
         for name in ("lr", "start_scale"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
-                raise ValueError(f"gradient oracle: {name} must be a positive number, got {value!r}")
+                raise ConfigError(f"gradient oracle: {name} must be a positive number, got {value!r}")
 
 
 class GradientOracle(Oracle):
@@ -94,7 +95,7 @@ class GradientOracle(Oracle):
     def scratch_parameters(self, player: int, scheme: str, seed: int) -> StateDict:
         """``{"point": start_scale * N(0, I)}``, deterministic in ``seed``; only ``normal`` exists."""
         if scheme not in SCHEMES:
-            raise ValueError(
+            raise OracleError(
                 f"the gradient oracle's policy is a 2-D point; initialization {scheme!r} does not apply "
                 f"(accepted: {', '.join(SCHEMES)}, inherit, fusion)"
             )
@@ -121,7 +122,7 @@ class GradientOracle(Oracle):
     def _diversity_context(self, term) -> dict:
         own = torch.as_tensor(np.asarray(term.own_population, dtype=np.float64))
         if own.ndim != 2 or own.shape[1] != 2:
-            raise ValueError(f"gradient oracle: own_population must be points [K, 2], got shape {tuple(own.shape)}")
+            raise OracleError(f"gradient oracle: own_population must be points [K, 2], got shape {tuple(own.shape)}")
         own_activations = self.game.torch_activations(own)
         behaviours = own_activations / own_activations.sum(dim=1, keepdim=True)
         weights = torch.as_tensor(np.asarray(term.own_meta_strategy, dtype=np.float64))
@@ -135,11 +136,13 @@ class GradientOracle(Oracle):
 
     def best_response(self, request: BestResponseRequest) -> BestResponseResult:
         cfg = self.config
+        if request.player not in (0, 1):
+            raise OracleError(f"player must be 0 or 1, got {request.player!r}")
         start = request.initial_parameters
         if start is None:
             start = self.scratch_parameters(request.player, "normal", request.seed)
         if set(start) != {"point"} or tuple(start["point"].shape) != (2,):
-            raise ValueError(f"gradient oracle: initial_parameters must be {{'point': tensor of shape (2,)}}, got {list(start)}")
+            raise OracleError(f"gradient oracle: initial_parameters must be {{'point': tensor of shape (2,)}}, got {list(start)}")
         start_point = start["point"].detach().to(torch.float64).numpy()
         term = request.diversity
         context = self._diversity_context(term) if term is not None and term.weight > 0 else None
