@@ -108,7 +108,7 @@ from fusion_psro.oracles.networks import (
     resolve_device,
     torch_threads,
 )
-from fusion_psro.oracles.diversity import convex_hull_distance, dpp_expected_cardinality, hull_weights
+from fusion_psro.oracles.diversity import TabularDiversity, measure_for
 from fusion_psro.policies import uniform_policy
 from fusion_psro.registry import register_oracle
 
@@ -246,31 +246,6 @@ class _Replay:
         self.size = min(self.size + count, self.capacity)
 
 
-#: Share of the uniform legal policy mixed into each hull policy (PSD), so KL stays finite.
-HULL_SMOOTHING = 0.01
-
-
-def hull_behaviour_policies(compiled: CompiledGame, player: int, population: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Behaviour strategies ``[H, I, A]`` of the mixtures ``weights[h] @ population`` (exact).
-
-    A mixture of policies is a weighted sum of realization plans; its behaviour at an
-    information state is the plan's sequence probabilities divided by the reach of the
-    state. Unreached states get the uniform legal policy. Every policy is then mixed with
-    :data:`HULL_SMOOTHING` of the uniform legal policy.
-    """
-    info = compiled.players[player]
-    num_infostates, num_actions = info.legal_mask.shape
-    plans = np.asarray(weights) @ realization_plans(compiled, player, np.asarray(population))
-    reach = plans[:, info.parent_sequence]
-    sequences = plans[:, :-1].reshape(-1, num_infostates, num_actions)
-    uniform = uniform_policy(compiled, player)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        behaviour = np.where(reach[..., None] > 1e-12, sequences / reach[..., None], uniform)
-    behaviour = np.where(info.legal_mask, behaviour, 0.0)
-    behaviour /= behaviour.sum(axis=2, keepdims=True)
-    return (1.0 - HULL_SMOOTHING) * behaviour + HULL_SMOOTHING * uniform
-
-
 class DQNOracle(Oracle):
     """Best responses by DQN on vectorized episodes; see the module docstring.
 
@@ -287,7 +262,6 @@ class DQNOracle(Oracle):
     optimizes_diversity = True
     scratch_schemes = SCHEMES
     settings_class = DQNConfig
-    diversity_terms = ("dpp", "bdrd", "psd")
 
     def __init__(self, compiled: CompiledGame, config: DQNConfig | None = None) -> None:
         for p in range(2):
@@ -351,59 +325,27 @@ class DQNOracle(Oracle):
         player = request.player
         if player not in (0, 1):
             raise OracleError(f"player must be 0 or 1, got {player!r}")
-        if request.diversity is not None and request.diversity.kind not in self.diversity_terms:
-            raise OracleError(
-                f"the DQN oracle cannot optimize the {request.diversity.kind!r} diversity term; "
-                f"accepted: {', '.join(self.diversity_terms)}"
-            )
+        if request.diversity is not None:
+            measure_for(request.diversity, "tabular", "DQN")
         with torch_threads(cfg.torch_threads):
             return self._train(request, resolve_device(cfg.device))
-
-    def _behaviour_log_ratios(self, player: int, policy: np.ndarray, references: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``log(policy / reference)`` per reference ``[H, I, A]`` and the reach-weighted KL of each ``[H]``."""
-        info = self.compiled.players[player]
-        reach = realization_plans(self.compiled, player, policy)[info.parent_sequence]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            log_ratio = np.where(info.legal_mask & (policy > 0), np.log(policy)[None] - np.log(references), 0.0)
-        distances = ((policy[None] * log_ratio).sum(axis=2) * reach[None]).sum(axis=1)
-        return log_ratio, distances
 
     def _exploring_policy(self, player: int, greedy: np.ndarray) -> np.ndarray:
         return (1.0 - self.config.epsilon) * greedy + self.config.epsilon * uniform_policy(self.compiled, player)
 
-    def _psd_bonus_table(self, player: int, network: nn.Module, observations, legal, hull: np.ndarray) -> np.ndarray:
-        """``log(pi(a|s) / pi'(a|s))`` for the learner's epsilon-greedy ``pi`` and the closest of ``hull``.
-
-        With a single reference policy (BD&RD's meta-Nash mixture) it is the bonus against that one.
-        """
-        policy = self._exploring_policy(player, greedy_policy(network, observations, legal))
-        log_ratio, distances = self._behaviour_log_ratios(player, policy, hull)
-        return log_ratio[int(np.argmin(distances))]
-
     def _select_diverse(self, request: BestResponseRequest, candidates: list[tuple[np.ndarray, dict]],
-                        references: np.ndarray | None) -> tuple[int, float, float]:
+                        diversity: TabularDiversity) -> tuple[int, float, float]:
         """Index, value and diversity of the candidate with the best ``value + weight * diversity``."""
         term, player = request.diversity, request.player
-        opponents = np.asarray(term.opponent_population, dtype=np.float64)
-        opponent_plans = realization_plans(self.compiled, 1 - player, opponents)  # [L, S_opp]
-        sequence_values = np.asarray(sequence_form(self.compiled).matrices[player] @ opponent_plans.T)  # [S, L]
-        own_payoffs = np.asarray(term.own_payoffs, dtype=np.float64)
         mixture = request.opponent_meta_strategy @ realization_plans(self.compiled, 1 - player, request.opponent_population)
         mixture_values = np.asarray(sequence_form(self.compiled).matrices[player] @ mixture)  # [S]
         best = (-1, -np.inf, 0.0, -np.inf)
         for index, (policy, _) in enumerate(candidates):
-            plan = realization_plans(self.compiled, player, policy)
-            payoffs = plan @ sequence_values  # [L]: against each opponent member
-            value = float(plan @ mixture_values)
-            if term.kind == "dpp":
-                diversity = float(dpp_expected_cardinality(torch.as_tensor(np.vstack([own_payoffs, payoffs[None]]))))
-            else:  # bdrd: response diversity + behavioural diversity (reach-weighted KL to the meta mixture)
-                response = float(convex_hull_distance(torch.as_tensor(payoffs), own_payoffs))
-                explore = self._exploring_policy(player, policy)
-                diversity = response + float(self._behaviour_log_ratios(player, explore, references)[1][0])
-            score = value + term.weight * diversity
-            if score > best[3]:
-                best = (index, value, diversity, score)
+            value = float(realization_plans(self.compiled, player, policy) @ mixture_values)
+            score = diversity.score(policy, self._exploring_policy(player, policy))
+            total = value + term.weight * score
+            if total > best[3]:
+                best = (index, value, score, total)
         return best[0], best[1], best[2]
 
     def _train(self, request: BestResponseRequest, device: torch.device) -> BestResponseResult:
@@ -458,19 +400,21 @@ class DQNOracle(Oracle):
             target_max = refresh_target_table()
 
         term = request.diversity
-        bonus_table = hull = None
+        diversity = None
+        if term is not None and term.weight > 0:
+            diversity = term.measure.for_tabular(self.compiled, player, term)
+
+        def current_bonus_table():
+            greedy = greedy_policy(network, observations, legal)
+            return diversity.bonus_table(self._exploring_policy(player, greedy))
+
+        bonus_table = None
         bonus_total, bonus_count = 0.0, 0
-        if term is not None and term.weight > 0 and term.kind in ("psd", "bdrd"):
-            population = np.asarray(term.own_population, dtype=np.float64)
-            if term.kind == "psd":
-                mixtures = hull_weights(population.shape[0], term.hull_samples, term.seed)
-            else:  # BD: the meta-Nash mixture of the population is the one reference
-                mixtures = np.asarray(term.own_meta_strategy, dtype=np.float64)[None]
-            hull = hull_behaviour_policies(self.compiled, player, population, mixtures)
-            bonus_table = self._psd_bonus_table(player, network, observations, legal, hull)
+        if diversity is not None and diversity.bonus_table is not None:
+            bonus_table = current_bonus_table()
         bonus_refreshed_at = 0
-        # DPP and BD&RD's response diversity: snapshots to choose from after training.
-        select = term is not None and term.weight > 0 and term.kind in ("dpp", "bdrd")
+        # The whole-policy part of the term: snapshots to choose from after training.
+        select = diversity is not None and diversity.score is not None
         snapshot_every = max(1, -(-cfg.episodes // cfg.diversity_candidates))
         candidates: list[tuple[np.ndarray, dict]] = []
 
@@ -540,7 +484,7 @@ class DQNOracle(Oracle):
             rewards = result.rewards[games]
             if bonus_table is not None:
                 if updates - bonus_refreshed_at >= cfg.target_update_every:
-                    bonus_table = self._psd_bonus_table(player, network, observations, legal, hull)
+                    bonus_table = current_bonus_table()
                     bonus_refreshed_at = updates
                 bonus = term.weight * bonus_table[ids, chosen]
                 rewards = rewards + bonus
@@ -575,10 +519,10 @@ class DQNOracle(Oracle):
         selection = {}
         if select:
             candidates.append((policy, final))
-            index, value, diversity = self._select_diverse(request, candidates, hull)
+            index, value, score = self._select_diverse(request, candidates, diversity)
             policy, final = candidates[index]
             selection = {"diversity_candidate": index, "diversity_candidates": len(candidates),
-                         "selected_value": value, "diversity": diversity}
+                         "selected_value": value, "diversity": score}
         all_returns = np.concatenate(returns)
         metrics = {
             "mean_return_last_1000": float(all_returns[-1000:].mean()) if all_returns.size else float("nan"),

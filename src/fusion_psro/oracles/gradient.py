@@ -9,8 +9,10 @@ point the initialization strategy chose: ``normal`` draws ``start_scale * N(0, I
 response, ``fusion`` takes the meta-Nash-weighted mean of the population's points.
 
 With a :class:`~fusion_psro.oracles.diversity.DiversityTerm` the ascent maximizes
-``u(x, sigma) + weight * diversity(x)`` (DPP, BD&RD or PSD; formulas in
-:mod:`fusion_psro.oracles.diversity`). The returned point is where the ascent ends.
+``u(x, sigma) + weight * diversity(x)``, ``diversity`` the term's differentiable form for
+the mixture game (:meth:`~fusion_psro.oracles.diversity.DiversityMeasure.for_points`; DPP,
+BD&RD or PSD, formulas in :mod:`fusion_psro.oracles.diversity`). The returned point is
+where the ascent ends.
 
 One "episode" of this oracle is one gradient step (one evaluation of the objective), so
 that runs report work on the same axis as the learned oracles of the OpenSpiel games.
@@ -32,14 +34,7 @@ from fusion_psro.oracles.base import (
     Oracle,
     StateDict,
 )
-from fusion_psro.oracles.diversity import (
-    DIVERSITY_VARIANTS,
-    convex_hull_distance,
-    dpp_expected_cardinality,
-    hull_weights,
-    js_divergence,
-    kl_divergence,
-)
+from fusion_psro.oracles.diversity import DiversityTerm, measure_for
 
 #: The only scratch scheme of a point: there are no layers to be orthogonal or fan-in scaled.
 SCHEMES = ("normal",)
@@ -81,12 +76,10 @@ class GradientOracle(Oracle):
     optimizes_diversity = True
     scratch_schemes = SCHEMES
     settings_class = GradientConfig
-    diversity_terms = DIVERSITY_VARIANTS
 
     def __init__(self, game: MixtureGame, config: GradientConfig | None = None):
         self.game = game
         self.config = config if config is not None else GradientConfig()
-        self._S = torch.tensor(np.array(game.S), dtype=torch.float64)
 
     @classmethod
     def from_space(cls, space, settings: GradientConfig | None) -> GradientOracle:
@@ -102,37 +95,15 @@ class GradientOracle(Oracle):
         point = self.config.start_scale * np.random.default_rng(int(seed)).standard_normal(2)
         return {"point": torch.tensor(point, dtype=torch.float64)}
 
-    def _payoff_vector(self, p: torch.Tensor, opponent_activations: torch.Tensor) -> torch.Tensor:
-        """``u(x, y_l)`` for each opponent ``l``, from ``p = p(x)``."""
-        linear = self.game.linear_weight * (p.sum() - opponent_activations.sum(dim=1))
-        return opponent_activations @ (self._S.T @ p) + linear
-
-    def _diversity(self, term, x_activation: torch.Tensor, context: dict) -> torch.Tensor:
-        if term.kind == "dpp":
-            new_row = self._payoff_vector(x_activation, context["opponents"])
-            return dpp_expected_cardinality(torch.cat([context["own_payoffs"], new_row[None]], dim=0))
-        behaviour = x_activation / x_activation.sum()
-        if term.kind == "bdrd":
-            new_row = self._payoff_vector(x_activation, context["opponents"])
-            response = convex_hull_distance(new_row, term.own_payoffs)
-            return response + js_divergence(behaviour, context["meta_behaviour"])
-        # psd
-        return kl_divergence(behaviour[None], context["hull_behaviours"]).min()
-
-    def _diversity_context(self, term) -> dict:
-        own = torch.as_tensor(np.asarray(term.own_population, dtype=np.float64))
+    def _diversity(self, term: DiversityTerm | None):
+        """The term as a function of the activation vector, or None when it does not apply (absent or weight 0)."""
+        if term is None:
+            return None
+        measure = measure_for(term, "mixture", "gradient")
+        own = np.asarray(term.own_population)
         if own.ndim != 2 or own.shape[1] != 2:
-            raise OracleError(f"gradient oracle: own_population must be points [K, 2], got shape {tuple(own.shape)}")
-        own_activations = self.game.torch_activations(own)
-        behaviours = own_activations / own_activations.sum(dim=1, keepdim=True)
-        weights = torch.as_tensor(np.asarray(term.own_meta_strategy, dtype=np.float64))
-        hull = torch.as_tensor(hull_weights(own.shape[0], term.hull_samples, term.seed))
-        return {
-            "opponents": self.game.torch_activations(torch.as_tensor(np.asarray(term.opponent_population, dtype=np.float64))),
-            "own_payoffs": torch.as_tensor(np.asarray(term.own_payoffs, dtype=np.float64)),
-            "meta_behaviour": weights @ behaviours,
-            "hull_behaviours": hull @ behaviours,
-        }
+            raise OracleError(f"gradient oracle: own_population must be points [K, 2], got shape {own.shape}")
+        return measure.for_points(self.game, term) if term.weight > 0 else None
 
     def best_response(self, request: BestResponseRequest) -> BestResponseResult:
         cfg = self.config
@@ -145,8 +116,8 @@ class GradientOracle(Oracle):
             raise OracleError(f"gradient oracle: initial_parameters must be {{'point': tensor of shape (2,)}}, got {list(start)}")
         start_point = start["point"].detach().to(torch.float64).numpy()
         term = request.diversity
-        context = self._diversity_context(term) if term is not None and term.weight > 0 else None
-        bonus = None if context is None else (lambda p: term.weight * self._diversity(term, p, context))
+        diversity = self._diversity(term)
+        bonus = None if diversity is None else (lambda p: term.weight * diversity(p))
         response = self.game.gradient_best_response(
             request.opponent_population, request.opponent_meta_strategy, start=start_point,
             steps=cfg.steps, lr=cfg.lr, bonus=bonus,
@@ -159,9 +130,9 @@ class GradientOracle(Oracle):
             "start": start_point.tolist(),
             "point": point.tolist(),
         }
-        if context is not None:
+        if diversity is not None:
             with torch.no_grad():
-                metrics["diversity"] = float(self._diversity(term, self.game.torch_activations(torch.as_tensor(point)), context))
+                metrics["diversity"] = float(diversity(self.game.torch_activations(torch.as_tensor(point))))
         return BestResponseResult(
             policy=point, parameters={"point": torch.as_tensor(point).clone()}, episodes=cfg.steps, metrics=metrics
         )
