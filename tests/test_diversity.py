@@ -25,7 +25,7 @@ from fusion_psro.oracles.diversity import (
     kl_divergence,
 )
 from fusion_psro.oracles.dqn import DQNConfig, DQNOracle
-from fusion_psro.oracles.gradient import GradientConfig, GradientOracle
+from fusion_psro.oracles.gradient import GradientConfig, GradientMetrics, GradientOracle
 from fusion_psro.policies import random_policy, uniform_policy
 from fusion_psro.registry import DIVERSITY_TERMS, register_diversity_term
 
@@ -128,7 +128,7 @@ def test_a_registered_term_reaches_the_oracles_only_through_its_hooks():
         result = oracle.best_response(BestResponseRequest(player=0, opponent_population=opponents,
                                                           opponent_meta_strategy=np.ones(1), seed=0, diversity=term))
         assert np.linalg.norm(result.policy - game.centres[0]) < 0.5
-        assert result.metrics["diversity"] == pytest.approx(game.activations(result.policy[None])[0, 0])
+        assert result.metrics.diversity == pytest.approx(game.activations(result.policy[None])[0, 0])
         kuhn = compile_game("kuhn_poker")
         with pytest.raises(OracleError, match="cannot optimize the 'near-hump-0' diversity term on tabular games"):
             DQNOracle(kuhn).best_response(BestResponseRequest(
@@ -204,8 +204,11 @@ def test_gradient_oracle_records_its_start_and_reaches_a_local_maximum():
     result = oracle.best_response(BestResponseRequest(player=0, opponent_population=opponents,
                                                       opponent_meta_strategy=np.ones(1), seed=5))
     start = oracle.scratch_parameters(0, "normal", 5)["point"].numpy()
-    np.testing.assert_allclose(result.metrics["start"], start)
-    assert result.metrics["value"] == pytest.approx(game.payoff(result.policy, opponents[0]))
+    np.testing.assert_allclose(result.metrics.start, start)
+    assert result.metrics.value == pytest.approx(game.payoff(result.policy, opponents[0]))
+    assert result.metrics.to_json() == {"player": 0, "value": result.metrics.value, "steps": 300,
+                                        "start": start.tolist(), "point": result.policy.tolist()}
+    assert GradientMetrics.from_json(result.metrics.to_json()) == result.metrics
     # Against the origin the objective is 0.5 * sum_k p_k: a local maximum has zero gradient.
     c, _ = game.response_coefficients(opponents, np.ones(1))
     gradient = game._objective(c)(result.policy)[1]
@@ -305,15 +308,15 @@ def test_dqn_returns_the_training_snapshot_with_the_best_diversified_objective(k
                                   seed=2, diversity=term)
     result = oracle.best_response(request)
     metrics = result.metrics
-    assert metrics["diversity_candidates"] == 6
+    assert metrics.diversity_candidates == 6
     # The numbers it reports are the exact value and diversity of the policy it returns.
     from fusion_psro.evaluation import payoff_matrix
 
     payoffs = payoff_matrix(compiled, result.policy[None], opponents)[0]
-    assert metrics["selected_value"] == pytest.approx(payoffs @ [0.3, 0.7], abs=1e-9)
+    assert metrics.selected_value == pytest.approx(payoffs @ [0.3, 0.7], abs=1e-9)
     if kind == "dpp":
         expected = float(dpp_expected_cardinality(torch.as_tensor(np.vstack([term.own_payoffs, payoffs]))))
-        assert metrics["diversity"] == pytest.approx(expected, abs=1e-9)
+        assert metrics.diversity == pytest.approx(expected, abs=1e-9)
     np.testing.assert_array_equal(oracle.greedy_policy(0, result.parameters), result.policy)
     # Weight 0: plain PSRO, the final network, bit for bit.
     plain = oracle.best_response(BestResponseRequest(player=0, opponent_population=opponents,
@@ -322,7 +325,11 @@ def test_dqn_returns_the_training_snapshot_with_the_best_diversified_objective(k
                                                     opponent_meta_strategy=np.array([0.3, 0.7]), seed=2,
                                                     diversity=_kuhn_term(kind, 0.0)[2]))
     np.testing.assert_array_equal(plain.policy, zero.policy)
-    assert "diversity_candidate" not in zero.metrics
+    assert "diversity_candidate" not in zero.metrics.to_json()
+    selection = ["diversity_candidate", "diversity_candidates", "selected_value", "diversity"]
+    bonus = ["diversity_bonus_mean"] if kind == "bdrd" else []
+    assert list(result.metrics.to_json())[-5:] == ["device", *bonus, *selection][-5:]
+    assert list(zero.metrics.to_json())[-1] == "device"
 
 
 def test_dqn_diversity_variants_run_in_the_loop_on_an_openspiel_game():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -14,7 +15,7 @@ from fusion_psro.errors import ConfigError, OracleError
 from fusion_psro.evaluation import expected_payoff, mixture_best_response
 from fusion_psro.games import compile_game
 from fusion_psro.oracles.base import BestResponseRequest, Oracle
-from fusion_psro.oracles.dqn import SCHEMES, DQNConfig, DQNOracle
+from fusion_psro.oracles.dqn import SCHEMES, DQNConfig, DQNMetrics, DQNOracle
 from fusion_psro.policies import random_policy, uniform_policy
 
 #: A small, fast configuration for Kuhn poker (one torch thread: the test machine is shared).
@@ -74,7 +75,7 @@ def test_reaches_near_best_response_on_kuhn(kuhn):
         )
         assert value > uniform_value + 0.1  # it learned something
         # The training return (epsilon-greedy, moving policy) lies in the right region too.
-        assert abs(result.metrics["mean_return_last_1000"] - exact) < 0.35
+        assert abs(result.metrics.mean_return_last_1000 - exact) < 0.35
         gaps.append(exact - value)
     assert max(gaps) <= KUHN_MARGIN, gaps
     assert np.mean(gaps) <= KUHN_MEAN_MARGIN, gaps
@@ -92,11 +93,17 @@ def test_result_shape_and_metrics(kuhn):
     assert not result.policy[~info.legal_mask].any()
     assert result.episodes == 500
     assert all(t.device.type == "cpu" for t in result.parameters.values())
-    for key in ("mean_return_last_1000", "updates", "train_s"):
-        assert key in result.metrics
+    # The run log's schema: these keys in this order, no diversity keys without a term.
+    logged = result.metrics.to_json()
+    assert list(logged) == ["mean_return_last_1000", "updates", "train_s", "learner_steps", "agent_steps",
+                            "updates_per_episode", "mean_rows_per_update", "final_loss", "device"]
+    assert json.loads(json.dumps(logged)) == logged
+    assert DQNMetrics.from_json(logged) == result.metrics
+    with pytest.raises(ConfigError, match="unknown DQNMetrics field"):
+        DQNMetrics.from_json({**logged, "loss": 0.0})
     # Player 1 acts once per Kuhn episode: 500 decisions plus 500 episode ends.
-    assert result.metrics["learner_steps"] == 500
-    assert result.metrics["agent_steps"] == 1000
+    assert result.metrics.learner_steps == 500
+    assert result.metrics.agent_steps == 1000
 
 
 def test_update_count_follows_openspiel_learn_every(kuhn):
@@ -104,18 +111,18 @@ def test_update_count_follows_openspiel_learn_every(kuhn):
     config = dataclasses.replace(SMALL, episodes=2000, batch_size=32, num_envs=64, min_replay_before_learning=0)
     result = DQNOracle(kuhn, config).best_response(request(0, uniform_policy(kuhn, 1)))
     metrics = result.metrics
-    assert metrics["agent_steps"] == metrics["learner_steps"] + 2000
+    assert metrics.agent_steps == metrics.learner_steps + 2000
     # Learning starts once 32 transitions are stored, within the first batched step (64
     # decisions, at most 64 episode ends): only attempts of that step can be skipped.
-    due = metrics["agent_steps"] // config.learn_every
-    assert 0 <= due - metrics["updates"] <= 2 * 64 // config.learn_every
+    due = metrics.agent_steps // config.learn_every
+    assert 0 <= due - metrics.updates <= 2 * 64 // config.learn_every
     # With a 1000-transition warm-up, the attempts made before the buffer holds 1000
     # transitions are skipped: in Kuhn poker player 0 makes 1 or 2 decisions per episode,
     # so 1000 decisions come with 1500 to 2000 agent steps.
     warm = DQNOracle(kuhn, dataclasses.replace(config, min_replay_before_learning=1000)).best_response(
         request(0, uniform_policy(kuhn, 1))
     )
-    skipped = warm.metrics["agent_steps"] // config.learn_every - warm.metrics["updates"]
+    skipped = warm.metrics.agent_steps // config.learn_every - warm.metrics.updates
     assert 1500 // config.learn_every - 1 <= skipped <= 2000 // config.learn_every + 1
 
 
@@ -130,7 +137,7 @@ def test_same_seed_gives_identical_results(kuhn):
     for name in first.parameters:
         assert torch.equal(first.parameters[name], second.parameters[name]), name
     np.testing.assert_array_equal(first.policy, second.policy)
-    assert first.metrics["mean_return_last_1000"] == second.metrics["mean_return_last_1000"]
+    assert first.metrics.mean_return_last_1000 == second.metrics.mean_return_last_1000
     other = DQNOracle(kuhn, config).best_response(request(0, opponent, seed=43))
     assert not all(torch.equal(first.parameters[n], other.parameters[n]) for n in first.parameters)
 
@@ -141,7 +148,7 @@ def test_training_starts_from_initial_parameters(kuhn):
     for scheme, seed in [("orthogonal", 1), ("kaiming", 2), ("normal", 3)]:
         initial = oracle.scratch_parameters(0, scheme, seed)
         result = oracle.best_response(request(0, opponent, initial_parameters=initial))
-        assert result.episodes == 0 and result.metrics["updates"] == 0
+        assert result.episodes == 0 and result.metrics.updates == 0
         for name in initial:
             assert torch.equal(result.parameters[name], initial[name])
         np.testing.assert_array_equal(result.policy, oracle.greedy_policy(0, initial))
@@ -150,7 +157,7 @@ def test_training_starts_from_initial_parameters(kuhn):
     frozen = DQNOracle(kuhn, dataclasses.replace(SMALL, episodes=600, learning_rate=0.0))
     initial = frozen.scratch_parameters(0, "orthogonal", 7)
     result = frozen.best_response(request(0, opponent, initial_parameters=initial))
-    assert result.metrics["updates"] > 0
+    assert result.metrics.updates > 0
     for name in initial:
         assert torch.equal(result.parameters[name], initial[name])
 

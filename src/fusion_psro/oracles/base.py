@@ -13,6 +13,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -55,6 +56,32 @@ class BestResponseRequest:
     diversity: DiversityTerm | None = None
 
 
+@dataclasses.dataclass
+class OracleMetrics:
+    """An oracle's numbers for one best response: an entry of the ``oracle`` list of metrics.jsonl.
+
+    Each oracle defines a dataclass of its own (:class:`~fusion_psro.oracles.exact.ExactMetrics`,
+    :class:`~fusion_psro.oracles.dqn.DQNMetrics`,
+    :class:`~fusion_psro.oracles.gradient.GradientMetrics`) whose documented fields are the
+    schema of those entries. Field values are JSON values; a field left at None does not
+    apply to the response and is left out of :meth:`to_json`. This base class has no
+    fields (an oracle with nothing to report).
+    """
+
+    def to_json(self) -> dict[str, Any]:
+        """The fields as a JSON object, in field order, without those that are None."""
+        return {f.name: value for f in dataclasses.fields(self) if (value := getattr(self, f.name)) is not None}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> OracleMetrics:
+        """The metrics back from :meth:`to_json`'s object (a missing optional field is None)."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise ConfigError(f"unknown {cls.__name__} field(s) {unknown}; accepted: {', '.join(names) or 'none'}")
+        return cls(**data)
+
+
 @dataclasses.dataclass(eq=False)
 class BestResponseResult:
     """What an oracle returns.
@@ -69,13 +96,13 @@ class BestResponseResult:
     episodes:
         Training episodes used (0 for the exact oracle).
     metrics:
-        Oracle-specific numbers for the run log (e.g. mean training return).
+        The oracle's numbers for the run log (its :class:`OracleMetrics` subclass).
     """
 
     policy: np.ndarray
     parameters: StateDict | None = None
     episodes: int = 0
-    metrics: dict = dataclasses.field(default_factory=dict)
+    metrics: OracleMetrics = dataclasses.field(default_factory=OracleMetrics)
 
 
 class Oracle(abc.ABC):

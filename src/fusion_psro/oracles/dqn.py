@@ -98,7 +98,7 @@ from fusion_psro.errors import ConfigError, GameNotSupportedError, OracleError
 from fusion_psro.evaluation.sequence_form import realization_plans, sequence_form
 from fusion_psro.games.compiled import CompiledGame
 from fusion_psro.games.simulation import VectorizedEpisodes
-from fusion_psro.oracles.base import BestResponseRequest, BestResponseResult, Oracle, StateDict
+from fusion_psro.oracles.base import BestResponseRequest, BestResponseResult, Oracle, OracleMetrics, StateDict
 from fusion_psro.oracles.networks import (
     MLP,
     SCHEMES,
@@ -214,6 +214,64 @@ class DQNConfig:
             raise ConfigError(f"DQNConfig.loss must be one of {LOSSES}, got {self.loss!r}")
         if self.torch_threads is not None and self.torch_threads <= 0:
             raise ConfigError(f"DQNConfig.torch_threads must be positive or None, got {self.torch_threads}")
+
+
+@dataclasses.dataclass
+class DQNMetrics(OracleMetrics):
+    """The DQN oracle's numbers for one best response.
+
+    Attributes
+    ----------
+    mean_return_last_1000:
+        Mean learner return of the last 1,000 training episodes (epsilon-greedy play of a
+        moving policy; NaN without episodes).
+    updates:
+        Gradient updates made.
+    train_s:
+        Seconds of training: acting, replay and updates.
+    learner_steps:
+        Learner decisions made.
+    agent_steps:
+        OpenSpiel's agent steps: learner decisions plus one per finished episode (what
+        ``learn_every`` counts; module docstring).
+    updates_per_episode:
+        ``updates`` per completed episode.
+    mean_rows_per_update:
+        Information states the online network evaluated per update (the distinct ones of
+        the minibatch on the CPU, ``batch_size`` elsewhere).
+    final_loss:
+        Loss of the last update (NaN without updates).
+    device:
+        Where training ran (``"cpu"``, ``"cuda:0"``...).
+    diversity_bonus_mean:
+        Mean weighted diversity bonus added to a learner reward; only for a diversity term
+        with a per-decision part and positive weight.
+    diversity_candidate:
+        Index of the returned training snapshot among :attr:`diversity_candidates`; only
+        for a diversity term with a whole-policy score and positive weight (as are the
+        next three).
+    diversity_candidates:
+        Training snapshots compared (the last is the final network).
+    selected_value:
+        Exact value of the returned snapshot against the opponent mixture.
+    diversity:
+        Exact whole-policy diversity score (unweighted) of the returned snapshot.
+    """
+
+    mean_return_last_1000: float
+    updates: int
+    train_s: float
+    learner_steps: int
+    agent_steps: int
+    updates_per_episode: float
+    mean_rows_per_update: float
+    final_loss: float
+    device: str
+    diversity_bonus_mean: float | None = None
+    diversity_candidate: int | None = None
+    diversity_candidates: int | None = None
+    selected_value: float | None = None
+    diversity: float | None = None
 
 
 class _Replay:
@@ -516,28 +574,25 @@ class DQNOracle(Oracle):
 
         policy = greedy_policy(network, observations, legal)
         final = {name: value.detach().cpu().clone() for name, value in network.state_dict().items()}
-        selection = {}
+        all_returns = np.concatenate(returns)
+        metrics = DQNMetrics(
+            mean_return_last_1000=float(all_returns[-1000:].mean()) if all_returns.size else float("nan"),
+            updates=updates,
+            train_s=train_s,
+            learner_steps=episodes.learner_steps,
+            agent_steps=int(agent_steps),
+            updates_per_episode=updates / max(episodes.episodes_completed, 1),
+            mean_rows_per_update=forward_rows / max(updates, 1),
+            final_loss=float(last_loss) if last_loss is not None else float("nan"),
+            device=str(device),
+            diversity_bonus_mean=bonus_total / max(bonus_count, 1) if bonus_table is not None else None,
+        )
         if select:
             candidates.append((policy, final))
             index, value, score = self._select_diverse(request, candidates, diversity)
             policy, final = candidates[index]
-            selection = {"diversity_candidate": index, "diversity_candidates": len(candidates),
-                         "selected_value": value, "diversity": score}
-        all_returns = np.concatenate(returns)
-        metrics = {
-            "mean_return_last_1000": float(all_returns[-1000:].mean()) if all_returns.size else float("nan"),
-            "updates": updates,
-            "train_s": train_s,
-            "learner_steps": episodes.learner_steps,
-            "agent_steps": int(agent_steps),
-            "updates_per_episode": updates / max(episodes.episodes_completed, 1),
-            "mean_rows_per_update": forward_rows / max(updates, 1),
-            "final_loss": float(last_loss) if last_loss is not None else float("nan"),
-            "device": str(device),
-        }
-        if bonus_table is not None:
-            metrics["diversity_bonus_mean"] = bonus_total / max(bonus_count, 1)
-        metrics.update(selection)
+            metrics = dataclasses.replace(metrics, diversity_candidate=index, diversity_candidates=len(candidates),
+                                          selected_value=value, diversity=score)
         return BestResponseResult(policy=policy, parameters=final, episodes=episodes.episodes_completed, metrics=metrics)
 
 

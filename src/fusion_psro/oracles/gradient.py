@@ -32,6 +32,7 @@ from fusion_psro.oracles.base import (
     BestResponseRequest,
     BestResponseResult,
     Oracle,
+    OracleMetrics,
     StateDict,
 )
 from fusion_psro.oracles.diversity import DiversityTerm, measure_for
@@ -66,6 +67,35 @@ class GradientConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
                 raise ConfigError(f"gradient oracle: {name} must be a positive number, got {value!r}")
+
+
+@dataclasses.dataclass
+class GradientMetrics(OracleMetrics):
+    """The gradient oracle's numbers for one best response.
+
+    Attributes
+    ----------
+    player:
+        The responding player.
+    value:
+        Exact payoff ``u(x, sigma)`` of the returned point against the opponent mixture
+        (without the diversity term).
+    steps:
+        Adam steps taken.
+    start:
+        ``[x, y]``: where the ascent started.
+    point:
+        ``[x, y]``: where it ended (the best response).
+    diversity:
+        Unweighted diversity of the returned point; only for a diversity term of positive weight.
+    """
+
+    player: int
+    value: float
+    steps: int
+    start: list[float]
+    point: list[float]
+    diversity: float | None = None
 
 
 class GradientOracle(Oracle):
@@ -105,6 +135,10 @@ class GradientOracle(Oracle):
             raise OracleError(f"gradient oracle: own_population must be points [K, 2], got shape {own.shape}")
         return measure.for_points(self.game, term) if term.weight > 0 else None
 
+    def _measured(self, diversity, point: np.ndarray) -> float:
+        with torch.no_grad():
+            return float(diversity(self.game.torch_activations(torch.as_tensor(point))))
+
     def best_response(self, request: BestResponseRequest) -> BestResponseResult:
         cfg = self.config
         if request.player not in (0, 1):
@@ -123,16 +157,9 @@ class GradientOracle(Oracle):
             steps=cfg.steps, lr=cfg.lr, bonus=bonus,
         )
         point = response.point
-        metrics = {
-            "player": request.player,
-            "value": response.value,
-            "steps": cfg.steps,
-            "start": start_point.tolist(),
-            "point": point.tolist(),
-        }
-        if diversity is not None:
-            with torch.no_grad():
-                metrics["diversity"] = float(diversity(self.game.torch_activations(torch.as_tensor(point))))
+        metrics = GradientMetrics(player=request.player, value=response.value, steps=cfg.steps,
+                                  start=start_point.tolist(), point=point.tolist(),
+                                  diversity=None if diversity is None else self._measured(diversity, point))
         return BestResponseResult(
             policy=point, parameters={"point": torch.as_tensor(point).clone()}, episodes=cfg.steps, metrics=metrics
         )
@@ -140,4 +167,4 @@ class GradientOracle(Oracle):
 
 register_oracle("gradient", GradientOracle)
 
-__all__ = ["SCHEMES", "GradientConfig", "GradientOracle"]
+__all__ = ["SCHEMES", "GradientConfig", "GradientMetrics", "GradientOracle"]

@@ -416,7 +416,7 @@ class PSRO:
         )
         result = self.oracle.best_response(request)
         member = Member(policy=result.policy, parameters=result.parameters, origin=f"iteration {self.state.iteration}")
-        info = {"init": init_used, "fusion_s": fusion_s, "episodes": result.episodes, "metrics": result.metrics}
+        info = {"init": init_used, "fusion_s": fusion_s, "episodes": result.episodes, "metrics": result.metrics.to_json()}
         return member, info
 
     @staticmethod
