@@ -244,3 +244,67 @@ def test_torch_threads_are_restored(kuhn):
         request(0, uniform_policy(kuhn, 1))
     )
     assert torch.get_num_threads() == before
+
+
+def _same_result(a, b):
+    np.testing.assert_array_equal(a.policy, b.policy)
+    assert all(torch.equal(a.parameters[n], b.parameters[n]) for n in a.parameters)
+    assert a.episodes == b.episodes
+    assert dataclasses.replace(a.metrics, train_s=0.0) == dataclasses.replace(b.metrics, train_s=0.0)
+
+
+def test_progress_hook_reports_every_batched_step_and_changes_nothing(kuhn):
+    config = dataclasses.replace(SMALL, episodes=600, num_envs=64)
+    oracle = DQNOracle(kuhn, config)
+    opponent = random_policy(kuhn, 1, np.random.default_rng(5))
+    plain = oracle.best_response(request(0, opponent, seed=3))
+    calls = []
+    watched = oracle.best_response(request(0, opponent, seed=3,
+                                           on_progress=lambda done, total: calls.append((done, total))))
+    _same_result(plain, watched)
+    done = [d for d, _ in calls]
+    assert {t for _, t in calls} == {600} and done[-1] == 600
+    assert all(a <= b for a, b in zip(done, done[1:]))
+    # Kuhn: player 0 acts once or twice per episode, so a batched step of 64 games ends
+    # at most 64 episodes and there are at least 600 / 64 of them.
+    assert len(calls) >= 600 // 64 and all(b - a <= 64 for a, b in zip([0, *done], done))
+
+
+def test_checkpoints_snapshot_one_training_run_at_each_budget(kuhn):
+    config = dataclasses.replace(SMALL, episodes=600, num_envs=64, batch_size=64, min_replay_before_learning=64)
+    oracle = DQNOracle(kuhn, config)
+    opponent = random_policy(kuhn, 1, np.random.default_rng(5))
+    initial = oracle.scratch_parameters(0, "orthogonal", 9)
+    plain = oracle.best_response(request(0, opponent, seed=3, initial_parameters=initial))
+    seen = []
+    result = oracle.best_response(request(0, opponent, seed=3, initial_parameters=initial,
+                                          checkpoints=(600, 250, 0, 100, 250),
+                                          on_checkpoint=lambda budget, snapshot: seen.append((budget, snapshot))))
+    _same_result(plain, result)
+    assert [budget for budget, _ in seen] == [0, 100, 250, 600]
+    snapshots = dict(seen)
+    # Budget 0: the initial network, before any episode.
+    assert snapshots[0].episodes == 0 and snapshots[0].metrics.updates == 0
+    assert all(torch.equal(snapshots[0].parameters[n], initial[n]) for n in initial)
+    # The others: at most one batched step past the budget, parameters copied at that moment.
+    for budget in (100, 250):
+        snapshot = snapshots[budget]
+        assert budget <= snapshot.episodes < budget + config.num_envs
+        np.testing.assert_array_equal(oracle.greedy_policy(0, snapshot.parameters), snapshot.policy)
+        assert snapshot.metrics.agent_steps == snapshot.metrics.learner_steps + snapshot.episodes
+        assert 0 < snapshot.metrics.updates < result.metrics.updates
+        assert not all(torch.equal(snapshot.parameters[n], result.parameters[n]) for n in initial)
+    assert snapshots[100].metrics.updates < snapshots[250].metrics.updates
+    # The last budget is the end of training: the final network.
+    _same_result(snapshots[600], result)
+
+
+def test_checkpoints_are_validated(kuhn):
+    oracle = DQNOracle(kuhn, dataclasses.replace(SMALL, episodes=300))
+    keep = lambda budget, snapshot: None  # noqa: E731
+    with pytest.raises(OracleError, match=r"checkpoints \[400\] lie beyond the 300 training episodes"):
+        oracle.best_response(request(0, uniform_policy(kuhn, 1), checkpoints=(100, 400), on_checkpoint=keep))
+    with pytest.raises(OracleError, match="non-negative"):
+        request(0, uniform_policy(kuhn, 1), checkpoints=(-1,), on_checkpoint=keep)
+    with pytest.raises(OracleError, match="on_checkpoint"):
+        request(0, uniform_policy(kuhn, 1), checkpoints=(100,))

@@ -1,4 +1,4 @@
-"""The oracle interface: typed metrics and what every oracle reports."""
+"""The oracle interface: typed metrics and the training hooks of a request."""
 
 from __future__ import annotations
 
@@ -7,12 +7,16 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
-from fusion_psro.errors import ConfigError
+from fusion_psro.errors import ConfigError, OracleError
 from fusion_psro.evaluation import mixture_best_response
 from fusion_psro.games import compile_game
+from fusion_psro.games.mixture import MixtureGame
 from fusion_psro.oracles.base import BestResponseRequest, BestResponseResult, OracleMetrics
+from fusion_psro.oracles.diversity import DiversityTerm
 from fusion_psro.oracles.exact import ExactMetrics, ExactOracle
+from fusion_psro.oracles.gradient import GradientConfig, GradientOracle
 from fusion_psro.policies import uniform_policy
 
 
@@ -39,3 +43,44 @@ def test_exact_oracle_reports_its_best_response_value():
     value = mixture_best_response(kuhn, 0, opponent, np.ones(1)).value
     assert result.metrics == ExactMetrics(best_response_value=float(value))
     assert json.loads(json.dumps(result.metrics.to_json())) == {"best_response_value": float(value)}
+
+
+def test_exact_oracle_takes_no_checkpoints():
+    kuhn = compile_game("kuhn_poker")
+    request = BestResponseRequest(0, uniform_policy(kuhn, 1)[None], np.ones(1), checkpoints=(0,),
+                                  on_checkpoint=lambda budget, snapshot: None)
+    with pytest.raises(OracleError, match="exact oracle takes no checkpoints"):
+        ExactOracle(kuhn).best_response(request)
+
+
+def test_gradient_checkpoints_are_the_points_of_shorter_ascents():
+    game = MixtureGame()
+    opponents = game.centres[:3].copy()
+    weights = np.array([0.5, 0.3, 0.2])
+    own = game.centres[3:4].copy()
+    term = DiversityTerm(kind="bdrd", weight=0.5, own_population=own, own_meta_strategy=np.ones(1),
+                         own_payoffs=game.payoff_matrix(own, opponents), opponent_population=opponents)
+
+    def respond(steps, **hooks):
+        oracle = GradientOracle(game, GradientConfig(steps=steps))
+        return oracle.best_response(BestResponseRequest(0, opponents, weights, seed=4, diversity=term, **hooks))
+
+    seen, progress = {}, []
+    result = respond(30, checkpoints=(30, 0, 10), on_checkpoint=seen.__setitem__,
+                     on_progress=lambda done, total: progress.append((done, total)))
+    assert progress == [(30, 30)]
+    assert list(seen) == [0, 10, 30]
+    plain = respond(30)
+    np.testing.assert_array_equal(result.policy, plain.policy)
+    assert result.metrics == plain.metrics
+    # Adam is deterministic: the point after 10 of 30 steps is where a 10-step ascent ends.
+    for budget in (10, 30):
+        shorter = respond(budget)
+        np.testing.assert_array_equal(seen[budget].policy, shorter.policy)
+        assert torch.equal(seen[budget].parameters["point"], shorter.parameters["point"])
+        assert seen[budget].episodes == budget
+        assert seen[budget].metrics.value == pytest.approx(shorter.metrics.value, abs=1e-12)
+        assert seen[budget].metrics.diversity == pytest.approx(shorter.metrics.diversity, abs=1e-12)
+    np.testing.assert_array_equal(seen[0].policy, result.metrics.start)
+    with pytest.raises(OracleError, match="beyond the 30 training episodes"):
+        respond(30, checkpoints=(31,), on_checkpoint=seen.__setitem__)

@@ -27,7 +27,11 @@ One best response is one :class:`_Training` run, collection and learning kept ap
   update attempts (OpenSpiel's counting, below); :meth:`_Training._learn` draws their
   minibatches and hands them to the :class:`_Learner`, which holds the Q-network, the
   target network and the optimizer (``update(batch)``, ``sync_target()``);
-* :class:`_DiversityBonus` and :class:`_Snapshots` carry a diversity term (next section).
+* :class:`_DiversityBonus` and :class:`_Snapshots` carry a diversity term (next section);
+* after each batched step, the request's hooks: ``on_progress(done, total)`` and, when the
+  completed episodes first reach a budget of ``request.checkpoints``,
+  ``on_checkpoint(budget, snapshot)`` with the greedy policy, a copy of the parameters and
+  the metrics so far (budgets reached before training are reported before it).
 
 Diversity terms (DPP-, BD&RD- and PSD-PSRO)
 -------------------------------------------
@@ -518,6 +522,8 @@ class _Training:
         self.bonus = self._diversity_bonus()
         self.snapshots = _Snapshots(cfg.episodes, cfg.diversity_candidates) if self._selects() else None
         self._actions = np.zeros(cfg.num_envs, dtype=np.int64)  # entries of inactive games are ignored
+        self._checkpoints = list(request.checkpoints)  # budgets not reached yet, ascending
+        self._hooks_s = 0.0
 
     # ------------------------------------------------------------------ diversity
 
@@ -551,14 +557,16 @@ class _Training:
         self.returns = [episodes.last_returns]
         threshold = max(cfg.batch_size, cfg.min_replay_before_learning)
         self.schedule = _UpdateSchedule(cfg.learn_every, threshold, agent_steps=episodes.last_terminals.size)
+        self._call_hooks(started, progress=False)
         while not episodes.finished:
             decisions, ended = self._collect()
             self._learn(self.schedule.attempts(decisions, ended))
             if self.snapshots is not None and not episodes.finished and self.snapshots.due(episodes.episodes_completed):
                 self.snapshots.add(self.learner.greedy_policy(), self.learner.parameters())
+            self._call_hooks(started, progress=True)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        return self._result(time.perf_counter() - started)
+        return self._result(time.perf_counter() - started - self._hooks_s)
 
     def _collect(self) -> tuple[int, int]:
         """One batched step; returns the learner decisions made and the episodes that ended."""
@@ -594,6 +602,18 @@ class _Training:
         samples = np.stack([self.rng.choice(self.replay.size, size, replace=False) for _ in range(attempts)])
         for sample in torch.from_numpy(samples).to(self.device):
             self.learner.update(self.replay.batch(sample))
+
+    def _call_hooks(self, started: float, *, progress: bool) -> None:
+        """The request's progress and checkpoint callbacks; their time is kept out of ``train_s``."""
+        request, completed = self.request, self.episodes.episodes_completed
+        hooks_started = time.perf_counter()
+        if progress and request.on_progress is not None:
+            request.on_progress(completed, self.config.episodes)
+        while self._checkpoints and self._checkpoints[0] <= completed:
+            snapshot = BestResponseResult(policy=self.learner.greedy_policy(), parameters=self.learner.parameters(),
+                                          episodes=completed, metrics=self._metrics(hooks_started - started - self._hooks_s))
+            request.on_checkpoint(self._checkpoints.pop(0), snapshot)
+        self._hooks_s += time.perf_counter() - hooks_started
 
     # ------------------------------------------------------------------ results
 
@@ -659,6 +679,7 @@ class DQNOracle(Oracle):
     optimizes_diversity = True
     scratch_schemes = SCHEMES
     settings_class = DQNConfig
+    takes_checkpoints = True
 
     def __init__(self, compiled: CompiledGame, config: DQNConfig | None = None) -> None:
         for p in range(2):
@@ -736,6 +757,7 @@ class DQNOracle(Oracle):
             raise OracleError(f"player must be 0 or 1, got {player!r}")
         if request.diversity is not None:
             measure_for(request.diversity, "tabular", "DQN")
+        self.check_checkpoints(request, cfg.episodes)
         with torch_threads(cfg.torch_threads):
             return _Training(self, request, resolve_device(cfg.device)).run()
 

@@ -47,6 +47,7 @@ class ExactOracle(Oracle):
         return cls(space.compiled)
 
     def best_response(self, request: BestResponseRequest) -> BestResponseResult:
+        self.check_checkpoints(request, 0)
         response = mixture_best_response(
             self.compiled, request.player, request.opponent_population, request.opponent_meta_strategy
         )

@@ -15,7 +15,9 @@ BD&RD or PSD, formulas in :mod:`fusion_psro.oracles.diversity`). The returned po
 where the ascent ends.
 
 One "episode" of this oracle is one gradient step (one evaluation of the objective), so
-that runs report work on the same axis as the learned oracles of the OpenSpiel games.
+that runs report work on the same axis as the learned oracles of the OpenSpiel games; a
+checkpoint at budget ``b`` (``request.checkpoints``) is the point after ``b`` steps, read
+off the ascent's path.
 """
 
 from __future__ import annotations
@@ -106,6 +108,7 @@ class GradientOracle(Oracle):
     optimizes_diversity = True
     scratch_schemes = SCHEMES
     settings_class = GradientConfig
+    takes_checkpoints = True
 
     def __init__(self, game: MixtureGame, config: GradientConfig | None = None):
         self.game = game
@@ -135,34 +138,50 @@ class GradientOracle(Oracle):
             raise OracleError(f"gradient oracle: own_population must be points [K, 2], got shape {own.shape}")
         return measure.for_points(self.game, term) if term.weight > 0 else None
 
-    def _measured(self, diversity, point: np.ndarray) -> float:
-        with torch.no_grad():
-            return float(diversity(self.game.torch_activations(torch.as_tensor(point))))
-
-    def best_response(self, request: BestResponseRequest) -> BestResponseResult:
-        cfg = self.config
-        if request.player not in (0, 1):
-            raise OracleError(f"player must be 0 or 1, got {request.player!r}")
+    def _start(self, request: BestResponseRequest) -> np.ndarray:
         start = request.initial_parameters
         if start is None:
             start = self.scratch_parameters(request.player, "normal", request.seed)
         if set(start) != {"point"} or tuple(start["point"].shape) != (2,):
-            raise OracleError(f"gradient oracle: initial_parameters must be {{'point': tensor of shape (2,)}}, got {list(start)}")
-        start_point = start["point"].detach().to(torch.float64).numpy()
+            raise OracleError(
+                f"gradient oracle: initial_parameters must be {{'point': tensor of shape (2,)}}, got {list(start)}"
+            )
+        return start["point"].detach().to(torch.float64).numpy()
+
+    def best_response(self, request: BestResponseRequest) -> BestResponseResult:
+        """Adam ascent from the start point; checkpoints are read off the ascent's path afterwards."""
+        cfg = self.config
+        if request.player not in (0, 1):
+            raise OracleError(f"player must be 0 or 1, got {request.player!r}")
+        self.check_checkpoints(request, cfg.steps)
+        start = self._start(request)
         term = request.diversity
         diversity = self._diversity(term)
         bonus = None if diversity is None else (lambda p: term.weight * diversity(p))
         response = self.game.gradient_best_response(
-            request.opponent_population, request.opponent_meta_strategy, start=start_point,
-            steps=cfg.steps, lr=cfg.lr, bonus=bonus,
+            request.opponent_population, request.opponent_meta_strategy, start=start,
+            steps=cfg.steps, lr=cfg.lr, bonus=bonus, return_trajectory=bool(request.checkpoints),
         )
-        point = response.point
-        metrics = GradientMetrics(player=request.player, value=response.value, steps=cfg.steps,
-                                  start=start_point.tolist(), point=point.tolist(),
+        if request.on_progress is not None:
+            request.on_progress(cfg.steps, cfg.steps)
+        for budget in request.checkpoints:
+            point = np.array(response.trajectory[budget])
+            value = float(self.game.payoff_against_mixture(point[None], request.opponent_population,
+                                                           request.opponent_meta_strategy)[0])
+            request.on_checkpoint(budget, self._result(request.player, start, point, value, budget, diversity))
+        return self._result(request.player, start, response.point, response.value, cfg.steps, diversity)
+
+    def _result(self, player: int, start: np.ndarray, point: np.ndarray, value: float, steps: int,
+                diversity) -> BestResponseResult:
+        metrics = GradientMetrics(player=player, value=value, steps=steps, start=start.tolist(), point=point.tolist(),
                                   diversity=None if diversity is None else self._measured(diversity, point))
         return BestResponseResult(
-            policy=point, parameters={"point": torch.as_tensor(point).clone()}, episodes=cfg.steps, metrics=metrics
+            policy=point, parameters={"point": torch.as_tensor(point).clone()}, episodes=steps, metrics=metrics
         )
+
+    def _measured(self, diversity, point: np.ndarray) -> float:
+        with torch.no_grad():
+            return float(diversity(self.game.torch_activations(torch.as_tensor(point))))
 
 
 register_oracle("gradient", GradientOracle)
