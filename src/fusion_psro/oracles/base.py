@@ -4,8 +4,10 @@ PSRO's data flow is one way: game -> oracle -> population -> meta-game -> meta-s
 next oracle call. An oracle receives the opponent's population and meta-strategy (as
 tabular policies, exact and cheap to act from) and, for oracles that train a network, the
 parameters to start from (chosen by the initialization strategy: scratch, inherit, fusion).
-It returns the new policy as a tabular array (what the exact evaluation sees) and, for
-network oracles, the trained parameters (what fusion averages).
+It returns the new policy as a tabular array (what the exact evaluation sees), for
+network oracles the trained parameters (what fusion averages), and its numbers for the
+run log as a typed :class:`OracleMetrics`. A request may also carry hooks that watch
+training: progress, and snapshots of the response at episode budgets (checkpoints).
 """
 
 from __future__ import annotations

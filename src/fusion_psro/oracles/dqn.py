@@ -291,6 +291,16 @@ class DQNMetrics(OracleMetrics):
     diversity: float | None = None
 
 
+class _Batch(NamedTuple):
+    """A minibatch of transitions, on the device."""
+
+    ids: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    next_ids: torch.Tensor
+    done: torch.Tensor
+
+
 class _Replay:
     """Ring buffer of transitions stored as information-state ids, preallocated on the device."""
 
@@ -326,16 +336,6 @@ class _Replay:
                       self.done[sample])
 
 
-class _Batch(NamedTuple):
-    """A minibatch of transitions, on the device."""
-
-    ids: torch.Tensor
-    actions: torch.Tensor
-    rewards: torch.Tensor
-    next_ids: torch.Tensor
-    done: torch.Tensor
-
-
 class _Learner:
     """The Q-network being trained, its target network and its optimizer.
 
@@ -352,6 +352,7 @@ class _Learner:
         self.config = config
         self.observations = observations
         self.legal = legal
+        # Cheaper to tabulate max_a' Q_target(s', a') once per sync when there are few states.
         self._target_table = observations.shape[0] <= config.target_update_every * config.batch_size
         self._target_max = self._target_maxima() if self._target_table else None
         self._distinct_rows_only = observations.device.type == "cpu"
@@ -520,7 +521,8 @@ class _Training:
         self.replay = _Replay(cfg.replay_capacity, device)
         self.diversity = self._tabular_diversity()
         self.bonus = self._diversity_bonus()
-        self.snapshots = _Snapshots(cfg.episodes, cfg.diversity_candidates) if self._selects() else None
+        selects = self.diversity is not None and self.diversity.score is not None
+        self.snapshots = _Snapshots(cfg.episodes, cfg.diversity_candidates) if selects else None
         self._actions = np.zeros(cfg.num_envs, dtype=np.int64)  # entries of inactive games are ignored
         self._checkpoints = list(request.checkpoints)  # budgets not reached yet, ascending
         self._hooks_s = 0.0
@@ -538,9 +540,6 @@ class _Training:
             return None
         return _DiversityBonus(self.diversity.bonus_table, self.request.diversity.weight,
                                lambda: self._exploring(self.learner.greedy_policy()), self.config.target_update_every)
-
-    def _selects(self) -> bool:
-        return self.diversity is not None and self.diversity.score is not None
 
     def _exploring(self, greedy: np.ndarray) -> np.ndarray:
         """The epsilon-greedy policy of a learner whose greedy policy is ``greedy``."""
@@ -561,6 +560,7 @@ class _Training:
         while not episodes.finished:
             decisions, ended = self._collect()
             self._learn(self.schedule.attempts(decisions, ended))
+            # The final network joins the snapshots after the loop.
             if self.snapshots is not None and not episodes.finished and self.snapshots.due(episodes.episodes_completed):
                 self.snapshots.add(self.learner.greedy_policy(), self.learner.parameters())
             self._call_hooks(started, progress=True)
@@ -610,9 +610,7 @@ class _Training:
         if progress and request.on_progress is not None:
             request.on_progress(completed, self.config.episodes)
         while self._checkpoints and self._checkpoints[0] <= completed:
-            snapshot = BestResponseResult(policy=self.learner.greedy_policy(), parameters=self.learner.parameters(),
-                                          episodes=completed, metrics=self._metrics(hooks_started - started - self._hooks_s))
-            request.on_checkpoint(self._checkpoints.pop(0), snapshot)
+            request.on_checkpoint(self._checkpoints.pop(0), self._snapshot(hooks_started - started - self._hooks_s))
         self._hooks_s += time.perf_counter() - hooks_started
 
     # ------------------------------------------------------------------ results
@@ -633,6 +631,11 @@ class _Training:
             device=str(self.device),
             diversity_bonus_mean=self.bonus.mean if self.bonus is not None else None,
         )
+
+    def _snapshot(self, train_s: float) -> BestResponseResult:
+        """The best response as it stands: greedy policy, a copy of the parameters, metrics so far."""
+        return BestResponseResult(policy=self.learner.greedy_policy(), parameters=self.learner.parameters(),
+                                  episodes=self.episodes.episodes_completed, metrics=self._metrics(train_s))
 
     def _result(self, train_s: float) -> BestResponseResult:
         policy, parameters = self.learner.greedy_policy(), self.learner.parameters()
