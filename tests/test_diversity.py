@@ -97,6 +97,7 @@ def test_built_in_terms_are_registered_measures_with_hooks_for_both_game_kinds(k
     measure = DIVERSITY_TERMS.get(kind)
     assert isinstance(measure, DiversityMeasure)
     assert measure.supports("tabular") and measure.supports("mixture") and not measure.supports("chess")
+    assert measure.default_weight == 0.1
     compiled, _, term = _kuhn_term(kind, 1.0)
     assert term.measure is measure
     diversity = measure.for_tabular(compiled, 0, term)

@@ -87,7 +87,7 @@ from fusion_psro.oracles.behaviour import mixture_behaviour
 from fusion_psro.policies import uniform_policy
 from fusion_psro.registry import DIVERSITY_TERMS, register_diversity_term
 
-#: Default weight of the diversity term.
+#: Default weight of a diversity term (:attr:`DiversityMeasure.default_weight`).
 DEFAULT_DIVERSITY_WEIGHT = 0.1
 #: Default number of Dirichlet samples representing the population's hull (PSD).
 DEFAULT_HULL_SAMPLES = 32
@@ -301,6 +301,8 @@ class DiversityMeasure(abc.ABC):
 
     #: Game kinds (:data:`fusion_psro.registry.GAME_KINDS`) the term has a form for.
     game_kinds: tuple[str, ...] = ()
+    #: Weight of the term when a run sets none.
+    default_weight: float = DEFAULT_DIVERSITY_WEIGHT
 
     def supports(self, game_kind: str) -> bool:
         """Whether the term can be added to best responses of games of ``game_kind``."""
