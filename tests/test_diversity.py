@@ -8,21 +8,26 @@ import numpy as np
 import pytest
 import torch
 
+from fusion_psro.errors import ConfigError, OracleError, UnknownComponentError
 from fusion_psro.games import compile_game
 from fusion_psro.games.mixture import MixtureGame
 from fusion_psro.oracles.base import BestResponseRequest
+from fusion_psro.oracles.behaviour import mixture_behaviour
 from fusion_psro.oracles.diversity import (
+    DiversityMeasure,
     DiversityTerm,
     convex_hull_distance,
     dpp_expected_cardinality,
+    hull_behaviour_policies,
     hull_coefficients,
     hull_weights,
     js_divergence,
     kl_divergence,
 )
-from fusion_psro.oracles.dqn import DQNConfig, DQNOracle, hull_behaviour_policies
-from fusion_psro.oracles.gradient import GradientConfig, GradientOracle
+from fusion_psro.oracles.dqn import DQNConfig, DQNOracle
+from fusion_psro.oracles.gradient import GradientConfig, GradientMetrics, GradientOracle
 from fusion_psro.policies import random_policy, uniform_policy
+from fusion_psro.registry import DIVERSITY_TERMS, register_diversity_term
 
 
 def test_dpp_cardinality_closed_forms():
@@ -81,9 +86,57 @@ def test_diversity_term_rejects_negative_weight_and_unknown_kind():
                 opponent_population=np.zeros((1, 2)))
     with pytest.raises(ValueError, match="non-negative"):
         DiversityTerm(kind="dpp", weight=-0.1, **base)
-    with pytest.raises(ValueError, match="accepted: dpp, bdrd, psd"):
+    with pytest.raises(UnknownComponentError, match="accepted: dpp, bdrd, psd"):
         DiversityTerm(kind="entropy", weight=0.1, **base)
 
+
+
+@pytest.mark.parametrize("kind, per_decision, whole_policy", [("dpp", False, True), ("bdrd", True, True),
+                                                              ("psd", True, False)])
+def test_built_in_terms_are_registered_measures_with_hooks_for_both_game_kinds(kind, per_decision, whole_policy):
+    measure = DIVERSITY_TERMS.get(kind)
+    assert isinstance(measure, DiversityMeasure)
+    assert measure.supports("tabular") and measure.supports("mixture") and not measure.supports("chess")
+    assert measure.default_weight == 0.1
+    compiled, _, term = _kuhn_term(kind, 1.0)
+    assert term.measure is measure
+    diversity = measure.for_tabular(compiled, 0, term)
+    assert (diversity.bonus_table is not None, diversity.score is not None) == (per_decision, whole_policy)
+    policy = uniform_policy(compiled, 0)
+    if per_decision:
+        table = diversity.bonus_table(policy)
+        assert table.shape == policy.shape and np.isfinite(table).all()
+    if whole_policy:
+        assert np.isfinite(diversity.score(policy, policy))
+
+
+def test_a_registered_term_reaches_the_oracles_only_through_its_hooks():
+    """A new term is one class: the gradient oracle ascends it, the DQN refuses it (no tabular form)."""
+
+    class NearHumpZero(DiversityMeasure):
+        game_kinds = ("mixture",)
+
+        def for_points(self, game, term):
+            return lambda activation: activation[0]
+
+    register_diversity_term("near-hump-0", NearHumpZero())
+    try:
+        game = MixtureGame()
+        opponents = np.zeros((1, 2))
+        term = DiversityTerm(kind="near-hump-0", weight=5.0, own_population=opponents, own_meta_strategy=np.ones(1),
+                             own_payoffs=np.zeros((1, 1)), opponent_population=opponents)
+        oracle = GradientOracle(game, GradientConfig(steps=300))
+        result = oracle.best_response(BestResponseRequest(player=0, opponent_population=opponents,
+                                                          opponent_meta_strategy=np.ones(1), seed=0, diversity=term))
+        assert np.linalg.norm(result.policy - game.centres[0]) < 0.5
+        assert result.metrics.diversity == pytest.approx(game.activations(result.policy[None])[0, 0])
+        kuhn = compile_game("kuhn_poker")
+        with pytest.raises(OracleError, match="cannot optimize the 'near-hump-0' diversity term on tabular games"):
+            DQNOracle(kuhn).best_response(BestResponseRequest(
+                player=0, opponent_population=uniform_policy(kuhn, 1)[None], opponent_meta_strategy=np.ones(1),
+                diversity=term))
+    finally:
+        DIVERSITY_TERMS.unregister("near-hump-0")
 
 def _mixture_case():
     """Opponent: every hump, uniformly. Own population: one local maximum of the payoff.
@@ -124,9 +177,9 @@ def test_each_diversity_term_pushes_the_gradient_best_response_away_from_the_pop
         ends[weight] = result.policy
         probe = DiversityTerm(kind=kind, weight=1.0, own_population=own, own_meta_strategy=np.ones(1),
                               own_payoffs=own_payoffs, opponent_population=opponents, seed=0)
-        context = oracle._diversity_context(probe)
         with torch.no_grad():
-            diversities[weight] = float(oracle._diversity(probe, oracle._activations(torch.tensor(result.policy)), context))
+            diversity = probe.measure.for_points(game, probe)
+            diversities[weight] = float(diversity(game.torch_activations(torch.tensor(result.policy))))
     moved = {w: float(np.linalg.norm(ends[w] - own[0])) for w in ends}
     assert moved[0.0] < 0.05
     assert moved[2.0] > moved[0.0] + 0.5
@@ -152,14 +205,22 @@ def test_gradient_oracle_records_its_start_and_reaches_a_local_maximum():
     result = oracle.best_response(BestResponseRequest(player=0, opponent_population=opponents,
                                                       opponent_meta_strategy=np.ones(1), seed=5))
     start = oracle.scratch_parameters(0, "normal", 5)["point"].numpy()
-    np.testing.assert_allclose(result.metrics["start"], start)
-    assert result.metrics["value"] == pytest.approx(game.payoff(result.policy, opponents[0]))
+    np.testing.assert_allclose(result.metrics.start, start)
+    assert result.metrics.value == pytest.approx(game.payoff(result.policy, opponents[0]))
+    assert result.metrics.to_json() == {"player": 0, "value": result.metrics.value, "steps": 300,
+                                        "start": start.tolist(), "point": result.policy.tolist()}
+    assert GradientMetrics.from_json(result.metrics.to_json()) == result.metrics
     # Against the origin the objective is 0.5 * sum_k p_k: a local maximum has zero gradient.
     c, _ = game.response_coefficients(opponents, np.ones(1))
     gradient = game._objective(c)(result.policy)[1]
     assert np.linalg.norm(gradient) < 1e-3
-    with pytest.raises(ValueError, match="accepted: normal, inherit, fusion"):
+    with pytest.raises(OracleError, match="accepted: normal, inherit, fusion"):
         oracle.scratch_parameters(0, "kaiming", 0)
+    with pytest.raises(OracleError, match="initial_parameters"):
+        oracle.best_response(BestResponseRequest(player=0, opponent_population=opponents, opponent_meta_strategy=np.ones(1),
+                                                 initial_parameters={"point": torch.zeros(3)}))
+    with pytest.raises(ConfigError, match="steps"):
+        GradientConfig(steps=0)
 
 
 def test_hull_behaviour_of_a_mixture_is_the_realization_weighted_average():
@@ -176,22 +237,41 @@ def test_hull_behaviour_of_a_mixture_is_the_realization_weighted_average():
     expected = np.einsum("k,ki,kia->ia", weights[0], reach, population) / (weights[0] @ reach)[:, None]
     uniform = info.legal_mask / info.legal_mask.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(behaviour, 0.99 * expected + 0.01 * uniform, atol=1e-12)
+    # Unsmoothed, one mixture at a time: the behaviour strategy itself.
+    np.testing.assert_allclose(mixture_behaviour(compiled, 0, population, weights[0]), expected, atol=1e-12)
+
+
+def test_mixture_behaviour_plays_like_the_mixture_against_any_opponent():
+    from fusion_psro.evaluation import payoff_matrix
+
+    compiled = compile_game("leduc_poker")
+    rng = np.random.default_rng(4)
+    population = np.stack([random_policy(compiled, 1, rng) for _ in range(3)])
+    weights = np.array([0.5, 0.0, 0.5])  # a member with no weight: its states may go unreached
+    behaviour = mixture_behaviour(compiled, 1, population, weights)
+    assert behaviour.shape == population.shape[1:]
+    opponents = np.stack([random_policy(compiled, 0, rng) for _ in range(4)])
+    np.testing.assert_allclose(payoff_matrix(compiled, opponents, behaviour[None])[:, 0],
+                               payoff_matrix(compiled, opponents, population) @ weights, atol=1e-12)
+    with pytest.raises(ValueError, match="mixture weights"):
+        mixture_behaviour(compiled, 1, population, np.array([0.5, 0.5]))
 
 
 def test_psd_bonus_is_near_zero_for_a_population_member_and_positive_for_a_new_policy():
     compiled = compile_game("kuhn_poker")
-    oracle = DQNOracle(compiled, DQNConfig(hidden_sizes=(16,), epsilon=0.0))
-    parameters = oracle.scratch_parameters(0, "normal", 1)
-    network = oracle.build_network(0)
-    network.load_state_dict(parameters)
-    info = compiled.players[0]
-    observations, legal = torch.from_numpy(info.tensors), torch.from_numpy(info.legal_mask)
-    own_greedy = oracle.greedy_policy(0, parameters)
+    oracle = DQNOracle(compiled, DQNConfig(hidden_sizes=(16,)))
+    own_greedy = oracle.greedy_policy(0, oracle.scratch_parameters(0, "normal", 1))
     reach = realization_plans_of(compiled, own_greedy)
+    info = compiled.players[0]
 
     def expected_bonus(population):
-        hull = hull_behaviour_policies(compiled, 0, population, hull_weights(len(population), 8, 0))
-        table = oracle._psd_bonus_table(0, network, observations, legal, hull)
+        size = len(population)
+        term = DiversityTerm(kind="psd", weight=1.0, own_population=population, own_meta_strategy=np.full(size, 1 / size),
+                             own_payoffs=np.zeros((size, 1)), opponent_population=uniform_policy(compiled, 1)[None],
+                             seed=0, hull_samples=8)
+        diversity = term.measure.for_tabular(compiled, 0, term)
+        assert diversity.score is None  # PSD is a per-decision term only
+        table = diversity.bonus_table(own_greedy)
         return float((reach[:, None] * own_greedy * table).sum())
 
     member = expected_bonus(np.stack([uniform_policy(compiled, 0), own_greedy]))
@@ -229,15 +309,15 @@ def test_dqn_returns_the_training_snapshot_with_the_best_diversified_objective(k
                                   seed=2, diversity=term)
     result = oracle.best_response(request)
     metrics = result.metrics
-    assert metrics["diversity_candidates"] == 6
+    assert metrics.diversity_candidates == 6
     # The numbers it reports are the exact value and diversity of the policy it returns.
     from fusion_psro.evaluation import payoff_matrix
 
     payoffs = payoff_matrix(compiled, result.policy[None], opponents)[0]
-    assert metrics["selected_value"] == pytest.approx(payoffs @ [0.3, 0.7], abs=1e-9)
+    assert metrics.selected_value == pytest.approx(payoffs @ [0.3, 0.7], abs=1e-9)
     if kind == "dpp":
         expected = float(dpp_expected_cardinality(torch.as_tensor(np.vstack([term.own_payoffs, payoffs]))))
-        assert metrics["diversity"] == pytest.approx(expected, abs=1e-9)
+        assert metrics.diversity == pytest.approx(expected, abs=1e-9)
     np.testing.assert_array_equal(oracle.greedy_policy(0, result.parameters), result.policy)
     # Weight 0: plain PSRO, the final network, bit for bit.
     plain = oracle.best_response(BestResponseRequest(player=0, opponent_population=opponents,
@@ -246,7 +326,11 @@ def test_dqn_returns_the_training_snapshot_with_the_best_diversified_objective(k
                                                     opponent_meta_strategy=np.array([0.3, 0.7]), seed=2,
                                                     diversity=_kuhn_term(kind, 0.0)[2]))
     np.testing.assert_array_equal(plain.policy, zero.policy)
-    assert "diversity_candidate" not in zero.metrics
+    assert "diversity_candidate" not in zero.metrics.to_json()
+    selection = ["diversity_candidate", "diversity_candidates", "selected_value", "diversity"]
+    bonus = ["diversity_bonus_mean"] if kind == "bdrd" else []
+    assert list(result.metrics.to_json())[-5:] == ["device", *bonus, *selection][-5:]
+    assert list(zero.metrics.to_json())[-1] == "device"
 
 
 def test_dqn_diversity_variants_run_in_the_loop_on_an_openspiel_game():

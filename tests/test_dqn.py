@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -10,10 +11,11 @@ import pytest
 import torch
 from conftest import KUHN, LEDUC
 
+from fusion_psro.errors import ConfigError, OracleError
 from fusion_psro.evaluation import expected_payoff, mixture_best_response
 from fusion_psro.games import compile_game
 from fusion_psro.oracles.base import BestResponseRequest, Oracle
-from fusion_psro.oracles.dqn import SCHEMES, DQNConfig, DQNOracle
+from fusion_psro.oracles.dqn import SCHEMES, DQNConfig, DQNMetrics, DQNOracle
 from fusion_psro.policies import random_policy, uniform_policy
 
 #: A small, fast configuration for Kuhn poker (one torch thread: the test machine is shared).
@@ -73,7 +75,7 @@ def test_reaches_near_best_response_on_kuhn(kuhn):
         )
         assert value > uniform_value + 0.1  # it learned something
         # The training return (epsilon-greedy, moving policy) lies in the right region too.
-        assert abs(result.metrics["mean_return_last_1000"] - exact) < 0.35
+        assert abs(result.metrics.mean_return_last_1000 - exact) < 0.35
         gaps.append(exact - value)
     assert max(gaps) <= KUHN_MARGIN, gaps
     assert np.mean(gaps) <= KUHN_MEAN_MARGIN, gaps
@@ -91,11 +93,17 @@ def test_result_shape_and_metrics(kuhn):
     assert not result.policy[~info.legal_mask].any()
     assert result.episodes == 500
     assert all(t.device.type == "cpu" for t in result.parameters.values())
-    for key in ("mean_return_last_1000", "updates", "train_s"):
-        assert key in result.metrics
+    # The run log's schema: these keys in this order, no diversity keys without a term.
+    logged = result.metrics.to_json()
+    assert list(logged) == ["mean_return_last_1000", "updates", "train_s", "learner_steps", "agent_steps",
+                            "updates_per_episode", "mean_rows_per_update", "final_loss", "device"]
+    assert json.loads(json.dumps(logged)) == logged
+    assert DQNMetrics.from_json(logged) == result.metrics
+    with pytest.raises(ConfigError, match="unknown DQNMetrics field"):
+        DQNMetrics.from_json({**logged, "loss": 0.0})
     # Player 1 acts once per Kuhn episode: 500 decisions plus 500 episode ends.
-    assert result.metrics["learner_steps"] == 500
-    assert result.metrics["agent_steps"] == 1000
+    assert result.metrics.learner_steps == 500
+    assert result.metrics.agent_steps == 1000
 
 
 def test_update_count_follows_openspiel_learn_every(kuhn):
@@ -103,18 +111,18 @@ def test_update_count_follows_openspiel_learn_every(kuhn):
     config = dataclasses.replace(SMALL, episodes=2000, batch_size=32, num_envs=64, min_replay_before_learning=0)
     result = DQNOracle(kuhn, config).best_response(request(0, uniform_policy(kuhn, 1)))
     metrics = result.metrics
-    assert metrics["agent_steps"] == metrics["learner_steps"] + 2000
+    assert metrics.agent_steps == metrics.learner_steps + 2000
     # Learning starts once 32 transitions are stored, within the first batched step (64
     # decisions, at most 64 episode ends): only attempts of that step can be skipped.
-    due = metrics["agent_steps"] // config.learn_every
-    assert 0 <= due - metrics["updates"] <= 2 * 64 // config.learn_every
+    due = metrics.agent_steps // config.learn_every
+    assert 0 <= due - metrics.updates <= 2 * 64 // config.learn_every
     # With a 1000-transition warm-up, the attempts made before the buffer holds 1000
     # transitions are skipped: in Kuhn poker player 0 makes 1 or 2 decisions per episode,
     # so 1000 decisions come with 1500 to 2000 agent steps.
     warm = DQNOracle(kuhn, dataclasses.replace(config, min_replay_before_learning=1000)).best_response(
         request(0, uniform_policy(kuhn, 1))
     )
-    skipped = warm.metrics["agent_steps"] // config.learn_every - warm.metrics["updates"]
+    skipped = warm.metrics.agent_steps // config.learn_every - warm.metrics.updates
     assert 1500 // config.learn_every - 1 <= skipped <= 2000 // config.learn_every + 1
 
 
@@ -129,7 +137,7 @@ def test_same_seed_gives_identical_results(kuhn):
     for name in first.parameters:
         assert torch.equal(first.parameters[name], second.parameters[name]), name
     np.testing.assert_array_equal(first.policy, second.policy)
-    assert first.metrics["mean_return_last_1000"] == second.metrics["mean_return_last_1000"]
+    assert first.metrics.mean_return_last_1000 == second.metrics.mean_return_last_1000
     other = DQNOracle(kuhn, config).best_response(request(0, opponent, seed=43))
     assert not all(torch.equal(first.parameters[n], other.parameters[n]) for n in first.parameters)
 
@@ -140,7 +148,7 @@ def test_training_starts_from_initial_parameters(kuhn):
     for scheme, seed in [("orthogonal", 1), ("kaiming", 2), ("normal", 3)]:
         initial = oracle.scratch_parameters(0, scheme, seed)
         result = oracle.best_response(request(0, opponent, initial_parameters=initial))
-        assert result.episodes == 0 and result.metrics["updates"] == 0
+        assert result.episodes == 0 and result.metrics.updates == 0
         for name in initial:
             assert torch.equal(result.parameters[name], initial[name])
         np.testing.assert_array_equal(result.policy, oracle.greedy_policy(0, initial))
@@ -149,7 +157,7 @@ def test_training_starts_from_initial_parameters(kuhn):
     frozen = DQNOracle(kuhn, dataclasses.replace(SMALL, episodes=600, learning_rate=0.0))
     initial = frozen.scratch_parameters(0, "orthogonal", 7)
     result = frozen.best_response(request(0, opponent, initial_parameters=initial))
-    assert result.metrics["updates"] > 0
+    assert result.metrics.updates > 0
     for name in initial:
         assert torch.equal(result.parameters[name], initial[name])
 
@@ -171,8 +179,10 @@ def test_initial_parameters_are_not_modified(kuhn):
 def test_wrong_initial_parameters_are_rejected(kuhn):
     oracle = DQNOracle(kuhn, SMALL)
     wrong = DQNOracle(kuhn, dataclasses.replace(SMALL, hidden_sizes=(32,))).scratch_parameters(0, "normal", 0)
-    with pytest.raises(ValueError, match="initial_parameters"):
+    with pytest.raises(OracleError, match="initial_parameters"):
         oracle.best_response(request(0, uniform_policy(kuhn, 1), initial_parameters=wrong))
+    with pytest.raises(OracleError, match="player must be 0 or 1"):
+        oracle.best_response(request(2, uniform_policy(kuhn, 1)))
 
 
 def test_scratch_schemes(kuhn):
@@ -210,12 +220,12 @@ def test_scratch_schemes(kuhn):
 
 
 def test_unknown_scheme_is_rejected(kuhn):
-    with pytest.raises(ValueError, match="normal, orthogonal, kaiming"):
+    with pytest.raises(OracleError, match="normal, orthogonal, kaiming"):
         DQNOracle(kuhn, SMALL).scratch_parameters(0, "xavier", 0)
 
 
 def test_config_validation(kuhn):
-    with pytest.raises(ValueError, match="batch_size"):
+    with pytest.raises(ConfigError, match="batch_size"):
         DQNConfig(batch_size=0)
     with pytest.raises(ValueError, match="epsilon"):
         DQNConfig(epsilon=1.5)
@@ -234,3 +244,67 @@ def test_torch_threads_are_restored(kuhn):
         request(0, uniform_policy(kuhn, 1))
     )
     assert torch.get_num_threads() == before
+
+
+def _same_result(a, b):
+    np.testing.assert_array_equal(a.policy, b.policy)
+    assert all(torch.equal(a.parameters[n], b.parameters[n]) for n in a.parameters)
+    assert a.episodes == b.episodes
+    assert dataclasses.replace(a.metrics, train_s=0.0) == dataclasses.replace(b.metrics, train_s=0.0)
+
+
+def test_progress_hook_reports_every_batched_step_and_changes_nothing(kuhn):
+    config = dataclasses.replace(SMALL, episodes=600, num_envs=64)
+    oracle = DQNOracle(kuhn, config)
+    opponent = random_policy(kuhn, 1, np.random.default_rng(5))
+    plain = oracle.best_response(request(0, opponent, seed=3))
+    calls = []
+    watched = oracle.best_response(request(0, opponent, seed=3,
+                                           on_progress=lambda done, total: calls.append((done, total))))
+    _same_result(plain, watched)
+    done = [d for d, _ in calls]
+    assert {t for _, t in calls} == {600} and done[-1] == 600
+    assert all(a <= b for a, b in zip(done, done[1:]))
+    # Kuhn: player 0 acts once or twice per episode, so a batched step of 64 games ends
+    # at most 64 episodes and there are at least 600 / 64 of them.
+    assert len(calls) >= 600 // 64 and all(b - a <= 64 for a, b in zip([0, *done], done))
+
+
+def test_checkpoints_snapshot_one_training_run_at_each_budget(kuhn):
+    config = dataclasses.replace(SMALL, episodes=600, num_envs=64, batch_size=64, min_replay_before_learning=64)
+    oracle = DQNOracle(kuhn, config)
+    opponent = random_policy(kuhn, 1, np.random.default_rng(5))
+    initial = oracle.scratch_parameters(0, "orthogonal", 9)
+    plain = oracle.best_response(request(0, opponent, seed=3, initial_parameters=initial))
+    seen = []
+    result = oracle.best_response(request(0, opponent, seed=3, initial_parameters=initial,
+                                          checkpoints=(600, 250, 0, 100, 250),
+                                          on_checkpoint=lambda budget, snapshot: seen.append((budget, snapshot))))
+    _same_result(plain, result)
+    assert [budget for budget, _ in seen] == [0, 100, 250, 600]
+    snapshots = dict(seen)
+    # Budget 0: the initial network, before any episode.
+    assert snapshots[0].episodes == 0 and snapshots[0].metrics.updates == 0
+    assert all(torch.equal(snapshots[0].parameters[n], initial[n]) for n in initial)
+    # The others: at most one batched step past the budget, parameters copied at that moment.
+    for budget in (100, 250):
+        snapshot = snapshots[budget]
+        assert budget <= snapshot.episodes < budget + config.num_envs
+        np.testing.assert_array_equal(oracle.greedy_policy(0, snapshot.parameters), snapshot.policy)
+        assert snapshot.metrics.agent_steps == snapshot.metrics.learner_steps + snapshot.episodes
+        assert 0 < snapshot.metrics.updates < result.metrics.updates
+        assert not all(torch.equal(snapshot.parameters[n], result.parameters[n]) for n in initial)
+    assert snapshots[100].metrics.updates < snapshots[250].metrics.updates
+    # The last budget is the end of training: the final network.
+    _same_result(snapshots[600], result)
+
+
+def test_checkpoints_are_validated(kuhn):
+    oracle = DQNOracle(kuhn, dataclasses.replace(SMALL, episodes=300))
+    keep = lambda budget, snapshot: None  # noqa: E731
+    with pytest.raises(OracleError, match=r"checkpoints \[400\] lie beyond the 300 training episodes"):
+        oracle.best_response(request(0, uniform_policy(kuhn, 1), checkpoints=(100, 400), on_checkpoint=keep))
+    with pytest.raises(OracleError, match="non-negative"):
+        request(0, uniform_policy(kuhn, 1), checkpoints=(-1,), on_checkpoint=keep)
+    with pytest.raises(OracleError, match="on_checkpoint"):
+        request(0, uniform_policy(kuhn, 1), checkpoints=(100,))

@@ -86,6 +86,21 @@ def test_activations_formula():
     assert np.allclose(P[0], P[0, 0], rtol=1e-4)  # the origin is (nearly) equidistant from all humps
 
 
+
+def test_torch_activations_match_the_numpy_ones_and_carry_gradients():
+    import torch
+
+    points = np.array([[0.0, 0.0], CIRCLE_CENTRES[2], [1.0, -2.0]])
+    batch = GAME.torch_activations(torch.tensor(points))
+    assert batch.shape == (3, 7)
+    np.testing.assert_allclose(batch.numpy(), GAME.activations(points), rtol=1e-15)
+    x = torch.tensor(points[2], requires_grad=True)
+    single = GAME.torch_activations(x)
+    assert single.shape == (7,)
+    single[5].backward()  # d/dx exp(-0.27 |x - mu|^2) = -0.54 (x - mu) p
+    expected = -GAME.precision * (points[2] - CIRCLE_CENTRES[5]) * GAME.activations(points[2:])[0, 5]
+    np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-12)
+
 def test_dominance_matrix():
     S = GAME.S
     assert np.array_equal(S, -S.T)

@@ -362,6 +362,16 @@ class MixtureGame:
         sq = ((pts[:, None, :] - self.centres[None, :, :]) ** 2).sum(axis=-1)
         return np.exp(-0.5 * self.precision * sq)
 
+    def torch_activations(self, points):
+        """:meth:`activations` of a float64 torch tensor ``[..., 2]`` -> ``[..., H]``, differentiable.
+
+        What the gradient oracle ascends; a point of shape ``(2,)`` gives ``(H,)``.
+        """
+        import torch  # noqa: PLC0415 (only the gradient oracle needs PyTorch)
+
+        centres = torch.tensor(np.array(self.centres), dtype=torch.float64)
+        return torch.exp(-0.5 * self.precision * ((points[..., None, :] - centres) ** 2).sum(dim=-1))
+
     def _payoff_from_activations(self, P: np.ndarray, Q: np.ndarray) -> np.ndarray:
         lin = self.linear_weight * (P.sum(axis=-1)[:, None] - Q.sum(axis=-1)[None, :])
         return P @ self.S @ Q.T + lin
@@ -512,14 +522,13 @@ class MixtureGame:
             x0 = float(start_scale) * np.random.default_rng(seed).standard_normal(2)
         else:
             x0 = _as_points(start, "start", single=True)
-        mus = torch.tensor(np.array(self.centres), dtype=torch.float64)
         coef = torch.as_tensor(c, dtype=torch.float64)
         x = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
         optimiser = torch.optim.Adam([x], lr=float(lr))
         path = [x0.copy()] if return_trajectory else None
         with torch.enable_grad():
             for _ in range(int(steps)):
-                p = torch.exp(-0.5 * self.precision * ((x - mus) ** 2).sum(dim=1))
+                p = self.torch_activations(x)
                 objective = p @ coef  # the constant does not move the ascent
                 if bonus is not None:
                     objective = objective + bonus(p)

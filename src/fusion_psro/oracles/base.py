@@ -4,15 +4,18 @@ PSRO's data flow is one way: game -> oracle -> population -> meta-game -> meta-s
 next oracle call. An oracle receives the opponent's population and meta-strategy (as
 tabular policies, exact and cheap to act from) and, for oracles that train a network, the
 parameters to start from (chosen by the initialization strategy: scratch, inherit, fusion).
-It returns the new policy as a tabular array (what the exact evaluation sees) and, for
-network oracles, the trained parameters (what fusion averages).
+It returns the new policy as a tabular array (what the exact evaluation sees), for
+network oracles the trained parameters (what fusion averages), and its numbers for the
+run log as a typed :class:`OracleMetrics`. A request may also carry hooks that watch
+training: progress, and snapshots of the response at episode budgets (checkpoints).
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,7 +47,27 @@ class BestResponseRequest:
     diversity:
         For the diversity variants (DPP-, BD&RD-, PSD-PSRO): the term added to the
         best-response objective (:class:`~fusion_psro.oracles.diversity.DiversityTerm`).
-        Oracles that cannot optimize it raise ``ValueError``.
+        Oracles that cannot optimize it raise :class:`~fusion_psro.errors.OracleError`.
+    on_progress:
+        Called as ``on_progress(done, total)`` with the training episodes completed and the
+        total as training advances (the DQN: after every batched step; a one-shot oracle:
+        once, at the end); for a progress bar. Oracles that do not train never call it.
+    checkpoints:
+        Episode budgets (stored sorted, without repeats) at which to see the best response
+        as training goes, within one training run: for each, ``on_checkpoint(budget,
+        snapshot)`` is called once, ``snapshot`` being a :class:`BestResponseResult` of the
+        moment the completed training episodes first reached the budget (budget 0: before
+        training): the policy (the greedy one for the DQN), a copy of the parameters, the
+        episodes completed (a batched oracle may be up to one batched step past the
+        budget) and the metrics so far. The DQN calls it at that moment; the gradient
+        oracle, whose whole ascent takes milliseconds, after the ascent. Only oracles with
+        :attr:`Oracle.takes_checkpoints` accept them, and only budgets within their
+        training budget.
+    on_checkpoint:
+        The callback of ``checkpoints``; required with them.
+
+    The hooks draw no random number and change no result; the time spent in them is not
+    counted as training time.
     """
 
     player: int
@@ -53,6 +76,43 @@ class BestResponseRequest:
     initial_parameters: StateDict | None = None
     seed: int = 0
     diversity: DiversityTerm | None = None
+    on_progress: Callable[[int, int], None] | None = None
+    checkpoints: tuple[int, ...] = ()
+    on_checkpoint: Callable[[int, BestResponseResult], None] | None = None
+
+    def __post_init__(self) -> None:
+        budgets = tuple(self.checkpoints)
+        if any(isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 0 for b in budgets):
+            raise OracleError(f"checkpoints must be non-negative episode counts, got {self.checkpoints!r}")
+        if budgets and self.on_checkpoint is None:
+            raise OracleError("checkpoints need an on_checkpoint callback to receive the snapshots")
+        object.__setattr__(self, "checkpoints", tuple(sorted({int(b) for b in budgets})))
+
+
+@dataclasses.dataclass
+class OracleMetrics:
+    """An oracle's numbers for one best response: an entry of the ``oracle`` list of metrics.jsonl.
+
+    Each oracle defines a dataclass of its own (:class:`~fusion_psro.oracles.exact.ExactMetrics`,
+    :class:`~fusion_psro.oracles.dqn.DQNMetrics`,
+    :class:`~fusion_psro.oracles.gradient.GradientMetrics`) whose documented fields are the
+    schema of those entries. Field values are JSON values; a field left at None does not
+    apply to the response and is left out of :meth:`to_json`. This base class has no
+    fields (an oracle with nothing to report).
+    """
+
+    def to_json(self) -> dict[str, Any]:
+        """The fields as a JSON object, in field order, without those that are None."""
+        return {f.name: value for f in dataclasses.fields(self) if (value := getattr(self, f.name)) is not None}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> OracleMetrics:
+        """The metrics back from :meth:`to_json`'s object (a missing optional field is None)."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise ConfigError(f"unknown {cls.__name__} field(s) {unknown}; accepted: {', '.join(names) or 'none'}")
+        return cls(**data)
 
 
 @dataclasses.dataclass(eq=False)
@@ -69,13 +129,13 @@ class BestResponseResult:
     episodes:
         Training episodes used (0 for the exact oracle).
     metrics:
-        Oracle-specific numbers for the run log (e.g. mean training return).
+        The oracle's numbers for the run log (its :class:`OracleMetrics` subclass).
     """
 
     policy: np.ndarray
     parameters: StateDict | None = None
     episodes: int = 0
-    metrics: dict = dataclasses.field(default_factory=dict)
+    metrics: OracleMetrics = dataclasses.field(default_factory=OracleMetrics)
 
 
 class Oracle(abc.ABC):
@@ -95,6 +155,8 @@ class Oracle(abc.ABC):
     optimizes_diversity: bool = False
     #: Whether one response can play both seats (a shared population of two-seat agents).
     shared_population: bool = False
+    #: Whether it honours ``request.checkpoints`` (snapshots of one training run at budgets).
+    takes_checkpoints: bool = False
     #: Schemes :meth:`scratch_parameters` accepts (the scratch initializations that apply).
     scratch_schemes: tuple[str, ...] = ()
     #: Frozen dataclass of the oracle's settings (``--oracle-option KEY=VALUE``), or None.
@@ -126,6 +188,18 @@ class Oracle(abc.ABC):
     @abc.abstractmethod
     def best_response(self, request: BestResponseRequest) -> BestResponseResult:
         """Compute a best response to the opponent's meta-strategy mixture."""
+
+    def check_checkpoints(self, request: BestResponseRequest, training_episodes: int) -> None:
+        """:class:`OracleError` unless every checkpoint of ``request`` lies within ``training_episodes``."""
+        if not request.checkpoints:
+            return
+        if not self.takes_checkpoints:
+            raise OracleError(f"the {self.name or type(self).__name__} oracle takes no checkpoints")
+        beyond = [budget for budget in request.checkpoints if budget > training_episodes]
+        if beyond:
+            raise OracleError(
+                f"checkpoints {beyond} lie beyond the {training_episodes} training episodes of a best response"
+            )
 
     def scratch_parameters(self, player: int, scheme: str, seed: int) -> StateDict:
         """Fresh parameters for ``player``'s network initialized with ``scheme``.

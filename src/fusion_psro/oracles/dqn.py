@@ -16,37 +16,44 @@ OpenSpiel's PyTorch DQN (``open_spiel.python.pytorch.dqn.DQN``):
 * the returned policy is the network's greedy policy, computed for every information
   state of the player in one batched forward pass.
 
-PSD-PSRO's diversity bonus (``request.diversity`` of kind ``"psd"``; Yao et al., NeurIPS
-2023): the learner should maximize its return plus ``weight * min_{pi' in Hull} KL(pi ||
-pi')``, the policy-space distance to the hull of its own population. The hull is
-represented by its vertices and Dirichlet-weighted mixtures
-(:func:`~fusion_psro.oracles.diversity.hull_weights`); each mixture's behaviour strategy
-is exact, from the weighted sum of the members' realization plans, and is smoothed with
-1% of the uniform legal policy so that every KL is finite. Whenever the target network
-syncs, the oracle takes the learner's current epsilon-greedy policy ``pi``, finds the
-hull sample closest to it in reach-weighted KL (``sum_s x_pi(s) KL(pi(.|s) || pi'(.|s))``,
-``x_pi`` the learner's own reach probability), and until the next sync adds
-``weight * log(pi(a|s) / pi'(a|s))`` to the reward of each learner decision ``(s, a)``;
-its expectation under ``pi`` is the per-state KL, so Q-learning ascends return plus the
-weighted distance.
+Parts of a training run
+-----------------------
+One best response is one :class:`_Training` run, collection and learning kept apart:
 
-BD&RD-PSRO (kind ``"bdrd"``; Liu et al., NeurIPS 2021). Behavioural diversity is a
-divergence between the learner's occupancy measure and that of its population's
-meta-Nash mixture. Against a fixed opponent, the KL between the trajectory distributions
-of two policies is the expected sum of ``log(pi(a|s) / pi_sigma(a|s))`` over the
-learner's decisions, so the reward of each decision gets ``weight * log(pi(a|s) /
-pi_sigma(a|s))``, ``pi_sigma`` the exact behaviour strategy of the meta-Nash mixture
-(smoothed as above), refreshed at every target sync like PSD's.
-Response diversity (the distance of the new payoff vector to the hull of the population's)
-and DPP-PSRO's diversity (kind ``"dpp"``; the expected cardinality of the DPP over payoff
-vectors) are functions of the whole policy, not of single decisions, so they cannot be
-shaped into the reward. For them the oracle keeps ``diversity_candidates`` snapshots of
-the network taken at even intervals of training (the last one is the final network) and
-returns the snapshot with the highest ``value + weight * diversity``, every term computed
-exactly by the engine (payoff vectors against each opponent member in sequence form; for
-BD&RD the behavioural term is the reach-weighted KL to the meta-Nash mixture). This
-optimizes the diversified objective over the training path rather than by its gradient;
-with weight 0 it returns the final network, as plain PSRO does.
+* :meth:`_Training._collect` makes one batched step: epsilon-greedy actions in every
+  active game, their rewards (plus a diversity bonus), the transitions into the
+  :class:`_Replay` buffer;
+* :class:`_UpdateSchedule` turns the agent steps of that batched step into a number of
+  update attempts (OpenSpiel's counting, below); :meth:`_Training._learn` draws their
+  minibatches and hands them to the :class:`_Learner`, which holds the Q-network, the
+  target network and the optimizer (``update(batch)``, ``sync_target()``);
+* :class:`_DiversityBonus` and :class:`_Snapshots` carry a diversity term (next section);
+* after each batched step, the request's hooks: ``on_progress(done, total)`` and, when the
+  completed episodes first reach a budget of ``request.checkpoints``,
+  ``on_checkpoint(budget, snapshot)`` with the greedy policy, a copy of the parameters and
+  the metrics so far (budgets reached before training are reported before it).
+
+Diversity terms (DPP-, BD&RD- and PSD-PSRO)
+-------------------------------------------
+``request.diversity`` enters through the term's tabular form
+(:meth:`~fusion_psro.oracles.diversity.DiversityMeasure.for_tabular`; the formulas of each
+term are in :mod:`fusion_psro.oracles.diversity`), in up to two ways:
+
+* its *per-decision* part (BD&RD's behavioural diversity, PSD's distance to the hull of the
+  population) is shaped into the reward: each learner decision ``(s, a)`` gets
+  ``weight * bonus[s, a]``, the bonus table computed for the learner's current
+  epsilon-greedy policy and recomputed whenever the target network syncs. The bonus's
+  expectation under that policy is the term, so Q-learning ascends return plus the
+  weighted term;
+* its *whole-policy* part (DPP's expected cardinality, BD&RD's response diversity) is a
+  function of the whole policy, not of single decisions, so it cannot be shaped into the
+  reward. For it the oracle keeps ``diversity_candidates`` snapshots of the network taken
+  at even intervals of training (the last one is the final network) and returns the
+  snapshot with the highest ``value + weight * score``, both computed exactly by the
+  engine (the score sees the snapshot's greedy policy and, for behaviour, its
+  epsilon-greedy one). This optimizes the diversified objective over the training path
+  rather than by its gradient; with weight 0 it returns the final network, as plain PSRO
+  does.
 
 Update counting (what ``learn_every`` and ``target_update_every`` mean)
 -----------------------------------------------------------------------
@@ -71,6 +78,14 @@ updates the target network becomes a copy of the online network. (OpenSpiel coun
 period in agent steps and blends with ``weight_update_coeff``; ``update_target_network_every
 = target_update_every * learn_every`` with a coefficient of 1 is the same schedule.)
 
+Random numbers
+--------------
+Everything derives from ``request.seed``, split into two streams: one for the episodes
+(opponent members, chance, opponent actions) and one for the learner, which draws, per
+batched step, one uniform per active game (explore or not), then one per game and action
+(the random legal action), then the minibatches of that step's updates. Nothing else draws
+from them, so the same seed gives bit-identical results on the CPU.
+
 Computation shortcuts (same mathematics as OpenSpiel's update, fewer FLOPs)
 --------------------------------------------------------------------------
 * The replay buffer stores information-state *ids*; observations and legal masks are
@@ -88,16 +103,20 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fusion_psro.errors import ConfigError, GameNotSupportedError, OracleError
 from fusion_psro.evaluation.sequence_form import realization_plans, sequence_form
 from fusion_psro.games.compiled import CompiledGame
 from fusion_psro.games.simulation import VectorizedEpisodes
-from fusion_psro.oracles.base import BestResponseRequest, BestResponseResult, Oracle, StateDict
+from fusion_psro.oracles.base import BestResponseRequest, BestResponseResult, Oracle, OracleMetrics, StateDict
+from fusion_psro.oracles.diversity import TabularDiversity, measure_for
 from fusion_psro.oracles.networks import (
     MLP,
     SCHEMES,
@@ -107,7 +126,6 @@ from fusion_psro.oracles.networks import (
     resolve_device,
     torch_threads,
 )
-from fusion_psro.oracles.diversity import convex_hull_distance, dpp_expected_cardinality, hull_weights
 from fusion_psro.policies import uniform_policy
 from fusion_psro.registry import register_oracle
 
@@ -191,28 +209,96 @@ class DQNConfig:
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value <= 0:
-                raise ValueError(f"DQNConfig.{name} must be a positive integer, got {value!r}")
+                raise ConfigError(f"DQNConfig.{name} must be a positive integer, got {value!r}")
         for name in ("episodes", "min_replay_before_learning"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < 0:
-                raise ValueError(f"DQNConfig.{name} must be a non-negative integer, got {value!r}")
+                raise ConfigError(f"DQNConfig.{name} must be a non-negative integer, got {value!r}")
         if any(h <= 0 for h in self.hidden_sizes):
-            raise ValueError(f"DQNConfig.hidden_sizes must be positive, got {self.hidden_sizes}")
+            raise ConfigError(f"DQNConfig.hidden_sizes must be positive, got {self.hidden_sizes}")
         if max(self.batch_size, self.min_replay_before_learning) > self.replay_capacity:
-            raise ValueError(
+            raise ConfigError(
                 "DQNConfig.batch_size and min_replay_before_learning cannot exceed replay_capacity "
                 "(the buffer would never hold enough transitions to learn)"
             )
         if not 0.0 <= self.epsilon <= 1.0:
-            raise ValueError(f"DQNConfig.epsilon must lie in [0, 1], got {self.epsilon}")
+            raise ConfigError(f"DQNConfig.epsilon must lie in [0, 1], got {self.epsilon}")
         if not 0.0 <= self.discount <= 1.0:
-            raise ValueError(f"DQNConfig.discount must lie in [0, 1], got {self.discount}")
+            raise ConfigError(f"DQNConfig.discount must lie in [0, 1], got {self.discount}")
         if self.learning_rate < 0:
-            raise ValueError(f"DQNConfig.learning_rate must be non-negative, got {self.learning_rate}")
+            raise ConfigError(f"DQNConfig.learning_rate must be non-negative, got {self.learning_rate}")
         if self.loss not in LOSSES:
-            raise ValueError(f"DQNConfig.loss must be one of {LOSSES}, got {self.loss!r}")
+            raise ConfigError(f"DQNConfig.loss must be one of {LOSSES}, got {self.loss!r}")
         if self.torch_threads is not None and self.torch_threads <= 0:
-            raise ValueError(f"DQNConfig.torch_threads must be positive or None, got {self.torch_threads}")
+            raise ConfigError(f"DQNConfig.torch_threads must be positive or None, got {self.torch_threads}")
+
+
+@dataclasses.dataclass
+class DQNMetrics(OracleMetrics):
+    """The DQN oracle's numbers for one best response.
+
+    Attributes
+    ----------
+    mean_return_last_1000:
+        Mean learner return of the last 1,000 training episodes (epsilon-greedy play of a
+        moving policy; NaN without episodes).
+    updates:
+        Gradient updates made.
+    train_s:
+        Seconds of training: acting, replay and updates.
+    learner_steps:
+        Learner decisions made.
+    agent_steps:
+        OpenSpiel's agent steps: learner decisions plus one per finished episode (what
+        ``learn_every`` counts; module docstring).
+    updates_per_episode:
+        ``updates`` per completed episode.
+    mean_rows_per_update:
+        Information states the online network evaluated per update (the distinct ones of
+        the minibatch on the CPU, ``batch_size`` elsewhere).
+    final_loss:
+        Loss of the last update (NaN without updates).
+    device:
+        Where training ran (``"cpu"``, ``"cuda:0"``...).
+    diversity_bonus_mean:
+        Mean weighted diversity bonus added to a learner reward; only for a diversity term
+        with a per-decision part and positive weight.
+    diversity_candidate:
+        Index of the returned training snapshot among :attr:`diversity_candidates`; only
+        for a diversity term with a whole-policy score and positive weight (as are the
+        next three).
+    diversity_candidates:
+        Training snapshots compared (the last is the final network).
+    selected_value:
+        Exact value of the returned snapshot against the opponent mixture.
+    diversity:
+        Exact whole-policy diversity score (unweighted) of the returned snapshot.
+    """
+
+    mean_return_last_1000: float
+    updates: int
+    train_s: float
+    learner_steps: int
+    agent_steps: int
+    updates_per_episode: float
+    mean_rows_per_update: float
+    final_loss: float
+    device: str
+    diversity_bonus_mean: float | None = None
+    diversity_candidate: int | None = None
+    diversity_candidates: int | None = None
+    selected_value: float | None = None
+    diversity: float | None = None
+
+
+class _Batch(NamedTuple):
+    """A minibatch of transitions, on the device."""
+
+    ids: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    next_ids: torch.Tensor
+    done: torch.Tensor
 
 
 class _Replay:
@@ -244,30 +330,340 @@ class _Replay:
         self.position = (self.position + count) % self.capacity
         self.size = min(self.size + count, self.capacity)
 
+    def batch(self, sample: torch.Tensor) -> _Batch:
+        """The transitions at the slots ``sample``."""
+        return _Batch(self.info[sample], self.action[sample], self.reward[sample], self.next_info[sample],
+                      self.done[sample])
 
-#: Share of the uniform legal policy mixed into each hull policy (PSD), so KL stays finite.
-HULL_SMOOTHING = 0.01
 
+class _Learner:
+    """The Q-network being trained, its target network and its optimizer.
 
-def hull_behaviour_policies(compiled: CompiledGame, player: int, population: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Behaviour strategies ``[H, I, A]`` of the mixtures ``weights[h] @ population`` (exact).
-
-    A mixture of policies is a weighted sum of realization plans; its behaviour at an
-    information state is the plan's sequence probabilities divided by the reach of the
-    state. Unreached states get the uniform legal policy. Every policy is then mixed with
-    :data:`HULL_SMOOTHING` of the uniform legal policy.
+    :meth:`update` makes one TD update and syncs the target every ``target_update_every``
+    updates; the learner counts its updates, the network rows they evaluated and the last
+    loss, for the metrics.
     """
-    info = compiled.players[player]
-    num_infostates, num_actions = info.legal_mask.shape
-    plans = np.asarray(weights) @ realization_plans(compiled, player, np.asarray(population))
-    reach = plans[:, info.parent_sequence]
-    sequences = plans[:, :-1].reshape(-1, num_infostates, num_actions)
-    uniform = uniform_policy(compiled, player)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        behaviour = np.where(reach[..., None] > 1e-12, sequences / reach[..., None], uniform)
-    behaviour = np.where(info.legal_mask, behaviour, 0.0)
-    behaviour /= behaviour.sum(axis=2, keepdims=True)
-    return (1.0 - HULL_SMOOTHING) * behaviour + HULL_SMOOTHING * uniform
+
+    def __init__(self, network: MLP, config: DQNConfig, observations: torch.Tensor, legal: torch.Tensor) -> None:
+        self.network = network
+        self.target = copy.deepcopy(network)
+        self.target.requires_grad_(False)
+        self.optimizer = adam(network, config.learning_rate)
+        self.config = config
+        self.observations = observations
+        self.legal = legal
+        # Cheaper to tabulate max_a' Q_target(s', a') once per sync when there are few states.
+        self._target_table = observations.shape[0] <= config.target_update_every * config.batch_size
+        self._target_max = self._target_maxima() if self._target_table else None
+        self._distinct_rows_only = observations.device.type == "cpu"
+        self.updates = 0
+        self.forward_rows = 0
+        self.last_loss: torch.Tensor | None = None
+
+    def greedy_actions(self, ids: np.ndarray) -> np.ndarray:
+        """The greedy legal action at each information state of ``ids`` (ties: lowest action)."""
+        with torch.no_grad():
+            ids_t = torch.from_numpy(ids).to(self.observations.device)
+            q = self.network(self.observations[ids_t]).masked_fill(~self.legal[ids_t], -torch.inf)
+            return q.argmax(dim=1).cpu().numpy()
+
+    def greedy_policy(self) -> np.ndarray:
+        """The one-hot greedy policy ``[I, A]`` of the online network."""
+        return greedy_policy(self.network, self.observations, self.legal)
+
+    def parameters(self) -> dict[str, torch.Tensor]:
+        """A CPU copy of the online network's parameters."""
+        return {name: value.detach().cpu().clone() for name, value in self.network.state_dict().items()}
+
+    def update(self, batch: _Batch) -> None:
+        """One gradient step on the TD loss of ``batch``."""
+        cfg = self.config
+        next_values = self._next_values(batch.next_ids)
+        targets = torch.where(batch.done, batch.rewards, batch.rewards + cfg.discount * next_values)
+        loss = self._loss(self._q_values(batch.ids, batch.actions), targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.gradient_clipping is not None:
+            nn.utils.clip_grad_norm_(self.network.parameters(), cfg.gradient_clipping)
+        self.optimizer.step()
+        self.last_loss = loss.detach()
+        self.updates += 1
+        if self.updates % cfg.target_update_every == 0:
+            self.sync_target()
+
+    def sync_target(self) -> None:
+        """Make the target network a copy of the online network."""
+        self.target.load_state_dict(self.network.state_dict())
+        if self._target_table:
+            self._target_max = self._target_maxima()
+
+    def _loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.config.loss == "mse":
+            return F.mse_loss(prediction, target)
+        return F.smooth_l1_loss(prediction, target, beta=self.config.huber_delta)
+
+    def _q_values(self, ids: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        if self._distinct_rows_only:
+            distinct, inverse = torch.unique(ids, return_inverse=True)
+            self.forward_rows += distinct.numel()
+            return self.network(self.observations[distinct])[inverse, actions]
+        self.forward_rows += self.config.batch_size
+        return self.network(self.observations[ids]).gather(1, actions[:, None])[:, 0]
+
+    def _next_values(self, next_ids: torch.Tensor) -> torch.Tensor:
+        """``max_{a' legal} Q_target(s', a')`` (meaningless where the episode ended; masked by the caller)."""
+        if self._target_table:
+            return self._target_max[next_ids]
+        with torch.no_grad():
+            q = self.target(self.observations[next_ids]).masked_fill(~self.legal[next_ids], torch.finfo(torch.float32).min)
+            return q.max(dim=1).values
+
+    def _target_maxima(self) -> torch.Tensor:
+        with torch.no_grad():
+            q = self.target(self.observations).masked_fill(~self.legal, torch.finfo(torch.float32).min)
+            return q.max(dim=1).values
+
+
+class _UpdateSchedule:
+    """OpenSpiel's update counting applied to batched steps (module docstring)."""
+
+    def __init__(self, learn_every: int, threshold: int, agent_steps: int) -> None:
+        self.learn_every = learn_every
+        #: Transitions the buffer must hold before updates start.
+        self.threshold = threshold
+        #: Learner decisions plus episode ends so far (episodes that ended before the
+        #: learner's first decision included).
+        self.agent_steps = agent_steps
+        #: Transitions ever added to the buffer.
+        self.stored = 0
+        self._attempts_due = 0
+
+    def attempts(self, decisions: int, episodes_ended: int) -> int:
+        """Update attempts to make after a batched step that stored ``decisions`` transitions."""
+        stored_before, self.stored = self.stored, self.stored + decisions
+        self.agent_steps += decisions + episodes_ended
+        due = self.agent_steps // self.learn_every
+        attempts, self._attempts_due = due - self._attempts_due, due
+        if stored_before < self.threshold:
+            # Warm-up ends inside this batched step: OpenSpiel would make only the
+            # attempts that come after its buffer reached the threshold.
+            share = max(self.stored - self.threshold, 0) / (self.stored - stored_before)
+            attempts = round(attempts * share)
+        return attempts
+
+
+class _DiversityBonus:
+    """The per-decision part of a diversity term as a reward bonus ``weight * table[s, a]``.
+
+    The table is that of the learner's epsilon-greedy policy; it is recomputed for the
+    current policy once ``refresh_every`` updates have been made since the last time (at
+    the target syncs).
+    """
+
+    def __init__(self, bonus_table: Callable[[np.ndarray], np.ndarray], weight: float,
+                 exploring_policy: Callable[[], np.ndarray], refresh_every: int) -> None:
+        self._bonus_table = bonus_table
+        self._exploring_policy = exploring_policy
+        self._weight = weight
+        self._refresh_every = refresh_every
+        self._table = bonus_table(exploring_policy())
+        self._refreshed_at = 0
+        self._total = 0.0
+        self._count = 0
+
+    def __call__(self, ids: np.ndarray, actions: np.ndarray, updates: int) -> np.ndarray:
+        """The bonus of each decision ``(ids[n], actions[n])`` after ``updates`` updates."""
+        if updates - self._refreshed_at >= self._refresh_every:
+            self._table = self._bonus_table(self._exploring_policy())
+            self._refreshed_at = updates
+        bonus = self._weight * self._table[ids, actions]
+        self._total += float(bonus.sum())
+        self._count += bonus.size
+        return bonus
+
+    @property
+    def mean(self) -> float:
+        """Mean bonus per decision so far."""
+        return self._total / max(self._count, 1)
+
+
+class _Snapshots:
+    """Greedy policies and parameters taken every ``ceil(episodes / count)`` completed episodes."""
+
+    def __init__(self, episodes: int, count: int) -> None:
+        self.every = max(1, -(-episodes // count))
+        self.candidates: list[tuple[np.ndarray, dict[str, torch.Tensor]]] = []
+
+    def due(self, completed: int) -> bool:
+        return completed >= self.every * (len(self.candidates) + 1)
+
+    def add(self, policy: np.ndarray, parameters: dict[str, torch.Tensor]) -> None:
+        self.candidates.append((policy, parameters))
+
+
+class _Training:
+    """One best response's DQN training run; see the module docstring."""
+
+    def __init__(self, oracle: DQNOracle, request: BestResponseRequest, device: torch.device) -> None:
+        self.config = cfg = oracle.config
+        self.compiled, self.request, self.device = oracle.compiled, request, device
+        self.player = request.player
+        self.info = oracle.compiled.players[request.player]
+        env_seed, agent_seed = np.random.SeedSequence(int(request.seed)).spawn(2)
+        self.rng = np.random.default_rng(agent_seed)
+        self.episodes = VectorizedEpisodes(
+            oracle.compiled, request.player, request.opponent_population, request.opponent_meta_strategy,
+            num_envs=cfg.num_envs, seed=np.random.default_rng(env_seed), max_episodes=cfg.episodes,
+        )
+        observations = torch.from_numpy(self.info.tensors).to(device)
+        legal = torch.from_numpy(self.info.legal_mask).to(device)
+        self.learner = _Learner(oracle.initial_network(request).to(device), cfg, observations, legal)
+        self.replay = _Replay(cfg.replay_capacity, device)
+        self.diversity = self._tabular_diversity()
+        self.bonus = self._diversity_bonus()
+        selects = self.diversity is not None and self.diversity.score is not None
+        self.snapshots = _Snapshots(cfg.episodes, cfg.diversity_candidates) if selects else None
+        self._actions = np.zeros(cfg.num_envs, dtype=np.int64)  # entries of inactive games are ignored
+        self._checkpoints = list(request.checkpoints)  # budgets not reached yet, ascending
+        self._hooks_s = 0.0
+
+    # ------------------------------------------------------------------ diversity
+
+    def _tabular_diversity(self) -> TabularDiversity | None:
+        term = self.request.diversity
+        if term is None or not term.weight > 0:
+            return None
+        return term.measure.for_tabular(self.compiled, self.player, term)
+
+    def _diversity_bonus(self) -> _DiversityBonus | None:
+        if self.diversity is None or self.diversity.bonus_table is None:
+            return None
+        return _DiversityBonus(self.diversity.bonus_table, self.request.diversity.weight,
+                               lambda: self._exploring(self.learner.greedy_policy()), self.config.target_update_every)
+
+    def _exploring(self, greedy: np.ndarray) -> np.ndarray:
+        """The epsilon-greedy policy of a learner whose greedy policy is ``greedy``."""
+        epsilon = self.config.epsilon
+        return (1.0 - epsilon) * greedy + epsilon * uniform_policy(self.compiled, self.player)
+
+    # ------------------------------------------------------------------ the run
+
+    def run(self) -> BestResponseResult:
+        """Train for ``config.episodes`` episodes; the final (or best diversified) greedy policy."""
+        cfg, episodes = self.config, self.episodes
+        started = time.perf_counter()
+        episodes.reset()
+        self.returns = [episodes.last_returns]
+        threshold = max(cfg.batch_size, cfg.min_replay_before_learning)
+        self.schedule = _UpdateSchedule(cfg.learn_every, threshold, agent_steps=episodes.last_terminals.size)
+        self._call_hooks(started, progress=False)
+        while not episodes.finished:
+            decisions, ended = self._collect()
+            self._learn(self.schedule.attempts(decisions, ended))
+            # The final network joins the snapshots after the loop.
+            if self.snapshots is not None and not episodes.finished and self.snapshots.due(episodes.episodes_completed):
+                self.snapshots.add(self.learner.greedy_policy(), self.learner.parameters())
+            self._call_hooks(started, progress=True)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return self._result(time.perf_counter() - started - self._hooks_s)
+
+    def _collect(self) -> tuple[int, int]:
+        """One batched step; returns the learner decisions made and the episodes that ended."""
+        episodes = self.episodes
+        ids_all = episodes.infostates
+        games = np.flatnonzero(ids_all >= 0)
+        ids = ids_all[games]
+        chosen = self._act(ids)
+        self._actions[games] = chosen
+        result = episodes.step(self._actions)
+        done = result.done[games]
+        next_ids = np.where(done, 0, episodes.infostates[games])
+        rewards = result.rewards[games]
+        if self.bonus is not None:
+            rewards = rewards + self.bonus(ids, chosen, self.learner.updates)
+        self.replay.add(ids, chosen, rewards, next_ids, done)
+        self.returns.append(episodes.last_returns)
+        return games.size, episodes.last_terminals.size
+
+    def _act(self, ids: np.ndarray) -> np.ndarray:
+        """Epsilon-greedy legal actions at ``ids``: one uniform per game, then one per game and action."""
+        mask = self.info.legal_mask[ids]
+        greedy = self.learner.greedy_actions(ids)
+        explore = self.rng.random(ids.size) < self.config.epsilon
+        random_legal = np.argmax(np.where(mask, self.rng.random(mask.shape), -1.0), axis=1)
+        return np.where(explore, random_legal, greedy)
+
+    def _learn(self, attempts: int) -> None:
+        """Draw the minibatches of ``attempts`` updates, then make the updates."""
+        if not attempts:
+            return
+        size = self.config.batch_size
+        samples = np.stack([self.rng.choice(self.replay.size, size, replace=False) for _ in range(attempts)])
+        for sample in torch.from_numpy(samples).to(self.device):
+            self.learner.update(self.replay.batch(sample))
+
+    def _call_hooks(self, started: float, *, progress: bool) -> None:
+        """The request's progress and checkpoint callbacks; their time is kept out of ``train_s``."""
+        request, completed = self.request, self.episodes.episodes_completed
+        hooks_started = time.perf_counter()
+        if progress and request.on_progress is not None:
+            request.on_progress(completed, self.config.episodes)
+        while self._checkpoints and self._checkpoints[0] <= completed:
+            request.on_checkpoint(self._checkpoints.pop(0), self._snapshot(hooks_started - started - self._hooks_s))
+        self._hooks_s += time.perf_counter() - hooks_started
+
+    # ------------------------------------------------------------------ results
+
+    def _metrics(self, train_s: float) -> DQNMetrics:
+        """The metrics of the run so far."""
+        returns = np.concatenate(self.returns)
+        learner, completed = self.learner, self.episodes.episodes_completed
+        return DQNMetrics(
+            mean_return_last_1000=float(returns[-1000:].mean()) if returns.size else float("nan"),
+            updates=learner.updates,
+            train_s=train_s,
+            learner_steps=self.episodes.learner_steps,
+            agent_steps=int(self.schedule.agent_steps),
+            updates_per_episode=learner.updates / max(completed, 1),
+            mean_rows_per_update=learner.forward_rows / max(learner.updates, 1),
+            final_loss=float(learner.last_loss) if learner.last_loss is not None else float("nan"),
+            device=str(self.device),
+            diversity_bonus_mean=self.bonus.mean if self.bonus is not None else None,
+        )
+
+    def _snapshot(self, train_s: float) -> BestResponseResult:
+        """The best response as it stands: greedy policy, a copy of the parameters, metrics so far."""
+        return BestResponseResult(policy=self.learner.greedy_policy(), parameters=self.learner.parameters(),
+                                  episodes=self.episodes.episodes_completed, metrics=self._metrics(train_s))
+
+    def _result(self, train_s: float) -> BestResponseResult:
+        policy, parameters = self.learner.greedy_policy(), self.learner.parameters()
+        metrics = self._metrics(train_s)
+        if self.snapshots is not None:
+            self.snapshots.add(policy, parameters)
+            index, value, score = self._best_snapshot()
+            policy, parameters = self.snapshots.candidates[index]
+            metrics = dataclasses.replace(metrics, diversity_candidate=index,
+                                          diversity_candidates=len(self.snapshots.candidates),
+                                          selected_value=value, diversity=score)
+        return BestResponseResult(policy=policy, parameters=parameters, episodes=self.episodes.episodes_completed,
+                                  metrics=metrics)
+
+    def _best_snapshot(self) -> tuple[int, float, float]:
+        """Index, exact value and score of the snapshot with the best ``value + weight * score`` (first on ties)."""
+        compiled, player, request = self.compiled, self.player, self.request
+        opponents = realization_plans(compiled, 1 - player, request.opponent_population)
+        mixture_values = np.asarray(sequence_form(compiled).matrices[player] @ (request.opponent_meta_strategy @ opponents))
+        weight = request.diversity.weight
+        best = (-1, -np.inf, 0.0, -np.inf)
+        for index, (policy, _) in enumerate(self.snapshots.candidates):
+            value = float(realization_plans(compiled, player, policy) @ mixture_values)
+            score = self.diversity.score(policy, self._exploring(policy))
+            objective = value + weight * score
+            if objective > best[3]:
+                best = (index, value, score, objective)
+        return best[:3]
 
 
 class DQNOracle(Oracle):
@@ -286,12 +682,12 @@ class DQNOracle(Oracle):
     optimizes_diversity = True
     scratch_schemes = SCHEMES
     settings_class = DQNConfig
-    diversity_terms = ("dpp", "bdrd", "psd")
+    takes_checkpoints = True
 
     def __init__(self, compiled: CompiledGame, config: DQNConfig | None = None) -> None:
         for p in range(2):
             if compiled.players[p].tensors is None:
-                raise ValueError(
+                raise GameNotSupportedError(
                     f"{compiled.game_string} provides no information-state tensors; the DQN oracle needs them as "
                     "network inputs"
                 )
@@ -311,7 +707,7 @@ class DQNOracle(Oracle):
         network leaves the global torch RNG untouched.
         """
         if player not in (0, 1):
-            raise ValueError(f"player must be 0 or 1, got {player!r}")
+            raise OracleError(f"player must be 0 or 1, got {player!r}")
         info = self.compiled.players[player]
         with torch.random.fork_rng(devices=[]):
             return MLP(info.tensors.shape[1], self.config.hidden_sizes, info.num_actions)
@@ -323,10 +719,22 @@ class DQNOracle(Oracle):
         RNG is untouched). ``player`` only determines the shapes.
         """
         if scheme not in SCHEMES:
-            raise ValueError(f"unknown initialization scheme {scheme!r}; accepted: {', '.join(SCHEMES)}")
+            raise OracleError(f"unknown initialization scheme {scheme!r}; accepted: {', '.join(SCHEMES)}")
         network = self.build_network(player)
         initialize(network, scheme, torch.Generator().manual_seed(int(seed)))
         return {name: value.detach().clone() for name, value in network.state_dict().items()}
+
+    def initial_network(self, request: BestResponseRequest) -> MLP:
+        """The Q-network a best response starts from (CPU): ``request.initial_parameters``, else scratch ``normal``."""
+        parameters = request.initial_parameters
+        if parameters is None:
+            parameters = self.scratch_parameters(request.player, "normal", request.seed)
+        network = self.build_network(request.player)
+        try:
+            network.load_state_dict(parameters)
+        except RuntimeError as exc:
+            raise OracleError(f"initial_parameters do not fit player {request.player}'s Q-network: {exc}") from None
+        return network
 
     def greedy_policy(self, player: int, parameters: StateDict) -> np.ndarray:
         """Greedy tabular policy ``[I, A]`` of a Q-network with ``parameters``."""
@@ -349,251 +757,12 @@ class DQNOracle(Oracle):
         cfg = self.config
         player = request.player
         if player not in (0, 1):
-            raise ValueError(f"player must be 0 or 1, got {player!r}")
-        if request.diversity is not None and request.diversity.kind not in self.diversity_terms:
-            raise ValueError(
-                f"the DQN oracle cannot optimize the {request.diversity.kind!r} diversity term; "
-                f"accepted: {', '.join(self.diversity_terms)}"
-            )
+            raise OracleError(f"player must be 0 or 1, got {player!r}")
+        if request.diversity is not None:
+            measure_for(request.diversity, "tabular", "DQN")
+        self.check_checkpoints(request, cfg.episodes)
         with torch_threads(cfg.torch_threads):
-            return self._train(request, resolve_device(cfg.device))
-
-    def _behaviour_log_ratios(self, player: int, policy: np.ndarray, references: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``log(policy / reference)`` per reference ``[H, I, A]`` and the reach-weighted KL of each ``[H]``."""
-        info = self.compiled.players[player]
-        reach = realization_plans(self.compiled, player, policy)[info.parent_sequence]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            log_ratio = np.where(info.legal_mask & (policy > 0), np.log(policy)[None] - np.log(references), 0.0)
-        distances = ((policy[None] * log_ratio).sum(axis=2) * reach[None]).sum(axis=1)
-        return log_ratio, distances
-
-    def _exploring_policy(self, player: int, greedy: np.ndarray) -> np.ndarray:
-        return (1.0 - self.config.epsilon) * greedy + self.config.epsilon * uniform_policy(self.compiled, player)
-
-    def _psd_bonus_table(self, player: int, network: nn.Module, observations, legal, hull: np.ndarray) -> np.ndarray:
-        """``log(pi(a|s) / pi'(a|s))`` for the learner's epsilon-greedy ``pi`` and the closest of ``hull``.
-
-        With a single reference policy (BD&RD's meta-Nash mixture) it is the bonus against that one.
-        """
-        policy = self._exploring_policy(player, greedy_policy(network, observations, legal))
-        log_ratio, distances = self._behaviour_log_ratios(player, policy, hull)
-        return log_ratio[int(np.argmin(distances))]
-
-    def _select_diverse(self, request: BestResponseRequest, candidates: list[tuple[np.ndarray, dict]],
-                        references: np.ndarray | None) -> tuple[int, float, float]:
-        """Index, value and diversity of the candidate with the best ``value + weight * diversity``."""
-        term, player = request.diversity, request.player
-        opponents = np.asarray(term.opponent_population, dtype=np.float64)
-        opponent_plans = realization_plans(self.compiled, 1 - player, opponents)  # [L, S_opp]
-        sequence_values = np.asarray(sequence_form(self.compiled).matrices[player] @ opponent_plans.T)  # [S, L]
-        own_payoffs = np.asarray(term.own_payoffs, dtype=np.float64)
-        mixture = request.opponent_meta_strategy @ realization_plans(self.compiled, 1 - player, request.opponent_population)
-        mixture_values = np.asarray(sequence_form(self.compiled).matrices[player] @ mixture)  # [S]
-        best = (-1, -np.inf, 0.0, -np.inf)
-        for index, (policy, _) in enumerate(candidates):
-            plan = realization_plans(self.compiled, player, policy)
-            payoffs = plan @ sequence_values  # [L]: against each opponent member
-            value = float(plan @ mixture_values)
-            if term.kind == "dpp":
-                diversity = float(dpp_expected_cardinality(torch.as_tensor(np.vstack([own_payoffs, payoffs[None]]))))
-            else:  # bdrd: response diversity + behavioural diversity (reach-weighted KL to the meta mixture)
-                response = float(convex_hull_distance(torch.as_tensor(payoffs), own_payoffs))
-                explore = self._exploring_policy(player, policy)
-                diversity = response + float(self._behaviour_log_ratios(player, explore, references)[1][0])
-            score = value + term.weight * diversity
-            if score > best[3]:
-                best = (index, value, diversity, score)
-        return best[0], best[1], best[2]
-
-    def _train(self, request: BestResponseRequest, device: torch.device) -> BestResponseResult:
-        cfg = self.config
-        player = request.player
-        info = self.compiled.players[player]
-        num_infostates, num_actions = info.legal_mask.shape
-        env_seed, agent_seed = np.random.SeedSequence(int(request.seed)).spawn(2)
-        rng = np.random.default_rng(agent_seed)
-        episodes = VectorizedEpisodes(
-            self.compiled,
-            player,
-            request.opponent_population,
-            request.opponent_meta_strategy,
-            num_envs=cfg.num_envs,
-            seed=np.random.default_rng(env_seed),
-            max_episodes=cfg.episodes,
-        )
-
-        parameters = request.initial_parameters
-        if parameters is None:
-            parameters = self.scratch_parameters(player, "normal", request.seed)
-        network = self.build_network(player)
-        try:
-            network.load_state_dict(parameters)
-        except RuntimeError as exc:
-            raise ValueError(f"initial_parameters do not fit player {player}'s Q-network: {exc}") from None
-        network.to(device)
-        target = copy.deepcopy(network)
-        target.requires_grad_(False)
-        optimizer = adam(network, cfg.learning_rate)
-        if cfg.loss == "mse":
-            loss_fn = F.mse_loss
-        else:
-            def loss_fn(prediction, target_values):
-                return F.smooth_l1_loss(prediction, target_values, beta=cfg.huber_delta)
-
-        observations = torch.from_numpy(info.tensors).to(device)
-        legal = torch.from_numpy(info.legal_mask).to(device)
-        replay = _Replay(cfg.replay_capacity, device)
-
-        target_table = num_infostates <= cfg.target_update_every * cfg.batch_size
-        dedupe = device.type == "cpu"
-        target_max = None
-
-        def refresh_target_table():
-            with torch.no_grad():
-                q = target(observations).masked_fill(~legal, torch.finfo(torch.float32).min)
-                return q.max(dim=1).values
-
-        if target_table:
-            target_max = refresh_target_table()
-
-        term = request.diversity
-        bonus_table = hull = None
-        bonus_total, bonus_count = 0.0, 0
-        if term is not None and term.weight > 0 and term.kind in ("psd", "bdrd"):
-            population = np.asarray(term.own_population, dtype=np.float64)
-            if term.kind == "psd":
-                mixtures = hull_weights(population.shape[0], term.hull_samples, term.seed)
-            else:  # BD: the meta-Nash mixture of the population is the one reference
-                mixtures = np.asarray(term.own_meta_strategy, dtype=np.float64)[None]
-            hull = hull_behaviour_policies(self.compiled, player, population, mixtures)
-            bonus_table = self._psd_bonus_table(player, network, observations, legal, hull)
-        bonus_refreshed_at = 0
-        # DPP and BD&RD's response diversity: snapshots to choose from after training.
-        select = term is not None and term.weight > 0 and term.kind in ("dpp", "bdrd")
-        snapshot_every = max(1, -(-cfg.episodes // cfg.diversity_candidates))
-        candidates: list[tuple[np.ndarray, dict]] = []
-
-        updates = 0
-        forward_rows = 0
-        last_loss = None
-
-        def update(sample: torch.Tensor) -> None:
-            nonlocal updates, target_max, last_loss, forward_rows
-            ids = replay.info[sample]
-            actions = replay.action[sample]
-            rewards = replay.reward[sample]
-            next_ids = replay.next_info[sample]
-            done = replay.done[sample]
-            if target_table:
-                next_max = target_max[next_ids]
-            else:
-                with torch.no_grad():
-                    next_q = target(observations[next_ids]).masked_fill(~legal[next_ids], torch.finfo(torch.float32).min)
-                    next_max = next_q.max(dim=1).values
-            targets = torch.where(done, rewards, rewards + cfg.discount * next_max)
-            if dedupe:
-                distinct, inverse = torch.unique(ids, return_inverse=True)
-                q = network(observations[distinct])[inverse, actions]
-                forward_rows += distinct.numel()
-            else:
-                forward_rows += cfg.batch_size
-                q = network(observations[ids]).gather(1, actions[:, None])[:, 0]
-            loss = loss_fn(q, targets)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.gradient_clipping is not None:
-                nn.utils.clip_grad_norm_(network.parameters(), cfg.gradient_clipping)
-            optimizer.step()
-            last_loss = loss.detach()
-            updates += 1
-            if updates % cfg.target_update_every == 0:
-                target.load_state_dict(network.state_dict())
-                if target_table:
-                    target_max = refresh_target_table()
-
-        threshold = max(cfg.batch_size, cfg.min_replay_before_learning)
-        started = time.perf_counter()
-        episodes.reset()
-        returns = [episodes.last_returns]
-        agent_steps = episodes.last_terminals.size  # episodes that ended before the learner acted
-        learn_attempts = 0
-        stored = 0  # transitions ever added to the buffer
-        all_actions = np.zeros(cfg.num_envs, dtype=np.int64)
-        while not episodes.finished:
-            ids_all = episodes.infostates
-            games = np.flatnonzero(ids_all >= 0)
-            ids = ids_all[games]
-            mask = info.legal_mask[ids]
-            with torch.no_grad():
-                ids_t = torch.from_numpy(ids).to(device)
-                q = network(observations[ids_t]).masked_fill(~legal[ids_t], -torch.inf)
-                greedy = q.argmax(dim=1).cpu().numpy()
-            explore = rng.random(games.size) < cfg.epsilon
-            random_legal = np.argmax(np.where(mask, rng.random(mask.shape), -1.0), axis=1)
-            chosen = np.where(explore, random_legal, greedy)
-            all_actions[games] = chosen
-            result = episodes.step(all_actions)
-
-            done = result.done[games]
-            next_ids = np.where(done, 0, episodes.infostates[games])
-            rewards = result.rewards[games]
-            if bonus_table is not None:
-                if updates - bonus_refreshed_at >= cfg.target_update_every:
-                    bonus_table = self._psd_bonus_table(player, network, observations, legal, hull)
-                    bonus_refreshed_at = updates
-                bonus = term.weight * bonus_table[ids, chosen]
-                rewards = rewards + bonus
-                bonus_total += float(bonus.sum())
-                bonus_count += bonus.size
-            replay.add(ids, chosen, rewards, next_ids, done)
-            returns.append(episodes.last_returns)
-            stored_before, stored = stored, stored + games.size
-
-            agent_steps += games.size + episodes.last_terminals.size
-            due = agent_steps // cfg.learn_every
-            attempts, learn_attempts = due - learn_attempts, due
-            if stored_before < threshold:
-                # Warm-up ends inside this batched step: OpenSpiel would make only the
-                # attempts that come after its buffer reached the threshold.
-                share = max(stored - threshold, 0) / (stored - stored_before)
-                attempts = round(attempts * share)
-            if attempts:
-                samples = np.stack([rng.choice(replay.size, cfg.batch_size, replace=False) for _ in range(attempts)])
-                samples = torch.from_numpy(samples).to(device)
-                for row in range(attempts):
-                    update(samples[row])
-            if select and not episodes.finished and episodes.episodes_completed >= snapshot_every * (len(candidates) + 1):
-                candidates.append((greedy_policy(network, observations, legal),
-                                   {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}))
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        train_s = time.perf_counter() - started
-
-        policy = greedy_policy(network, observations, legal)
-        final = {name: value.detach().cpu().clone() for name, value in network.state_dict().items()}
-        selection = {}
-        if select:
-            candidates.append((policy, final))
-            index, value, diversity = self._select_diverse(request, candidates, hull)
-            policy, final = candidates[index]
-            selection = {"diversity_candidate": index, "diversity_candidates": len(candidates),
-                         "selected_value": value, "diversity": diversity}
-        all_returns = np.concatenate(returns)
-        metrics = {
-            "mean_return_last_1000": float(all_returns[-1000:].mean()) if all_returns.size else float("nan"),
-            "updates": updates,
-            "train_s": train_s,
-            "learner_steps": episodes.learner_steps,
-            "agent_steps": int(agent_steps),
-            "updates_per_episode": updates / max(episodes.episodes_completed, 1),
-            "mean_rows_per_update": forward_rows / max(updates, 1),
-            "final_loss": float(last_loss) if last_loss is not None else float("nan"),
-            "device": str(device),
-        }
-        if bonus_table is not None:
-            metrics["diversity_bonus_mean"] = bonus_total / max(bonus_count, 1)
-        metrics.update(selection)
-        return BestResponseResult(policy=policy, parameters=final, episodes=episodes.episodes_completed, metrics=metrics)
+            return _Training(self, request, resolve_device(cfg.device)).run()
 
 
 register_oracle("dqn", DQNOracle)

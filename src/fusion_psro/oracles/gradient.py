@@ -9,11 +9,15 @@ point the initialization strategy chose: ``normal`` draws ``start_scale * N(0, I
 response, ``fusion`` takes the meta-Nash-weighted mean of the population's points.
 
 With a :class:`~fusion_psro.oracles.diversity.DiversityTerm` the ascent maximizes
-``u(x, sigma) + weight * diversity(x)`` (DPP, BD&RD or PSD; formulas in
-:mod:`fusion_psro.oracles.diversity`). The returned point is where the ascent ends.
+``u(x, sigma) + weight * diversity(x)``, ``diversity`` the term's differentiable form for
+the mixture game (:meth:`~fusion_psro.oracles.diversity.DiversityMeasure.for_points`; DPP,
+BD&RD or PSD, formulas in :mod:`fusion_psro.oracles.diversity`). The returned point is
+where the ascent ends.
 
 One "episode" of this oracle is one gradient step (one evaluation of the objective), so
-that runs report work on the same axis as the learned oracles of the OpenSpiel games.
+that runs report work on the same axis as the learned oracles of the OpenSpiel games; a
+checkpoint at budget ``b`` (``request.checkpoints``) is the point after ``b`` steps, read
+off the ascent's path.
 """
 
 from __future__ import annotations
@@ -23,22 +27,17 @@ import dataclasses
 import numpy as np
 import torch
 
+from fusion_psro.errors import ConfigError, OracleError
 from fusion_psro.games.mixture import MixtureGame
 from fusion_psro.registry import register_oracle
 from fusion_psro.oracles.base import (
     BestResponseRequest,
     BestResponseResult,
     Oracle,
+    OracleMetrics,
     StateDict,
 )
-from fusion_psro.oracles.diversity import (
-    DIVERSITY_VARIANTS,
-    convex_hull_distance,
-    dpp_expected_cardinality,
-    hull_weights,
-    js_divergence,
-    kl_divergence,
-)
+from fusion_psro.oracles.diversity import DiversityTerm, measure_for
 
 #: The only scratch scheme of a point: there are no layers to be orthogonal or fan-in scaled.
 SCHEMES = ("normal",)
@@ -65,11 +64,40 @@ class GradientConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.steps, (int, np.integer)) or isinstance(self.steps, bool) or self.steps < 1:
-            raise ValueError(f"gradient oracle: steps must be an integer >= 1, got {self.steps!r}")
+            raise ConfigError(f"gradient oracle: steps must be an integer >= 1, got {self.steps!r}")
         for name in ("lr", "start_scale"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
-                raise ValueError(f"gradient oracle: {name} must be a positive number, got {value!r}")
+                raise ConfigError(f"gradient oracle: {name} must be a positive number, got {value!r}")
+
+
+@dataclasses.dataclass
+class GradientMetrics(OracleMetrics):
+    """The gradient oracle's numbers for one best response.
+
+    Attributes
+    ----------
+    player:
+        The responding player.
+    value:
+        Exact payoff ``u(x, sigma)`` of the returned point against the opponent mixture
+        (without the diversity term).
+    steps:
+        Adam steps taken.
+    start:
+        ``[x, y]``: where the ascent started.
+    point:
+        ``[x, y]``: where it ended (the best response).
+    diversity:
+        Unweighted diversity of the returned point; only for a diversity term of positive weight.
+    """
+
+    player: int
+    value: float
+    steps: int
+    start: list[float]
+    point: list[float]
+    diversity: float | None = None
 
 
 class GradientOracle(Oracle):
@@ -80,13 +108,11 @@ class GradientOracle(Oracle):
     optimizes_diversity = True
     scratch_schemes = SCHEMES
     settings_class = GradientConfig
-    diversity_terms = DIVERSITY_VARIANTS
+    takes_checkpoints = True
 
     def __init__(self, game: MixtureGame, config: GradientConfig | None = None):
         self.game = game
         self.config = config if config is not None else GradientConfig()
-        self._centres = torch.tensor(np.array(game.centres), dtype=torch.float64)
-        self._S = torch.tensor(np.array(game.S), dtype=torch.float64)
 
     @classmethod
     def from_space(cls, space, settings: GradientConfig | None) -> GradientOracle:
@@ -95,79 +121,69 @@ class GradientOracle(Oracle):
     def scratch_parameters(self, player: int, scheme: str, seed: int) -> StateDict:
         """``{"point": start_scale * N(0, I)}``, deterministic in ``seed``; only ``normal`` exists."""
         if scheme not in SCHEMES:
-            raise ValueError(
+            raise OracleError(
                 f"the gradient oracle's policy is a 2-D point; initialization {scheme!r} does not apply "
                 f"(accepted: {', '.join(SCHEMES)}, inherit, fusion)"
             )
         point = self.config.start_scale * np.random.default_rng(int(seed)).standard_normal(2)
         return {"point": torch.tensor(point, dtype=torch.float64)}
 
-    def _activations(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.exp(-0.5 * self.game.precision * ((x[..., None, :] - self._centres) ** 2).sum(dim=-1))
-
-    def _payoff_vector(self, p: torch.Tensor, opponent_activations: torch.Tensor) -> torch.Tensor:
-        """``u(x, y_l)`` for each opponent ``l``, from ``p = p(x)``."""
-        linear = self.game.linear_weight * (p.sum() - opponent_activations.sum(dim=1))
-        return opponent_activations @ (self._S.T @ p) + linear
-
-    def _diversity(self, term, x_activation: torch.Tensor, context: dict) -> torch.Tensor:
-        if term.kind == "dpp":
-            new_row = self._payoff_vector(x_activation, context["opponents"])
-            return dpp_expected_cardinality(torch.cat([context["own_payoffs"], new_row[None]], dim=0))
-        behaviour = x_activation / x_activation.sum()
-        if term.kind == "bdrd":
-            new_row = self._payoff_vector(x_activation, context["opponents"])
-            response = convex_hull_distance(new_row, term.own_payoffs)
-            return response + js_divergence(behaviour, context["meta_behaviour"])
-        # psd
-        return kl_divergence(behaviour[None], context["hull_behaviours"]).min()
-
-    def _diversity_context(self, term) -> dict:
-        own = torch.as_tensor(np.asarray(term.own_population, dtype=np.float64))
+    def _diversity(self, term: DiversityTerm | None):
+        """The term as a function of the activation vector, or None when it does not apply (absent or weight 0)."""
+        if term is None:
+            return None
+        measure = measure_for(term, "mixture", "gradient")
+        own = np.asarray(term.own_population)
         if own.ndim != 2 or own.shape[1] != 2:
-            raise ValueError(f"gradient oracle: own_population must be points [K, 2], got shape {tuple(own.shape)}")
-        own_activations = self._activations(own)
-        behaviours = own_activations / own_activations.sum(dim=1, keepdim=True)
-        weights = torch.as_tensor(np.asarray(term.own_meta_strategy, dtype=np.float64))
-        hull = torch.as_tensor(hull_weights(own.shape[0], term.hull_samples, term.seed))
-        return {
-            "opponents": self._activations(torch.as_tensor(np.asarray(term.opponent_population, dtype=np.float64))),
-            "own_payoffs": torch.as_tensor(np.asarray(term.own_payoffs, dtype=np.float64)),
-            "meta_behaviour": weights @ behaviours,
-            "hull_behaviours": hull @ behaviours,
-        }
+            raise OracleError(f"gradient oracle: own_population must be points [K, 2], got shape {own.shape}")
+        return measure.for_points(self.game, term) if term.weight > 0 else None
 
-    def best_response(self, request: BestResponseRequest) -> BestResponseResult:
-        cfg = self.config
+    def _start(self, request: BestResponseRequest) -> np.ndarray:
         start = request.initial_parameters
         if start is None:
             start = self.scratch_parameters(request.player, "normal", request.seed)
         if set(start) != {"point"} or tuple(start["point"].shape) != (2,):
-            raise ValueError(f"gradient oracle: initial_parameters must be {{'point': tensor of shape (2,)}}, got {list(start)}")
-        start_point = start["point"].detach().to(torch.float64).numpy()
+            raise OracleError(
+                f"gradient oracle: initial_parameters must be {{'point': tensor of shape (2,)}}, got {list(start)}"
+            )
+        return start["point"].detach().to(torch.float64).numpy()
+
+    def best_response(self, request: BestResponseRequest) -> BestResponseResult:
+        """Adam ascent from the start point; checkpoints are read off the ascent's path afterwards."""
+        cfg = self.config
+        if request.player not in (0, 1):
+            raise OracleError(f"player must be 0 or 1, got {request.player!r}")
+        self.check_checkpoints(request, cfg.steps)
+        start = self._start(request)
         term = request.diversity
-        context = self._diversity_context(term) if term is not None and term.weight > 0 else None
-        bonus = None if context is None else (lambda p: term.weight * self._diversity(term, p, context))
+        diversity = self._diversity(term)
+        bonus = None if diversity is None else (lambda p: term.weight * diversity(p))
         response = self.game.gradient_best_response(
-            request.opponent_population, request.opponent_meta_strategy, start=start_point,
-            steps=cfg.steps, lr=cfg.lr, bonus=bonus,
+            request.opponent_population, request.opponent_meta_strategy, start=start,
+            steps=cfg.steps, lr=cfg.lr, bonus=bonus, return_trajectory=bool(request.checkpoints),
         )
-        point = response.point
-        metrics = {
-            "player": request.player,
-            "value": response.value,
-            "steps": cfg.steps,
-            "start": start_point.tolist(),
-            "point": point.tolist(),
-        }
-        if context is not None:
-            with torch.no_grad():
-                metrics["diversity"] = float(self._diversity(term, self._activations(torch.as_tensor(point)), context))
+        if request.on_progress is not None:
+            request.on_progress(cfg.steps, cfg.steps)
+        for budget in request.checkpoints:
+            point = np.array(response.trajectory[budget])
+            value = float(self.game.payoff_against_mixture(point[None], request.opponent_population,
+                                                           request.opponent_meta_strategy)[0])
+            request.on_checkpoint(budget, self._result(request.player, start, point, value, budget, diversity))
+        return self._result(request.player, start, response.point, response.value, cfg.steps, diversity)
+
+    def _result(self, player: int, start: np.ndarray, point: np.ndarray, value: float, steps: int,
+                diversity) -> BestResponseResult:
+        metrics = GradientMetrics(player=player, value=value, steps=steps, start=start.tolist(), point=point.tolist(),
+                                  diversity=None if diversity is None else self._measured(diversity, point))
         return BestResponseResult(
-            policy=point, parameters={"point": torch.as_tensor(point).clone()}, episodes=cfg.steps, metrics=metrics
+            policy=point, parameters={"point": torch.as_tensor(point).clone()}, episodes=steps, metrics=metrics
         )
+
+    def _measured(self, diversity, point: np.ndarray) -> float:
+        with torch.no_grad():
+            return float(diversity(self.game.torch_activations(torch.as_tensor(point))))
 
 
 register_oracle("gradient", GradientOracle)
 
-__all__ = ["SCHEMES", "GradientConfig", "GradientOracle"]
+__all__ = ["SCHEMES", "GradientConfig", "GradientMetrics", "GradientOracle"]

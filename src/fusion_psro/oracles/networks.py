@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fusion_psro.errors import ConfigError
+
 #: Scratch initialization schemes of :func:`initialize`.
 SCHEMES = ("normal", "orthogonal", "kaiming")
 
@@ -47,7 +49,7 @@ def initialize(network: MLP, scheme: str, generator: torch.Generator) -> None:
       output layer.
     """
     if scheme not in SCHEMES:
-        raise ValueError(f"unknown initialization scheme {scheme!r}; accepted: {', '.join(SCHEMES)}")
+        raise ConfigError(f"unknown initialization scheme {scheme!r}; accepted: {', '.join(SCHEMES)}")
     last = len(network.layers) - 1
     with torch.no_grad():
         for k, layer in enumerate(network.layers):

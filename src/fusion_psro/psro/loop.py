@@ -235,13 +235,9 @@ class PSRO:
             initial_parameters=start, seed=plan.seed, diversity=plan.diversity,
         ))
         member = Member(policy=result.policy, parameters=result.parameters, origin=f"iteration {self.state.iteration}")
-        response = Response(member, init, fusion_s, result.episodes, _metrics_json(result.metrics))
+        response = Response(member, init, fusion_s, result.episodes, result.metrics.to_json())
         self._responses.append(response)
         return response
-
-
-def _metrics_json(metrics) -> dict[str, Any]:
-    return metrics.to_json() if hasattr(metrics, "to_json") else dict(metrics)
 
 
 __all__ = ["PSRO", "PSROState", "Response", "make_oracle"]
