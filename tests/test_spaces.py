@@ -91,7 +91,7 @@ def test_mixture_run_resumes_to_the_uninterrupted_result(tmp_path):
     (tmp_path / "part" / "config.json").write_text(json.dumps(record))
     resumed = resume_psro(tmp_path / "part", progress=False)
     assert [r.exploitability for r in resumed] == [r.exploitability for r in whole]
-    assert [r["meta_strategies"] for r in read_metrics(tmp_path / "part")] == [r["meta_strategies"] for r in whole]
+    assert [r["meta_strategies"] for r in read_metrics(tmp_path / "part")] == [r.meta_strategies for r in whole]
 
 
 @pytest.mark.parametrize(
