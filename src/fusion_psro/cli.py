@@ -166,6 +166,43 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _split(text: str, name: str, kind=str) -> list:
+    try:
+        values = [kind(part.strip()) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise FusionPSROError(f"{name} takes a comma-separated list, e.g. {name} 500,2000; got {text!r}") from None
+    if not values:
+        raise FusionPSROError(f"{name} needs at least one value")
+    return values
+
+
+def _cmd_init_study(args: argparse.Namespace) -> int:
+    import os
+
+    from fusion_psro.experiments.init_study import StudySettings, parse_iterations, plan_study, run_study
+    from fusion_psro.experiments.init_study_report import write_study_report
+
+    settings = StudySettings(budgets=tuple(_split(args.budgets, "--budgets", int)), seed=args.seed)
+    if not args.report_only:
+        cells = plan_study(args.run_dirs, _split(args.inits, "--inits"), repeats=args.repeats,
+                           at=None if args.at is None else parse_iterations(args.at))
+        try:
+            shard = tuple(int(x) for x in args.shard.split("/"))
+        except ValueError:
+            raise FusionPSROError(f"--shard is K/N (run every N-th cell from the K-th), got {args.shard!r}") from None
+        summary = run_study(cells, settings, args.out, workers=args.workers or os.cpu_count() or 1,
+                            address=args.address, progress=not args.quiet, shard=shard)
+        print(f"{args.out}: {summary['cells']} cells, {summary['skipped']} already done, {summary['ran']} ran, "
+              f"{len(summary['failed'])} failed", file=sys.stderr)
+        for failure in summary["failed"]:
+            print(f"fusion-psro: cell {failure}", file=sys.stderr)
+        if summary["failed"]:
+            return 1
+    report, figures = write_study_report(args.out)
+    print(f"report: {report}\nfigure: {figures[0]}")
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from fusion_psro.experiments.report import load_runs, summary_table, write_report
 
@@ -250,6 +287,22 @@ def _add_sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="use the config's [quick] scale (minutes), into <out>-quick")
 
 
+def _add_init_study_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="finished runs of an oracle that trains parameters")
+    p.add_argument("--out", required=True, help="study directory (created, or an unfinished study to continue)")
+    p.add_argument("--at", help="iterations whose states are studied, e.g. 5,10,15 or 3-8 (default: every one from 3 on)")
+    p.add_argument("--inits", default="normal,orthogonal,kaiming,inherit,fusion",
+                   help="initializations to compare (default: %(default)s)")
+    p.add_argument("--budgets", default="500,2000,6000,20000",
+                   help="training budgets at which each response is measured, in the oracle's unit (default: %(default)s)")
+    p.add_argument("--repeats", type=int, default=3, help="training seeds per state, player and init (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the study's training seeds (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=None, help="local Ray workers (default: the CPU count; 1 runs in-process)")
+    p.add_argument("--address", help="join this Ray cluster (HOST:PORT) instead of starting a local Ray")
+    p.add_argument("--shard", default="0/1", metavar="K/N", help="run only every N-th cell from the K-th (default: all)")
+    p.add_argument("--report-only", action="store_true", help="write the report of the finished cells, train nothing")
+
+
 def _add_report_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dirs", nargs="+", metavar="DIR", help="run directories written by fusion-psro run")
     p.add_argument("--out", help="write the Markdown report to this file, with its figures beside it")
@@ -285,6 +338,8 @@ COMMANDS = {
     "compile": ("enumerate games into arrays and cache them on disk", _add_compile_arguments, _cmd_compile),
     "run": ("run PSRO / Fusion-PSRO into an output directory", _add_run_arguments, _cmd_run),
     "sweep": ("run a grid of PSRO runs (TOML config) as Ray tasks", _add_sweep_arguments, _cmd_sweep),
+    "init-study": ("train best responses from each initialization at recorded PSRO states, paired and exact",
+                   _add_init_study_arguments, _cmd_init_study),
     "report": ("table of final exploitability per method over run directories", _add_report_arguments, _cmd_report),
     "plot": ("exploitability curves (mean ± s.e. over seeds) of run directories, as PNG and SVG",
              _add_plot_arguments, _cmd_plot),

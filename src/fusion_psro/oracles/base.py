@@ -161,6 +161,10 @@ class Oracle(abc.ABC):
     scratch_schemes: tuple[str, ...] = ()
     #: Frozen dataclass of the oracle's settings (``--oracle-option KEY=VALUE``), or None.
     settings_class: type | None = None
+    #: The setting that is a best response's training budget (``"episodes"``, ``"steps"``),
+    #: in which ``checkpoints`` count; None for oracles that do not train. A run's
+    #: ``--episodes`` feeds an ``"episodes"`` budget.
+    budget_setting: str | None = None
 
     @classmethod
     def from_space(cls, space, settings) -> Oracle:
@@ -200,6 +204,10 @@ class Oracle(abc.ABC):
             raise OracleError(
                 f"checkpoints {beyond} lie beyond the {training_episodes} training episodes of a best response"
             )
+
+    def diagnostics(self, player: int, parameters: StateDict | None) -> dict[str, Any]:
+        """Numbers that describe a response's parameters (a network's dead units, norm, ...); none by default."""
+        return {}
 
     def scratch_parameters(self, player: int, scheme: str, seed: int) -> StateDict:
         """Fresh parameters for ``player``'s network initialized with ``scheme``.

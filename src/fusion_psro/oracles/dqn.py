@@ -104,7 +104,7 @@ import copy
 import dataclasses
 import time
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -289,6 +289,11 @@ class DQNMetrics(OracleMetrics):
     diversity_candidates: int | None = None
     selected_value: float | None = None
     diversity: float | None = None
+
+    @property
+    def training_return(self) -> float:
+        """The training return of the response (the paper's Appendix C metric): :attr:`mean_return_last_1000`."""
+        return self.mean_return_last_1000
 
 
 class _Batch(NamedTuple):
@@ -683,6 +688,7 @@ class DQNOracle(Oracle):
     scratch_schemes = SCHEMES
     settings_class = DQNConfig
     takes_checkpoints = True
+    budget_setting = "episodes"
 
     def __init__(self, compiled: CompiledGame, config: DQNConfig | None = None) -> None:
         for p in range(2):
@@ -735,6 +741,39 @@ class DQNOracle(Oracle):
         except RuntimeError as exc:
             raise OracleError(f"initial_parameters do not fit player {request.player}'s Q-network: {exc}") from None
         return network
+
+    def network(self, player: int, parameters: StateDict) -> MLP:
+        """``player``'s Q-network with ``parameters`` loaded (on the CPU)."""
+        network = self.build_network(player)
+        try:
+            network.load_state_dict(parameters)
+        except RuntimeError as exc:
+            raise OracleError(f"parameters do not fit player {player}'s Q-network: {exc}") from None
+        return network
+
+    def diagnostics(self, player: int, parameters: StateDict | None) -> dict[str, Any]:
+        """Plasticity of a Q-network, over all of ``player``'s information states.
+
+        ``dead_relu``: per hidden layer, the share of units that output 0 at every
+        information state; ``parameter_norm``: the L2 norm of all parameters; ``q_gap``:
+        the mean over information states of the best minus the worst legal Q-value (with
+        epsilon-greedy acting, a large gap means exploration rarely changes its mind).
+        """
+        if parameters is None:
+            return {}
+        network = self.network(player, parameters)
+        info = self.compiled.players[player]
+        legal = torch.from_numpy(info.legal_mask)
+        dead = []
+        with torch.no_grad():
+            x = torch.from_numpy(info.tensors)
+            for layer in network.layers[:-1]:
+                x = torch.relu(layer(x))
+                dead.append(float((x.amax(dim=0) <= 0).float().mean()))
+            q = network.layers[-1](x)
+            gap = q.masked_fill(~legal, -torch.inf).amax(dim=1) - q.masked_fill(~legal, torch.inf).amin(dim=1)
+            norm = torch.sqrt(sum((p.double() ** 2).sum() for p in parameters.values() if p.is_floating_point()))
+        return {"dead_relu": dead, "parameter_norm": float(norm), "q_gap": float(gap.mean())}
 
     def greedy_policy(self, player: int, parameters: StateDict) -> np.ndarray:
         """Greedy tabular policy ``[I, A]`` of a Q-network with ``parameters``."""

@@ -109,6 +109,7 @@ class GradientOracle(Oracle):
     scratch_schemes = SCHEMES
     settings_class = GradientConfig
     takes_checkpoints = True
+    budget_setting = "steps"
 
     def __init__(self, game: MixtureGame, config: GradientConfig | None = None):
         self.game = game

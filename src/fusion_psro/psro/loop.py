@@ -73,12 +73,12 @@ class Response:
 def make_oracle(config: PSROConfig, space: PolicySpace):
     """The registered oracle ``config.oracle`` (a resolved config) for the game of ``space``.
 
-    An oracle with an ``episodes`` setting gets ``config.episodes``; giving it also in
+    An oracle whose budget is episodes gets ``config.episodes``; giving it also in
     ``oracle_options`` with another value is an error.
     """
     oracle_class = ORACLES.get(config.oracle)
     options = dict(config.oracle_options)
-    if "episodes" in oracle_class.option_names():
+    if oracle_class.budget_setting == "episodes":
         if options.get("episodes", config.episodes) != config.episodes:
             raise ConfigError(
                 f"the episode budget is given twice (episodes={config.episodes}, oracle option "
