@@ -8,6 +8,7 @@ from fusion_psro.oracles.base import BestResponseRequest, BestResponseResult, Or
 from fusion_psro.oracles.diversity import DIVERSITY_VARIANTS, DiversityTerm
 from fusion_psro.oracles.exact import ExactOracle
 from fusion_psro.oracles.dqn import DQNConfig, DQNOracle  # noqa: I001 (registration order: exact first)
+from fusion_psro.oracles.pg import PGConfig, PolicyGradientOracle  # noqa: F401 (registers "pg")
 from fusion_psro.oracles.gradient import GradientConfig, GradientOracle
 
 __all__ = [
