@@ -296,6 +296,8 @@ def test_bad_requests(kuhn):
     broken = {name: torch.full_like(t, float("nan")) for name, t in oracle.scratch_parameters(0, "normal", 0).items()}
     with pytest.raises(OracleError, match="NaN or infinite"):
         oracle.best_response(request(0, population, initial_parameters=broken))
+    with pytest.raises(OracleError, match="policy kind must be one of greedy, stochastic"):
+        oracle.tabular_policy(0, oracle.scratch_parameters(0, "normal", 0), "softmax")
     with pytest.raises(OracleError, match="accepted: normal, orthogonal, kaiming"):
         oracle.scratch_parameters(0, "xavier", 0)
     with pytest.raises(OracleError, match="player must be 0 or 1"):

@@ -252,10 +252,6 @@ class SequenceFormObjective:
         self.legal = torch.from_numpy(info.legal_mask).to(device)
         self.plans = DifferentiablePlan(info, device)
 
-    def value(self, policy: torch.Tensor) -> torch.Tensor:
-        """Exact expected payoff of the behavioural policy ``[I, A]``."""
-        return self.plans.plan(policy) @ self.sequence_values
-
     def __call__(self, logits: torch.Tensor, entropy_weight: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
         """``(value + entropy_weight * causal entropy, value)`` of the softmax policy of ``logits``."""
         log_policy = masked_log_softmax(logits, self.legal)
@@ -345,11 +341,14 @@ class PolicyGradientOracle(Oracle):
 
         ``kind`` is ``"greedy"`` or ``"stochastic"`` (default: ``config.population_policy``).
         """
+        kind = kind or self.config.population_policy
+        if kind not in POPULATION_POLICIES:
+            raise OracleError(f"policy kind must be one of {', '.join(POPULATION_POLICIES)}, got {kind!r}")
         network = self.load_network(player, parameters)
         info = self.compiled.players[player]
         inputs = (torch.from_numpy(info.tensors), torch.from_numpy(info.legal_mask))
         with torch_threads(self.config.torch_threads):
-            return self._policy_of(network, *inputs, kind or self.config.population_policy)
+            return self._policy_of(network, *inputs, kind)
 
     @staticmethod
     def _policy_of(network: MLP, observations: torch.Tensor, legal: torch.Tensor, kind: str) -> np.ndarray:
