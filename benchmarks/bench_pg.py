@@ -107,7 +107,7 @@ def behaviour_policy(compiled, player: int, plan: np.ndarray) -> np.ndarray:
 
 def step_cost(compiled, objective: SequenceFormObjective, repeats: int) -> float:
     oracle = PolicyGradientOracle(compiled, PGConfig(device="cpu"))
-    network = oracle.load_network(PLAYER, oracle.scratch_parameters(PLAYER, "normal", 0))
+    network = oracle.network(PLAYER, oracle.scratch_parameters(PLAYER, "normal", 0))
     observations = torch.from_numpy(compiled.players[PLAYER].tensors)
     optimizer = adam(network, oracle.config.learning_rate)
 

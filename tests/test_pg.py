@@ -58,7 +58,7 @@ def mixed_opponent(compiled, player, rng, members=3):
 
 
 def network_logits(oracle, player, seed):
-    network = oracle.load_network(player, oracle.scratch_parameters(player, "normal", seed))
+    network = oracle.network(player, oracle.scratch_parameters(player, "normal", seed))
     with torch.no_grad():
         return network(torch.from_numpy(oracle.compiled.players[player].tensors))
 
@@ -150,10 +150,10 @@ def test_reaches_best_response_on_kuhn(kuhn):
             result = oracle.best_response(request(player, population, weights))
             gap, value = gap_of(kuhn, player, population, weights, result.policy)
             assert gap < 1e-3, (player, gap)
-            assert result.metrics["value"] == pytest.approx(value, abs=1e-12)
-            assert result.metrics["gap"] == pytest.approx(gap, abs=1e-12)
-            assert result.metrics["gap"] >= -1e-12
-            assert result.metrics["value"] >= result.metrics["initial_value"]
+            assert result.metrics.value == pytest.approx(value, abs=1e-12)
+            assert result.metrics.gap == pytest.approx(gap, abs=1e-12)
+            assert result.metrics.gap >= -1e-12
+            assert result.metrics.value >= result.metrics.initial_value
 
 
 @pytest.mark.parametrize("player", [0, 1])
@@ -165,8 +165,8 @@ def test_reaches_best_response_on_leduc(leduc, player):
     result = oracle.best_response(request(player, population, weights))
     gap, value = gap_of(leduc, player, population, weights, result.policy)
     assert gap < 1e-3, gap
-    assert result.metrics["best_response_value"] - result.metrics["softmax_value"] < 1e-2
-    assert result.episodes == LEDUC_SMALL.steps == result.metrics["steps"]
+    assert result.metrics.best_response_value - result.metrics.softmax_value < 1e-2
+    assert result.episodes == LEDUC_SMALL.steps == result.metrics.steps
 
 
 def test_same_seed_same_parameters_different_seeds_differ(kuhn):
@@ -176,7 +176,7 @@ def test_same_seed_same_parameters_different_seeds_differ(kuhn):
     for name, tensor in first.parameters.items():
         assert torch.equal(tensor, again.parameters[name])
     np.testing.assert_array_equal(first.policy, again.policy)
-    assert first.metrics["value"] == again.metrics["value"]
+    assert first.metrics.value == again.metrics.value
     assert any(not torch.equal(tensor, other.parameters[name]) for name, tensor in first.parameters.items())
 
 
@@ -209,9 +209,9 @@ def test_greedy_and_stochastic_population_policies(kuhn):
     np.testing.assert_array_equal(greedy.policy.argmax(axis=1), np.where(legal, stochastic.policy, -1).argmax(axis=1))
     np.testing.assert_allclose(stochastic.policy.sum(axis=1), 1.0, atol=1e-15)
     assert (stochastic.policy[legal] > 0).all() and (stochastic.policy[~legal] == 0).all()
-    assert stochastic.metrics["value"] == stochastic.metrics["softmax_value"]
+    assert stochastic.metrics.value == stochastic.metrics.softmax_value
     for result in results.values():
-        assert result.metrics["value"] == pytest.approx(gap_of(kuhn, 1, population, weights, result.policy)[1], abs=1e-12)
+        assert result.metrics.value == pytest.approx(gap_of(kuhn, 1, population, weights, result.policy)[1], abs=1e-12)
 
 
 def test_starting_parameters_are_respected(kuhn):
@@ -221,11 +221,11 @@ def test_starting_parameters_are_respected(kuhn):
     results = [oracle.best_response(request(1, population, initial_parameters=start, seed=0)) for start in starts]
     for start, result in zip(starts, results):
         start_policy = oracle.tabular_policy(1, start)
-        assert result.metrics["initial_value"] == pytest.approx(gap_of(kuhn, 1, population, np.ones(1), start_policy)[1], abs=1e-12)
+        assert result.metrics.initial_value == pytest.approx(gap_of(kuhn, 1, population, np.ones(1), start_policy)[1], abs=1e-12)
         # One Adam step moves every parameter by about the learning rate, no more.
         for name, tensor in start.items():
             assert (result.parameters[name] - tensor).abs().max() <= 1.01 * SMALL.learning_rate
-    assert results[0].metrics["initial_value"] != results[1].metrics["initial_value"]
+    assert results[0].metrics.initial_value != results[1].metrics.initial_value
     # Without starting parameters, the seed's normal scratch draw is the start.
     implicit = oracle.best_response(request(1, population, seed=10))
     assert all(torch.equal(implicit.parameters[name], results[0].parameters[name]) for name in implicit.parameters)
@@ -237,7 +237,7 @@ def test_fused_parameters_load(kuhn):
     members = [oracle.best_response(request(0, population, seed=s)).parameters for s in (1, 2)]
     fused = fuse_parameters(members, [0.25, 0.75])
     result = oracle.best_response(request(0, population, initial_parameters=fused))
-    assert result.metrics["initial_value"] == pytest.approx(
+    assert result.metrics.initial_value == pytest.approx(
         gap_of(kuhn, 0, population, np.ones(1), oracle.tabular_policy(0, fused))[1], abs=1e-12
     )
 
@@ -248,7 +248,8 @@ def test_fused_parameters_load(kuhn):
 def test_registered_with_its_capabilities(kuhn):
     assert ORACLES.get("pg") is PolicyGradientOracle
     assert PolicyGradientOracle.name == "pg"
-    assert PolicyGradientOracle.trains_parameters and not PolicyGradientOracle.optimizes_diversity
+    assert PolicyGradientOracle.trains_parameters and PolicyGradientOracle.optimizes_diversity
+    assert PolicyGradientOracle.takes_checkpoints and PolicyGradientOracle.budget_setting == "steps"
     assert PolicyGradientOracle.game_kinds == ("tabular",)
     assert PolicyGradientOracle.settings_class is PGConfig
     oracle = PolicyGradientOracle.create(TabularSpace(kuhn), {"steps": 5, "hidden_sizes": [16]})
@@ -302,6 +303,56 @@ def test_bad_requests(kuhn):
         oracle.scratch_parameters(0, "xavier", 0)
     with pytest.raises(OracleError, match="player must be 0 or 1"):
         oracle.scratch_parameters(-1, "normal", 0)
-    term = DiversityTerm("psd", 0.1, population, np.ones(1), np.zeros((1, 1)), population)
-    with pytest.raises(OracleError, match="cannot optimize the 'psd' diversity term"):
-        oracle.best_response(request(0, population, diversity=term))
+    with pytest.raises(OracleError, match="beyond"):
+        oracle.best_response(request(0, population, checkpoints=(10_000,), on_checkpoint=lambda b, s: None))
+
+
+# ---------------------------------------------------------------- diversity terms and hooks
+
+
+def test_expected_decision_bonus_counts_the_decisions_of_a_game(kuhn):
+    """With a bonus of 1 per decision, the expected bonus is the expected number of decisions.
+
+    Kuhn, both players uniform: player 0 always acts once, and again after check-bet (1/4).
+    """
+    objective = SequenceFormObjective(kuhn, 0, realization_plans(kuhn, 1, uniform_policy(kuhn, 1)), CPU)
+    ones = torch.ones(kuhn.players[0].legal_mask.shape, dtype=torch.float64)
+    logits = torch.zeros(ones.shape, dtype=torch.float64)
+    assert float(objective.expected_decision_bonus(logits, ones)) == pytest.approx(1.25, abs=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["psd", "bdrd", "dpp"])
+def test_diversity_terms_change_the_objective_and_weight_zero_changes_nothing(kuhn, kind):
+    rng = np.random.default_rng(3)
+    own = np.stack([random_deterministic_policy(kuhn, 0, rng) for _ in range(3)])
+    opponents = np.stack([random_policy(kuhn, 1, rng) for _ in range(2)])
+    payoffs = np.array([[expected_values(kuhn, realization_plans(kuhn, 0, a), realization_plans(kuhn, 1, b))[0]
+                         for b in opponents] for a in own])
+    oracle = PolicyGradientOracle(kuhn, dataclasses.replace(SMALL, steps=60, diversity_candidates=4))
+
+    def respond(weight):
+        term = DiversityTerm(kind, weight, own, np.full(3, 1 / 3), payoffs, opponents, seed=1)
+        return oracle.best_response(request(0, opponents, seed=4, diversity=term))
+
+    plain, zero, strong = oracle.best_response(request(0, opponents, seed=4)), respond(0.0), respond(5.0)
+    assert np.array_equal(plain.policy, zero.policy) and zero.metrics.diversity is None
+    if kind in ("psd", "bdrd"):
+        assert strong.metrics.diversity_bonus_mean is not None
+    if kind in ("dpp", "bdrd"):
+        assert strong.metrics.diversity_candidates == 4 and 0 <= strong.metrics.diversity_candidate < 4
+        assert strong.metrics.selected_value == pytest.approx(gap_of(kuhn, 0, opponents, np.full(2, 0.5), strong.policy)[1])
+    assert not all(torch.equal(a, b) for a, b in zip(plain.parameters.values(), strong.parameters.values()))
+
+
+def test_checkpoints_see_the_network_along_the_way(kuhn):
+    oracle = PolicyGradientOracle(kuhn, dataclasses.replace(SMALL, steps=40))
+    seen, progress = {}, []
+    population = uniform_policy(kuhn, 1)[None]
+    final = oracle.best_response(request(0, population, checkpoints=(0, 10, 40),
+                                         on_checkpoint=lambda b, snap: seen.setdefault(b, snap),
+                                         on_progress=lambda done, total: progress.append((done, total))))
+    assert sorted(seen) == [0, 10, 40] and progress[-1] == (40, 40)
+    assert seen[0].metrics.value == pytest.approx(final.metrics.initial_value)
+    assert np.array_equal(seen[40].policy, final.policy) and seen[10].metrics.steps == 10
+    for snapshot in seen.values():  # each snapshot's policy is its own parameters' policy
+        assert np.array_equal(snapshot.policy, oracle.tabular_policy(0, snapshot.parameters))

@@ -29,6 +29,9 @@ __all__ = [
     "GradientOracle",
     "Oracle",
     "OracleMetrics",
+    "PGConfig",
+    "PGMetrics",
+    "PolicyGradientOracle",
     "TabularDiversity",
     "mixture_behaviour",
 ]

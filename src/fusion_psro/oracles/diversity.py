@@ -268,6 +268,46 @@ class TabularDiversity:
     score: Callable[[np.ndarray, np.ndarray], float] | None = None
 
 
+class DiverseSnapshots:
+    """Training snapshots among which a term's whole-policy score picks the response (DPP, RD).
+
+    Such a term is a function of the whole policy's payoffs, not of single decisions, so
+    it cannot be shaped into a reward or a per-decision gradient. Every
+    ``ceil(budget / count)`` completed units of training (episodes, steps) the current
+    policy and parameters are kept (the caller adds the final ones); :meth:`best` returns
+    the one with the highest ``value + weight * score``, every term exact.
+    """
+
+    def __init__(self, compiled: CompiledGame, request, diversity: TabularDiversity, budget: int, count: int) -> None:
+        self.compiled, self.request, self.diversity = compiled, request, diversity
+        self.every = max(1, -(-budget // count))
+        self.candidates: list[tuple[np.ndarray, dict[str, torch.Tensor]]] = []
+
+    def due(self, completed: int) -> bool:
+        return completed >= self.every * (len(self.candidates) + 1)
+
+    def add(self, policy: np.ndarray, parameters: dict[str, torch.Tensor]) -> None:
+        self.candidates.append((policy, parameters))
+
+    def best(self, behaviour: Callable[[np.ndarray], np.ndarray]) -> tuple[int, float, float]:
+        """Index, exact value and score of the best snapshot (the first on ties).
+
+        ``behaviour(policy)`` is the policy the learner acts by when its response is ``policy``.
+        """
+        compiled, request = self.compiled, self.request
+        player = request.player
+        opponents = realization_plans(compiled, 1 - player, request.opponent_population)
+        mixture_values = np.asarray(sequence_form(compiled).matrices[player] @ (request.opponent_meta_strategy @ opponents))
+        best = (-1, -np.inf, 0.0, -np.inf)
+        for index, (policy, _) in enumerate(self.candidates):
+            value = float(realization_plans(compiled, player, policy) @ mixture_values)
+            score = self.diversity.score(policy, behaviour(policy))
+            objective = value + request.diversity.weight * score
+            if objective > best[3]:
+                best = (index, value, score, objective)
+        return best[:3]
+
+
 # ---------------------------------------------------------------------------- point pieces
 
 

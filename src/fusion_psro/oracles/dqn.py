@@ -112,17 +112,17 @@ from torch import nn
 from torch.nn import functional as F
 
 from fusion_psro.errors import ConfigError, GameNotSupportedError, OracleError
-from fusion_psro.evaluation.sequence_form import realization_plans, sequence_form
 from fusion_psro.games.compiled import CompiledGame
 from fusion_psro.games.simulation import VectorizedEpisodes
 from fusion_psro.oracles.base import BestResponseRequest, BestResponseResult, Oracle, OracleMetrics, StateDict
-from fusion_psro.oracles.diversity import TabularDiversity, measure_for
+from fusion_psro.oracles.diversity import DiverseSnapshots, TabularDiversity, measure_for
 from fusion_psro.oracles.networks import (
     MLP,
     SCHEMES,
     adam,
     greedy_policy,
     initialize,
+    network_diagnostics,
     resolve_device,
     torch_threads,
 )
@@ -492,20 +492,6 @@ class _DiversityBonus:
         return self._total / max(self._count, 1)
 
 
-class _Snapshots:
-    """Greedy policies and parameters taken every ``ceil(episodes / count)`` completed episodes."""
-
-    def __init__(self, episodes: int, count: int) -> None:
-        self.every = max(1, -(-episodes // count))
-        self.candidates: list[tuple[np.ndarray, dict[str, torch.Tensor]]] = []
-
-    def due(self, completed: int) -> bool:
-        return completed >= self.every * (len(self.candidates) + 1)
-
-    def add(self, policy: np.ndarray, parameters: dict[str, torch.Tensor]) -> None:
-        self.candidates.append((policy, parameters))
-
-
 class _Training:
     """One best response's DQN training run; see the module docstring."""
 
@@ -527,7 +513,8 @@ class _Training:
         self.diversity = self._tabular_diversity()
         self.bonus = self._diversity_bonus()
         selects = self.diversity is not None and self.diversity.score is not None
-        self.snapshots = _Snapshots(cfg.episodes, cfg.diversity_candidates) if selects else None
+        self.snapshots = DiverseSnapshots(oracle.compiled, request, self.diversity, cfg.episodes,
+                                          cfg.diversity_candidates) if selects else None
         self._actions = np.zeros(cfg.num_envs, dtype=np.int64)  # entries of inactive games are ignored
         self._checkpoints = list(request.checkpoints)  # budgets not reached yet, ascending
         self._hooks_s = 0.0
@@ -647,28 +634,13 @@ class _Training:
         metrics = self._metrics(train_s)
         if self.snapshots is not None:
             self.snapshots.add(policy, parameters)
-            index, value, score = self._best_snapshot()
+            index, value, score = self.snapshots.best(self._exploring)
             policy, parameters = self.snapshots.candidates[index]
             metrics = dataclasses.replace(metrics, diversity_candidate=index,
                                           diversity_candidates=len(self.snapshots.candidates),
                                           selected_value=value, diversity=score)
         return BestResponseResult(policy=policy, parameters=parameters, episodes=self.episodes.episodes_completed,
                                   metrics=metrics)
-
-    def _best_snapshot(self) -> tuple[int, float, float]:
-        """Index, exact value and score of the snapshot with the best ``value + weight * score`` (first on ties)."""
-        compiled, player, request = self.compiled, self.player, self.request
-        opponents = realization_plans(compiled, 1 - player, request.opponent_population)
-        mixture_values = np.asarray(sequence_form(compiled).matrices[player] @ (request.opponent_meta_strategy @ opponents))
-        weight = request.diversity.weight
-        best = (-1, -np.inf, 0.0, -np.inf)
-        for index, (policy, _) in enumerate(self.snapshots.candidates):
-            value = float(realization_plans(compiled, player, policy) @ mixture_values)
-            score = self.diversity.score(policy, self._exploring(policy))
-            objective = value + weight * score
-            if objective > best[3]:
-                best = (index, value, score, objective)
-        return best[:3]
 
 
 class DQNOracle(Oracle):
@@ -752,28 +724,11 @@ class DQNOracle(Oracle):
         return network
 
     def diagnostics(self, player: int, parameters: StateDict | None) -> dict[str, Any]:
-        """Plasticity of a Q-network, over all of ``player``'s information states.
-
-        ``dead_relu``: per hidden layer, the share of units that output 0 at every
-        information state; ``parameter_norm``: the L2 norm of all parameters; ``q_gap``:
-        the mean over information states of the best minus the worst legal Q-value (with
-        epsilon-greedy acting, a large gap means exploration rarely changes its mind).
-        """
+        """Plasticity of the Q-network with ``parameters`` (:func:`~fusion_psro.oracles.networks.network_diagnostics`)."""
         if parameters is None:
             return {}
-        network = self.network(player, parameters)
         info = self.compiled.players[player]
-        legal = torch.from_numpy(info.legal_mask)
-        dead = []
-        with torch.no_grad():
-            x = torch.from_numpy(info.tensors)
-            for layer in network.layers[:-1]:
-                x = torch.relu(layer(x))
-                dead.append(float((x.amax(dim=0) <= 0).float().mean()))
-            q = network.layers[-1](x)
-            gap = q.masked_fill(~legal, -torch.inf).amax(dim=1) - q.masked_fill(~legal, torch.inf).amin(dim=1)
-            norm = torch.sqrt(sum((p.double() ** 2).sum() for p in parameters.values() if p.is_floating_point()))
-        return {"dead_relu": dead, "parameter_norm": float(norm), "q_gap": float(gap.mean())}
+        return network_diagnostics(self.network(player, parameters), info.tensors, info.legal_mask)
 
     def greedy_policy(self, player: int, parameters: StateDict) -> np.ndarray:
         """Greedy tabular policy ``[I, A]`` of a Q-network with ``parameters``."""

@@ -114,4 +114,29 @@ def adam(network: nn.Module, learning_rate: float) -> torch.optim.Adam:
         return torch.optim.Adam(network.parameters(), lr=learning_rate)
 
 
-__all__ = ["MLP", "SCHEMES", "adam", "available_cpus", "greedy_policy", "initialize", "resolve_device", "torch_threads"]
+def network_diagnostics(network: MLP, observations: np.ndarray, legal_mask: np.ndarray) -> dict:
+    """How much a network can still learn, over all of a player's information states.
+
+    ``dead_relu``: per hidden layer, the share of units that output 0 at every
+    information state (they get no gradient); ``parameter_norm``: the L2 norm of all
+    parameters; ``q_gap``: the mean over information states of the best minus the worst
+    legal output (Q-values or logits; with epsilon-greedy acting a large gap means that
+    exploration rarely changes the greedy choice).
+    """
+    legal = torch.from_numpy(legal_mask)
+    dead = []
+    with torch.no_grad():
+        x = torch.from_numpy(observations)
+        for layer in network.layers[:-1]:
+            x = F.relu(layer(x))
+            dead.append(float((x.amax(dim=0) <= 0).float().mean()))
+        out = network.layers[-1](x)
+        gap = out.masked_fill(~legal, -torch.inf).amax(dim=1) - out.masked_fill(~legal, torch.inf).amin(dim=1)
+        norm = torch.sqrt(sum((p.double() ** 2).sum() for p in network.parameters()))
+    return {"dead_relu": dead, "parameter_norm": float(norm), "q_gap": float(gap.mean())}
+
+
+__all__ = [
+    "MLP", "SCHEMES", "adam", "available_cpus", "greedy_policy", "initialize", "network_diagnostics", "resolve_device",
+    "torch_threads",
+]

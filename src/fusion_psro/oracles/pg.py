@@ -56,6 +56,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -64,8 +65,18 @@ from fusion_psro.errors import ConfigError, OracleError
 from fusion_psro.evaluation import mixture_plan
 from fusion_psro.evaluation.sequence_form import best_response_to_plans, realization_plans, sequence_form
 from fusion_psro.games.compiled import CompiledGame, PlayerInfostates
-from fusion_psro.oracles.base import BestResponseRequest, BestResponseResult, Oracle, StateDict
-from fusion_psro.oracles.networks import MLP, SCHEMES, adam, greedy_policy, initialize, resolve_device, torch_threads
+from fusion_psro.oracles.base import BestResponseRequest, BestResponseResult, Oracle, OracleMetrics, StateDict
+from fusion_psro.oracles.diversity import DiverseSnapshots, measure_for
+from fusion_psro.oracles.networks import (
+    MLP,
+    SCHEMES,
+    adam,
+    greedy_policy,
+    initialize,
+    network_diagnostics,
+    resolve_device,
+    torch_threads,
+)
 from fusion_psro.registry import register_oracle
 
 #: What joins the population: the greedy policy of the network, or its softmax policy.
@@ -125,6 +136,10 @@ class PGConfig:
     torch_threads:
         Intra-op CPU threads while the oracle runs (default 1); None: the number of CPUs
         this process may use. The previous setting is restored afterwards.
+    diversity_candidates:
+        Diversity terms with a whole-policy score (DPP, RD): snapshots of the network,
+        evenly spaced over the steps, among which the one with the best diversified
+        objective is returned (as the DQN oracle does).
     """
 
     hidden_sizes: tuple[int, ...] = (256, 256, 256)
@@ -135,6 +150,7 @@ class PGConfig:
     population_policy: str = "greedy"
     device: str = "auto"
     torch_threads: int | None = 1
+    diversity_candidates: int = 10
 
     def __post_init__(self) -> None:
         sizes = self.hidden_sizes
@@ -170,6 +186,8 @@ class PGConfig:
                     f"pg oracle: device must be 'auto' or a torch device name such as 'cpu' or 'cuda:0', "
                     f"got {self.device!r}"
                 ) from None
+        if not _is_integer(self.diversity_candidates) or self.diversity_candidates < 1:
+            raise ConfigError(f"pg oracle: diversity_candidates must be an integer >= 1, got {self.diversity_candidates!r}")
         if self.torch_threads is not None and (not _is_integer(self.torch_threads) or self.torch_threads < 1):
             raise ConfigError(f"pg oracle: torch_threads must be an integer >= 1 or None, got {self.torch_threads!r}")
 
@@ -252,6 +270,15 @@ class SequenceFormObjective:
         self.legal = torch.from_numpy(info.legal_mask).to(device)
         self.plans = DifferentiablePlan(info, device)
 
+    def expected_decision_bonus(self, logits: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        """``sum_{s,a} P(visit s) pi(a|s) table[s, a]``: the expected sum of a per-decision bonus in a game.
+
+        Differentiable through the policy's plan; ``table`` is held fixed, as a reward is.
+        """
+        plan = self.plans.plan(masked_log_softmax(logits, self.legal).exp())
+        sequences = plan[: self.plans.empty_sequence].reshape(table.shape)
+        return (sequences * self.opponent_reach[:, None] * table.masked_fill(~self.legal, 0.0)).sum()
+
     def __call__(self, logits: torch.Tensor, entropy_weight: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
         """``(value + entropy_weight * causal entropy, value)`` of the softmax policy of ``logits``."""
         log_policy = masked_log_softmax(logits, self.legal)
@@ -278,9 +305,11 @@ class PolicyGradientOracle(Oracle):
 
     trains_parameters = True
     game_kinds = ("tabular",)
-    optimizes_diversity = False
+    optimizes_diversity = True
+    takes_checkpoints = True
     scratch_schemes = SCHEMES
     settings_class = PGConfig
+    budget_setting = "steps"
 
     def __init__(self, compiled: CompiledGame, config: PGConfig | None = None) -> None:
         for p in range(2):
@@ -325,7 +354,7 @@ class PolicyGradientOracle(Oracle):
         initialize(network, scheme, torch.Generator().manual_seed(int(seed)))
         return {name: value.detach().clone() for name, value in network.state_dict().items()}
 
-    def load_network(self, player: int, parameters: StateDict) -> MLP:
+    def network(self, player: int, parameters: StateDict) -> MLP:
         """``player``'s policy network holding ``parameters``; :class:`OracleError` if they do not fit."""
         network = self.build_network(player)
         try:
@@ -344,7 +373,7 @@ class PolicyGradientOracle(Oracle):
         kind = kind or self.config.population_policy
         if kind not in POPULATION_POLICIES:
             raise OracleError(f"policy kind must be one of {', '.join(POPULATION_POLICIES)}, got {kind!r}")
-        network = self.load_network(player, parameters)
+        network = self.network(player, parameters)
         info = self.compiled.players[player]
         inputs = (torch.from_numpy(info.tensors), torch.from_numpy(info.legal_mask))
         with torch_threads(self.config.torch_threads):
@@ -359,6 +388,13 @@ class PolicyGradientOracle(Oracle):
         # Renormalize in float64 so that rows sum to 1 to the engine's tolerance exactly.
         return policy / policy.sum(axis=1, keepdims=True)
 
+    def diagnostics(self, player: int, parameters: StateDict | None) -> dict[str, Any]:
+        """Plasticity of the policy network (:func:`~fusion_psro.oracles.networks.network_diagnostics`; the gap is in logits)."""
+        if parameters is None:
+            return {}
+        info = self.compiled.players[player]
+        return network_diagnostics(self.network(player, parameters), info.tensors, info.legal_mask)
+
     # ------------------------------------------------------------------ training
 
     def best_response(self, request: BestResponseRequest) -> BestResponseResult:
@@ -370,22 +406,22 @@ class PolicyGradientOracle(Oracle):
         softmax policy (``config.population_policy``); its metrics hold the exact values
         of that policy after (``value``) and before (``initial_value``) training, the
         exact best-response value and their ``gap``.
+
+        A diversity term enters as the DQN's does: its per-decision part as a bonus
+        ``weight * table[s, a]`` on every decision, in expectation under the current policy
+        (the table refreshed every step), its whole-policy part by choosing among
+        ``diversity_candidates`` snapshots.
         """
         player = self._check_player(request.player)
+        self.check_checkpoints(request, self.config.steps)
         if request.diversity is not None:
-            raise OracleError(
-                f"the pg oracle cannot optimize the {request.diversity.kind!r} diversity term; "
-                "use an oracle that declares optimizes_diversity"
-            )
+            measure_for(request.diversity, "tabular", "pg")
         parameters = request.initial_parameters
         if parameters is None:
             parameters = self.scratch_parameters(player, "normal", request.seed)
-        network = self.load_network(player, parameters)
-        opponent_plan = mixture_plan(
-            self.compiled, 1 - player, request.opponent_population, request.opponent_meta_strategy
-        )
         with torch_threads(self.config.torch_threads):
-            return self._train(player, network, opponent_plan, resolve_device(self.config.device))
+            device = resolve_device(self.config.device)
+            return _Training(self, request, self.network(player, parameters), device).run()
 
     def entropy_weight(self, step: int) -> float:
         """Weight of the causal-entropy bonus at ``step`` (0-based): linear decay to 0.
@@ -397,46 +433,149 @@ class PolicyGradientOracle(Oracle):
         anneal_steps = cfg.entropy_anneal_fraction * cfg.steps
         return cfg.entropy_coefficient * max(0.0, 1.0 - step / anneal_steps)
 
-    def _train(self, player: int, network: MLP, opponent_plan: np.ndarray, device: torch.device) -> BestResponseResult:
-        cfg = self.config
-        info = self.compiled.players[player]
-        objective = SequenceFormObjective(self.compiled, player, opponent_plan, device)
 
-        def exact_value(policy: np.ndarray) -> float:
-            return float(realization_plans(self.compiled, player, policy) @ objective.sequence_values_numpy)
+@dataclasses.dataclass
+class PGMetrics(OracleMetrics):
+    """The pg oracle's numbers for one best response (all values exact, against the opponent mixture).
 
-        network.to(device)
-        observations = torch.from_numpy(info.tensors).to(device)
-        legal = objective.legal
-        initial_value = exact_value(self._policy_of(network, observations, legal, cfg.population_policy))
+    Attributes
+    ----------
+    value:
+        Value of the returned policy (``population_policy``).
+    initial_value:
+        Value of the starting network's policy of the same kind, before training.
+    best_response_value:
+        Value of an exact best response.
+    gap:
+        ``best_response_value - value`` (>= 0 up to rounding).
+    softmax_value:
+        Value of the network's softmax policy, the policy training optimizes.
+    steps:
+        Adam steps made.
+    train_s:
+        Seconds of training.
+    device:
+        Where training ran.
+    diversity_bonus_mean:
+        The weighted diversity bonus a game collects in expectation, averaged over the
+        steps; only for a term with a per-decision part and positive weight.
+    diversity_candidate, diversity_candidates, selected_value, diversity:
+        The snapshot returned, of how many, its value and its unweighted score; only for a
+        term with a whole-policy part and positive weight.
+    """
 
-        optimizer = adam(network, cfg.learning_rate)
+    value: float
+    initial_value: float
+    best_response_value: float
+    gap: float
+    softmax_value: float
+    steps: int
+    train_s: float
+    device: str
+    diversity_bonus_mean: float | None = None
+    diversity_candidate: int | None = None
+    diversity_candidates: int | None = None
+    selected_value: float | None = None
+    diversity: float | None = None
+
+    @property
+    def training_return(self) -> float:
+        """The training return: the exact value of the softmax policy that training optimizes."""
+        return self.softmax_value
+
+
+class _Training:
+    """One best response's run of Adam steps; see :meth:`PolicyGradientOracle.best_response`."""
+
+    def __init__(self, oracle: PolicyGradientOracle, request: BestResponseRequest, network: MLP,
+                 device: torch.device) -> None:
+        self.oracle, self.config, self.request = oracle, oracle.config, request
+        self.player, self.device = request.player, device
+        info = oracle.compiled.players[request.player]
+        opponent_plan = mixture_plan(oracle.compiled, 1 - self.player, request.opponent_population,
+                                     request.opponent_meta_strategy)
+        self.objective = SequenceFormObjective(oracle.compiled, self.player, opponent_plan, device)
+        self.network = network.to(device)
+        self.observations = torch.from_numpy(info.tensors).to(device)
+        self.best_value = float(best_response_to_plans(oracle.compiled, self.player, opponent_plan).value)
+        term = request.diversity
+        self.diversity = term.measure.for_tabular(oracle.compiled, self.player, term) if term and term.weight > 0 else None
+        self.bonus_total = self.bonus_count = 0.0
+        selects = self.diversity is not None and self.diversity.score is not None
+        self.snapshots = DiverseSnapshots(oracle.compiled, request, self.diversity, self.config.steps,
+                                          self.config.diversity_candidates) if selects else None
+        self._checkpoints = list(request.checkpoints)
+        self._hooks_s = 0.0
+
+    def policy(self, kind: str | None = None) -> np.ndarray:
+        kind = kind or self.config.population_policy
+        return PolicyGradientOracle._policy_of(self.network, self.observations, self.objective.legal, kind)
+
+    def value(self, policy: np.ndarray) -> float:
+        return float(realization_plans(self.oracle.compiled, self.player, policy) @ self.objective.sequence_values_numpy)
+
+    def run(self) -> BestResponseResult:
+        self.initial_value = self.value(self.policy())
+        optimizer = adam(self.network, self.config.learning_rate)
         started = time.perf_counter()
-        for step in range(cfg.steps):
-            regularized, _ = objective(network(observations), self.entropy_weight(step))
+        for step in range(self.config.steps):
+            self._call_hooks(step, started)
             optimizer.zero_grad(set_to_none=True)
-            (-regularized).backward()
+            (-self._objective(step)).backward()
             optimizer.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        train_s = time.perf_counter() - started
+            if self.snapshots is not None and step + 1 < self.config.steps and self.snapshots.due(step + 1):
+                self.snapshots.add(self.policy(), self.parameters())
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self._call_hooks(self.config.steps, started)
+        return self._result(time.perf_counter() - started - self._hooks_s)
 
-        policy = self._policy_of(network, observations, legal, cfg.population_policy)
-        softmax = self._policy_of(network, observations, legal, "stochastic")
-        value = exact_value(policy)
-        best_value = float(best_response_to_plans(self.compiled, player, opponent_plan).value)
-        metrics = {
-            "value": value,
-            "initial_value": initial_value,
-            "best_response_value": best_value,
-            "gap": best_value - value,
-            "softmax_value": exact_value(softmax),
-            "steps": cfg.steps,
-            "train_s": train_s,
-            "device": str(device),
-        }
-        parameters = {name: tensor.detach().cpu().clone() for name, tensor in network.state_dict().items()}
-        return BestResponseResult(policy=policy, parameters=parameters, episodes=cfg.steps, metrics=metrics)
+    def _objective(self, step: int) -> torch.Tensor:
+        logits = self.network(self.observations)
+        regularized, _ = self.objective(logits, self.oracle.entropy_weight(step))
+        if self.diversity is None or self.diversity.bonus_table is None:
+            return regularized
+        with torch.no_grad():
+            policy = masked_softmax(logits, self.objective.legal).double().cpu().numpy()
+        policy /= policy.sum(axis=1, keepdims=True)
+        table = self.request.diversity.weight * self.diversity.bonus_table(policy)
+        bonus = self.objective.expected_decision_bonus(logits, torch.from_numpy(table).to(self.device))
+        self.bonus_total += float(bonus.detach())
+        self.bonus_count += 1
+        return regularized + bonus
+
+    def _call_hooks(self, completed: int, started: float) -> None:
+        request, hooks_started = self.request, time.perf_counter()
+        if request.on_progress is not None and completed > 0:
+            request.on_progress(completed, self.config.steps)
+        while self._checkpoints and self._checkpoints[0] <= completed:
+            snapshot = BestResponseResult(policy=self.policy(), parameters=self.parameters(), episodes=completed,
+                                          metrics=self._metrics(completed, hooks_started - started - self._hooks_s))
+            request.on_checkpoint(self._checkpoints.pop(0), snapshot)
+        self._hooks_s += time.perf_counter() - hooks_started
+
+    def parameters(self) -> dict[str, torch.Tensor]:
+        return {name: tensor.detach().cpu().clone() for name, tensor in self.network.state_dict().items()}
+
+    def _metrics(self, steps: int, train_s: float) -> PGMetrics:
+        value = self.value(self.policy())
+        return PGMetrics(
+            value=value, initial_value=self.initial_value, best_response_value=self.best_value,
+            gap=self.best_value - value, softmax_value=self.value(self.policy("stochastic")), steps=steps,
+            train_s=train_s, device=str(self.device),
+            diversity_bonus_mean=self.bonus_total / max(self.bonus_count, 1) if self.bonus_count else None,
+        )
+
+    def _result(self, train_s: float) -> BestResponseResult:
+        policy, parameters = self.policy(), self.parameters()
+        metrics = self._metrics(self.config.steps, train_s)
+        if self.snapshots is not None:
+            self.snapshots.add(policy, parameters)
+            index, value, score = self.snapshots.best(lambda chosen: chosen)
+            policy, parameters = self.snapshots.candidates[index]
+            metrics = dataclasses.replace(metrics, diversity_candidate=index, selected_value=value, diversity=score,
+                                          diversity_candidates=len(self.snapshots.candidates))
+        return BestResponseResult(policy=policy, parameters=parameters, episodes=self.config.steps, metrics=metrics)
 
 
 register_oracle("pg", PolicyGradientOracle)
