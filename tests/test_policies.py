@@ -8,15 +8,10 @@ import pytest
 from open_spiel.python import policy as openspiel_policy
 
 import fusion_psro
-from fusion_psro.errors import InvalidMetaStrategyError, InvalidPolicyError, PolicyTypeError
+from fusion_psro.errors import InvalidMetaStrategyError, InvalidPlayerError, InvalidPolicyError, PolicyTypeError
 from fusion_psro.games import compile_game
-from fusion_psro.policies import (
-    random_deterministic_policy,
-    random_policy,
-    uniform_policy,
-    validate_meta_strategy,
-    validate_policy,
-)
+from fusion_psro.policies import random_deterministic_policy, random_policy, uniform_policy
+from fusion_psro.validation import validate_meta_strategy, validate_policy
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +82,7 @@ def test_wrong_shape(leduc):
         validate_policy(leduc, 0, np.full((3, 3), 1 / 3))
     with pytest.raises(InvalidPolicyError, match="not a numeric array"):
         validate_policy(leduc, 0, "uniform")
-    with pytest.raises(ValueError, match="player must be 0 or 1"):
+    with pytest.raises(InvalidPlayerError, match="player must be 0 or 1 in a two-player game, got 2"):
         validate_policy(leduc, 2, uniform_policy(leduc, 0))
 
 

@@ -20,7 +20,7 @@ from fusion_psro._blas import single_threaded_blas
 from fusion_psro.errors import InvalidPolicyError, PolicyTypeError
 from fusion_psro.evaluation import exact
 from fusion_psro.games.compiled import CompiledGame, compile_game
-from fusion_psro.policies import validate_policy
+from fusion_psro.validation import validate_policy
 
 GameLike = str | pyspiel.Game | CompiledGame
 

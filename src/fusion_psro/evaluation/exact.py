@@ -1,7 +1,7 @@
 """Exact payoffs, best responses, NashConv and exploitability of tabular policies.
 
 All functions take a :class:`~fusion_psro.games.CompiledGame` and policies as arrays
-(see :mod:`fusion_psro.policies`); inputs are validated. For OpenSpiel policy objects use
+(see :mod:`fusion_psro.validation`); inputs are validated. For OpenSpiel policy objects use
 the top-level :func:`fusion_psro.exploitability` and friends.
 
 Units: ``NashConv = sum_p (BR value_p - value_p)``; ``exploitability = (sum_p BR value_p -
@@ -25,7 +25,7 @@ from fusion_psro.evaluation.sequence_form import (
     realization_plans,
 )
 from fusion_psro.games.compiled import CompiledGame
-from fusion_psro.policies import validate_meta_strategy, validate_policy, validate_profile
+from fusion_psro.validation import validate_meta_strategy, validate_policy, validate_profile
 
 
 @dataclasses.dataclass(frozen=True)

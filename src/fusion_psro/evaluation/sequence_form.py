@@ -26,7 +26,7 @@ import numpy as np
 import scipy.sparse
 
 from fusion_psro.games.compiled import CompiledGame
-from fusion_psro.policies import _check_player
+from fusion_psro.validation import check_player
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -66,7 +66,7 @@ def realization_plans(compiled: CompiledGame, player: int, policies: np.ndarray)
     ----------
     policies:
         ``[I, A]`` for one policy or ``[K, I, A]`` for K policies (validated by the
-        caller; see :func:`fusion_psro.policies.validate_policy`).
+        caller; see :func:`fusion_psro.validation.validate_policy`).
 
     Returns
     -------
@@ -75,7 +75,7 @@ def realization_plans(compiled: CompiledGame, player: int, policies: np.ndarray)
         probability that the player's own actions lead to information state ``I`` and
         then choose ``a``; the last entry (empty sequence) is 1.
     """
-    info = compiled.players[_check_player(player)]
+    info = compiled.players[check_player(player)]
     single = policies.ndim == 2
     stack = policies[None] if single else policies
     count = stack.shape[0]
@@ -140,7 +140,7 @@ def best_response_to_plans(compiled: CompiledGame, player: int, opponent_plans: 
     action is worth zero, and an arbitrary choice there (always folding, say) leaves a
     weakness that later mixtures, which do reach those states, would expose.
     """
-    info = compiled.players[_check_player(player)]
+    info = compiled.players[check_player(player)]
     single = opponent_plans.ndim == 1
     columns = opponent_plans[:, None] if single else opponent_plans.T
     matrix = sequence_form(compiled).matrices[player]

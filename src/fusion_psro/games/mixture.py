@@ -85,7 +85,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from fusion_psro.errors import InvalidPolicyError
-from fusion_psro.policies import validate_meta_strategy
+from fusion_psro.validation import validate_meta_strategy
 
 __all__ = [
     "CIRCLE_CENTRES",

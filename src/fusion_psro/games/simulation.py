@@ -43,7 +43,7 @@ import dataclasses
 import numpy as np
 
 from fusion_psro.games.compiled import CHANCE, TERMINAL, CompiledGame
-from fusion_psro.policies import validate_meta_strategy, validate_policy
+from fusion_psro.validation import validate_meta_strategy, validate_policy
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -38,7 +38,7 @@ import numpy as np
 from scipy.optimize import linprog
 
 from fusion_psro.errors import FusionPSROError, InvalidMetaStrategyError
-from fusion_psro.policies import validate_meta_strategy
+from fusion_psro.validation import validate_meta_strategy
 
 log = logging.getLogger(__name__)
 
