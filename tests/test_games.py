@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 
 import numpy as np
@@ -123,6 +125,23 @@ def test_accepts_pyspiel_game_and_compiled_game():
     compiled = compile_game("kuhn_poker")
     assert compile_game(pyspiel.load_game("kuhn_poker")) is compiled  # same canonical string, memory cache
     assert compile_game(compiled) is compiled
+
+
+def test_derived_data_is_kept_in_declared_fields():
+    """Modules that derive data from a compiled game keep it in ``compiled.derived``, not in ``__dict__``."""
+    compiled_module._MEMORY_CACHE.clear()
+    compiled = compile_game("kuhn_poker", cache=False)
+    policy = openspiel_policy.TabularPolicy(compiled.openspiel_game)
+    fusion_psro.exploitability(compiled, policy)  # sequence form, uniform plans, table rows
+    fusion_psro.exploitability(compiled, openspiel_policy.UniformRandomPolicy(compiled.openspiel_game))
+    declared = {field.name for field in dataclasses.fields(compiled)}
+    cached_properties = {name for name, value in vars(type(compiled)).items() if isinstance(value, functools.cached_property)}
+    assert set(vars(compiled)) <= declared | cached_properties
+    derived = compiled.derived
+    assert derived.openspiel_game is compiled.openspiel_game
+    assert derived.sequence_form is not None and set(derived.uniform_plans) == {0, 1}
+    assert set(derived.representative_states) == {0, 1}
+    assert set(derived.tabular_rows_reference) == {0, 1} and policy in derived.tabular_rows_by_policy[0]
 
 
 def test_disk_cache_round_trip(tmp_path):

@@ -40,13 +40,11 @@ def _tabular_rows(compiled: CompiledGame, policy: openspiel_policy.TabularPolicy
     # policy object, weakly (a discarded policy frees its table, which for Liar's Dice is a
     # few MB), and a new table is compared by value with the first one seen (a C loop);
     # each key is looked up only for a table unlike any seen before.
-    per_policy = compiled.__dict__.setdefault("_tabular_rows_by_policy", {}).setdefault(
-        player, weakref.WeakKeyDictionary()
-    )
+    per_policy = compiled.derived.tabular_rows_by_policy.setdefault(player, weakref.WeakKeyDictionary())
     known = per_policy.get(policy)
     if known is not None and known[0] is lookup:
         return known[1]
-    references = compiled.__dict__.setdefault("_tabular_rows_reference", {})
+    references = compiled.derived.tabular_rows_reference
     reference = references.get(player)
     if reference is not None and reference[0] == lookup:
         per_policy[policy] = (lookup, reference[1])

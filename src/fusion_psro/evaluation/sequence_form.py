@@ -43,7 +43,7 @@ class SequenceFormPayoffs:
 
 def sequence_form(compiled: CompiledGame) -> SequenceFormPayoffs:
     """The (cached) sparse payoff matrices of ``compiled``."""
-    cached = compiled.__dict__.get("_sequence_form")
+    cached = compiled.derived.sequence_form
     if cached is None:
         terminals = compiled.terminal_histories
         seq = compiled.sequences[terminals]
@@ -55,7 +55,7 @@ def sequence_form(compiled: CompiledGame) -> SequenceFormPayoffs:
             mat = scipy.sparse.coo_matrix((data, (seq[:, p], seq[:, 1 - p])), shape=(sizes[p], sizes[1 - p]))
             mats.append(mat.tocsr())  # duplicate (s0, s1) entries are summed here
         cached = SequenceFormPayoffs(matrices=(mats[0], mats[1]))
-        compiled.__dict__["_sequence_form"] = cached
+        compiled.derived.sequence_form = cached
     return cached
 
 
@@ -124,7 +124,7 @@ TIE_TOLERANCE = 1e-12
 
 
 def _uniform_plan(compiled: CompiledGame, player: int) -> np.ndarray:
-    cache = compiled.__dict__.setdefault("_uniform_plans", {})
+    cache = compiled.derived.uniform_plans
     if player not in cache:
         mask = compiled.players[player].legal_mask.astype(np.float64)
         cache[player] = realization_plans(compiled, player, mask / mask.sum(axis=1, keepdims=True))

@@ -30,13 +30,18 @@ import os
 import re
 import tempfile
 import time
+import weakref
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyspiel
 
 from fusion_psro.errors import GameNotSupportedError, GameTooLargeError
 from fusion_psro.games.loading import load_openspiel_game, openspiel_version
+
+if TYPE_CHECKING:
+    from fusion_psro.evaluation.sequence_form import SequenceFormPayoffs
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +115,36 @@ class PlayerInfostates:
 
 
 @dataclasses.dataclass(eq=False)
+class DerivedData:
+    """What is computed from a compiled game on first use and kept with it (never on disk).
+
+    Attributes
+    ----------
+    openspiel_game:
+        The (turn-based) OpenSpiel game, see :attr:`CompiledGame.openspiel_game`.
+    representative_states:
+        Per player, :meth:`CompiledGame.representative_states`.
+    sequence_form:
+        The sparse payoff matrices (:func:`fusion_psro.evaluation.sequence_form.sequence_form`).
+    uniform_plans:
+        Per player, the realization plan of the uniform policy (ties of best responses).
+    tabular_rows_by_policy:
+        Per player, OpenSpiel ``TabularPolicy`` object -> ``(its state_lookup, the table rows
+        of the player's information states)``, held weakly (see :mod:`fusion_psro.interop`).
+    tabular_rows_reference:
+        Per player, the first such ``(state_lookup, rows)`` pair seen, against which
+        later tables are compared by value.
+    """
+
+    openspiel_game: pyspiel.Game | None = None
+    representative_states: dict[int, list[pyspiel.State]] = dataclasses.field(default_factory=dict)
+    sequence_form: SequenceFormPayoffs | None = None
+    uniform_plans: dict[int, np.ndarray] = dataclasses.field(default_factory=dict)
+    tabular_rows_by_policy: dict[int, weakref.WeakKeyDictionary] = dataclasses.field(default_factory=dict)
+    tabular_rows_reference: dict[int, tuple[dict[str, int], np.ndarray]] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(eq=False)
 class CompiledGame:
     """A two-player zero-sum (or constant-sum) game as arrays; see the module docstring.
 
@@ -125,6 +160,9 @@ class CompiledGame:
 
     ``children`` is ``int32[H, max(num_actions, max chance outcome + 1)]``: the history
     reached by each action or chance outcome, -1 where there is none.
+
+    ``derived`` holds what other modules compute from the arrays on first use
+    (:class:`DerivedData`).
     """
 
     game_string: str
@@ -141,6 +179,7 @@ class CompiledGame:
     sequences: np.ndarray
     returns: np.ndarray
     players: tuple[PlayerInfostates, PlayerInfostates]
+    derived: DerivedData = dataclasses.field(default_factory=DerivedData, init=False, repr=False, compare=False)
 
     @property
     def num_histories(self) -> int:
@@ -158,10 +197,12 @@ class CompiledGame:
     def terminal_histories(self) -> np.ndarray:
         return np.flatnonzero(self.node_player == TERMINAL)
 
-    @functools.cached_property
+    @property
     def openspiel_game(self) -> pyspiel.Game:
         """The (turn-based) OpenSpiel game this was compiled from."""
-        return pyspiel.load_game(self.game_string)
+        if self.derived.openspiel_game is None:
+            self.derived.openspiel_game = pyspiel.load_game(self.game_string)
+        return self.derived.openspiel_game
 
     def action_path(self, history: int) -> list[int]:
         """Actions (and chance outcomes) from the root to ``history``."""
@@ -180,7 +221,7 @@ class CompiledGame:
 
     def representative_states(self, player: int) -> list[pyspiel.State]:
         """One OpenSpiel state in each of ``player``'s information states, in row order."""
-        cache = self.__dict__.setdefault("_representative_states", {})
+        cache = self.derived.representative_states
         if player not in cache:
             histories = self.players[player].representative_history
             cache[player] = [self.openspiel_state(int(h)) for h in histories]
@@ -530,7 +571,7 @@ def compile_game(
                 "points_order=descending)"
             )
         compiled = _enumerate(loaded, max_histories)
-        compiled.__dict__["openspiel_game"] = loaded
+        compiled.derived.openspiel_game = loaded
         if cache:
             try:
                 _save(compiled, path)
