@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from scipy.optimize import linprog
 
 from fusion_psro.errors import InvalidMetaStrategyError, InvalidPolicyError
@@ -13,8 +14,8 @@ from fusion_psro.games.mixture import (
     GridSpec,
     MixtureGame,
     cyclic_dominance_matrix,
-    fuse_points,
 )
+from fusion_psro.psro import fuse_parameters
 
 GAME = MixtureGame()
 
@@ -265,15 +266,21 @@ def test_exploitability_of_a_meta_nash_over_a_dense_population_is_small():
 # ---------------------------------------------------------------------------- fusion and validation
 
 
-def test_fuse_points():
+def test_fusion_of_points_is_their_meta_strategy_weighted_mean():
+    # A policy of the mixture game is its own parameter vector {"point": tensor}.
     points = np.array([[1.0, 2.0], [-3.0, 0.5], [0.0, -1.0]])
-    assert np.array_equal(fuse_points(points, [0.0, 1.0, 0.0]), points[1])
-    assert np.allclose(fuse_points(points, np.full(3, 1 / 3)), points.mean(axis=0))
-    assert np.allclose(fuse_points(points, [0.5, 0.0, 0.5]), [0.5, 0.5])
-    with pytest.raises(InvalidMetaStrategyError):
-        fuse_points(points, [0.5, 0.6, 0.0])
-    with pytest.raises(InvalidMetaStrategyError):
-        fuse_points(points, [1.0, 0.0])
+    members = [{"point": torch.tensor(point)} for point in points]
+
+    def fuse(weights):
+        return fuse_parameters(members, weights)["point"].numpy()
+
+    assert np.array_equal(fuse([0.0, 1.0, 0.0]), points[1])
+    assert np.allclose(fuse(np.full(3, 1 / 3)), points.mean(axis=0))
+    assert np.allclose(fuse([0.5, 0.0, 0.5]), [0.5, 0.5])
+    with pytest.raises(ValueError, match="probability vector"):
+        fuse([0.5, 0.6, 0.0])
+    with pytest.raises(ValueError, match="weights of shape"):
+        fuse([1.0, 0.0])
 
 
 def test_input_validation():

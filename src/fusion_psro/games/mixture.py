@@ -93,11 +93,10 @@ __all__ = [
     "DPP_PSRO_CENTRES",
     "LINEAR_WEIGHT",
     "PRECISION",
-    "BestResponse",
     "GridSpec",
     "MixtureGame",
+    "PointBestResponse",
     "cyclic_dominance_matrix",
-    "fuse_points",
 ]
 
 #: Hump centres in counter-clockwise order around the circle (``PAPER_NOTES.md``).
@@ -175,31 +174,6 @@ def _as_points(points, name: str, *, single: bool = False) -> np.ndarray:
     return array
 
 
-def fuse_points(points, weights) -> np.ndarray:
-    """Nash Policy Fusion for the mixture game: the weighted average of the points.
-
-    A policy here *is* its parameter vector (a point), so the fused initial policy
-    ``theta_new = sum_k sigma(k) theta_k`` of Fusion-PSRO [Lian2024]_ is the
-    meta-NE-weighted mean of the population's points. Points with zero weight
-    contribute nothing.
-
-    Parameters
-    ----------
-    points : array_like, shape (K, 2)
-        The population.
-    weights : array_like, shape (K,)
-        Meta-strategy over the population (non-negative, summing to 1).
-
-    Returns
-    -------
-    numpy.ndarray, shape (2,)
-        ``weights @ points``.
-    """
-    pts = _as_points(points, "points")
-    w = validate_meta_strategy(weights, pts.shape[0], name="weights")
-    return w @ pts
-
-
 @dataclasses.dataclass(frozen=True)
 class GridSpec:
     """Grid of :meth:`MixtureGame.global_best_response`.
@@ -234,7 +208,7 @@ DEFAULT_GRID = GridSpec()
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class BestResponse:
+class PointBestResponse:
     """A best response found by one of the oracles.
 
     Attributes
@@ -464,7 +438,7 @@ class MixtureGame:
         start_scale: float = 0.1,
         return_trajectory: bool = False,
         bonus=None,
-    ) -> BestResponse:
+    ) -> PointBestResponse:
         """Gradient oracle: Adam ascent of ``u(x, sigma)`` on the 2-D point ``x``.
 
         This is the oracle of the papers. The DPP-PSRO code starts it at
@@ -480,7 +454,8 @@ class MixtureGame:
         opponent_weights : array_like, shape (K,)
             The opponent mixture (weights non-negative, summing to 1).
         start : array_like, shape (2,), optional
-            Starting point (for Fusion-PSRO: :func:`fuse_points` of the own population).
+            Starting point (for Fusion-PSRO: the meta-strategy-weighted mean of the own
+            population's points).
             Default: ``start_scale * N(0, I)`` drawn with ``seed``.
         steps : int, default 50
             Adam steps.
@@ -499,7 +474,7 @@ class MixtureGame:
 
         Returns
         -------
-        BestResponse
+        PointBestResponse
             The final point and its exact payoff. The ascent runs in float64 (the prior
             code uses float32; this changes nothing visible at lr 0.1).
         """
@@ -530,7 +505,7 @@ class MixtureGame:
                     path.append(x.detach().numpy().copy())
         point = x.detach().numpy().copy()
         value = float(self.activations(point[None])[0] @ c + const)
-        return BestResponse(point=point, value=value, trajectory=None if path is None else np.stack(path))
+        return PointBestResponse(point=point, value=value, trajectory=None if path is None else np.stack(path))
 
     def _grid_values(self, nodes: np.ndarray, c: np.ndarray) -> np.ndarray:
         """``f(x_i, y_j) = sum_k c_k p_k`` on the grid ``nodes x nodes`` (``[n, n]``).
@@ -560,7 +535,7 @@ class MixtureGame:
         grid: GridSpec = DEFAULT_GRID,
         num_starts: int = 8,
         polish_steps: int = 200,
-    ) -> BestResponse:
+    ) -> PointBestResponse:
         """Best response to a mixture that does not depend on luck: grid search, then polish.
 
         Steps: (1) evaluate ``f(x) = u(x, sigma) - const = sum_k c_k p_k(x)`` on the grid
@@ -603,7 +578,7 @@ class MixtureGame:
 
         Returns
         -------
-        BestResponse
+        PointBestResponse
             ``point``, exact ``value``, ``value_error_bound`` and the polished ``starts``.
 
         Raises
@@ -660,7 +635,7 @@ class MixtureGame:
                 best_point, best_f = np.asarray(res.x, dtype=np.float64).copy(), f_val
         curvature = a * float(np.abs(c).sum())
         value = float(self.activations(best_point[None])[0] @ c + const)
-        return BestResponse(
+        return PointBestResponse(
             point=best_point,
             value=value,
             value_error_bound=max(0.0, curvature * h * h / 4.0 - (best_f - best_grid)),
