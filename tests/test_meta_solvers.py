@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.optimize import linprog
 
-from fusion_psro.errors import FusionPSROError, InvalidMetaStrategyError
+from fusion_psro.errors import FusionPSROError, InvalidMetaStrategyError, NumericalError
 from fusion_psro.meta import (
     META_SOLVERS,
     InvalidMetaGameError,
@@ -23,6 +23,7 @@ from fusion_psro.meta import (
     solve_regret_matching,
     solve_uniform,
 )
+from fusion_psro.meta import solvers as solvers_module
 
 RPS = np.array([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]])
 # Biased rock-paper-scissors: unique equilibrium (1/4, 1/2, 1/4) for both players, value 0.
@@ -398,6 +399,15 @@ def test_bad_initial_strategies(initial, solver):
 
 
 # --------------------------------------------------------------------------- misc
+
+
+def test_a_failed_linear_program_is_a_numerical_error(monkeypatch):
+    class Failed:
+        status, x, message = 4, None, "numerical difficulties"
+
+    monkeypatch.setattr(solvers_module, "linprog", lambda *args, **kwargs: Failed())
+    with pytest.raises(NumericalError, match="status 4.*numerical difficulties"):
+        solve_nash(RPS)
 
 
 def test_solution_is_immutable_and_input_untouched():

@@ -97,6 +97,14 @@ def test_profile_must_be_a_pair(leduc):
         fusion_psro.evaluation.exploitability(leduc, [uniform_policy(leduc, 0)])
 
 
+def test_populations_and_single_policies_are_told_apart(leduc):
+    uniform = [uniform_policy(leduc, 0), uniform_policy(leduc, 1)]
+    with pytest.raises(InvalidPolicyError, match="one entry per player"):
+        fusion_psro.evaluation.evaluate_mixture(leduc, [uniform[0][None]], [[1.0]])
+    with pytest.raises(InvalidPolicyError, match="use payoff_matrix for populations"):
+        fusion_psro.evaluation.expected_payoff(leduc, uniform[0][None], uniform[1])
+
+
 def test_meta_strategy_errors():
     validate_meta_strategy([0.25, 0.75], 2, player=0)
     for weights, message in [

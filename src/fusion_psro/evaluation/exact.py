@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from fusion_psro._blas import single_threaded_blas
+from fusion_psro.errors import InvalidPolicyError
 from fusion_psro.evaluation.sequence_form import (
     BestResponse,
     best_response_to_plans,
@@ -110,7 +111,7 @@ def evaluate_mixture(compiled: CompiledGame, populations: Sequence, meta_strateg
         ``meta_strategies[p]`` is a probability vector of length ``K_p``.
     """
     if len(populations) != 2 or len(meta_strategies) != 2:
-        raise ValueError("populations and meta_strategies must each hold one entry per player (two)")
+        raise InvalidPolicyError("populations and meta_strategies must each hold one entry per player (two)")
     plans = [mixture_plan(compiled, p, populations[p], meta_strategies[p]) for p in range(2)]
     return evaluate_plans(compiled, plans[0], plans[1])
 
@@ -141,7 +142,7 @@ def expected_payoff(compiled: CompiledGame, policy0, policy1) -> np.ndarray:
     policy0 = validate_policy(compiled, 0, policy0)
     policy1 = validate_policy(compiled, 1, policy1)
     if policy0.ndim != 2 or policy1.ndim != 2:
-        raise ValueError("expected_payoff takes one policy per player; use payoff_matrix for populations")
+        raise InvalidPolicyError("expected_payoff takes one policy per player; use payoff_matrix for populations")
     return expected_values(compiled, realization_plans(compiled, 0, policy0), realization_plans(compiled, 1, policy1))
 
 

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyspiel
 
-from fusion_psro.errors import GameNotSupportedError, GameTooLargeError
+from fusion_psro.errors import ConfigError, GameNotSupportedError, GameTooLargeError
 from fusion_psro.games.loading import load_openspiel_game, openspiel_version
 
 if TYPE_CHECKING:
@@ -551,7 +551,7 @@ def compile_game(
     if isinstance(game, CompiledGame):
         return game
     if not isinstance(max_histories, (int, np.integer)) or max_histories <= 0:
-        raise ValueError(f"max_histories must be a positive integer, got {max_histories!r}")
+        raise ConfigError(f"max_histories must be a positive integer, got {max_histories!r}")
     loaded = load_openspiel_game(game)
     game_string = str(loaded)
     memory_key = (game_string, openspiel_version())

@@ -84,7 +84,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize
 
-from fusion_psro.errors import InvalidPolicyError
+from fusion_psro.errors import ConfigError, InvalidPolicyError, NumericalError
 from fusion_psro.validation import validate_meta_strategy
 
 __all__ = [
@@ -152,7 +152,7 @@ def cyclic_dominance_matrix(num_humps: int = 7) -> np.ndarray:
     """
     H = int(num_humps)
     if H < 3 or H % 2 == 0:
-        raise ValueError(f"num_humps must be odd and >= 3, got {num_humps!r}")
+        raise ConfigError(f"num_humps must be odd and >= 3, got {num_humps!r}")
     m = (H - 1) // 2
     offsets = (np.arange(H)[None, :] - np.arange(H)[:, None]) % H  # (j - k) mod H
     S = np.zeros((H, H))
@@ -198,7 +198,7 @@ class GridSpec:
 
     def __post_init__(self) -> None:
         if not (self.half_width > 0 and self.spacing > 0 and self.max_half_width >= self.half_width):
-            raise ValueError(
+            raise ConfigError(
                 f"need half_width > 0, spacing > 0 and max_half_width >= half_width, got {self}"
             )
 
@@ -277,11 +277,11 @@ class MixtureGame:
     def __post_init__(self) -> None:
         centres = np.array(self.centres, dtype=np.float64)
         if centres.ndim != 2 or centres.shape[1] != 2 or not np.isfinite(centres).all():
-            raise ValueError(f"centres must be a finite (H, 2) array, got shape {centres.shape}")
+            raise ConfigError(f"centres must be a finite (H, 2) array, got shape {centres.shape}")
         if not (math.isfinite(self.precision) and self.precision > 0):
-            raise ValueError(f"precision must be positive, got {self.precision!r}")
+            raise ConfigError(f"precision must be positive, got {self.precision!r}")
         if not math.isfinite(self.linear_weight):
-            raise ValueError(f"linear_weight must be finite, got {self.linear_weight!r}")
+            raise ConfigError(f"linear_weight must be finite, got {self.linear_weight!r}")
         S = cyclic_dominance_matrix(centres.shape[0])
         centres.flags.writeable = False
         S.flags.writeable = False
@@ -482,7 +482,7 @@ class MixtureGame:
 
         c, const = self.response_coefficients(opponent_points, opponent_weights)
         if int(steps) < 0 or not (lr > 0):
-            raise ValueError(f"need steps >= 0 and lr > 0, got steps={steps!r}, lr={lr!r}")
+            raise ConfigError(f"need steps >= 0 and lr > 0, got steps={steps!r}, lr={lr!r}")
         if start is None:
             x0 = float(start_scale) * np.random.default_rng(seed).standard_normal(2)
         else:
@@ -583,13 +583,13 @@ class MixtureGame:
 
         Raises
         ------
-        RuntimeError
+        NumericalError
             If a point outside ``[-max_half_width, max_half_width]^2`` could still beat
             the best value found (impossible for valid mixtures of this game).
         """
         c, const = self.response_coefficients(opponent_points, opponent_weights)
         if int(num_starts) < 1 or int(polish_steps) < 0:
-            raise ValueError(f"need num_starts >= 1 and polish_steps >= 0, got {num_starts!r}, {polish_steps!r}")
+            raise ConfigError(f"need num_starts >= 1 and polish_steps >= 0, got {num_starts!r}, {polish_steps!r}")
         a = self.precision
         radius = float(np.sqrt((self.centres**2).sum(axis=1)).max())
         positive = float(np.clip(c, 0.0, None).sum())
@@ -614,7 +614,7 @@ class MixtureGame:
             if best_grid >= tail:
                 break
             if 2.0 * half_width > grid.max_half_width:
-                raise RuntimeError(
+                raise NumericalError(
                     f"global_best_response: points outside [-{half_width}, {half_width}]^2 could reach "
                     f"{tail:.3g} > best grid value {best_grid:.3g}; increase grid.max_half_width"
                 )

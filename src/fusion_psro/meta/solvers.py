@@ -37,7 +37,7 @@ from typing import Callable, Sequence
 import numpy as np
 from scipy.optimize import linprog
 
-from fusion_psro.errors import FusionPSROError, InvalidMetaStrategyError
+from fusion_psro.errors import FusionPSROError, InvalidMetaStrategyError, NumericalError
 from fusion_psro.validation import validate_meta_strategy
 
 log = logging.getLogger(__name__)
@@ -232,7 +232,7 @@ def _maximin_lp(A: np.ndarray) -> tuple[np.ndarray, float]:
     bounds = [(0.0, None)] * K + [(None, None)]
     res = linprog(c, A_ub=A_ub, b_ub=b_ub, A_eq=A_eq, b_eq=[1.0], bounds=bounds, method="highs")
     if res.status != 0 or res.x is None:  # the LP is always feasible and bounded
-        raise RuntimeError(f"linprog failed on the meta-game LP (status {res.status}): {res.message}")
+        raise NumericalError(f"linprog failed on the meta-game LP (status {res.status}): {res.message}")
     return res.x[:K], float(res.x[-1])
 
 
