@@ -8,7 +8,8 @@ pair of probability vectors ``(sigma0, sigma1)`` over the two populations -- the
 meta-strategies from which PSRO computes its next best responses.
 
 Every solver here has the signature ``solver(M) -> MetaSolution`` once its keyword
-arguments are fixed, and is registered in :data:`META_SOLVERS`:
+arguments are fixed, and is registered in :data:`fusion_psro.registry.META_SOLVERS`
+(in this order; other packages add theirs with :func:`fusion_psro.registry.register_meta_solver`):
 
 ``"nash"``     :func:`solve_nash` -- exact equilibrium by linear programming.
 ``"uniform"``  :func:`solve_uniform` -- uniform weights (PSRO with it is fictitious play).
@@ -37,7 +38,8 @@ from typing import Callable, Sequence
 import numpy as np
 from scipy.optimize import linprog
 
-from fusion_psro.errors import FusionPSROError, InvalidMetaStrategyError, NumericalError
+from fusion_psro.errors import ConfigError, FusionPSROError, InvalidMetaStrategyError, NumericalError
+from fusion_psro.registry import META_SOLVERS, register_meta_solver
 from fusion_psro.validation import validate_meta_strategy
 
 log = logging.getLogger(__name__)
@@ -62,8 +64,8 @@ class InvalidMetaGameError(FusionPSROError, ValueError):
     """A meta-game payoff matrix is not a finite, non-empty, 2-D numeric array."""
 
 
-class InvalidMetaSolverError(FusionPSROError, ValueError):
-    """An unknown meta-solver name, or an invalid parameter for a meta-solver."""
+class InvalidMetaSolverError(ConfigError):
+    """An invalid parameter for a meta-solver (an unknown name is an :class:`~fusion_psro.errors.UnknownComponentError`)."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ class MetaSolution:
         Player 0's expected payoff under the returned profile, ``sigma0 @ M @ sigma1``.
         For :func:`solve_nash` this is the value of the game.
     solver : str
-        Name of the solver that produced the solution (a key of :data:`META_SOLVERS`).
+        Name of the solver that produced the solution (a name in :data:`META_SOLVERS`).
     """
 
     strategies: tuple[np.ndarray, np.ndarray]
@@ -236,6 +238,7 @@ def _maximin_lp(A: np.ndarray) -> tuple[np.ndarray, float]:
     return res.x[:K], float(res.x[-1])
 
 
+@register_meta_solver("nash")
 def solve_nash(M) -> MetaSolution:
     """Exact Nash equilibrium of a two-player zero-sum meta-game by linear programming.
 
@@ -289,6 +292,7 @@ def solve_nash(M) -> MetaSolution:
 # --------------------------------------------------------------------------- uniform
 
 
+@register_meta_solver("uniform")
 def solve_uniform(M) -> MetaSolution:
     """Uniform meta-strategies over each population.
 
@@ -358,6 +362,7 @@ def _project_gamma_simplex(y: np.ndarray, gamma: float, idx: np.ndarray, c0: np.
     np.maximum(y, gamma, out=y)
 
 
+@register_meta_solver("prd")
 def solve_prd(
     M,
     iterations: int = 2_000,
@@ -482,6 +487,7 @@ def solve_prd(
 # --------------------------------------------------------------------------- regret matching
 
 
+@register_meta_solver("rm")
 def solve_regret_matching(
     M,
     iterations: int = 2_000,
@@ -548,16 +554,7 @@ def solve_regret_matching(
     return sol
 
 
-# --------------------------------------------------------------------------- registry
-
-
-META_SOLVERS: dict[str, MetaSolver] = {
-    "nash": solve_nash,
-    "uniform": solve_uniform,
-    "prd": solve_prd,
-    "rm": solve_regret_matching,
-}
-"""Registered meta-solvers by name; every value has the signature ``solver(M) -> MetaSolution``."""
+# --------------------------------------------------------------------------- look-up
 
 
 def get_meta_solver(name: str, **kwargs) -> MetaSolver:
@@ -566,7 +563,8 @@ def get_meta_solver(name: str, **kwargs) -> MetaSolver:
     Parameters
     ----------
     name : str
-        A key of :data:`META_SOLVERS`: ``"nash"``, ``"uniform"``, ``"prd"`` or ``"rm"``.
+        A name registered in :data:`META_SOLVERS`: ``"nash"``, ``"uniform"``, ``"prd"``,
+        ``"rm"``, or one registered with :func:`fusion_psro.registry.register_meta_solver`.
     **kwargs
         Keyword arguments bound to the solver (e.g. ``iterations=10_000`` for ``"prd"``);
         they are checked against its signature now, their values when it is called.
@@ -578,19 +576,26 @@ def get_meta_solver(name: str, **kwargs) -> MetaSolver:
 
     Raises
     ------
+    UnknownComponentError
+        If ``name`` is not registered; the message lists the accepted names.
     InvalidMetaSolverError
-        If ``name`` is not registered (the message lists the accepted names) or a keyword
-        argument is not a parameter of that solver.
+        If a keyword argument is not a parameter of that solver; the message lists its
+        keyword parameters.
     """
-    accepted = ", ".join(repr(k) for k in sorted(META_SOLVERS))
-    if not isinstance(name, str) or name not in META_SOLVERS:
-        raise InvalidMetaSolverError(f"unknown meta-solver {name!r}; accepted names: {accepted}")
-    solver = META_SOLVERS[name]
+    solver = META_SOLVERS.get(name)
     if not kwargs:
         return solver
     try:
         inspect.signature(solver).bind(None, **kwargs)
     except TypeError as exc:
-        raise InvalidMetaSolverError(f"invalid arguments for meta-solver {name!r}: {exc}") from exc
+        raise InvalidMetaSolverError(
+            f"invalid arguments for meta-solver {name!r}: {exc}; its keyword arguments: {_keyword_parameters(solver)}"
+        ) from None
     return partial(solver, **kwargs)
 
+
+def _keyword_parameters(solver: MetaSolver) -> str:
+    """``"a, b"``: the parameters after the payoff matrix, for error messages (``"none"``)."""
+    parameters = list(inspect.signature(solver).parameters.values())[1:]
+    names = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return ", ".join(names) or "none"
