@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import subprocess
+import sys
 
 import numpy as np
 import pyspiel
@@ -13,7 +15,15 @@ from open_spiel.python import policy as openspiel_policy
 
 import fusion_psro
 from fusion_psro.errors import GameNotSupportedError, GameTooLargeError
-from fusion_psro.games import CHANCE, TERMINAL, cache_path, compile_game, estimate_tree_size
+from fusion_psro.games import (
+    CHANCE,
+    DEFAULT_MAX_HISTORIES,
+    TERMINAL,
+    cache_path,
+    compile_game,
+    estimate_tree_size,
+    load_openspiel_game,
+)
 from fusion_psro.games import compiled as compiled_module
 
 GOOFSPIEL_4 = "goofspiel(num_cards=4,imp_info=True,points_order=descending)"
@@ -206,6 +216,60 @@ def test_imperfect_recall_is_refused():
 def test_huge_game_is_refused_quickly():
     with pytest.raises(GameTooLargeError, match="far too large"):
         compile_game("chess")
+
+
+OSHI_ZUMO = "oshi_zumo(coins=4,size=1)"  # bids of zero prolong the game: 2,000 moves deep
+
+_REFUSAL_SCRIPT = """
+import resource, sys, time
+from fusion_psro.errors import GameTooLargeError
+from fusion_psro.games import compiled
+if sys.argv[2] == "enumerate":
+    compiled.estimate_tree_size = lambda *args, **kwargs: 0.0
+started = time.perf_counter()
+try:
+    compiled.compile_game(sys.argv[1], cache=False)
+    print("compiled")
+except GameTooLargeError as exc:
+    print(type(exc).__name__, exc)
+print(time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+def _refusal(game: str, how: str) -> tuple[str, float, float]:
+    """Compile ``game`` in a fresh process: its message, seconds and peak resident memory in bytes."""
+    try:
+        done = subprocess.run([sys.executable, "-c", _REFUSAL_SCRIPT, game, how], capture_output=True,
+                              text=True, timeout=120, check=True)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"compiling {game} ({how}) ran for more than 120 s")
+    message, numbers = done.stdout.strip().rsplit("\n", 1)
+    seconds, peak = (float(x) for x in numbers.split())
+    return message, seconds, peak
+
+
+def test_a_game_whose_histories_are_mostly_deep_is_refused_at_once():
+    message, seconds, peak = _refusal(OSHI_ZUMO, "estimate")
+    assert message.startswith("GameTooLargeError") and "far too large" in message
+    assert seconds < 20 and peak < 1e9
+
+
+def test_enumeration_is_refused_in_seconds_and_bounded_memory_without_the_estimate():
+    message, seconds, peak = _refusal(OSHI_ZUMO, "enumerate")
+    assert message.startswith("GameTooLargeError") and "information-state strings too long" in message
+    assert seconds < 20 and peak < 1e9
+
+
+def test_tree_size_estimate_sees_deep_histories():
+    for seed in range(5):
+        assert estimate_tree_size(load_openspiel_game(OSHI_ZUMO), seed=seed, cap=1e9) > 100 * DEFAULT_MAX_HISTORIES
+
+
+@pytest.mark.parametrize("game_string", list(EXPECTED_SIZES))
+def test_tree_size_estimate_would_not_refuse_a_game_at_the_limit(game_string):
+    histories = EXPECTED_SIZES[game_string][0]
+    for seed in range(5):
+        assert histories / 10 < estimate_tree_size(load_openspiel_game(game_string), seed=seed) < 10 * histories
 
 
 def test_enumeration_stops_at_the_limit():
