@@ -324,7 +324,8 @@ class _InfostateBuffers:
         self.representative.append(h)
         return info
 
-    def player_infostates(self, keys: np.ndarray, order: np.ndarray, rank: np.ndarray, tensors: bool) -> PlayerInfostates:
+    def player_infostates(self, keys: np.ndarray, order: np.ndarray, rank: np.ndarray,
+                          tensors: bool) -> PlayerInfostates:
         """The arrays, rows in ``order`` (the sorted order of the keys)."""
         count = keys.shape[0]
         mask = np.frombuffer(self.legal_mask, dtype=np.uint8).reshape(count, self.num_actions).astype(bool)

@@ -232,6 +232,30 @@ class PointBestResponse:
     starts: np.ndarray | None = None
 
 
+@dataclasses.dataclass(frozen=True)
+class _GridSearch:
+    """The grid nodes :meth:`MixtureGame.global_best_response` polishes, best first."""
+
+    starts: np.ndarray
+    best_value: float
+    spacing: float
+
+
+def _best_local_maxima(F: np.ndarray, count: int) -> np.ndarray:
+    """Flat indices of the ``count`` highest nodes of ``F`` not below any of their 8 neighbours."""
+    n = F.shape[0]
+    padded = np.pad(F, 1, constant_values=-np.inf)
+    is_peak = np.ones_like(F, dtype=bool)
+    for di in (-1, 0, 1):
+        for dj in (-1, 0, 1):
+            if di or dj:
+                is_peak &= F >= padded[1 + di : 1 + di + n, 1 + dj : 1 + dj + n]
+    peak_idx = np.flatnonzero(is_peak)
+    if peak_idx.size == 0:  # only for a perfectly flat f (c == 0); take the best node
+        peak_idx = np.array([int(np.argmax(F))])
+    return peak_idx[np.argsort(F.ravel()[peak_idx])[::-1][:count]]
+
+
 def _default_centres() -> np.ndarray:
     return CIRCLE_CENTRES.copy()
 
@@ -590,27 +614,32 @@ class MixtureGame:
         c, const = self.response_coefficients(opponent_points, opponent_weights)
         if int(num_starts) < 1 or int(polish_steps) < 0:
             raise ConfigError(f"need num_starts >= 1 and polish_steps >= 0, got {num_starts!r}, {polish_steps!r}")
-        a = self.precision
+        search = self._grid_search(c, grid, int(num_starts))
+        best_point, best_f = self._polish(c, search.starts, search.best_value, polish_steps)
+        curvature = self.precision * float(np.abs(c).sum())
+        value = float(self.activations(best_point[None])[0] @ c + const)
+        h = search.spacing
+        return PointBestResponse(
+            point=best_point,
+            value=value,
+            value_error_bound=max(0.0, curvature * h * h / 4.0 - (best_f - search.best_value)),
+            starts=search.starts,
+        )
+
+    def _grid_search(self, c: np.ndarray, grid: GridSpec, num_starts: int) -> _GridSearch:
+        """Steps (1) and (2) of :meth:`global_best_response`, doubling the box as needed."""
         radius = float(np.sqrt((self.centres**2).sum(axis=1)).max())
         positive = float(np.clip(c, 0.0, None).sum())
         half_width = float(grid.half_width)
         while True:
             n = int(math.ceil(2.0 * half_width / grid.spacing)) + 1
             nodes = np.linspace(-half_width, half_width, n)
-            h = float(nodes[1] - nodes[0])
             F = self._grid_values(nodes, c)
-            padded = np.pad(F, 1, constant_values=-np.inf)
-            is_peak = np.ones_like(F, dtype=bool)
-            for di in (-1, 0, 1):
-                for dj in (-1, 0, 1):
-                    if di or dj:
-                        is_peak &= F >= padded[1 + di : 1 + di + n, 1 + dj : 1 + dj + n]
-            peak_idx = np.flatnonzero(is_peak)
-            if peak_idx.size == 0:  # only for a perfectly flat f (c == 0); take the best node
-                peak_idx = np.array([int(np.argmax(F))])
-            order = peak_idx[np.argsort(F.ravel()[peak_idx])[::-1][: int(num_starts)]]
+            order = _best_local_maxima(F, num_starts)
             best_grid = float(F.ravel()[order[0]])
-            tail = positive * math.exp(-0.5 * a * (half_width - radius) ** 2) if half_width > radius else math.inf
+            tail = math.inf
+            if half_width > radius:
+                tail = positive * math.exp(-0.5 * self.precision * (half_width - radius) ** 2)
             if best_grid >= tail:
                 break
             if 2.0 * half_width > grid.max_half_width:
@@ -621,6 +650,11 @@ class MixtureGame:
             half_width *= 2.0
         rows, cols = np.unravel_index(order, F.shape)
         starts = np.stack([nodes[rows], nodes[cols]], axis=1)
+        return _GridSearch(starts=starts, best_value=best_grid, spacing=float(nodes[1] - nodes[0]))
+
+    def _polish(self, c: np.ndarray, starts: np.ndarray, best_grid: float,
+                polish_steps: int) -> tuple[np.ndarray, float]:
+        """Step (3): L-BFGS from each start; the best point and its ``f``, never below the best grid node."""
         objective = self._objective(c)
         best_point, best_f = starts[0].copy(), best_grid
         for start in starts:
@@ -633,14 +667,7 @@ class MixtureGame:
             f_val = -objective(res.x)[0]
             if np.isfinite(f_val) and f_val > best_f:
                 best_point, best_f = np.asarray(res.x, dtype=np.float64).copy(), f_val
-        curvature = a * float(np.abs(c).sum())
-        value = float(self.activations(best_point[None])[0] @ c + const)
-        return PointBestResponse(
-            point=best_point,
-            value=value,
-            value_error_bound=max(0.0, curvature * h * h / 4.0 - (best_f - best_grid)),
-            starts=starts,
-        )
+        return best_point, best_f
 
     # ------------------------------------------------------------------ exploitability
 

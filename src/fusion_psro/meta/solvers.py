@@ -65,7 +65,10 @@ class InvalidMetaGameError(FusionPSROError, ValueError):
 
 
 class InvalidMetaSolverError(ConfigError):
-    """An invalid parameter for a meta-solver (an unknown name is an :class:`~fusion_psro.errors.UnknownComponentError`)."""
+    """An invalid parameter for a meta-solver.
+
+    An unknown meta-solver name is an :class:`~fusion_psro.errors.UnknownComponentError`.
+    """
 
 
 @dataclass(frozen=True)
@@ -441,30 +444,39 @@ def solve_prd(
     ``open_spiel/python/algorithms/projected_replicator_dynamics.py``.
     """
     M = _as_meta_game(M)
+    K, L = M.shape
+    iterations, step, gamma, average_last = _prd_parameters(iterations, step, exploration, average_last, (K, L))
+    x0, y0 = _initial_strategies(initial_strategies, (K, L))
+    total = _prd_strategy_sum(_JointStrategies(M, x0, y0), iterations, step, gamma, average_last)
+    sol = _solution(M, _clip_normalise(total[:K]), _clip_normalise(total[K:]), "prd")
+    log.debug("solve_prd: %dx%d meta-game, %d iterations, value %.6g", K, L, iterations, sol.value)
+    return sol
+
+
+def _prd_parameters(iterations, step, exploration, average_last,
+                    shape: tuple[int, int]) -> tuple[int, float, float, int | None]:
+    """Checked ``(iterations, step, exploration, average_last)`` of :func:`solve_prd`."""
     iterations = _check_int("iterations", iterations, 0)
     step = _check_real("step", step, low=0.0, low_inclusive=False)
     gamma = _check_real("exploration", exploration, low=0.0, low_inclusive=True)
-    K, L = M.shape
-    if gamma * max(K, L) >= 1.0:
+    if gamma * max(shape) >= 1.0:
         raise InvalidMetaSolverError(
-            f"exploration must satisfy exploration * max(K, L) < 1, got {gamma!r} for a {K}x{L} meta-game"
+            f"exploration must satisfy exploration * max(K, L) < 1, got {gamma!r} for a {shape[0]}x{shape[1]} meta-game"
         )
     if average_last is not None:
         average_last = _check_int("average_last", average_last, 1)
-    x0, y0 = _initial_strategies(initial_strategies, (K, L))
+    return iterations, step, gamma, average_last
 
-    joint = _JointStrategies(M, x0, y0)
+
+def _prd_strategy_sum(joint: _JointStrategies, iterations: int, step: float, gamma: float,
+                      average_last: int | None) -> np.ndarray:
+    """Run PRD from ``joint``'s strategies; the sum of the strategies to average (both players)."""
     z, x, y, v = joint.z, joint.x, joint.y, joint.advantage
-    proj = []
-    for size in (K, L):
-        idx = np.arange(1, size + 1, dtype=np.float64)
-        proj.append((idx, 1.0 - (size - idx) * gamma))
-    (idx0, c00), (idx1, c01) = proj
-
+    (idx0, c00), (idx1, c01) = (_projection_constants(len(p), gamma) for p in (x, y))
     # Strategy k (k = 0 is the initial one) enters the average iff k >= first_kept.
     total = iterations + 1
     first_kept = 0 if average_last is None else max(0, total - average_last)
-    acc = z.copy() if first_kept == 0 else np.zeros(K + L)
+    acc = z.copy() if first_kept == 0 else np.zeros(z.shape[0])
     for k in range(1, total):
         joint.compute_advantage()  # advantage of each member over the mixture, into v
         v *= z
@@ -477,11 +489,13 @@ def solve_prd(
             _project_gamma_simplex(y, gamma, idx1, c01)
         if k >= first_kept:
             acc += z
-    s0 = _clip_normalise(acc[:K])
-    s1 = _clip_normalise(acc[K:])
-    sol = _solution(M, s0, s1, "prd")
-    log.debug("solve_prd: %dx%d meta-game, %d iterations, value %.6g", K, L, iterations, sol.value)
-    return sol
+    return acc
+
+
+def _projection_constants(size: int, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(idx, c0)`` of :func:`_project_gamma_simplex` for strategies of ``size`` entries."""
+    idx = np.arange(1, size + 1, dtype=np.float64)
+    return idx, 1.0 - (size - idx) * gamma
 
 
 # --------------------------------------------------------------------------- regret matching
