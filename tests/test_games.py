@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import logging
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 from open_spiel.python import policy as openspiel_policy
 
 import fusion_psro
-from fusion_psro.errors import GameNotSupportedError, GameTooLargeError
+from fusion_psro.errors import ConfigError, GameNotSupportedError, GameTooLargeError
 from fusion_psro.games import (
     CHANCE,
     DEFAULT_MAX_HISTORIES,
@@ -195,8 +196,14 @@ def test_corrupted_cache_is_recompiled(tmp_path, caplog):
     ("game", "message"),
     [
         ("kuhn_poker(players=3)", "3 players"),
-        ("matrix_pd", "general-sum"),
-        ("leducc_poker", "Did you mean 'leduc_poker'"),
+        ("matrix_pd", r"matrix_pd\(\) is general-sum; fusion-psro accepts two-player zero-sum or constant-sum games"),
+        ("tiny_hanabi", r"is general-sum \(identical interests.*accepts two-player zero-sum or constant-sum"),
+        ("leducc_poker", r"Did you mean 'leduc_poker'\?"),
+        ("leduc", r"Did you mean 'leduc_poker', 'repeated_leduc_poker'\?"),
+        ("kuhn", r"Did you mean 'kuhn_poker'"),
+        ("liar_dice", r"Did you mean 'liars_dice', 'liars_dice_ir'\?"),
+        ("Tic-Tac-Toe", r"Did you mean 'tic_tac_toe'\?"),
+        ("kuhn_game", r"Did you mean 'kuhn_poker'"),
         ("leduc_poker(no_such_parameter=1)", "could not load"),
         ("", "empty game string"),
         (42, "expected an OpenSpiel game string"),
@@ -283,6 +290,23 @@ def test_tree_size_estimate_is_close_for_leduc():
     assert 0.7 * 9457 < estimate < 1.3 * 9457
 
 
-def test_bad_max_histories():
-    with pytest.raises(ValueError, match="max_histories"):
-        compile_game("kuhn_poker", max_histories=0)
+def test_no_suggestion_from_a_generic_word_or_few_letters():
+    importlib.import_module("open_spiel.python.games")  # registers chat_game and the python_* games
+    for name in ("card_game", "mixture", "xyz"):
+        with pytest.raises(GameNotSupportedError) as info:
+            compile_game(name)
+        assert "Did you mean" not in str(info.value)
+
+
+@pytest.mark.parametrize("value", [0, -5, 2.5, True, "1000"])
+def test_bad_max_histories(value):
+    with pytest.raises(ConfigError, match=f"max_histories must be a positive integer, got {value!r}"):
+        compile_game("kuhn_poker", max_histories=value)
+
+
+def test_compile_command_refuses_a_bad_limit_in_one_line(capsys):
+    from fusion_psro.cli import main
+
+    assert main(["compile", "kuhn_poker", "--max-histories", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err == "fusion-psro: error: max_histories must be a positive integer, got 0\n"

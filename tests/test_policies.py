@@ -133,11 +133,43 @@ def test_policy_of_wrong_type_or_game():
     with pytest.raises(PolicyTypeError, match="expected an OpenSpiel policy"):
         fusion_psro.exploitability(kuhn, "uniform")
     leduc_policy = openspiel_policy.TabularPolicy(pyspiel.load_game("leduc_poker"))
-    with pytest.raises(InvalidPolicyError, match=r"kuhn_poker\(\) has 2 actions"):
+    with pytest.raises(InvalidPolicyError, match=r"TabularPolicy of leduc_poker\(\) \(table 936 x 3\), "
+                                                 r"not of kuhn_poker\(\) \(2 actions\)"):
         fusion_psro.exploitability(kuhn, leduc_policy)
     one_player = openspiel_policy.TabularPolicy(kuhn, players=[0])
-    with pytest.raises(InvalidPolicyError, match="no entry for 6 of player 1's information states"):
+    with pytest.raises(InvalidPolicyError, match=r"no entry for 6 of player 1's information states .*"
+                                                 r"covers players \[0\] only"):
         fusion_psro.exploitability(kuhn, one_player)
+    isomorphic = openspiel_policy.TabularPolicy(pyspiel.load_game("leduc_poker(suit_isomorphism=True)"))
+    with pytest.raises(InvalidPolicyError, match=r"built for leduc_poker\(suit_isomorphism=True\); build it .* "
+                                                 r"on leduc_poker\(\)"):
+        fusion_psro.exploitability("leduc_poker", isomorphic)
+
+
+def test_tabular_policy_whose_table_does_not_fit_its_lookup():
+    leduc = pyspiel.load_game("leduc_poker")
+    truncated = openspiel_policy.TabularPolicy(leduc)
+    truncated.action_probability_array = truncated.action_probability_array[:10]
+    with pytest.raises(InvalidPolicyError, match=r"TabularPolicy of leduc_poker\(\) whose table is 10 x 3, not 936 x 3"):
+        fusion_psro.exploitability(leduc, truncated)
+
+
+def test_openspiel_policies_given_to_the_array_engine_are_pointed_to_the_top_level_api(leduc):
+    tabular = openspiel_policy.TabularPolicy(pyspiel.load_game("leduc_poker"))
+    with pytest.raises(PolicyTypeError, match="got a TabularPolicy; OpenSpiel policy objects go to fusion_psro.exploitability"):
+        fusion_psro.evaluation.exploitability(leduc, tabular)
+    with pytest.raises(PolicyTypeError, match="policy for player 0 is an OpenSpiel TabularPolicy; .*from_openspiel_policy"):
+        fusion_psro.evaluation.exploitability(leduc, (tabular, tabular))
+
+
+@pytest.mark.parametrize("player", [2, -1])
+def test_best_response_names_the_player_given(leduc, player):
+    for respond in (
+        lambda: fusion_psro.evaluation.best_response(leduc, player, uniform_policy(leduc, 0)),
+        lambda: fusion_psro.evaluation.mixture_best_response(leduc, player, uniform_policy(leduc, 0)[None], [1.0]),
+    ):
+        with pytest.raises(InvalidPlayerError, match=f"player must be 0 or 1 in a two-player game, got {player}$"):
+            respond()
 
 
 def test_remembered_row_maps_do_not_keep_policies_alive():

@@ -53,14 +53,42 @@ def _tabular_rows(compiled: CompiledGame, policy: openspiel_policy.TabularPolicy
     rows = np.fromiter((lookup.get(key, -1) for key in info.keys.tolist()), dtype=np.int64, count=info.num_infostates)
     if (rows < 0).any():
         absent = info.keys[rows < 0]
+        built_for = _built_for(policy)
+        advice = (
+            f"it covers players {list(getattr(policy, 'player_ids', []))} only; build it for both players"
+            if built_for == compiled.game_string else
+            f"it was built for {built_for}; build it with open_spiel.python.policy.TabularPolicy(game) "
+            f"on {compiled.game_string}"
+        )
         raise InvalidPolicyError(
-            f"{name} has no entry for {absent.size} of player {player}'s information states "
-            f"(first: {absent[0]!r}). Was it built for {compiled.game_string} with both players? "
-            "Build it with open_spiel.python.policy.TabularPolicy(game) on the same game."
+            f"{name} has no entry for {absent.size} of player {player}'s information states of "
+            f"{compiled.game_string} (first: {str(absent[0])!r}): {advice}"
         )
     references.setdefault(player, (lookup, rows))
     per_policy[policy] = (lookup, rows)
     return rows
+
+
+def _built_for(policy: openspiel_policy.TabularPolicy) -> str:
+    game = getattr(policy, "game", None)
+    return "an unknown game" if game is None else str(game)
+
+
+def _table_mismatch(compiled: CompiledGame, policy: openspiel_policy.TabularPolicy, table: np.ndarray,
+                    name: str) -> str:
+    """Why ``policy``'s table cannot hold a policy of ``compiled``, for an error message."""
+    shape = " x ".join(str(size) for size in table.shape)
+    built_for = _built_for(policy)
+    if built_for != compiled.game_string:
+        return (
+            f"{name} is a TabularPolicy of {built_for} (table {shape}), not of {compiled.game_string} "
+            f"({compiled.num_actions} actions); build it with open_spiel.python.policy.TabularPolicy(game) "
+            f"on {compiled.game_string}"
+        )
+    return (
+        f"{name} is a TabularPolicy of {built_for} whose table is {shape}, not {len(policy.state_lookup)} x "
+        f"{compiled.num_actions} (a row per entry of its state_lookup, a column per action)"
+    )
 
 
 def _raw_policy_array(compiled: CompiledGame, policy, player: int, *, name: str) -> np.ndarray:
@@ -70,10 +98,8 @@ def _raw_policy_array(compiled: CompiledGame, policy, player: int, *, name: str)
         return policy
     if _is_tabular_fast_path(policy):
         table = np.asarray(policy.action_probability_array)
-        if table.ndim != 2 or table.shape[1] != info.num_actions:
-            raise InvalidPolicyError(
-                f"{name} has a table of shape {table.shape}; {compiled.game_string} has {info.num_actions} actions"
-            )
+        if table.ndim != 2 or table.shape[1] != info.num_actions or table.shape[0] != len(policy.state_lookup):
+            raise InvalidPolicyError(_table_mismatch(compiled, policy, table, name))
         return table[_tabular_rows(compiled, policy, player, name)]
     if not callable(getattr(policy, "action_probabilities", None)):
         raise PolicyTypeError(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fusion_psro.errors import InvalidMetaStrategyError, InvalidPlayerError, InvalidPolicyError
+from fusion_psro.errors import InvalidMetaStrategyError, InvalidPlayerError, InvalidPolicyError, PolicyTypeError
 
 if TYPE_CHECKING:
     from fusion_psro.games.compiled import CompiledGame
@@ -44,6 +44,12 @@ def validate_policy(compiled: CompiledGame, player: int, policy, *, name: str = 
     """
     info = compiled.players[check_player(player)]
     expected = (info.num_infostates, info.num_actions)
+    if callable(getattr(policy, "action_probabilities", None)):
+        raise PolicyTypeError(
+            f"{name} for player {player} is an OpenSpiel {type(policy).__name__}; this function takes arrays "
+            "[information states, actions]: convert it with fusion_psro.from_openspiel_policy, or evaluate it "
+            "with fusion_psro.exploitability and the other top-level functions"
+        )
     try:
         array = np.asarray(policy, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -81,6 +87,12 @@ def validate_policy(compiled: CompiledGame, player: int, policy, *, name: str = 
 
 def validate_profile(compiled: CompiledGame, profile: Sequence) -> tuple[np.ndarray, np.ndarray]:
     """Check a pair of policies ``(policy_of_player_0, policy_of_player_1)``."""
+    if not isinstance(profile, (Sequence, np.ndarray)):
+        raise PolicyTypeError(
+            f"a policy profile must be a pair (policy_of_player_0, policy_of_player_1) of arrays shaped "
+            f"[information states, actions], got a {type(profile).__name__}; OpenSpiel policy objects go to "
+            "fusion_psro.exploitability and the other top-level functions"
+        )
     if isinstance(profile, np.ndarray) or len(profile) != 2:
         raise InvalidPolicyError(
             "a policy profile must be a pair (policy_of_player_0, policy_of_player_1) of arrays "

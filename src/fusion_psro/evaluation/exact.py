@@ -26,7 +26,7 @@ from fusion_psro.evaluation.sequence_form import (
     realization_plans,
 )
 from fusion_psro.games.compiled import CompiledGame
-from fusion_psro.validation import validate_meta_strategy, validate_policy, validate_profile
+from fusion_psro.validation import check_player, validate_meta_strategy, validate_policy, validate_profile
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,6 +165,7 @@ def best_response(compiled: CompiledGame, player: int, opponent_policy) -> BestR
 
     With a stack ``[B, I_opp, A]`` of opponent policies, returns ``B`` best responses at once.
     """
+    player = check_player(player)
     opponent_policy = validate_policy(compiled, 1 - player, opponent_policy, name="opponent policy")
     return best_response_to_plans(compiled, player, realization_plans(compiled, 1 - player, opponent_policy))
 
@@ -172,5 +173,6 @@ def best_response(compiled: CompiledGame, player: int, opponent_policy) -> BestR
 @single_threaded_blas
 def mixture_best_response(compiled: CompiledGame, player: int, opponent_population, meta_strategy) -> BestResponse:
     """Pure best response of ``player`` to a meta-strategy mixture of opponent policies."""
+    player = check_player(player)
     plan = mixture_plan(compiled, 1 - player, opponent_population, meta_strategy)
     return best_response_to_plans(compiled, player, plan)
