@@ -53,16 +53,9 @@ def _tabular_rows(compiled: CompiledGame, policy: openspiel_policy.TabularPolicy
     rows = np.fromiter((lookup.get(key, -1) for key in info.keys.tolist()), dtype=np.int64, count=info.num_infostates)
     if (rows < 0).any():
         absent = info.keys[rows < 0]
-        built_for = _built_for(policy)
-        advice = (
-            f"it covers players {list(getattr(policy, 'player_ids', []))} only; build it for both players"
-            if built_for == compiled.game_string else
-            f"it was built for {built_for}; build it with open_spiel.python.policy.TabularPolicy(game) "
-            f"on {compiled.game_string}"
-        )
         raise InvalidPolicyError(
             f"{name} has no entry for {absent.size} of player {player}'s information states of "
-            f"{compiled.game_string} (first: {str(absent[0])!r}): {advice}"
+            f"{compiled.game_string} (first: {str(absent[0])!r}): {_missing_rows_advice(compiled, policy)}"
         )
     references.setdefault(player, (lookup, rows))
     per_policy[policy] = (lookup, rows)
@@ -72,6 +65,16 @@ def _tabular_rows(compiled: CompiledGame, policy: openspiel_policy.TabularPolicy
 def _built_for(policy: openspiel_policy.TabularPolicy) -> str:
     game = getattr(policy, "game", None)
     return "an unknown game" if game is None else str(game)
+
+
+def _missing_rows_advice(compiled: CompiledGame, policy: openspiel_policy.TabularPolicy) -> str:
+    built_for = _built_for(policy)
+    if built_for == compiled.game_string:
+        return f"it covers players {list(getattr(policy, 'player_ids', []))} only; build it for both players"
+    return (
+        f"it was built for {built_for}; build it with open_spiel.python.policy.TabularPolicy(game) "
+        f"on {compiled.game_string}"
+    )
 
 
 def _table_mismatch(compiled: CompiledGame, policy: openspiel_policy.TabularPolicy, table: np.ndarray,

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 _SUPPORTED_UTILITIES = (pyspiel.GameType.Utility.ZERO_SUM, pyspiel.GameType.Utility.CONSTANT_SUM)
 _UNSUPPORTED_UTILITIES = {
     pyspiel.GameType.Utility.GENERAL_SUM: "general-sum",
-    pyspiel.GameType.Utility.IDENTICAL: "general-sum (identical interests: every player gets the same payoff)",
+    pyspiel.GameType.Utility.IDENTICAL: "general-sum (identical interests: both players get the same payoff)",
 }
 
 
