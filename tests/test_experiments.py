@@ -141,7 +141,7 @@ def test_a_finished_run_recorded_before_a_setting_existed_is_still_recognized(tm
 
 
 def test_method_labels_name_the_variant_and_leave_out_unset_settings():
-    from fusion_psro.experiments.report import method_label
+    from fusion_psro.experiments.runs import method_label
 
     varying = ["variant", "init", "diversity_weight", "seed"]
     psd = {"variant": "psd", "init": "fusion", "diversity_weight": 0.1, "seed": 0}
@@ -152,7 +152,7 @@ def test_method_labels_name_the_variant_and_leave_out_unset_settings():
 
 
 def test_runs_written_before_a_setting_existed_group_with_current_ones(tmp_path):
-    from fusion_psro.experiments.report import group_by_method, load_runs
+    from fusion_psro.experiments.runs import group_by_method, load_runs
 
     for seed in (0, 1):
         run_psro(PSROConfig(game="kuhn_poker", iterations=1, seed=seed), tmp_path / f"s{seed}", progress=False)

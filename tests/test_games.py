@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import importlib
 import logging
+import subprocess
+import sys
 
 import numpy as np
 import pyspiel
@@ -10,8 +15,16 @@ import pytest
 from open_spiel.python import policy as openspiel_policy
 
 import fusion_psro
-from fusion_psro.errors import GameNotSupportedError, GameTooLargeError
-from fusion_psro.games import CHANCE, TERMINAL, cache_path, compile_game, estimate_tree_size
+from fusion_psro.errors import ConfigError, GameNotSupportedError, GameTooLargeError
+from fusion_psro.games import (
+    CHANCE,
+    DEFAULT_MAX_HISTORIES,
+    TERMINAL,
+    cache_path,
+    compile_game,
+    estimate_tree_size,
+    load_openspiel_game,
+)
 from fusion_psro.games import compiled as compiled_module
 
 GOOFSPIEL_4 = "goofspiel(num_cards=4,imp_info=True,points_order=descending)"
@@ -125,6 +138,23 @@ def test_accepts_pyspiel_game_and_compiled_game():
     assert compile_game(compiled) is compiled
 
 
+def test_derived_data_is_kept_in_declared_fields():
+    """Modules that derive data from a compiled game keep it in ``compiled.derived``, not in ``__dict__``."""
+    compiled_module._MEMORY_CACHE.clear()
+    compiled = compile_game("kuhn_poker", cache=False)
+    policy = openspiel_policy.TabularPolicy(compiled.openspiel_game)
+    fusion_psro.exploitability(compiled, policy)  # sequence form, uniform plans, table rows
+    fusion_psro.exploitability(compiled, openspiel_policy.UniformRandomPolicy(compiled.openspiel_game))
+    declared = {field.name for field in dataclasses.fields(compiled)}
+    cached_properties = {name for name, value in vars(type(compiled)).items() if isinstance(value, functools.cached_property)}
+    assert set(vars(compiled)) <= declared | cached_properties
+    derived = compiled.derived
+    assert derived.openspiel_game is compiled.openspiel_game
+    assert derived.sequence_form is not None and set(derived.uniform_plans) == {0, 1}
+    assert set(derived.representative_states) == {0, 1}
+    assert set(derived.tabular_rows_reference) == {0, 1} and policy in derived.tabular_rows_by_policy[0]
+
+
 def test_disk_cache_round_trip(tmp_path):
     compiled_module._MEMORY_CACHE.clear()
     fresh = compile_game("leduc_poker", cache_dir=tmp_path)
@@ -166,8 +196,14 @@ def test_corrupted_cache_is_recompiled(tmp_path, caplog):
     ("game", "message"),
     [
         ("kuhn_poker(players=3)", "3 players"),
-        ("matrix_pd", "general-sum"),
-        ("leducc_poker", "Did you mean 'leduc_poker'"),
+        ("matrix_pd", r"matrix_pd\(\) is general-sum; fusion-psro accepts two-player zero-sum or constant-sum games"),
+        ("tiny_hanabi", r"is general-sum \(identical interests.*accepts two-player zero-sum or constant-sum"),
+        ("leducc_poker", r"Did you mean 'leduc_poker'\?"),
+        ("leduc", r"Did you mean 'leduc_poker', 'repeated_leduc_poker'\?"),
+        ("kuhn", r"Did you mean 'kuhn_poker'"),
+        ("liar_dice", r"Did you mean 'liars_dice', 'liars_dice_ir'\?"),
+        ("Tic-Tac-Toe", r"Did you mean 'tic_tac_toe'\?"),
+        ("kuhn_game", r"Did you mean 'kuhn_poker'"),
         ("leduc_poker(no_such_parameter=1)", "could not load"),
         ("", "empty game string"),
         (42, "expected an OpenSpiel game string"),
@@ -189,6 +225,60 @@ def test_huge_game_is_refused_quickly():
         compile_game("chess")
 
 
+OSHI_ZUMO = "oshi_zumo(coins=4,size=1)"  # bids of zero prolong the game: 2,000 moves deep
+
+_REFUSAL_SCRIPT = """
+import resource, sys, time
+from fusion_psro.errors import GameTooLargeError
+from fusion_psro.games import compiled
+if sys.argv[2] == "enumerate":
+    compiled.estimate_tree_size = lambda *args, **kwargs: 0.0
+started = time.perf_counter()
+try:
+    compiled.compile_game(sys.argv[1], cache=False)
+    print("compiled")
+except GameTooLargeError as exc:
+    print(type(exc).__name__, exc)
+print(time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+def _refusal(game: str, how: str) -> tuple[str, float, float]:
+    """Compile ``game`` in a fresh process: its message, seconds and peak resident memory in bytes."""
+    try:
+        done = subprocess.run([sys.executable, "-c", _REFUSAL_SCRIPT, game, how], capture_output=True,
+                              text=True, timeout=120, check=True)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"compiling {game} ({how}) ran for more than 120 s")
+    message, numbers = done.stdout.strip().rsplit("\n", 1)
+    seconds, peak = (float(x) for x in numbers.split())
+    return message, seconds, peak
+
+
+def test_a_game_whose_histories_are_mostly_deep_is_refused_at_once():
+    message, seconds, peak = _refusal(OSHI_ZUMO, "estimate")
+    assert message.startswith("GameTooLargeError") and "far too large" in message
+    assert seconds < 20 and peak < 1e9
+
+
+def test_enumeration_is_refused_in_seconds_and_bounded_memory_without_the_estimate():
+    message, seconds, peak = _refusal(OSHI_ZUMO, "enumerate")
+    assert message.startswith("GameTooLargeError") and "information-state strings too long" in message
+    assert seconds < 20 and peak < 1e9
+
+
+def test_tree_size_estimate_sees_deep_histories():
+    for seed in range(5):
+        assert estimate_tree_size(load_openspiel_game(OSHI_ZUMO), seed=seed, cap=1e9) > 100 * DEFAULT_MAX_HISTORIES
+
+
+@pytest.mark.parametrize("game_string", list(EXPECTED_SIZES))
+def test_tree_size_estimate_would_not_refuse_a_game_at_the_limit(game_string):
+    histories = EXPECTED_SIZES[game_string][0]
+    for seed in range(5):
+        assert histories / 10 < estimate_tree_size(load_openspiel_game(game_string), seed=seed) < 10 * histories
+
+
 def test_enumeration_stops_at_the_limit():
     compiled_module._MEMORY_CACHE.clear()
     with pytest.raises(GameTooLargeError, match="more than 5,000 histories"):
@@ -200,6 +290,23 @@ def test_tree_size_estimate_is_close_for_leduc():
     assert 0.7 * 9457 < estimate < 1.3 * 9457
 
 
-def test_bad_max_histories():
-    with pytest.raises(ValueError, match="max_histories"):
-        compile_game("kuhn_poker", max_histories=0)
+def test_no_suggestion_from_a_generic_word_or_few_letters():
+    importlib.import_module("open_spiel.python.games")  # registers chat_game and the python_* games
+    for name in ("card_game", "mixture", "xyz"):
+        with pytest.raises(GameNotSupportedError) as info:
+            compile_game(name)
+        assert "Did you mean" not in str(info.value)
+
+
+@pytest.mark.parametrize("value", [0, -5, 2.5, True, "1000"])
+def test_bad_max_histories(value):
+    with pytest.raises(ConfigError, match=f"max_histories must be a positive integer, got {value!r}"):
+        compile_game("kuhn_poker", max_histories=value)
+
+
+def test_compile_command_refuses_a_bad_limit_in_one_line(capsys):
+    from fusion_psro.cli import main
+
+    assert main(["compile", "kuhn_poker", "--max-histories", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err == "fusion-psro: error: max_histories must be a positive integer, got 0\n"

@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 from scipy.optimize import linprog
 
-from fusion_psro.errors import FusionPSROError, InvalidMetaStrategyError
+from fusion_psro import registry
+from fusion_psro.errors import (
+    ConfigError,
+    FusionPSROError,
+    InvalidMetaStrategyError,
+    NumericalError,
+    UnknownComponentError,
+)
 from fusion_psro.meta import (
     META_SOLVERS,
     InvalidMetaGameError,
@@ -23,6 +30,8 @@ from fusion_psro.meta import (
     solve_regret_matching,
     solve_uniform,
 )
+from fusion_psro.meta import solvers as solvers_module
+from fusion_psro.registry import register_meta_solver
 
 RPS = np.array([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]])
 # Biased rock-paper-scissors: unique equilibrium (1/4, 1/2, 1/4) for both players, value 0.
@@ -295,7 +304,9 @@ def test_regret_matching_random_matrix_regret_bound():
 
 
 def test_registry_contents_and_signature():
-    assert set(META_SOLVERS) == {"nash", "uniform", "prd", "rm"}
+    assert META_SOLVERS is registry.META_SOLVERS
+    assert list(META_SOLVERS) == ["nash", "uniform", "prd", "rm"]
+    assert "prd" in META_SOLVERS and "alpharank" not in META_SOLVERS
     M = np.random.default_rng(5).normal(size=(4, 3))
     for name, solver in META_SOLVERS.items():
         assert get_meta_solver(name) is solver
@@ -307,24 +318,39 @@ def test_registry_contents_and_signature():
 
 
 def test_unknown_solver_name_lists_accepted_names():
-    with pytest.raises(InvalidMetaSolverError) as info:
+    with pytest.raises(UnknownComponentError) as info:
         get_meta_solver("alpharank")
-    message = str(info.value)
-    assert "alpharank" in message
-    for name in ("nash", "uniform", "prd", "rm"):
-        assert repr(name) in message
+    assert str(info.value) == "unknown meta-solver 'alpharank'; accepted: nash, uniform, prd, rm"
+    assert isinstance(info.value, ConfigError)
     assert isinstance(info.value, ValueError)
-    assert isinstance(info.value, FusionPSROError)
-    with pytest.raises(InvalidMetaSolverError):
+    with pytest.raises(UnknownComponentError, match="accepted: nash, uniform, prd, rm"):
         get_meta_solver(None)
+
+
+def test_registered_solvers_are_found_by_name():
+    def solve_first(M) -> MetaSolution:
+        M = np.asarray(M, dtype=np.float64)
+        first = [np.eye(n)[0] for n in M.shape]
+        return MetaSolution(strategies=(first[0], first[1]), value=float(M[0, 0]), solver="first")
+
+    register_meta_solver("first", solve_first)
+    try:
+        assert get_meta_solver("first") is solve_first
+        assert list(META_SOLVERS)[-1] == "first"
+    finally:
+        META_SOLVERS.unregister("first")
+    assert "first" not in META_SOLVERS
 
 
 def test_get_meta_solver_binds_keyword_arguments():
     solver = get_meta_solver("prd", iterations=10, step=0.5)
     direct = solve_prd(BIASED_RPS, iterations=10, step=0.5)
     np.testing.assert_array_equal(solver(BIASED_RPS).strategies[0], direct.strategies[0])
-    with pytest.raises(InvalidMetaSolverError, match="nash"):
+    with pytest.raises(InvalidMetaSolverError, match="meta-solver 'nash'.*its keyword arguments: none"):
         get_meta_solver("nash", iterations=10)
+    with pytest.raises(InvalidMetaSolverError, match="keyword arguments: iterations, initial_strategies$"):
+        get_meta_solver("rm", steps=10)
+    assert issubclass(InvalidMetaSolverError, ConfigError)
 
 
 # --------------------------------------------------------------------------- validation
@@ -352,7 +378,7 @@ def test_get_meta_solver_binds_keyword_arguments():
 @pytest.mark.parametrize("name", sorted(META_SOLVERS))
 def test_bad_matrices_rejected(M, fragment, name):
     with pytest.raises(InvalidMetaGameError) as info:
-        META_SOLVERS[name](M)
+        META_SOLVERS.get(name)(M)
     assert fragment in str(info.value)
     assert isinstance(info.value, ValueError)
     assert isinstance(info.value, FusionPSROError)
@@ -400,10 +426,19 @@ def test_bad_initial_strategies(initial, solver):
 # --------------------------------------------------------------------------- misc
 
 
+def test_a_failed_linear_program_is_a_numerical_error(monkeypatch):
+    class Failed:
+        status, x, message = 4, None, "numerical difficulties"
+
+    monkeypatch.setattr(solvers_module, "linprog", lambda *args, **kwargs: Failed())
+    with pytest.raises(NumericalError, match="status 4.*numerical difficulties"):
+        solve_nash(RPS)
+
+
 def test_solution_is_immutable_and_input_untouched():
     M = np.random.default_rng(9).normal(size=(4, 4))
     copy = M.copy()
-    for solver in META_SOLVERS.values():
+    for _, solver in META_SOLVERS.items():
         sol = solver(M)
         np.testing.assert_array_equal(M, copy)
         with pytest.raises(dataclasses.FrozenInstanceError):
@@ -414,7 +449,7 @@ def test_solution_is_immutable_and_input_untouched():
 
 def test_solvers_log_and_do_not_print(capsys, caplog):
     with caplog.at_level(logging.DEBUG, logger="fusion_psro.meta"):
-        for solver in META_SOLVERS.values():
+        for _, solver in META_SOLVERS.items():
             solver(SADDLE)
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from scipy.optimize import linprog
 
-from fusion_psro.errors import InvalidMetaStrategyError, InvalidPolicyError
+from fusion_psro.errors import ConfigError, InvalidMetaStrategyError, InvalidPolicyError, NumericalError
 from fusion_psro.games.mixture import (
     CIRCLE_CENTRES,
     DPP_PSRO_CENTRES,
     GridSpec,
     MixtureGame,
     cyclic_dominance_matrix,
-    fuse_points,
 )
+from fusion_psro.psro import fuse_parameters
 
 GAME = MixtureGame()
 
@@ -109,7 +110,7 @@ def test_dominance_matrix():
         assert np.array_equal(S[k], np.roll(S[0], k))
     assert np.array_equal(S.sum(axis=0), np.zeros(7))
     assert cyclic_dominance_matrix(9)[0].tolist() == [0, 1, 1, 1, 1, -1, -1, -1, -1]
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="odd"):
         cyclic_dominance_matrix(6)
 
 
@@ -280,15 +281,21 @@ def test_exploitability_of_a_meta_nash_over_a_dense_population_is_small():
 # ---------------------------------------------------------------------------- fusion and validation
 
 
-def test_fuse_points():
+def test_fusion_of_points_is_their_meta_strategy_weighted_mean():
+    # A policy of the mixture game is its own parameter vector {"point": tensor}.
     points = np.array([[1.0, 2.0], [-3.0, 0.5], [0.0, -1.0]])
-    assert np.array_equal(fuse_points(points, [0.0, 1.0, 0.0]), points[1])
-    assert np.allclose(fuse_points(points, np.full(3, 1 / 3)), points.mean(axis=0))
-    assert np.allclose(fuse_points(points, [0.5, 0.0, 0.5]), [0.5, 0.5])
-    with pytest.raises(InvalidMetaStrategyError):
-        fuse_points(points, [0.5, 0.6, 0.0])
-    with pytest.raises(InvalidMetaStrategyError):
-        fuse_points(points, [1.0, 0.0])
+    members = [{"point": torch.tensor(point)} for point in points]
+
+    def fuse(weights):
+        return fuse_parameters(members, weights)["point"].numpy()
+
+    assert np.array_equal(fuse([0.0, 1.0, 0.0]), points[1])
+    assert np.allclose(fuse(np.full(3, 1 / 3)), points.mean(axis=0))
+    assert np.allclose(fuse([0.5, 0.0, 0.5]), [0.5, 0.5])
+    with pytest.raises(ValueError, match="probability vector"):
+        fuse([0.5, 0.6, 0.0])
+    with pytest.raises(ValueError, match="weights of shape"):
+        fuse([1.0, 0.0])
 
 
 def test_input_validation():
@@ -298,10 +305,26 @@ def test_input_validation():
         GAME.payoff([0.0, np.nan], [0.0, 0.0])
     with pytest.raises(InvalidMetaStrategyError):
         GAME.payoff_against_mixture(np.zeros((1, 2)), np.zeros((2, 2)), [-0.5, 1.5])
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="odd"):
         MixtureGame(centres=np.zeros((6, 2)))
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="precision"):
         MixtureGame(precision=0.0)
+    with pytest.raises(ConfigError, match="linear_weight"):
+        MixtureGame(linear_weight=np.inf)
+    with pytest.raises(ConfigError, match="half_width"):
+        GridSpec(half_width=2.0, max_half_width=1.0)
+    with pytest.raises(ConfigError, match="lr"):
+        GAME.gradient_best_response(np.zeros((1, 2)), [1.0], lr=0.0)
+    with pytest.raises(ConfigError, match="num_starts"):
+        GAME.global_best_response(np.zeros((1, 2)), [1.0], num_starts=0)
     with pytest.raises(AttributeError):
         GAME.precision = 1.0  # frozen
     assert not GAME.centres.flags.writeable
+
+
+def test_a_grid_that_cannot_cover_the_optimum_is_a_numerical_error():
+    # The box may not grow past 1.0 while every hump lies at radius 2.87: a point outside
+    # could beat every grid node.
+    grid = GridSpec(half_width=1.0, spacing=0.1, max_half_width=1.0)
+    with pytest.raises(NumericalError, match="increase grid.max_half_width"):
+        GAME.global_best_response(CIRCLE_CENTRES[:1], [1.0], grid=grid)

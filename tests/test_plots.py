@@ -20,7 +20,7 @@ from fusion_psro.experiments.plots import (
     output_paths,
     plot_runs,
 )
-from fusion_psro.experiments.report import RunSummary, load_runs
+from fusion_psro.experiments.runs import RunSummary, load_runs
 from fusion_psro.psro import PSROConfig
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -8,15 +8,10 @@ import pytest
 from open_spiel.python import policy as openspiel_policy
 
 import fusion_psro
-from fusion_psro.errors import InvalidMetaStrategyError, InvalidPolicyError, PolicyTypeError
+from fusion_psro.errors import InvalidMetaStrategyError, InvalidPlayerError, InvalidPolicyError, PolicyTypeError
 from fusion_psro.games import compile_game
-from fusion_psro.policies import (
-    random_deterministic_policy,
-    random_policy,
-    uniform_policy,
-    validate_meta_strategy,
-    validate_policy,
-)
+from fusion_psro.policies import random_deterministic_policy, random_policy, uniform_policy
+from fusion_psro.validation import validate_meta_strategy, validate_policy
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +82,7 @@ def test_wrong_shape(leduc):
         validate_policy(leduc, 0, np.full((3, 3), 1 / 3))
     with pytest.raises(InvalidPolicyError, match="not a numeric array"):
         validate_policy(leduc, 0, "uniform")
-    with pytest.raises(ValueError, match="player must be 0 or 1"):
+    with pytest.raises(InvalidPlayerError, match="player must be 0 or 1 in a two-player game, got 2"):
         validate_policy(leduc, 2, uniform_policy(leduc, 0))
 
 
@@ -100,6 +95,14 @@ def test_population_error_names_the_member(leduc):
 def test_profile_must_be_a_pair(leduc):
     with pytest.raises(InvalidPolicyError, match="pair"):
         fusion_psro.evaluation.exploitability(leduc, [uniform_policy(leduc, 0)])
+
+
+def test_populations_and_single_policies_are_told_apart(leduc):
+    uniform = [uniform_policy(leduc, 0), uniform_policy(leduc, 1)]
+    with pytest.raises(InvalidPolicyError, match="one entry per player"):
+        fusion_psro.evaluation.evaluate_mixture(leduc, [uniform[0][None]], [[1.0]])
+    with pytest.raises(InvalidPolicyError, match="use payoff_matrix for populations"):
+        fusion_psro.evaluation.expected_payoff(leduc, uniform[0][None], uniform[1])
 
 
 def test_meta_strategy_errors():
@@ -130,11 +133,43 @@ def test_policy_of_wrong_type_or_game():
     with pytest.raises(PolicyTypeError, match="expected an OpenSpiel policy"):
         fusion_psro.exploitability(kuhn, "uniform")
     leduc_policy = openspiel_policy.TabularPolicy(pyspiel.load_game("leduc_poker"))
-    with pytest.raises(InvalidPolicyError, match=r"kuhn_poker\(\) has 2 actions"):
+    with pytest.raises(InvalidPolicyError, match=r"TabularPolicy of leduc_poker\(\) \(table 936 x 3\), "
+                                                 r"not of kuhn_poker\(\) \(2 actions\)"):
         fusion_psro.exploitability(kuhn, leduc_policy)
     one_player = openspiel_policy.TabularPolicy(kuhn, players=[0])
-    with pytest.raises(InvalidPolicyError, match="no entry for 6 of player 1's information states"):
+    with pytest.raises(InvalidPolicyError, match=r"no entry for 6 of player 1's information states .*"
+                                                 r"covers players \[0\] only"):
         fusion_psro.exploitability(kuhn, one_player)
+    isomorphic = openspiel_policy.TabularPolicy(pyspiel.load_game("leduc_poker(suit_isomorphism=True)"))
+    with pytest.raises(InvalidPolicyError, match=r"built for leduc_poker\(suit_isomorphism=True\); build it .* "
+                                                 r"on leduc_poker\(\)"):
+        fusion_psro.exploitability("leduc_poker", isomorphic)
+
+
+def test_tabular_policy_whose_table_does_not_fit_its_lookup():
+    leduc = pyspiel.load_game("leduc_poker")
+    truncated = openspiel_policy.TabularPolicy(leduc)
+    truncated.action_probability_array = truncated.action_probability_array[:10]
+    with pytest.raises(InvalidPolicyError, match=r"TabularPolicy of leduc_poker\(\) whose table is 10 x 3, not 936 x 3"):
+        fusion_psro.exploitability(leduc, truncated)
+
+
+def test_openspiel_policies_given_to_the_array_engine_are_pointed_to_the_top_level_api(leduc):
+    tabular = openspiel_policy.TabularPolicy(pyspiel.load_game("leduc_poker"))
+    with pytest.raises(PolicyTypeError, match="got a TabularPolicy; OpenSpiel policy objects go to fusion_psro.exploitability"):
+        fusion_psro.evaluation.exploitability(leduc, tabular)
+    with pytest.raises(PolicyTypeError, match="policy for player 0 is an OpenSpiel TabularPolicy; .*from_openspiel_policy"):
+        fusion_psro.evaluation.exploitability(leduc, (tabular, tabular))
+
+
+@pytest.mark.parametrize("player", [2, -1])
+def test_best_response_names_the_player_given(leduc, player):
+    for respond in (
+        lambda: fusion_psro.evaluation.best_response(leduc, player, uniform_policy(leduc, 0)),
+        lambda: fusion_psro.evaluation.mixture_best_response(leduc, player, uniform_policy(leduc, 0)[None], [1.0]),
+    ):
+        with pytest.raises(InvalidPlayerError, match=f"player must be 0 or 1 in a two-player game, got {player}$"):
+            respond()
 
 
 def test_remembered_row_maps_do_not_keep_policies_alive():

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import scipy.stats
 from conftest import KUHN, LEDUC
 
+from fusion_psro.errors import (
+    ConfigError,
+    GameNotSupportedError,
+    InvalidMetaStrategyError,
+    InvalidPlayerError,
+    InvalidPolicyError,
+)
 from fusion_psro.evaluation import expected_payoff, mixture_plan, realization_plans
 from fusion_psro.games import CHANCE, TERMINAL, CompiledGame, PlayerInfostates, compile_game
 from fusion_psro.games.simulation import VectorizedEpisodes
@@ -241,15 +250,35 @@ def test_episodes_that_end_before_the_learner_acts_are_counted():
 def test_invalid_arguments():
     compiled = compile_game(KUHN)
     opponent = uniform_policy(compiled, 1)
-    with pytest.raises(ValueError, match="learner"):
+    with pytest.raises(InvalidPlayerError, match="learner"):
         VectorizedEpisodes(compiled, 2, opponent)
-    with pytest.raises(ValueError, match="num_envs"):
+    with pytest.raises(ConfigError, match="num_envs"):
         VectorizedEpisodes(compiled, 0, opponent, num_envs=0)
-    with pytest.raises(ValueError, match="opponent_weights"):
+    with pytest.raises(ConfigError, match="max_episodes"):
+        VectorizedEpisodes(compiled, 0, opponent, max_episodes=-1)
+    with pytest.raises(InvalidMetaStrategyError, match="opponent_weights"):
         VectorizedEpisodes(compiled, 0, np.stack([opponent, opponent]))
     episodes = VectorizedEpisodes(compiled, 0, opponent, num_envs=4, seed=0)
     episodes.reset()
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(InvalidPolicyError, match="shape"):
         episodes.step(np.zeros(3, dtype=int))
-    with pytest.raises(ValueError, match="illegal"):
+    with pytest.raises(InvalidPolicyError, match=r"illegal action 5 for game 0, .*legal actions there: \[0, 1\]"):
         episodes.step(np.full(4, 5))
+
+
+def test_illegal_action_within_range_is_named():
+    compiled = compile_game(LEDUC)
+    episodes = VectorizedEpisodes(compiled, 0, uniform_policy(compiled, 1), num_envs=8, seed=0)
+    episodes.reset()  # every game at player 0's first decision, where folding (action 0) is illegal
+    assert not episodes.legal_mask[:, 0].any()
+    with pytest.raises(InvalidPolicyError, match=r"illegal action 0 for game 0, .*legal actions there: \[1, 2\]"):
+        episodes.step(np.zeros(8, dtype=int))
+
+
+def test_observations_of_a_game_without_tensors_are_refused():
+    toy = _toy_game()
+    no_tensors = dataclasses.replace(toy, players=tuple(dataclasses.replace(p, tensors=None) for p in toy.players))
+    episodes = VectorizedEpisodes(no_tensors, 1, np.array([[0.5, 0.5]]), num_envs=2, seed=0)
+    episodes.reset()
+    with pytest.raises(GameNotSupportedError, match="toy provides no information-state tensors"):
+        episodes.observations

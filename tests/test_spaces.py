@@ -9,7 +9,7 @@ from fusion_psro.cli import main
 from fusion_psro.experiments import read_metrics, resume_psro, run_psro
 from fusion_psro.experiments.plots import PlotError
 from fusion_psro.experiments.trajectories import plot_mixture_trajectories
-from fusion_psro.games.mixture import MixtureGame, fuse_points
+from fusion_psro.games.mixture import MixtureGame
 from fusion_psro.psro import PSRO, ConfigError, PSROConfig
 from fusion_psro.psro.spaces import MixtureMetaGame
 
@@ -64,7 +64,7 @@ def test_fusion_starts_each_best_response_from_the_meta_nash_mean_of_the_own_poi
         row = psro.step()
         assert row.inits == ["fusion", "fusion"]
         for player, entry in enumerate(row.oracle):
-            np.testing.assert_allclose(entry["start"], fuse_points(points[player], previous_sigma[player]), atol=1e-12)
+            np.testing.assert_allclose(entry["start"], previous_sigma[player] @ points[player], atol=1e-12)
         previous_sigma = [np.array(s) for s in row.meta_strategies]
 
 

@@ -204,7 +204,8 @@ def _cmd_init_study(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from fusion_psro.experiments.report import load_runs, summary_table, write_report
+    from fusion_psro.experiments.report import summary_table, write_report
+    from fusion_psro.experiments.runs import load_runs
 
     if args.out:
         report, figures = write_report(args.run_dirs, args.out, overwrite=args.overwrite)

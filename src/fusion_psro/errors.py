@@ -47,3 +47,7 @@ class OracleError(FusionPSROError, ValueError):
 
 class NumericalError(FusionPSROError, RuntimeError):
     """A numerical method failed (a linear program without solution, an optimizer that diverged)."""
+
+
+class InvalidPlayerError(FusionPSROError, ValueError):
+    """A player index is not 0 or 1 (every game here has two players)."""

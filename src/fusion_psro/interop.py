@@ -20,7 +20,7 @@ from fusion_psro._blas import single_threaded_blas
 from fusion_psro.errors import InvalidPolicyError, PolicyTypeError
 from fusion_psro.evaluation import exact
 from fusion_psro.games.compiled import CompiledGame, compile_game
-from fusion_psro.policies import validate_policy
+from fusion_psro.validation import validate_policy
 
 GameLike = str | pyspiel.Game | CompiledGame
 
@@ -40,13 +40,11 @@ def _tabular_rows(compiled: CompiledGame, policy: openspiel_policy.TabularPolicy
     # policy object, weakly (a discarded policy frees its table, which for Liar's Dice is a
     # few MB), and a new table is compared by value with the first one seen (a C loop);
     # each key is looked up only for a table unlike any seen before.
-    per_policy = compiled.__dict__.setdefault("_tabular_rows_by_policy", {}).setdefault(
-        player, weakref.WeakKeyDictionary()
-    )
+    per_policy = compiled.derived.tabular_rows_by_policy.setdefault(player, weakref.WeakKeyDictionary())
     known = per_policy.get(policy)
     if known is not None and known[0] is lookup:
         return known[1]
-    references = compiled.__dict__.setdefault("_tabular_rows_reference", {})
+    references = compiled.derived.tabular_rows_reference
     reference = references.get(player)
     if reference is not None and reference[0] == lookup:
         per_policy[policy] = (lookup, reference[1])
@@ -56,13 +54,44 @@ def _tabular_rows(compiled: CompiledGame, policy: openspiel_policy.TabularPolicy
     if (rows < 0).any():
         absent = info.keys[rows < 0]
         raise InvalidPolicyError(
-            f"{name} has no entry for {absent.size} of player {player}'s information states "
-            f"(first: {absent[0]!r}). Was it built for {compiled.game_string} with both players? "
-            "Build it with open_spiel.python.policy.TabularPolicy(game) on the same game."
+            f"{name} has no entry for {absent.size} of player {player}'s information states of "
+            f"{compiled.game_string} (first: {str(absent[0])!r}): {_missing_rows_advice(compiled, policy)}"
         )
     references.setdefault(player, (lookup, rows))
     per_policy[policy] = (lookup, rows)
     return rows
+
+
+def _built_for(policy: openspiel_policy.TabularPolicy) -> str:
+    game = getattr(policy, "game", None)
+    return "an unknown game" if game is None else str(game)
+
+
+def _missing_rows_advice(compiled: CompiledGame, policy: openspiel_policy.TabularPolicy) -> str:
+    built_for = _built_for(policy)
+    if built_for == compiled.game_string:
+        return f"it covers players {list(getattr(policy, 'player_ids', []))} only; build it for both players"
+    return (
+        f"it was built for {built_for}; build it with open_spiel.python.policy.TabularPolicy(game) "
+        f"on {compiled.game_string}"
+    )
+
+
+def _table_mismatch(compiled: CompiledGame, policy: openspiel_policy.TabularPolicy, table: np.ndarray,
+                    name: str) -> str:
+    """Why ``policy``'s table cannot hold a policy of ``compiled``, for an error message."""
+    shape = " x ".join(str(size) for size in table.shape)
+    built_for = _built_for(policy)
+    if built_for != compiled.game_string:
+        return (
+            f"{name} is a TabularPolicy of {built_for} (table {shape}), not of {compiled.game_string} "
+            f"({compiled.num_actions} actions); build it with open_spiel.python.policy.TabularPolicy(game) "
+            f"on {compiled.game_string}"
+        )
+    return (
+        f"{name} is a TabularPolicy of {built_for} whose table is {shape}, not {len(policy.state_lookup)} x "
+        f"{compiled.num_actions} (a row per entry of its state_lookup, a column per action)"
+    )
 
 
 def _raw_policy_array(compiled: CompiledGame, policy, player: int, *, name: str) -> np.ndarray:
@@ -72,10 +101,8 @@ def _raw_policy_array(compiled: CompiledGame, policy, player: int, *, name: str)
         return policy
     if _is_tabular_fast_path(policy):
         table = np.asarray(policy.action_probability_array)
-        if table.ndim != 2 or table.shape[1] != info.num_actions:
-            raise InvalidPolicyError(
-                f"{name} has a table of shape {table.shape}; {compiled.game_string} has {info.num_actions} actions"
-            )
+        if table.ndim != 2 or table.shape[1] != info.num_actions or table.shape[0] != len(policy.state_lookup):
+            raise InvalidPolicyError(_table_mismatch(compiled, policy, table, name))
         return table[_tabular_rows(compiled, policy, player, name)]
     if not callable(getattr(policy, "action_probabilities", None)):
         raise PolicyTypeError(

@@ -1,7 +1,7 @@
 """Exact payoffs, best responses, NashConv and exploitability of tabular policies.
 
 All functions take a :class:`~fusion_psro.games.CompiledGame` and policies as arrays
-(see :mod:`fusion_psro.policies`); inputs are validated. For OpenSpiel policy objects use
+(see :mod:`fusion_psro.validation`); inputs are validated. For OpenSpiel policy objects use
 the top-level :func:`fusion_psro.exploitability` and friends.
 
 Units: ``NashConv = sum_p (BR value_p - value_p)``; ``exploitability = (sum_p BR value_p -
@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from fusion_psro._blas import single_threaded_blas
+from fusion_psro.errors import InvalidPolicyError
 from fusion_psro.evaluation.sequence_form import (
     BestResponse,
     best_response_to_plans,
@@ -25,7 +26,7 @@ from fusion_psro.evaluation.sequence_form import (
     realization_plans,
 )
 from fusion_psro.games.compiled import CompiledGame
-from fusion_psro.policies import validate_meta_strategy, validate_policy, validate_profile
+from fusion_psro.validation import check_player, validate_meta_strategy, validate_policy, validate_profile
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,7 +111,7 @@ def evaluate_mixture(compiled: CompiledGame, populations: Sequence, meta_strateg
         ``meta_strategies[p]`` is a probability vector of length ``K_p``.
     """
     if len(populations) != 2 or len(meta_strategies) != 2:
-        raise ValueError("populations and meta_strategies must each hold one entry per player (two)")
+        raise InvalidPolicyError("populations and meta_strategies must each hold one entry per player (two)")
     plans = [mixture_plan(compiled, p, populations[p], meta_strategies[p]) for p in range(2)]
     return evaluate_plans(compiled, plans[0], plans[1])
 
@@ -141,7 +142,7 @@ def expected_payoff(compiled: CompiledGame, policy0, policy1) -> np.ndarray:
     policy0 = validate_policy(compiled, 0, policy0)
     policy1 = validate_policy(compiled, 1, policy1)
     if policy0.ndim != 2 or policy1.ndim != 2:
-        raise ValueError("expected_payoff takes one policy per player; use payoff_matrix for populations")
+        raise InvalidPolicyError("expected_payoff takes one policy per player; use payoff_matrix for populations")
     return expected_values(compiled, realization_plans(compiled, 0, policy0), realization_plans(compiled, 1, policy1))
 
 
@@ -164,6 +165,7 @@ def best_response(compiled: CompiledGame, player: int, opponent_policy) -> BestR
 
     With a stack ``[B, I_opp, A]`` of opponent policies, returns ``B`` best responses at once.
     """
+    player = check_player(player)
     opponent_policy = validate_policy(compiled, 1 - player, opponent_policy, name="opponent policy")
     return best_response_to_plans(compiled, player, realization_plans(compiled, 1 - player, opponent_policy))
 
@@ -171,5 +173,6 @@ def best_response(compiled: CompiledGame, player: int, opponent_policy) -> BestR
 @single_threaded_blas
 def mixture_best_response(compiled: CompiledGame, player: int, opponent_population, meta_strategy) -> BestResponse:
     """Pure best response of ``player`` to a meta-strategy mixture of opponent policies."""
+    player = check_player(player)
     plan = mixture_plan(compiled, 1 - player, opponent_population, meta_strategy)
     return best_response_to_plans(compiled, player, plan)

@@ -26,7 +26,7 @@ import numpy as np
 import scipy.sparse
 
 from fusion_psro.games.compiled import CompiledGame
-from fusion_psro.policies import _check_player
+from fusion_psro.validation import check_player
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -43,7 +43,7 @@ class SequenceFormPayoffs:
 
 def sequence_form(compiled: CompiledGame) -> SequenceFormPayoffs:
     """The (cached) sparse payoff matrices of ``compiled``."""
-    cached = compiled.__dict__.get("_sequence_form")
+    cached = compiled.derived.sequence_form
     if cached is None:
         terminals = compiled.terminal_histories
         seq = compiled.sequences[terminals]
@@ -55,7 +55,7 @@ def sequence_form(compiled: CompiledGame) -> SequenceFormPayoffs:
             mat = scipy.sparse.coo_matrix((data, (seq[:, p], seq[:, 1 - p])), shape=(sizes[p], sizes[1 - p]))
             mats.append(mat.tocsr())  # duplicate (s0, s1) entries are summed here
         cached = SequenceFormPayoffs(matrices=(mats[0], mats[1]))
-        compiled.__dict__["_sequence_form"] = cached
+        compiled.derived.sequence_form = cached
     return cached
 
 
@@ -66,7 +66,7 @@ def realization_plans(compiled: CompiledGame, player: int, policies: np.ndarray)
     ----------
     policies:
         ``[I, A]`` for one policy or ``[K, I, A]`` for K policies (validated by the
-        caller; see :func:`fusion_psro.policies.validate_policy`).
+        caller; see :func:`fusion_psro.validation.validate_policy`).
 
     Returns
     -------
@@ -75,7 +75,7 @@ def realization_plans(compiled: CompiledGame, player: int, policies: np.ndarray)
         probability that the player's own actions lead to information state ``I`` and
         then choose ``a``; the last entry (empty sequence) is 1.
     """
-    info = compiled.players[_check_player(player)]
+    info = compiled.players[check_player(player)]
     single = policies.ndim == 2
     stack = policies[None] if single else policies
     count = stack.shape[0]
@@ -124,7 +124,7 @@ TIE_TOLERANCE = 1e-12
 
 
 def _uniform_plan(compiled: CompiledGame, player: int) -> np.ndarray:
-    cache = compiled.__dict__.setdefault("_uniform_plans", {})
+    cache = compiled.derived.uniform_plans
     if player not in cache:
         mask = compiled.players[player].legal_mask.astype(np.float64)
         cache[player] = realization_plans(compiled, player, mask / mask.sum(axis=1, keepdims=True))
@@ -140,7 +140,7 @@ def best_response_to_plans(compiled: CompiledGame, player: int, opponent_plans: 
     action is worth zero, and an arbitrary choice there (always folding, say) leaves a
     weakness that later mixtures, which do reach those states, would expose.
     """
-    info = compiled.players[_check_player(player)]
+    info = compiled.players[check_player(player)]
     single = opponent_plans.ndim == 1
     columns = opponent_plans[:, None] if single else opponent_plans.T
     matrix = sequence_form(compiled).matrices[player]

@@ -1,7 +1,7 @@
 """Learning curves over run directories: exploitability versus PSRO iterations and training episodes.
 
 Runs that differ only in their seed form one *method* (see
-:func:`fusion_psro.experiments.report.group_by_method`); each method is drawn as one line,
+:func:`fusion_psro.experiments.runs.group_by_method`); each method is drawn as one line,
 the mean exploitability (NashConv / 2) over its seeds, with a shaded band of one standard
 error, ``std(ddof=1) / sqrt(n)``. A method with a single seed has no band.
 
@@ -38,7 +38,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import EngFormatter, MaxNLocator
 
 from fusion_psro.errors import FusionPSROError
-from fusion_psro.experiments.report import (
+from fusion_psro.experiments.runs import (
     RunSummary,
     group_by_method,
     load_runs,
@@ -145,7 +145,7 @@ def method_curves(runs: Sequence[RunSummary], x: str) -> list[MethodCurve]:
     Parameters
     ----------
     runs
-        Loaded runs (:func:`fusion_psro.experiments.report.load_runs`); runs differing
+        Loaded runs (:func:`fusion_psro.experiments.runs.load_runs`); runs differing
         only in their seed form one method.
     x
         ``"iterations"``: the iterations recorded by every seed of the method.

@@ -7,88 +7,25 @@ wall time, training episodes and fusion overhead.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from fusion_psro.experiments.rundir import CONFIG_FILE, RunDirectoryError, read_metrics
+from fusion_psro.experiments.plots import plot_runs
+from fusion_psro.experiments.rundir import RunDirectoryError
+from fusion_psro.experiments.runs import (
+    RunSummary,
+    group_by_method,
+    load_runs,
+    mean_and_standard_error,
+    method_label,
+    varying_settings,
+)
 
 #: Settings that name a method in tables (the rest are shown only when they vary).
 METHOD_KEYS = ("game", "variant", "init", "oracle", "meta_solver")
-
-
-@dataclasses.dataclass
-class RunSummary:
-    path: Path
-    settings: dict[str, Any]
-    rows: list[dict[str, Any]]
-
-    @property
-    def final(self) -> dict[str, Any]:
-        return self.rows[-1]
-
-
-def load_runs(run_dirs: Iterable[Path | str]) -> list[RunSummary]:
-    """Read the config and metrics of each run directory (clear error if one is not a run)."""
-    from fusion_psro.psro.config import recorded_settings  # noqa: PLC0415
-
-    runs = []
-    for run_dir in run_dirs:
-        path = Path(run_dir)
-        config_path = path / CONFIG_FILE
-        if not config_path.exists():
-            raise RunDirectoryError(f"{path} has no {CONFIG_FILE}; is it a fusion-psro run directory?")
-        recorded = json.loads(config_path.read_text())["psro"]
-        # Resolved with today's defaults, so seeds written by different versions group together.
-        settings = recorded_settings(recorded) or recorded
-        rows = read_metrics(path)
-        if not rows:
-            raise RunDirectoryError(f"{path} has no iterations recorded yet")
-        runs.append(RunSummary(path, settings, rows))
-    return runs
-
-
-_VARIANT_NAMES = {
-    "psro": "PSRO", "psro-rn": "PSRO-rN", "p-psro": "P-PSRO",
-    "dpp": "DPP-PSRO", "bdrd": "BD&RD-PSRO", "psd": "PSD-PSRO",
-}
-
-
-def method_label(settings: dict[str, Any], varying: Iterable[str]) -> str:
-    variant = _VARIANT_NAMES.get(settings["variant"], settings["variant"].upper())
-    init = settings.get("init")
-    name = f"Fusion-{variant}" if init == "fusion" else variant
-    if init and init != "fusion":
-        name += f" ({init} init)"
-    # An unset setting (None, e.g. the diversity weight of a non-diversity variant) says nothing.
-    extras = [f"{k}={settings[k]}" for k in varying if k not in ("variant", "init") and settings.get(k) is not None]
-    return name + (f" [{', '.join(extras)}]" if extras else "")
-
-
-def mean_and_standard_error(values: list[float]) -> tuple[float, float]:
-    array = np.asarray(values, dtype=np.float64)
-    if array.size < 2:
-        return float(array.mean()), math.nan
-    return float(array.mean()), float(array.std(ddof=1) / math.sqrt(array.size))
-
-
-def group_by_method(runs: list[RunSummary]) -> dict[tuple, list[RunSummary]]:
-    groups: dict[tuple, list[RunSummary]] = {}
-    for run in runs:
-        key = tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in run.settings.items() if k != "seed"))
-        groups.setdefault(key, []).append(run)
-    return groups
-
-
-def varying_settings(runs: list[RunSummary]) -> list[str]:
-    """The settings (other than the seed) whose value differs between runs."""
-    keys = sorted({k for run in runs for k in run.settings if k != "seed"})
-    return [k for k in keys if len({json.dumps(r.settings.get(k), sort_keys=True) for r in runs}) > 1]
 
 
 def summary_table(runs: list[RunSummary]) -> str:
@@ -124,8 +61,6 @@ def write_report(run_dirs: Iterable[Path | str], out: Path | str, *, overwrite: 
     ``<report name>-exploitability.png`` and ``.svg``. Existing files are replaced only
     with ``overwrite``. Returns the report's path and the figures' paths.
     """
-    from fusion_psro.experiments.plots import plot_runs
-
     out = Path(out)
     if out.exists() and not overwrite:
         raise RunDirectoryError(f"{out} exists; pass --overwrite to replace it")

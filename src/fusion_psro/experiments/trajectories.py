@@ -29,7 +29,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from fusion_psro.experiments.plots import PlotError, output_paths
-from fusion_psro.experiments.report import load_runs, method_label
+from fusion_psro.experiments.runs import load_runs, method_label
 from fusion_psro.psro.spaces import MIXTURE_GAMES
 
 log = logging.getLogger(__name__)

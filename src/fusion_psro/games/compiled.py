@@ -21,6 +21,7 @@ Conventions
 
 from __future__ import annotations
 
+import array
 import dataclasses
 import functools
 import hashlib
@@ -30,13 +31,19 @@ import os
 import re
 import tempfile
 import time
+import weakref
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyspiel
 
-from fusion_psro.errors import GameNotSupportedError, GameTooLargeError
+from fusion_psro.errors import ConfigError, GameNotSupportedError, GameTooLargeError
 from fusion_psro.games.loading import load_openspiel_game, openspiel_version
+
+if TYPE_CHECKING:
+    from fusion_psro.evaluation.sequence_form import SequenceFormPayoffs
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +117,36 @@ class PlayerInfostates:
 
 
 @dataclasses.dataclass(eq=False)
+class DerivedData:
+    """What is computed from a compiled game on first use and kept with it (never on disk).
+
+    Attributes
+    ----------
+    openspiel_game:
+        The (turn-based) OpenSpiel game, see :attr:`CompiledGame.openspiel_game`.
+    representative_states:
+        Per player, :meth:`CompiledGame.representative_states`.
+    sequence_form:
+        The sparse payoff matrices (:func:`fusion_psro.evaluation.sequence_form.sequence_form`).
+    uniform_plans:
+        Per player, the realization plan of the uniform policy (ties of best responses).
+    tabular_rows_by_policy:
+        Per player, OpenSpiel ``TabularPolicy`` object -> ``(its state_lookup, the table rows
+        of the player's information states)``, held weakly (see :mod:`fusion_psro.interop`).
+    tabular_rows_reference:
+        Per player, the first such ``(state_lookup, rows)`` pair seen, against which
+        later tables are compared by value.
+    """
+
+    openspiel_game: pyspiel.Game | None = None
+    representative_states: dict[int, list[pyspiel.State]] = dataclasses.field(default_factory=dict)
+    sequence_form: SequenceFormPayoffs | None = None
+    uniform_plans: dict[int, np.ndarray] = dataclasses.field(default_factory=dict)
+    tabular_rows_by_policy: dict[int, weakref.WeakKeyDictionary] = dataclasses.field(default_factory=dict)
+    tabular_rows_reference: dict[int, tuple[dict[str, int], np.ndarray]] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(eq=False)
 class CompiledGame:
     """A two-player zero-sum (or constant-sum) game as arrays; see the module docstring.
 
@@ -125,6 +162,9 @@ class CompiledGame:
 
     ``children`` is ``int32[H, max(num_actions, max chance outcome + 1)]``: the history
     reached by each action or chance outcome, -1 where there is none.
+
+    ``derived`` holds what other modules compute from the arrays on first use
+    (:class:`DerivedData`).
     """
 
     game_string: str
@@ -141,6 +181,7 @@ class CompiledGame:
     sequences: np.ndarray
     returns: np.ndarray
     players: tuple[PlayerInfostates, PlayerInfostates]
+    derived: DerivedData = dataclasses.field(default_factory=DerivedData, init=False, repr=False, compare=False)
 
     @property
     def num_histories(self) -> int:
@@ -158,10 +199,12 @@ class CompiledGame:
     def terminal_histories(self) -> np.ndarray:
         return np.flatnonzero(self.node_player == TERMINAL)
 
-    @functools.cached_property
+    @property
     def openspiel_game(self) -> pyspiel.Game:
         """The (turn-based) OpenSpiel game this was compiled from."""
-        return pyspiel.load_game(self.game_string)
+        if self.derived.openspiel_game is None:
+            self.derived.openspiel_game = pyspiel.load_game(self.game_string)
+        return self.derived.openspiel_game
 
     def action_path(self, history: int) -> list[int]:
         """Actions (and chance outcomes) from the root to ``history``."""
@@ -180,7 +223,7 @@ class CompiledGame:
 
     def representative_states(self, player: int) -> list[pyspiel.State]:
         """One OpenSpiel state in each of ``player``'s information states, in row order."""
-        cache = self.__dict__.setdefault("_representative_states", {})
+        cache = self.derived.representative_states
         if player not in cache:
             histories = self.players[player].representative_history
             cache[player] = [self.openspiel_state(int(h)) for h in histories]
@@ -206,186 +249,285 @@ class CompiledGame:
 
 
 def estimate_tree_size(game: pyspiel.Game, probes: int = 64, seed: int = 0, cap: float = np.inf) -> float:
-    """Estimate the number of histories of ``game`` with Knuth's random-probe estimator.
+    """Estimate the number of histories of ``game`` by stratified sampling over depths.
 
-    Each probe follows a uniformly random path from the root and sums the products of
-    branching factors along it; the mean over probes is an unbiased estimate of the tree
-    size. Probes stop early once their running estimate exceeds ``cap``, so a huge game
-    such as chess is recognised in milliseconds.
+    Chen's heuristic sampling (P. C. Chen, "Heuristic sampling: a method for predicting
+    the performance of tree searching programs", SIAM J. Comput. 21(2), 1992), stratified
+    by depth: level by level from the root, at most ``probes`` histories are kept, each
+    weighted by the number of histories of its depth it stands for. The children of the
+    kept histories, with their parents' weights, form the next level; when there are more
+    than ``probes`` of them, ``probes`` are drawn uniformly without replacement and their
+    weights scaled by (number of children) / ``probes``, so that every level's weighted
+    count stays an unbiased estimate of its size. The estimate is the sum over levels.
+
+    Single random paths from the root (Knuth's estimator) underestimate games whose
+    histories are mostly deep and reached by few paths among short ones (bidding games
+    such as ``oshi_zumo``, where bids of zero prolong the game): the sample here follows
+    every depth at which many histories remain. Sampling stops once the estimate exceeds
+    ``cap``, so a huge game such as chess is recognised in milliseconds.
     """
     rng = np.random.default_rng(seed)
+    level = [(game.new_initial_state(), 1.0)]
     total = 0.0
-    for _ in range(probes):
-        state = game.new_initial_state()
-        weight, estimate = 1.0, 1.0
-        while not state.is_terminal() and estimate <= cap:
-            if state.is_chance_node():
-                actions = [a for a, _ in state.chance_outcomes()]
-            else:
-                actions = state.legal_actions()
-            weight *= len(actions)
-            estimate += weight
-            state.apply_action(actions[rng.integers(len(actions))])
-        total += estimate
-    return total / probes
+    while level and total <= cap:
+        total += sum(weight for _, weight in level)
+        children = [
+            (state, action, weight) for state, weight in level if not state.is_terminal()
+            for action in _actions_with_positive_probability(state)
+        ]
+        scale = 1.0
+        if len(children) > probes:
+            scale = len(children) / probes
+            children = [children[i] for i in np.sort(rng.choice(len(children), size=probes, replace=False))]
+        level = [(state.child(action), weight * scale) for state, action, weight in children]
+    return total
 
 
-def _enumerate(game: pyspiel.Game, max_histories: int) -> CompiledGame:
-    num_actions = game.num_distinct_actions()
-    provides_tensor = game.get_type().provides_information_state_tensor
-    game_string = str(game)
-    utility_sum = float(game.utility_sum()) if game.get_type().utility == pyspiel.GameType.Utility.CONSTANT_SUM else 0.0
+def _actions_with_positive_probability(state: pyspiel.State) -> list[int]:
+    if state.is_chance_node():
+        return [outcome for outcome, probability in state.chance_outcomes() if probability > 0]
+    return state.legal_actions()
 
-    parent, parent_action, depth, node_player, node_infostate = [], [], [], [], []
-    edge_prob, chance_reach, seq0, seq1 = [], [], [], []
-    terminal_returns: dict[int, list[float]] = {}
 
-    # Per player, infostates in discovery order.
-    index: list[dict[str, int]] = [{}, {}]
-    legal: list[list[list[int]]] = [[], []]
-    tensors: list[list[list[float]]] = [[], []]
-    parent_seq: list[list[int]] = [[], []]  # discovery-order sequence, -1 = empty
-    level: list[list[int]] = [[], []]
-    representative: list[list[int]] = [[], []]
+#: Information-state strings held while enumerating may total this many characters per
+#: history allowed by ``max_histories`` (128 MB at the default limit). Kuhn and Leduc
+#: poker, Liar's Dice, Goofspiel and tic-tac-toe hold at most 11 per history; games whose
+#: strings spell out long action histories hold thousands, and are refused when these run
+#: out rather than when memory does.
+INFOSTATE_CHARS_PER_HISTORY = 64
 
-    # Stack entries: state, parent id, action from parent, edge probability, chance reach,
-    # player 0's and player 1's current sequence (discovery numbering, -1 = empty), depth.
-    stack = [(game.new_initial_state(), -1, -1, 1.0, 1.0, -1, -1, 0)]
-    started = time.perf_counter()
-    while stack:
-        state, par, act, prob, reach, s0, s1, d = stack.pop()
-        h = len(parent)
-        if h >= max_histories:
+
+class _InfostateBuffers:
+    """One player's information states in discovery order, in typed buffers."""
+
+    def __init__(self, num_actions: int) -> None:
+        self.num_actions = num_actions
+        self.index: dict[str, int] = {}
+        self.legal_mask = array.array("B")  # num_actions entries per information state
+        self.tensors = array.array("f")
+        self.parent_sequence = array.array("q")  # discovery numbering, -1 = empty
+        self.level = array.array("i")
+        self.representative = array.array("q")
+
+    def add(self, key: str, actions: list[int], tensor: list[float] | None, own_sequence: int, h: int) -> int:
+        """Register a new information state; returns its discovery number."""
+        info = len(self.index)
+        self.index[key] = info
+        row = bytearray(self.num_actions)
+        for action in actions:
+            row[action] = 1
+        self.legal_mask.extend(row)
+        if tensor is not None:
+            self.tensors.extend(tensor)
+        self.parent_sequence.append(own_sequence)
+        self.level.append(self.level[own_sequence // self.num_actions] + 1 if own_sequence >= 0 else 0)
+        self.representative.append(h)
+        return info
+
+    def player_infostates(self, keys: np.ndarray, order: np.ndarray, rank: np.ndarray,
+                          tensors: bool) -> PlayerInfostates:
+        """The arrays, rows in ``order`` (the sorted order of the keys)."""
+        count = keys.shape[0]
+        mask = np.frombuffer(self.legal_mask, dtype=np.uint8).reshape(count, self.num_actions).astype(bool)
+        tensor_rows = np.frombuffer(self.tensors, dtype=np.float32).reshape(count, -1) if tensors and count else None
+        return PlayerInfostates(
+            num_actions=self.num_actions,
+            keys=keys[order],
+            legal_mask=mask[order],
+            tensors=None if tensor_rows is None else tensor_rows[order],
+            parent_sequence=_renumber(self.parent_sequence, rank, self.num_actions)[order],
+            level=np.frombuffer(self.level, dtype=np.int32)[order],
+            representative_history=np.frombuffer(self.representative, dtype=np.int64)[order],
+        )
+
+
+class _Enumeration:
+    """One depth-first enumeration of a game into flat buffers; :meth:`run`, then :meth:`compiled_game`.
+
+    What is held per history is a few numbers in typed buffers (about 50 bytes). The
+    depth-first stack holds, per level of the current path, an iterator over the children
+    still to visit, which keeps its parent's state and creates each child's state only
+    when it is visited: the OpenSpiel states held are those of the current path.
+    Histories are numbered in pre-order, children in the order of their actions.
+    """
+
+    def __init__(self, game: pyspiel.Game, max_histories: int) -> None:
+        self.game = game
+        self.game_string = str(game)
+        self.max_histories = max_histories
+        self.max_infostate_chars = max_histories * INFOSTATE_CHARS_PER_HISTORY
+        self.infostate_chars = 0
+        self.num_actions = game.num_distinct_actions()
+        self.provides_tensor = game.get_type().provides_information_state_tensor
+        constant_sum = game.get_type().utility == pyspiel.GameType.Utility.CONSTANT_SUM
+        self.utility_sum = float(game.utility_sum()) if constant_sum else 0.0
+        # Per history; sequences are in discovery numbering (-1 = empty) until compiled_game().
+        self.parent, self.parent_action = array.array("i"), array.array("i")
+        self.depth, self.node_player, self.node_infostate = array.array("h"), array.array("b"), array.array("i")
+        self.edge_chance_prob, self.chance_reach = array.array("d"), array.array("d")
+        self.sequences = (array.array("q"), array.array("q"))
+        self.terminals, self.terminal_returns = array.array("q"), array.array("d")
+        self.infostates = (_InfostateBuffers(self.num_actions), _InfostateBuffers(self.num_actions))
+        self.started = time.perf_counter()
+
+    def run(self) -> None:
+        """Enumerate every history; :class:`GameTooLargeError` past the limits."""
+        stack = [iter([(self.game.new_initial_state(), -1, -1, 1.0, 1.0, -1, -1, 0)])]
+        while stack:
+            visit = next(stack[-1], None)
+            if visit is None:
+                stack.pop()
+                continue
+            children = self._add_history(*visit)
+            if children is not None:
+                stack.append(children)
+        log.info("enumerated %s: %d histories in %.2f s", self.game_string, len(self.parent),
+                 time.perf_counter() - self.started)
+
+    def _add_history(self, state, parent, action, edge_prob, reach, seq0, seq1, depth) -> Iterator | None:
+        """Record one history; returns an iterator over its children's visits (None at a terminal)."""
+        h = len(self.parent)
+        if h >= self.max_histories:
             raise GameTooLargeError(
-                f"{game_string} has more than {max_histories:,} histories (the enumeration "
+                f"{self.game_string} has more than {self.max_histories:,} histories (the enumeration "
                 "limit); choose a smaller variant of the game or raise max_histories if you "
-                "have the memory (about 1 KB per history while compiling)"
+                "have the memory (about 200 bytes per history while compiling)"
             )
         if h and h % 500_000 == 0:
-            log.info("enumerated %d histories of %s (%.1f s)", h, game_string, time.perf_counter() - started)
-        parent.append(par)
-        parent_action.append(act)
-        depth.append(d)
-        edge_prob.append(prob)
-        chance_reach.append(reach)
-        seq0.append(s0)
-        seq1.append(s1)
+            log.info("enumerated %d histories of %s (%.1f s)", h, self.game_string, time.perf_counter() - self.started)
+        self.parent.append(parent)
+        self.parent_action.append(action)
+        self.depth.append(depth)
+        self.edge_chance_prob.append(edge_prob)
+        self.chance_reach.append(reach)
+        self.sequences[0].append(seq0)
+        self.sequences[1].append(seq1)
         if state.is_terminal():
-            node_player.append(TERMINAL)
-            node_infostate.append(-1)
-            terminal_returns[h] = state.returns()
-            continue
+            self.node_player.append(TERMINAL)
+            self.node_infostate.append(-1)
+            self.terminals.append(h)
+            self.terminal_returns.extend(state.returns())
+            return None
         if state.is_chance_node():
-            node_player.append(CHANCE)
-            node_infostate.append(-1)
-            for outcome, outcome_prob in reversed(state.chance_outcomes()):
-                if outcome_prob > 0:
-                    stack.append((state.child(outcome), h, outcome, outcome_prob, reach * outcome_prob, s0, s1, d + 1))
-            continue
+            self.node_player.append(CHANCE)
+            self.node_infostate.append(-1)
+            return _chance_children(state, h, reach, seq0, seq1, depth + 1)
         player = state.current_player()
         if player not in (0, 1):
             raise GameNotSupportedError(
-                f"{game_string} has a history where player {player} acts; expected players 0 and 1"
+                f"{self.game_string} has a history where player {player} acts; expected players 0 and 1"
             )
-        own_seq = s0 if player == 0 else s1
-        key = state.information_state_string(player)
         actions = state.legal_actions()
-        info = index[player].get(key)
+        info = self._infostate(state, player, seq0 if player == 0 else seq1, actions, h)
+        self.node_player.append(player)
+        self.node_infostate.append(info)
+        return _decision_children(state, h, player, info * self.num_actions, actions, reach, seq0, seq1, depth + 1)
+
+    def _infostate(self, state, player: int, own_sequence: int, actions: list[int], h: int) -> int:
+        """Discovery number of the acting player's information state, registered on first sight."""
+        infostates = self.infostates[player]
+        key = state.information_state_string(player)
+        info = infostates.index.get(key)
         if info is None:
-            info = len(legal[player])
-            index[player][key] = info
-            legal[player].append(actions)
-            if provides_tensor:
-                tensors[player].append(state.information_state_tensor(player))
-            parent_seq[player].append(own_seq)
-            level[player].append(0 if own_seq < 0 else level[player][own_seq // num_actions] + 1)
-            representative[player].append(h)
-        elif parent_seq[player][info] != own_seq:
+            self._count_infostate_chars(key, h)
+            tensor = state.information_state_tensor(player) if self.provides_tensor else None
+            info = infostates.add(key, actions, tensor, own_sequence, h)
+        elif infostates.parent_sequence[info] != own_sequence:
             raise GameNotSupportedError(
-                f"{game_string} does not have perfect recall: player {player}'s information state "
+                f"{self.game_string} does not have perfect recall: player {player}'s information state "
                 f"{key!r} is reached after different own action sequences; the sequence-form engine "
                 "needs perfect recall"
             )
-        node_player.append(player)
-        node_infostate.append(info)
-        for action in reversed(actions):
-            new_seq = info * num_actions + action
-            child = state.child(action)
-            if player == 0:
-                stack.append((child, h, action, 1.0, reach, new_seq, s1, d + 1))
-            else:
-                stack.append((child, h, action, 1.0, reach, s0, new_seq, d + 1))
+        return info
 
-    num_histories = len(parent)
-    log.info("enumerated %s: %d histories in %.2f s", game_string, num_histories, time.perf_counter() - started)
-
-    players = []
-    history_sequences = np.stack([np.asarray(seq0, dtype=np.int64), np.asarray(seq1, dtype=np.int64)], axis=1)
-    node_player_arr = np.asarray(node_player, dtype=np.int8)
-    node_infostate_arr = np.asarray(node_infostate, dtype=np.int64)
-    for p in range(2):
-        keys = np.asarray(list(index[p].keys()), dtype=np.str_)
-        count = keys.shape[0]
-        order = np.argsort(keys, kind="stable")
-        rank = np.empty(count, dtype=np.int64)
-        rank[order] = np.arange(count)
-        empty = count * num_actions
-
-        def renumber(sequences: np.ndarray) -> np.ndarray:
-            sequences = np.asarray(sequences, dtype=np.int64)
-            out = np.full(sequences.shape, empty, dtype=np.int64)
-            used = sequences >= 0
-            out[used] = rank[sequences[used] // num_actions] * num_actions + sequences[used] % num_actions
-            return out
-
-        mask = np.zeros((count, num_actions), dtype=bool)
-        for i, acts in enumerate(legal[p]):
-            mask[i, acts] = True
-        tensor_arr = np.asarray(tensors[p], dtype=np.float32) if provides_tensor and count else None
-        players.append(
-            PlayerInfostates(
-                num_actions=num_actions,
-                keys=keys[order],
-                legal_mask=mask[order],
-                tensors=None if tensor_arr is None else tensor_arr[order],
-                parent_sequence=renumber(parent_seq[p])[order],
-                level=np.asarray(level[p], dtype=np.int32)[order],
-                representative_history=np.asarray(representative[p], dtype=np.int64)[order],
+    def _count_infostate_chars(self, key: str, h: int) -> None:
+        self.infostate_chars += len(key)
+        if self.infostate_chars > self.max_infostate_chars:
+            raise GameTooLargeError(
+                f"{self.game_string} has information-state strings too long to hold: more than "
+                f"{self.max_infostate_chars:,} characters ({INFOSTATE_CHARS_PER_HISTORY} per history of "
+                f"the {self.max_histories:,}-history limit) within its first {h + 1:,} histories, the "
+                f"last {len(key):,} long; choose a smaller variant of the game or raise max_histories"
             )
-        )
-        history_sequences[:, p] = renumber(history_sequences[:, p])
-        acting = node_player_arr == p
-        node_infostate_arr[acting] = rank[node_infostate_arr[acting]]
 
-    returns = np.zeros((num_histories, 2), dtype=np.float64)
-    if terminal_returns:
-        term = np.fromiter(terminal_returns.keys(), dtype=np.int64, count=len(terminal_returns))
-        returns[term] = np.asarray(list(terminal_returns.values()), dtype=np.float64)
+    def compiled_game(self) -> CompiledGame:
+        """The arrays, with information states renumbered in the sorted order of their strings."""
+        node_player = np.frombuffer(self.node_player, dtype=np.int8)
+        node_infostate = np.frombuffer(self.node_infostate, dtype=np.int32).astype(np.int64)
+        sequences = np.stack([np.frombuffer(s, dtype=np.int64) for s in self.sequences], axis=1)
+        players = []
+        for p, infostates in enumerate(self.infostates):
+            keys = np.asarray(list(infostates.index), dtype=np.str_)
+            order = np.argsort(keys, kind="stable")
+            rank = np.empty(keys.shape[0], dtype=np.int64)
+            rank[order] = np.arange(keys.shape[0])
+            players.append(infostates.player_infostates(keys, order, rank, self.provides_tensor))
+            sequences[:, p] = _renumber(sequences[:, p], rank, self.num_actions)
+            acting = node_player == p
+            node_infostate[acting] = rank[node_infostate[acting]]
+        return CompiledGame(
+            game_string=self.game_string,
+            openspiel_version=openspiel_version(),
+            num_actions=self.num_actions,
+            utility_sum=self.utility_sum,
+            parent=np.frombuffer(self.parent, dtype=np.int32),
+            parent_action=np.frombuffer(self.parent_action, dtype=np.int32),
+            depth=np.frombuffer(self.depth, dtype=np.int16),
+            node_player=node_player,
+            node_infostate=node_infostate.astype(np.int32),
+            edge_chance_prob=np.frombuffer(self.edge_chance_prob, dtype=np.float64),
+            chance_reach=np.frombuffer(self.chance_reach, dtype=np.float64),
+            sequences=sequences,
+            returns=self._returns(),
+            players=(players[0], players[1]),
+        )
+
+    def _returns(self) -> np.ndarray:
+        """``float64[H, 2]``, checked against the declared utility sum."""
+        returns = np.zeros((len(self.parent), 2), dtype=np.float64)
+        if not self.terminals:
+            return returns
+        term = np.frombuffer(self.terminals, dtype=np.int64)
+        returns[term] = np.frombuffer(self.terminal_returns, dtype=np.float64).reshape(-1, 2)
         sums = returns[term].sum(axis=1)
-        bad = np.flatnonzero(np.abs(sums - utility_sum) > 1e-9 * max(1.0, np.abs(returns[term]).max()))
+        bad = np.flatnonzero(np.abs(sums - self.utility_sum) > 1e-9 * max(1.0, np.abs(returns[term]).max()))
         if bad.size:
             h = int(term[bad[0]])
             raise GameNotSupportedError(
-                f"{game_string} declares itself zero/constant-sum (sum {utility_sum}) but terminal "
+                f"{self.game_string} declares itself zero/constant-sum (sum {self.utility_sum}) but terminal "
                 f"history {h} has returns {returns[h].tolist()}"
             )
+        return returns
 
-    return CompiledGame(
-        game_string=game_string,
-        openspiel_version=openspiel_version(),
-        num_actions=num_actions,
-        utility_sum=utility_sum,
-        parent=np.asarray(parent, dtype=np.int32),
-        parent_action=np.asarray(parent_action, dtype=np.int32),
-        depth=np.asarray(depth, dtype=np.int16),
-        node_player=node_player_arr,
-        node_infostate=node_infostate_arr.astype(np.int32),
-        edge_chance_prob=np.asarray(edge_prob, dtype=np.float64),
-        chance_reach=np.asarray(chance_reach, dtype=np.float64),
-        sequences=history_sequences,
-        returns=returns,
-        players=(players[0], players[1]),
-    )
+
+def _chance_children(state, h: int, reach: float, seq0: int, seq1: int, depth: int) -> Iterator:
+    for outcome, probability in state.chance_outcomes():
+        if probability > 0:
+            yield state.child(outcome), h, outcome, probability, reach * probability, seq0, seq1, depth
+
+
+def _decision_children(state, h: int, player: int, first_sequence: int, actions: list[int],
+                       reach: float, seq0: int, seq1: int, depth: int) -> Iterator:
+    for action in actions:
+        if player == 0:
+            yield state.child(action), h, action, 1.0, reach, first_sequence + action, seq1, depth
+        else:
+            yield state.child(action), h, action, 1.0, reach, seq0, first_sequence + action, depth
+
+
+def _renumber(sequences, rank: np.ndarray, num_actions: int) -> np.ndarray:
+    """Sequences in discovery numbering (-1 = empty) in the numbering of sorted information states."""
+    sequences = np.asarray(sequences, dtype=np.int64)
+    out = np.full(sequences.shape, rank.shape[0] * num_actions, dtype=np.int64)
+    used = sequences >= 0
+    out[used] = rank[sequences[used] // num_actions] * num_actions + sequences[used] % num_actions
+    return out
+
+
+def _enumerate(game: pyspiel.Game, max_histories: int) -> CompiledGame:
+    enumeration = _Enumeration(game, max_histories)
+    enumeration.run()
+    return enumeration.compiled_game()
 
 
 # ---------------------------------------------------------------------------------------
@@ -489,9 +631,11 @@ def compile_game(
         a ``pyspiel.Game``, or an already compiled game (returned unchanged).
         Simultaneous-move games are converted to turn-based.
     max_histories:
-        Enumeration limit. Games whose tree is estimated (Knuth's random-probe
-        estimator) to exceed ten times this are refused at once; others are refused as
-        soon as enumeration passes the limit, before memory runs out.
+        Enumeration limit. Games whose tree is estimated (:func:`estimate_tree_size`) to
+        exceed ten times this are refused at once; others are refused as soon as
+        enumeration passes the limit, or once their information-state strings total
+        :data:`INFOSTATE_CHARS_PER_HISTORY` characters per allowed history, before memory
+        runs out.
     cache:
         Read and write the on-disk cache (one ``.npz`` per game string and OpenSpiel
         version, see :func:`cache_path`). Compiled games are also kept in memory for the
@@ -505,12 +649,15 @@ def compile_game(
         Unknown game, not two-player zero/constant-sum, no information-state strings,
         sampled chance, or imperfect recall.
     GameTooLargeError
-        The tree has more than ``max_histories`` histories.
+        The tree has more than ``max_histories`` histories, or too long information-state
+        strings.
+    ConfigError
+        ``max_histories`` is not a positive integer.
     """
     if isinstance(game, CompiledGame):
         return game
-    if not isinstance(max_histories, (int, np.integer)) or max_histories <= 0:
-        raise ValueError(f"max_histories must be a positive integer, got {max_histories!r}")
+    if isinstance(max_histories, bool) or not isinstance(max_histories, (int, np.integer)) or max_histories <= 0:
+        raise ConfigError(f"max_histories must be a positive integer, got {max_histories!r}")
     loaded = load_openspiel_game(game)
     game_string = str(loaded)
     memory_key = (game_string, openspiel_version())
@@ -524,13 +671,13 @@ def compile_game(
         if estimate > 10 * max_histories:
             raise GameTooLargeError(
                 f"{game_string} is far too large to enumerate: about {estimate:.3g} histories "
-                f"(random-probe estimate) against a limit of {max_histories:,}. fusion-psro computes "
+                f"(sampled estimate) against a limit of {max_histories:,}. fusion-psro computes "
                 "exact payoffs and exploitability from the full game tree; use a small game such as "
                 "kuhn_poker, leduc_poker, liars_dice or goofspiel(num_cards=4,imp_info=True,"
                 "points_order=descending)"
             )
         compiled = _enumerate(loaded, max_histories)
-        compiled.__dict__["openspiel_game"] = loaded
+        compiled.derived.openspiel_game = loaded
         if cache:
             try:
                 _save(compiled, path)

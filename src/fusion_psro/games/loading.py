@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import functools
 import logging
+import re
 from importlib import metadata
 
 import pyspiel
@@ -19,6 +20,10 @@ from fusion_psro.errors import GameNotSupportedError
 log = logging.getLogger(__name__)
 
 _SUPPORTED_UTILITIES = (pyspiel.GameType.Utility.ZERO_SUM, pyspiel.GameType.Utility.CONSTANT_SUM)
+_UNSUPPORTED_UTILITIES = {
+    pyspiel.GameType.Utility.GENERAL_SUM: "general-sum",
+    pyspiel.GameType.Utility.IDENTICAL: "general-sum (identical interests: both players get the same payoff)",
+}
 
 
 @functools.lru_cache(maxsize=1)
@@ -65,8 +70,8 @@ def load_openspiel_game(game: str | pyspiel.Game) -> pyspiel.Game:
         )
     if game_type.utility not in _SUPPORTED_UTILITIES:
         raise GameNotSupportedError(
-            f"{name} is {game_type.utility.name.lower().replace('_', '-')}; fusion-psro handles "
-            "zero-sum and constant-sum games only (exploitability is defined for those)"
+            f"{name} is {_UNSUPPORTED_UTILITIES[game_type.utility]}; fusion-psro accepts two-player "
+            "zero-sum or constant-sum games only (exploitability is defined for those)"
         )
     if game_type.dynamics == pyspiel.GameType.Dynamics.MEAN_FIELD:
         raise GameNotSupportedError(f"{name} is a mean-field game; only two-player games are handled")
@@ -92,7 +97,7 @@ def _load_game_string(game_string: str) -> pyspiel.Game:
     short_name = game_string.split("(", 1)[0].strip()
     registered = pyspiel.registered_names()
     if short_name not in registered:
-        close = difflib.get_close_matches(short_name, registered, n=3)
+        close = _suggestions(short_name, registered)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise GameNotSupportedError(
             f"unknown game {short_name!r}.{hint} Examples of games fusion-psro handles: "
@@ -106,3 +111,32 @@ def _load_game_string(game_string: str) -> pyspiel.Game:
     except pyspiel.SpielError as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
         raise GameNotSupportedError(f"OpenSpiel could not load {game_string!r}: {message}") from None
+
+
+def _suggestions(name: str, registered: list[str], count: int = 3) -> list[str]:
+    """Registered game names ``name`` may stand for, most likely first (at most ``count``).
+
+    The same name up to case and separators (``Kuhn-Poker``); else names that contain it,
+    those starting with it first (``leduc`` -> ``leduc_poker``), and names spelled alike
+    (``liar_dice`` -> ``liars_dice``); failing those, names with one of its words
+    (``kuhn_game`` -> ``kuhn_poker``). A name sharing only a generic word or a few letters
+    is no suggestion (``card_game`` is not ``chat_game``).
+    """
+    query = re.sub(r"[\s-]+", "_", name.strip().lower())
+    if not query:
+        return []
+    if query in registered:
+        return [query]
+
+    def names_with(matches) -> list[str]:
+        return sorted((n for n in registered if matches(n)), key=lambda n: (not n.startswith(query), len(n), n))
+
+    candidates = names_with(lambda n: query in n) + difflib.get_close_matches(query, registered, n=count, cutoff=0.8)
+    if not candidates:
+        words = {word for word in query.split("_") if len(word) >= 3} - _GENERIC_WORDS
+        candidates = names_with(lambda n: not words.isdisjoint(n.split("_")))
+    return list(dict.fromkeys(candidates))[:count]
+
+
+#: Words of game names too common to suggest a game by.
+_GENERIC_WORDS = frozenset({"game", "games", "python", "repeated", "matrix"})

@@ -84,8 +84,8 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize
 
-from fusion_psro.errors import InvalidPolicyError
-from fusion_psro.policies import validate_meta_strategy
+from fusion_psro.errors import ConfigError, InvalidPolicyError, NumericalError
+from fusion_psro.validation import validate_meta_strategy
 
 __all__ = [
     "CIRCLE_CENTRES",
@@ -93,11 +93,10 @@ __all__ = [
     "DPP_PSRO_CENTRES",
     "LINEAR_WEIGHT",
     "PRECISION",
-    "BestResponse",
     "GridSpec",
     "MixtureGame",
+    "PointBestResponse",
     "cyclic_dominance_matrix",
-    "fuse_points",
 ]
 
 #: Hump centres in counter-clockwise order around the circle (``PAPER_NOTES.md``).
@@ -153,7 +152,7 @@ def cyclic_dominance_matrix(num_humps: int = 7) -> np.ndarray:
     """
     H = int(num_humps)
     if H < 3 or H % 2 == 0:
-        raise ValueError(f"num_humps must be odd and >= 3, got {num_humps!r}")
+        raise ConfigError(f"num_humps must be odd and >= 3, got {num_humps!r}")
     m = (H - 1) // 2
     offsets = (np.arange(H)[None, :] - np.arange(H)[:, None]) % H  # (j - k) mod H
     S = np.zeros((H, H))
@@ -173,31 +172,6 @@ def _as_points(points, name: str, *, single: bool = False) -> np.ndarray:
     if not np.isfinite(array).all():
         raise InvalidPolicyError(f"{name} has NaN or infinite coordinates")
     return array
-
-
-def fuse_points(points, weights) -> np.ndarray:
-    """Nash Policy Fusion for the mixture game: the weighted average of the points.
-
-    A policy here *is* its parameter vector (a point), so the fused initial policy
-    ``theta_new = sum_k sigma(k) theta_k`` of Fusion-PSRO [Lian2024]_ is the
-    meta-NE-weighted mean of the population's points. Points with zero weight
-    contribute nothing.
-
-    Parameters
-    ----------
-    points : array_like, shape (K, 2)
-        The population.
-    weights : array_like, shape (K,)
-        Meta-strategy over the population (non-negative, summing to 1).
-
-    Returns
-    -------
-    numpy.ndarray, shape (2,)
-        ``weights @ points``.
-    """
-    pts = _as_points(points, "points")
-    w = validate_meta_strategy(weights, pts.shape[0], name="weights")
-    return w @ pts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -224,7 +198,7 @@ class GridSpec:
 
     def __post_init__(self) -> None:
         if not (self.half_width > 0 and self.spacing > 0 and self.max_half_width >= self.half_width):
-            raise ValueError(
+            raise ConfigError(
                 f"need half_width > 0, spacing > 0 and max_half_width >= half_width, got {self}"
             )
 
@@ -234,7 +208,7 @@ DEFAULT_GRID = GridSpec()
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class BestResponse:
+class PointBestResponse:
     """A best response found by one of the oracles.
 
     Attributes
@@ -256,6 +230,30 @@ class BestResponse:
     trajectory: np.ndarray | None = None
     value_error_bound: float | None = None
     starts: np.ndarray | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class _GridSearch:
+    """The grid nodes :meth:`MixtureGame.global_best_response` polishes, best first."""
+
+    starts: np.ndarray
+    best_value: float
+    spacing: float
+
+
+def _best_local_maxima(F: np.ndarray, count: int) -> np.ndarray:
+    """Flat indices of the ``count`` highest nodes of ``F`` not below any of their 8 neighbours."""
+    n = F.shape[0]
+    padded = np.pad(F, 1, constant_values=-np.inf)
+    is_peak = np.ones_like(F, dtype=bool)
+    for di in (-1, 0, 1):
+        for dj in (-1, 0, 1):
+            if di or dj:
+                is_peak &= F >= padded[1 + di : 1 + di + n, 1 + dj : 1 + dj + n]
+    peak_idx = np.flatnonzero(is_peak)
+    if peak_idx.size == 0:  # only for a perfectly flat f (c == 0); take the best node
+        peak_idx = np.array([int(np.argmax(F))])
+    return peak_idx[np.argsort(F.ravel()[peak_idx])[::-1][:count]]
 
 
 def _default_centres() -> np.ndarray:
@@ -303,11 +301,11 @@ class MixtureGame:
     def __post_init__(self) -> None:
         centres = np.array(self.centres, dtype=np.float64)
         if centres.ndim != 2 or centres.shape[1] != 2 or not np.isfinite(centres).all():
-            raise ValueError(f"centres must be a finite (H, 2) array, got shape {centres.shape}")
+            raise ConfigError(f"centres must be a finite (H, 2) array, got shape {centres.shape}")
         if not (math.isfinite(self.precision) and self.precision > 0):
-            raise ValueError(f"precision must be positive, got {self.precision!r}")
+            raise ConfigError(f"precision must be positive, got {self.precision!r}")
         if not math.isfinite(self.linear_weight):
-            raise ValueError(f"linear_weight must be finite, got {self.linear_weight!r}")
+            raise ConfigError(f"linear_weight must be finite, got {self.linear_weight!r}")
         S = cyclic_dominance_matrix(centres.shape[0])
         centres.flags.writeable = False
         S.flags.writeable = False
@@ -474,7 +472,7 @@ class MixtureGame:
         start_scale: float = 0.1,
         return_trajectory: bool = False,
         bonus=None,
-    ) -> BestResponse:
+    ) -> PointBestResponse:
         """Gradient oracle: Adam ascent of ``u(x, sigma)`` on the 2-D point ``x``.
 
         This is the oracle of the papers. The DPP-PSRO code starts it at
@@ -490,7 +488,8 @@ class MixtureGame:
         opponent_weights : array_like, shape (K,)
             The opponent mixture (weights non-negative, summing to 1).
         start : array_like, shape (2,), optional
-            Starting point (for Fusion-PSRO: :func:`fuse_points` of the own population).
+            Starting point (for Fusion-PSRO: the meta-strategy-weighted mean of the own
+            population's points).
             Default: ``start_scale * N(0, I)`` drawn with ``seed``.
         steps : int, default 50
             Adam steps.
@@ -509,7 +508,7 @@ class MixtureGame:
 
         Returns
         -------
-        BestResponse
+        PointBestResponse
             The final point and its exact payoff. The ascent runs in float64 (the prior
             code uses float32; this changes nothing visible at lr 0.1).
         """
@@ -517,7 +516,7 @@ class MixtureGame:
 
         c, const = self.response_coefficients(opponent_points, opponent_weights)
         if int(steps) < 0 or not (lr > 0):
-            raise ValueError(f"need steps >= 0 and lr > 0, got steps={steps!r}, lr={lr!r}")
+            raise ConfigError(f"need steps >= 0 and lr > 0, got steps={steps!r}, lr={lr!r}")
         if start is None:
             x0 = float(start_scale) * np.random.default_rng(seed).standard_normal(2)
         else:
@@ -539,7 +538,7 @@ class MixtureGame:
                     path.append(x.detach().numpy().copy())
         point = x.detach().numpy().copy()
         value = float(self.activations(point[None])[0] @ c + const)
-        return BestResponse(point=point, value=value, trajectory=None if path is None else np.stack(path))
+        return PointBestResponse(point=point, value=value, trajectory=None if path is None else np.stack(path))
 
     def _grid_values(self, nodes: np.ndarray, c: np.ndarray) -> np.ndarray:
         """``f(x_i, y_j) = sum_k c_k p_k`` on the grid ``nodes x nodes`` (``[n, n]``).
@@ -569,7 +568,7 @@ class MixtureGame:
         grid: GridSpec = DEFAULT_GRID,
         num_starts: int = 8,
         polish_steps: int = 200,
-    ) -> BestResponse:
+    ) -> PointBestResponse:
         """Best response to a mixture that does not depend on luck: grid search, then polish.
 
         Steps: (1) evaluate ``f(x) = u(x, sigma) - const = sum_k c_k p_k(x)`` on the grid
@@ -612,49 +611,59 @@ class MixtureGame:
 
         Returns
         -------
-        BestResponse
+        PointBestResponse
             ``point``, exact ``value``, ``value_error_bound`` and the polished ``starts``.
 
         Raises
         ------
-        RuntimeError
+        NumericalError
             If a point outside ``[-max_half_width, max_half_width]^2`` could still beat
             the best value found (impossible for valid mixtures of this game).
         """
         c, const = self.response_coefficients(opponent_points, opponent_weights)
         if int(num_starts) < 1 or int(polish_steps) < 0:
-            raise ValueError(f"need num_starts >= 1 and polish_steps >= 0, got {num_starts!r}, {polish_steps!r}")
-        a = self.precision
+            raise ConfigError(f"need num_starts >= 1 and polish_steps >= 0, got {num_starts!r}, {polish_steps!r}")
+        search = self._grid_search(c, grid, int(num_starts))
+        best_point, best_f = self._polish(c, search.starts, search.best_value, polish_steps)
+        curvature = self.precision * float(np.abs(c).sum())
+        value = float(self.activations(best_point[None])[0] @ c + const)
+        h = search.spacing
+        return PointBestResponse(
+            point=best_point,
+            value=value,
+            value_error_bound=max(0.0, curvature * h * h / 4.0 - (best_f - search.best_value)),
+            starts=search.starts,
+        )
+
+    def _grid_search(self, c: np.ndarray, grid: GridSpec, num_starts: int) -> _GridSearch:
+        """Steps (1) and (2) of :meth:`global_best_response`, doubling the box as needed."""
         radius = float(np.sqrt((self.centres**2).sum(axis=1)).max())
         positive = float(np.clip(c, 0.0, None).sum())
         half_width = float(grid.half_width)
         while True:
             n = int(math.ceil(2.0 * half_width / grid.spacing)) + 1
             nodes = np.linspace(-half_width, half_width, n)
-            h = float(nodes[1] - nodes[0])
             F = self._grid_values(nodes, c)
-            padded = np.pad(F, 1, constant_values=-np.inf)
-            is_peak = np.ones_like(F, dtype=bool)
-            for di in (-1, 0, 1):
-                for dj in (-1, 0, 1):
-                    if di or dj:
-                        is_peak &= F >= padded[1 + di : 1 + di + n, 1 + dj : 1 + dj + n]
-            peak_idx = np.flatnonzero(is_peak)
-            if peak_idx.size == 0:  # only for a perfectly flat f (c == 0); take the best node
-                peak_idx = np.array([int(np.argmax(F))])
-            order = peak_idx[np.argsort(F.ravel()[peak_idx])[::-1][: int(num_starts)]]
+            order = _best_local_maxima(F, num_starts)
             best_grid = float(F.ravel()[order[0]])
-            tail = positive * math.exp(-0.5 * a * (half_width - radius) ** 2) if half_width > radius else math.inf
+            tail = math.inf
+            if half_width > radius:
+                tail = positive * math.exp(-0.5 * self.precision * (half_width - radius) ** 2)
             if best_grid >= tail:
                 break
             if 2.0 * half_width > grid.max_half_width:
-                raise RuntimeError(
+                raise NumericalError(
                     f"global_best_response: points outside [-{half_width}, {half_width}]^2 could reach "
                     f"{tail:.3g} > best grid value {best_grid:.3g}; increase grid.max_half_width"
                 )
             half_width *= 2.0
         rows, cols = np.unravel_index(order, F.shape)
         starts = np.stack([nodes[rows], nodes[cols]], axis=1)
+        return _GridSearch(starts=starts, best_value=best_grid, spacing=float(nodes[1] - nodes[0]))
+
+    def _polish(self, c: np.ndarray, starts: np.ndarray, best_grid: float,
+                polish_steps: int) -> tuple[np.ndarray, float]:
+        """Step (3): L-BFGS from each start; the best point and its ``f``, never below the best grid node."""
         objective = self._objective(c)
         best_point, best_f = starts[0].copy(), best_grid
         for start in starts:
@@ -667,14 +676,7 @@ class MixtureGame:
             f_val = -objective(res.x)[0]
             if np.isfinite(f_val) and f_val > best_f:
                 best_point, best_f = np.asarray(res.x, dtype=np.float64).copy(), f_val
-        curvature = a * float(np.abs(c).sum())
-        value = float(self.activations(best_point[None])[0] @ c + const)
-        return BestResponse(
-            point=best_point,
-            value=value,
-            value_error_bound=max(0.0, curvature * h * h / 4.0 - (best_f - best_grid)),
-            starts=starts,
-        )
+        return best_point, best_f
 
     # ------------------------------------------------------------------ exploitability
 

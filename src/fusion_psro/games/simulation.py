@@ -42,8 +42,15 @@ import dataclasses
 
 import numpy as np
 
+from fusion_psro.errors import (
+    ConfigError,
+    GameNotSupportedError,
+    InvalidMetaStrategyError,
+    InvalidPlayerError,
+    InvalidPolicyError,
+)
 from fusion_psro.games.compiled import CHANCE, TERMINAL, CompiledGame
-from fusion_psro.policies import validate_meta_strategy, validate_policy
+from fusion_psro.validation import validate_meta_strategy, validate_policy
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -104,18 +111,18 @@ class VectorizedEpisodes:
         max_episodes: int | None = None,
     ) -> None:
         if learner not in (0, 1):
-            raise ValueError(f"learner must be 0 or 1, got {learner!r}")
+            raise InvalidPlayerError(f"learner must be 0 or 1, got {learner!r}")
         if not isinstance(num_envs, (int, np.integer)) or num_envs <= 0:
-            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+            raise ConfigError(f"num_envs must be a positive integer, got {num_envs!r}")
         if max_episodes is not None and (not isinstance(max_episodes, (int, np.integer)) or max_episodes < 0):
-            raise ValueError(f"max_episodes must be a non-negative integer or None, got {max_episodes!r}")
+            raise ConfigError(f"max_episodes must be a non-negative integer or None, got {max_episodes!r}")
         opponent = 1 - learner
         population = validate_policy(compiled, opponent, opponent_population, name="opponent population")
         if population.ndim == 2:
             population = population[None]
         if opponent_weights is None:
             if population.shape[0] != 1:
-                raise ValueError("opponent_weights is required for a population of more than one policy")
+                raise InvalidMetaStrategyError("opponent_weights is required for a population of more than one policy")
             opponent_weights = np.ones(1)
         weights = validate_meta_strategy(opponent_weights, population.shape[0], player=opponent)
 
@@ -246,7 +253,7 @@ class VectorizedEpisodes:
     def observations(self) -> np.ndarray:
         """``float32[N, T]`` learner information-state tensors (row 0's for inactive games)."""
         if self._tensors is None:
-            raise ValueError(f"{self.compiled.game_string} provides no information-state tensors")
+            raise GameNotSupportedError(f"{self.compiled.game_string} provides no information-state tensors")
         return self._tensors[np.maximum(self.infostates, 0)]
 
     @property
@@ -254,14 +261,28 @@ class VectorizedEpisodes:
         """``bool[N, A]`` legal actions of each game (row 0's for inactive games)."""
         return self._legal_mask[np.maximum(self.infostates, 0)]
 
+    def _illegal_action_message(self, games: np.ndarray, chosen: np.ndarray) -> str:
+        num_actions = self._legal_mask.shape[1]
+        in_range = (chosen >= 0) & (chosen < num_actions)
+        infostates = self._node_infostate[self.history[games]]
+        legal = np.zeros(chosen.shape, dtype=bool)
+        legal[in_range] = self._legal_mask[infostates[in_range], chosen[in_range]]
+        first = int(np.flatnonzero(~legal)[0])
+        row = int(infostates[first])
+        return (
+            f"step() was given the illegal action {int(chosen[first])} for game {int(games[first])}, at "
+            f"information state {row} ({self.compiled.players[self.learner].keys[row]!r}); legal actions "
+            f"there: {np.flatnonzero(self._legal_mask[row]).tolist()}"
+        )
+
     def step(self, actions) -> StepResult:
         """Apply the learner's ``actions`` (``int[N]``; entries of inactive games are ignored).
 
-        Raises ValueError if an active game is given an illegal action.
+        Raises :class:`InvalidPolicyError` if an active game is given an illegal action.
         """
         actions = np.asarray(actions)
         if actions.shape != (self.num_envs,):
-            raise ValueError(f"actions must have shape ({self.num_envs},), got {actions.shape}")
+            raise InvalidPolicyError(f"actions must have shape ({self.num_envs},), got {actions.shape}")
         acted = self.active.copy()
         games = np.flatnonzero(acted)
         h = self.history[games]
@@ -271,7 +292,7 @@ class VectorizedEpisodes:
             or chosen.max() >= self._legal_mask.shape[1]
             or not self._legal_mask[self._node_infostate[h], chosen].all()
         ):
-            raise ValueError("step() was given an illegal action for an active game")
+            raise InvalidPolicyError(self._illegal_action_message(games, chosen))
         self.history[games] = self._children[h, chosen]
         self.learner_steps += int(games.size)
         self._advance(games)

@@ -8,7 +8,8 @@ pair of probability vectors ``(sigma0, sigma1)`` over the two populations -- the
 meta-strategies from which PSRO computes its next best responses.
 
 Every solver here has the signature ``solver(M) -> MetaSolution`` once its keyword
-arguments are fixed, and is registered in :data:`META_SOLVERS`:
+arguments are fixed, and is registered in :data:`fusion_psro.registry.META_SOLVERS`
+(in this order; other packages add theirs with :func:`fusion_psro.registry.register_meta_solver`):
 
 ``"nash"``     :func:`solve_nash` -- exact equilibrium by linear programming.
 ``"uniform"``  :func:`solve_uniform` -- uniform weights (PSRO with it is fictitious play).
@@ -37,9 +38,9 @@ from typing import Callable, Sequence
 import numpy as np
 from scipy.optimize import linprog
 
-from fusion_psro.errors import FusionPSROError, InvalidMetaStrategyError
-from fusion_psro.policies import validate_meta_strategy
-from fusion_psro.registry import register_meta_solver
+from fusion_psro.errors import ConfigError, FusionPSROError, InvalidMetaStrategyError, NumericalError
+from fusion_psro.registry import META_SOLVERS, register_meta_solver
+from fusion_psro.validation import validate_meta_strategy
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,11 @@ class InvalidMetaGameError(FusionPSROError, ValueError):
     """A meta-game payoff matrix is not a finite, non-empty, 2-D numeric array."""
 
 
-class InvalidMetaSolverError(FusionPSROError, ValueError):
-    """An unknown meta-solver name, or an invalid parameter for a meta-solver."""
+class InvalidMetaSolverError(ConfigError):
+    """An invalid parameter for a meta-solver.
+
+    An unknown meta-solver name is an :class:`~fusion_psro.errors.UnknownComponentError`.
+    """
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,7 @@ class MetaSolution:
         Player 0's expected payoff under the returned profile, ``sigma0 @ M @ sigma1``.
         For :func:`solve_nash` this is the value of the game.
     solver : str
-        Name of the solver that produced the solution (a key of :data:`META_SOLVERS`).
+        Name of the solver that produced the solution (a name in :data:`META_SOLVERS`).
     """
 
     strategies: tuple[np.ndarray, np.ndarray]
@@ -233,10 +237,11 @@ def _maximin_lp(A: np.ndarray) -> tuple[np.ndarray, float]:
     bounds = [(0.0, None)] * K + [(None, None)]
     res = linprog(c, A_ub=A_ub, b_ub=b_ub, A_eq=A_eq, b_eq=[1.0], bounds=bounds, method="highs")
     if res.status != 0 or res.x is None:  # the LP is always feasible and bounded
-        raise RuntimeError(f"linprog failed on the meta-game LP (status {res.status}): {res.message}")
+        raise NumericalError(f"linprog failed on the meta-game LP (status {res.status}): {res.message}")
     return res.x[:K], float(res.x[-1])
 
 
+@register_meta_solver("nash")
 def solve_nash(M) -> MetaSolution:
     """Exact Nash equilibrium of a two-player zero-sum meta-game by linear programming.
 
@@ -290,6 +295,7 @@ def solve_nash(M) -> MetaSolution:
 # --------------------------------------------------------------------------- uniform
 
 
+@register_meta_solver("uniform")
 def solve_uniform(M) -> MetaSolution:
     """Uniform meta-strategies over each population.
 
@@ -359,6 +365,7 @@ def _project_gamma_simplex(y: np.ndarray, gamma: float, idx: np.ndarray, c0: np.
     np.maximum(y, gamma, out=y)
 
 
+@register_meta_solver("prd")
 def solve_prd(
     M,
     iterations: int = 2_000,
@@ -437,30 +444,39 @@ def solve_prd(
     ``open_spiel/python/algorithms/projected_replicator_dynamics.py``.
     """
     M = _as_meta_game(M)
+    K, L = M.shape
+    iterations, step, gamma, average_last = _prd_parameters(iterations, step, exploration, average_last, (K, L))
+    x0, y0 = _initial_strategies(initial_strategies, (K, L))
+    total = _prd_strategy_sum(_JointStrategies(M, x0, y0), iterations, step, gamma, average_last)
+    sol = _solution(M, _clip_normalise(total[:K]), _clip_normalise(total[K:]), "prd")
+    log.debug("solve_prd: %dx%d meta-game, %d iterations, value %.6g", K, L, iterations, sol.value)
+    return sol
+
+
+def _prd_parameters(iterations, step, exploration, average_last,
+                    shape: tuple[int, int]) -> tuple[int, float, float, int | None]:
+    """Checked ``(iterations, step, exploration, average_last)`` of :func:`solve_prd`."""
     iterations = _check_int("iterations", iterations, 0)
     step = _check_real("step", step, low=0.0, low_inclusive=False)
     gamma = _check_real("exploration", exploration, low=0.0, low_inclusive=True)
-    K, L = M.shape
-    if gamma * max(K, L) >= 1.0:
+    if gamma * max(shape) >= 1.0:
         raise InvalidMetaSolverError(
-            f"exploration must satisfy exploration * max(K, L) < 1, got {gamma!r} for a {K}x{L} meta-game"
+            f"exploration must satisfy exploration * max(K, L) < 1, got {gamma!r} for a {shape[0]}x{shape[1]} meta-game"
         )
     if average_last is not None:
         average_last = _check_int("average_last", average_last, 1)
-    x0, y0 = _initial_strategies(initial_strategies, (K, L))
+    return iterations, step, gamma, average_last
 
-    joint = _JointStrategies(M, x0, y0)
+
+def _prd_strategy_sum(joint: _JointStrategies, iterations: int, step: float, gamma: float,
+                      average_last: int | None) -> np.ndarray:
+    """Run PRD from ``joint``'s strategies; the sum of the strategies to average (both players)."""
     z, x, y, v = joint.z, joint.x, joint.y, joint.advantage
-    proj = []
-    for size in (K, L):
-        idx = np.arange(1, size + 1, dtype=np.float64)
-        proj.append((idx, 1.0 - (size - idx) * gamma))
-    (idx0, c00), (idx1, c01) = proj
-
+    (idx0, c00), (idx1, c01) = (_projection_constants(len(p), gamma) for p in (x, y))
     # Strategy k (k = 0 is the initial one) enters the average iff k >= first_kept.
     total = iterations + 1
     first_kept = 0 if average_last is None else max(0, total - average_last)
-    acc = z.copy() if first_kept == 0 else np.zeros(K + L)
+    acc = z.copy() if first_kept == 0 else np.zeros(z.shape[0])
     for k in range(1, total):
         joint.compute_advantage()  # advantage of each member over the mixture, into v
         v *= z
@@ -473,16 +489,19 @@ def solve_prd(
             _project_gamma_simplex(y, gamma, idx1, c01)
         if k >= first_kept:
             acc += z
-    s0 = _clip_normalise(acc[:K])
-    s1 = _clip_normalise(acc[K:])
-    sol = _solution(M, s0, s1, "prd")
-    log.debug("solve_prd: %dx%d meta-game, %d iterations, value %.6g", K, L, iterations, sol.value)
-    return sol
+    return acc
+
+
+def _projection_constants(size: int, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(idx, c0)`` of :func:`_project_gamma_simplex` for strategies of ``size`` entries."""
+    idx = np.arange(1, size + 1, dtype=np.float64)
+    return idx, 1.0 - (size - idx) * gamma
 
 
 # --------------------------------------------------------------------------- regret matching
 
 
+@register_meta_solver("rm")
 def solve_regret_matching(
     M,
     iterations: int = 2_000,
@@ -549,18 +568,7 @@ def solve_regret_matching(
     return sol
 
 
-# --------------------------------------------------------------------------- registry
-
-
-META_SOLVERS: dict[str, MetaSolver] = {
-    "nash": solve_nash,
-    "uniform": solve_uniform,
-    "prd": solve_prd,
-    "rm": solve_regret_matching,
-}
-"""Registered meta-solvers by name; every value has the signature ``solver(M) -> MetaSolution``."""
-for _name, _solver in META_SOLVERS.items():
-    register_meta_solver(_name, _solver)
+# --------------------------------------------------------------------------- look-up
 
 
 def get_meta_solver(name: str, **kwargs) -> MetaSolver:
@@ -569,7 +577,8 @@ def get_meta_solver(name: str, **kwargs) -> MetaSolver:
     Parameters
     ----------
     name : str
-        A key of :data:`META_SOLVERS`: ``"nash"``, ``"uniform"``, ``"prd"`` or ``"rm"``.
+        A name registered in :data:`META_SOLVERS`: ``"nash"``, ``"uniform"``, ``"prd"``,
+        ``"rm"``, or one registered with :func:`fusion_psro.registry.register_meta_solver`.
     **kwargs
         Keyword arguments bound to the solver (e.g. ``iterations=10_000`` for ``"prd"``);
         they are checked against its signature now, their values when it is called.
@@ -581,19 +590,26 @@ def get_meta_solver(name: str, **kwargs) -> MetaSolver:
 
     Raises
     ------
+    UnknownComponentError
+        If ``name`` is not registered; the message lists the accepted names.
     InvalidMetaSolverError
-        If ``name`` is not registered (the message lists the accepted names) or a keyword
-        argument is not a parameter of that solver.
+        If a keyword argument is not a parameter of that solver; the message lists its
+        keyword parameters.
     """
-    accepted = ", ".join(repr(k) for k in sorted(META_SOLVERS))
-    if not isinstance(name, str) or name not in META_SOLVERS:
-        raise InvalidMetaSolverError(f"unknown meta-solver {name!r}; accepted names: {accepted}")
-    solver = META_SOLVERS[name]
+    solver = META_SOLVERS.get(name)
     if not kwargs:
         return solver
     try:
         inspect.signature(solver).bind(None, **kwargs)
     except TypeError as exc:
-        raise InvalidMetaSolverError(f"invalid arguments for meta-solver {name!r}: {exc}") from exc
+        raise InvalidMetaSolverError(
+            f"invalid arguments for meta-solver {name!r}: {exc}; its keyword arguments: {_keyword_parameters(solver)}"
+        ) from None
     return partial(solver, **kwargs)
 
+
+def _keyword_parameters(solver: MetaSolver) -> str:
+    """``"a, b"``: the parameters after the payoff matrix, for error messages (``"none"``)."""
+    parameters = list(inspect.signature(solver).parameters.values())[1:]
+    names = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return ", ".join(names) or "none"

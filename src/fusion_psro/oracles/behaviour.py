@@ -14,7 +14,8 @@ import numpy as np
 
 from fusion_psro.evaluation.sequence_form import realization_plans
 from fusion_psro.games.compiled import CompiledGame
-from fusion_psro.policies import uniform_policy, validate_meta_strategy, validate_policy
+from fusion_psro.policies import uniform_policy
+from fusion_psro.validation import validate_meta_strategy, validate_policy
 
 #: Reach below which an information state counts as unreached by the mixture.
 REACH_TOLERANCE = 1e-12

@@ -1,0 +1,178 @@
+"""The package's module structure: no import cycles, between modules or between layers.
+
+The graph is built from the source with :mod:`ast`, without importing anything. Only
+imports executed when a module is imported count: imports inside functions (deferred on
+purpose) and under ``if TYPE_CHECKING:`` (type hints only) are left out.
+
+A *layer* is a top-level module or subpackage (``fusion_psro.games``,
+``fusion_psro.validation``, ...). Layers must not form a cycle either: a module of
+``games`` that imports a module which imports ``games.compiled`` is no module-level cycle,
+but ``games`` can then no longer be used without what sits above it.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = "fusion_psro"
+SOURCE_ROOT = Path(__file__).resolve().parent.parent / "src"
+
+
+def module_files(root: Path = SOURCE_ROOT) -> dict[str, Path]:
+    """Every module of the package by dotted name (a package by its ``__init__.py``)."""
+    modules = {}
+    for path in sorted((root / PACKAGE).rglob("*.py")):
+        parts = list(path.relative_to(root).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        modules[".".join(parts)] = path
+    return modules
+
+
+def _is_type_checking_guard(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _module_level_imports(tree: ast.Module):
+    """Import statements run when the module is imported (not in functions, not type-only)."""
+    pending = list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            continue
+        elif isinstance(node, ast.If) and _is_type_checking_guard(node):
+            pending.extend(node.orelse)
+        else:
+            pending.extend(child for child in ast.iter_child_nodes(node) if isinstance(child, ast.stmt))
+
+
+def _imported_modules(node: ast.Import | ast.ImportFrom, module: str, is_package: bool, modules: dict) -> set[str]:
+    """Package modules named by one import statement, resolved to the deepest existing module."""
+    if isinstance(node, ast.Import):
+        targets = [alias.name for alias in node.names]
+    else:
+        base = node.module or ""
+        if node.level:
+            anchor = module.split(".")
+            anchor = anchor if is_package else anchor[:-1]
+            anchor = anchor[: len(anchor) - (node.level - 1)]
+            base = ".".join(anchor + ([base] if base else []))
+        # ``from package import name``: an edge to the submodule when ``name`` is one.
+        targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
+    found = set()
+    for target in targets:
+        while target and target not in modules:
+            target = target.rpartition(".")[0]
+        if target:
+            found.add(target)
+    return found
+
+
+def import_graph(root: Path = SOURCE_ROOT) -> dict[str, set[str]]:
+    """Module -> the package modules it imports at module level."""
+    modules = module_files(root)
+    graph = {}
+    for module, path in modules.items():
+        tree = ast.parse(path.read_text(), filename=str(path))
+        is_package = path.name == "__init__.py"
+        edges = set()
+        for node in _module_level_imports(tree):
+            edges |= _imported_modules(node, module, is_package, modules)
+        edges.discard(module)
+        graph[module] = edges
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of ``graph`` as ``[a, b, ..., a]``, or None if it is acyclic."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: finished
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for target in sorted(graph.get(node, ())):
+            if state.get(target) == 1:
+                return path[path.index(target):] + [target]
+            if target not in state:
+                cycle = visit(target)
+                if cycle:
+                    return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            cycle = visit(node)
+            if cycle:
+                return cycle
+    return None
+
+
+def layer_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """``graph`` with every module replaced by its layer (``fusion_psro.<first name>``)."""
+    def layer(module: str) -> str:
+        return ".".join(module.split(".")[:2])
+
+    layers: dict[str, set[str]] = {}
+    for module, targets in graph.items():
+        layers.setdefault(layer(module), set()).update(layer(t) for t in targets if layer(t) != layer(module))
+    return layers
+
+
+def _graph(edges: dict[str, list[str]]) -> dict[str, set[str]]:
+    return {node: set(targets) for node, targets in edges.items()}
+
+
+def test_find_cycle_reports_the_cycle():
+    assert find_cycle(_graph({"a": ["b"], "b": ["c"], "c": ["a"], "d": ["a"]})) == ["a", "b", "c", "a"]
+    assert find_cycle(_graph({"a": ["b"], "b": ["c"], "c": [], "d": ["a", "c"]})) is None
+
+
+def test_import_graph_follows_the_rules(tmp_path):
+    package = tmp_path / PACKAGE
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "sub" / "__init__.py").write_text("from fusion_psro.sub import leaf\n")
+    (package / "sub" / "leaf.py").write_text("import numpy\n")
+    (package / "core.py").write_text(
+        "from typing import TYPE_CHECKING\n"
+        "from fusion_psro import sub\n"
+        "from .sub.leaf import x\n"
+        "if TYPE_CHECKING:\n    from fusion_psro import top\n"
+        "def f():\n    from fusion_psro import top\n"
+        "try:\n    import fusion_psro.other\nexcept ImportError:\n    pass\n"
+    )
+    (package / "top.py").write_text("from fusion_psro.core import y\n")
+    (package / "other.py").write_text("")
+    graph = import_graph(tmp_path)
+    assert graph["fusion_psro.core"] == {"fusion_psro.sub", "fusion_psro.sub.leaf", "fusion_psro.other"}
+    assert graph["fusion_psro.sub"] == {"fusion_psro.sub.leaf"}
+    assert graph["fusion_psro.top"] == {"fusion_psro.core"}
+    assert find_cycle(graph) is None
+    assert layer_graph(graph)["fusion_psro.top"] == {"fusion_psro.core"}
+
+    (package / "sub" / "leaf.py").write_text("from fusion_psro import top\n")
+    cycle = find_cycle(import_graph(tmp_path))
+    assert cycle == ["fusion_psro.core", "fusion_psro.sub", "fusion_psro.sub.leaf", "fusion_psro.top", "fusion_psro.core"]
+
+
+def test_the_package_has_no_import_cycle():
+    graph = import_graph()
+    assert "fusion_psro.games.compiled" in graph
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_the_layers_have_no_import_cycle():
+    layers = layer_graph(import_graph())
+    assert "fusion_psro.validation" in layers
+    cycle = find_cycle(layers)
+    assert cycle is None, "import cycle between layers: " + " -> ".join(cycle)
