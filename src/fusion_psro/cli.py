@@ -112,15 +112,22 @@ def _parse_option(text: str) -> tuple[str, object]:
 
 
 def _config_from_args(args: argparse.Namespace):
-    """The :class:`~fusion_psro.psro.PSROConfig` of the options given (the others keep their defaults)."""
+    """The :class:`~fusion_psro.psro.PSROConfig` of the options given (the others keep their defaults).
+
+    A ``*_options`` setting (a dict) is given as repeated ``--*-option KEY=VALUE``.
+    """
     from fusion_psro.psro import PSROConfig
 
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(PSROConfig)
-             if getattr(args, f.name, None) is not None and f.name != "oracle_options"}
-    options = dict(args.oracle_option)
+    given = {}
+    for field in dataclasses.fields(PSROConfig):
+        value = getattr(args, field.name, None)
+        if field.name.endswith("_options"):
+            given[field.name] = dict(value or [])
+        elif value is not None:
+            given[field.name] = value
     if args.steps is not None:
-        options["steps"] = args.steps
-    return PSROConfig(**given, oracle_options=options)
+        given["oracle_options"]["steps"] = args.steps
+    return PSROConfig(**given)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -179,12 +186,21 @@ def _split(text: str, name: str, kind=str) -> list:
 def _cmd_init_study(args: argparse.Namespace) -> int:
     import os
 
-    from fusion_psro.experiments.init_study import StudySettings, parse_iterations, plan_study, run_study
+    from fusion_psro.experiments.init_study import (
+        StudySettings,
+        check_init_options,
+        parse_iterations,
+        plan_study,
+        run_study,
+    )
     from fusion_psro.experiments.init_study_report import write_study_report
 
-    settings = StudySettings(budgets=tuple(_split(args.budgets, "--budgets", int)), seed=args.seed)
+    settings = StudySettings(budgets=tuple(_split(args.budgets, "--budgets", int)), seed=args.seed,
+                             init_options=dict(args.init_option))
     if not args.report_only:
-        cells = plan_study(args.run_dirs, _split(args.inits, "--inits"), repeats=args.repeats,
+        inits = _split(args.inits, "--inits")
+        check_init_options(inits, settings.init_options)
+        cells = plan_study(args.run_dirs, inits, repeats=args.repeats,
                            at=None if args.at is None else parse_iterations(args.at))
         try:
             shard = tuple(int(x) for x in args.shard.split("/"))
@@ -247,9 +263,12 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
 
     hints = typing.get_type_hints(PSROConfig)
     for field in dataclasses.fields(PSROConfig):
-        if field.name == "oracle_options":
-            continue
         meta = field.metadata
+        if field.name.endswith("_options"):
+            p.add_argument("--" + field.name[: -len("_options")].replace("_", "-") + "-option", dest=field.name,
+                           action="append", default=[], type=_parse_option, metavar="KEY=VALUE",
+                           help=meta["help"] + "; repeatable")
+            continue
         choices = meta.get("choices")
         if "registry" in meta:
             components = getattr(registry, meta["registry"])
@@ -260,9 +279,7 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--" + field.name.replace("_", "-"), type=kind, choices=choices, metavar=metavar,
                        default=None, help=meta["help"] + default)
     p.add_argument("--steps", "--gradient-steps", type=int, default=None, dest="steps", metavar="N",
-                   help="gradient steps per best response (oracles with a steps setting: gradient, ...)")
-    p.add_argument("--oracle-option", action="append", default=[], type=_parse_option, metavar="KEY=VALUE",
-                   help="oracle setting, e.g. learning_rate=0.001 or hidden_sizes=[64,64]; repeatable")
+                   help="gradient steps per best response (the oracle option steps: pg, gradient)")
 
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -297,6 +314,8 @@ def _add_init_study_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budgets", default="500,2000,6000,20000",
                    help="training budgets at which each response is measured, in the oracle's unit (default: %(default)s)")
     p.add_argument("--repeats", type=int, default=3, help="training seeds per state, player and init (default: %(default)s)")
+    p.add_argument("--init-option", action="append", default=[], type=_parse_option, metavar="KEY=VALUE",
+                   help="setting of the inits that have it, e.g. shrink=0.5 (shrink-perturb); repeatable")
     p.add_argument("--seed", type=int, default=0, help="seed of the study's training seeds (default: %(default)s)")
     p.add_argument("--workers", type=int, default=None, help="local Ray workers (default: the CPU count; 1 runs in-process)")
     p.add_argument("--address", help="join this Ray cluster (HOST:PORT) instead of starting a local Ray")

@@ -83,7 +83,7 @@ class SavedRun:
 
     def final_policy(self):
         """The final meta-strategy mixtures of both players as one OpenSpiel ``TabularPolicy``."""
-        from fusion_psro.evaluation.exact import mixture_behaviour  # noqa: PLC0415
+        from fusion_psro.evaluation.behaviour import mixture_behaviour  # noqa: PLC0415
         from fusion_psro.games import compile_game  # noqa: PLC0415
         from fusion_psro.interop import to_openspiel_policy  # noqa: PLC0415
 

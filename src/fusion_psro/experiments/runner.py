@@ -47,9 +47,10 @@ def run_command(config: PSROConfig, out: Path | str) -> list[str]:
     command += ["run"]
     for field in dataclasses.fields(PSROConfig):
         value = getattr(config, field.name)
-        if field.name == "oracle_options":
+        if field.name.endswith("_options"):
+            flag = "--" + field.name[: -len("_options")].replace("_", "-") + "-option"
             for key, option in sorted(value.items()):
-                command += ["--oracle-option", f"{key}={json.dumps(option)}"]
+                command += [flag, f"{key}={json.dumps(option)}"]
         elif value is not None and value != getattr(defaults, field.name):
             command += ["--" + field.name.replace("_", "-"), str(value)]
     return command + ["--out", str(out)]

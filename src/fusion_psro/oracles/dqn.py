@@ -113,6 +113,7 @@ from torch.nn import functional as F
 
 from fusion_psro.errors import ConfigError, GameNotSupportedError, OracleError
 from fusion_psro.games.compiled import CompiledGame
+from fusion_psro.evaluation import action_values, mixture_behaviour, mixture_plan
 from fusion_psro.games.simulation import VectorizedEpisodes
 from fusion_psro.oracles.base import BestResponseRequest, BestResponseResult, Oracle, OracleMetrics, StateDict
 from fusion_psro.oracles.diversity import DiverseSnapshots, TabularDiversity, measure_for
@@ -120,9 +121,11 @@ from fusion_psro.oracles.networks import (
     MLP,
     SCHEMES,
     adam,
+    fit_network,
+    fresh_parameters,
     greedy_policy,
-    initialize,
     network_diagnostics,
+    output_layer_names,
     resolve_device,
     torch_threads,
 )
@@ -661,6 +664,8 @@ class DQNOracle(Oracle):
     settings_class = DQNConfig
     takes_checkpoints = True
     budget_setting = "episodes"
+    has_output_layer = True
+    distills = True
 
     def __init__(self, compiled: CompiledGame, config: DQNConfig | None = None) -> None:
         for p in range(2):
@@ -699,8 +704,7 @@ class DQNOracle(Oracle):
         if scheme not in SCHEMES:
             raise OracleError(f"unknown initialization scheme {scheme!r}; accepted: {', '.join(SCHEMES)}")
         network = self.build_network(player)
-        initialize(network, scheme, torch.Generator().manual_seed(int(seed)))
-        return {name: value.detach().clone() for name, value in network.state_dict().items()}
+        return fresh_parameters(network, scheme, seed)
 
     def initial_network(self, request: BestResponseRequest) -> MLP:
         """The Q-network a best response starts from (CPU): ``request.initial_parameters``, else scratch ``normal``."""
@@ -722,6 +726,33 @@ class DQNOracle(Oracle):
         except RuntimeError as exc:
             raise OracleError(f"parameters do not fit player {player}'s Q-network: {exc}") from None
         return network
+
+    def output_layer_names(self, player: int) -> tuple[str, ...]:
+        return output_layer_names(self.build_network(player).state_dict())
+
+    def distill(self, player, parameters, population, weights, opponent_policies, opponent_weights, *, steps,
+                learning_rate) -> StateDict:
+        """Q-values fitted (MSE) to the mixture's exact action values against the opponent mixture.
+
+        At the information states chance and the opponent reach, ``Q(s, a)`` is fitted to
+        ``E[return | s, a, then the mixture's behaviour]``; the other states have no
+        condition to fit and keep their fresh values.
+        """
+        if opponent_policies is None:
+            raise OracleError("distilling a Q-network needs the opponent mixture it will face")
+        compiled = self.compiled
+        behaviour = mixture_behaviour(compiled, player, population, weights)
+        values = action_values(compiled, player, behaviour, mixture_plan(compiled, 1 - player, opponent_policies,
+                                                                          opponent_weights))
+        target = torch.from_numpy(values.q).float()
+        fitted = torch.from_numpy(compiled.players[player].legal_mask & (values.reach > 0)[:, None])
+
+        def loss(q: torch.Tensor) -> torch.Tensor:
+            return ((q - target)[fitted] ** 2).mean()
+
+        with torch_threads(self.config.torch_threads):
+            return fit_network(self.network(player, parameters), compiled.players[player].tensors, loss,
+                               steps=steps, learning_rate=learning_rate)
 
     def diagnostics(self, player: int, parameters: StateDict | None) -> dict[str, Any]:
         """Plasticity of the Q-network with ``parameters`` (:func:`~fusion_psro.oracles.networks.network_diagnostics`)."""

@@ -62,6 +62,8 @@ class PSROConfig:
                                               "(default: the term's, 0.1)")
     oracle_options: dict[str, Any] = _setting(dict, "oracle settings by name (the fields of the oracle's settings "
                                               "class), e.g. learning_rate=0.001 or hidden_sizes=[64,64]")
+    init_options: dict[str, Any] = _setting(dict, "settings of the init by name, e.g. shrink=0.5 (shrink-perturb) "
+                                            "or steps=500 (nash-distill)")
 
     def resolved(self, *, oracle: type | None = None) -> PSROConfig:
         """A validated copy with defaults filled in; raises :class:`ConfigError`.
@@ -71,7 +73,7 @@ class PSROConfig:
         """
         from fusion_psro.psro.spaces import game_kind  # noqa: PLC0415 (spaces import the games)
 
-        config = dataclasses.replace(self, oracle_options=dict(self.oracle_options))
+        config = dataclasses.replace(self, oracle_options=dict(self.oracle_options), init_options=dict(self.init_options))
         kind = game_kind(config.game)
         oracle_class = _resolve_oracle(config, kind, oracle)
         _resolve_variant(config, kind, oracle_class)
@@ -189,6 +191,7 @@ def _resolve_init(config: PSROConfig, oracle_class) -> None:
         raise ConfigError(f"unknown fusion fallback {config.fusion_fallback!r}; accepted: {', '.join(fallbacks)}")
     if not oracle_class.trains_parameters:
         return
+    INITS.get(config.init).settings(config.init_options)
     usable = INITS.names(lambda i: i.unsupported_by(oracle_class) is None)
     for setting in ("init", "fusion_fallback"):
         name = getattr(config, setting)

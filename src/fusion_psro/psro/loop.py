@@ -103,6 +103,7 @@ class PSRO:
         self.oracle = oracle if oracle is not None else make_oracle(self.config, self.space)
         self.meta_solver = META_SOLVERS.get(self.config.meta_solver)
         self.variant = VARIANTS.get(self.config.variant)()
+        self.init_settings = INITS.get(self.config.init).settings(self.config.init_options) if self.config.init else None
         self.state = self._initial_state()
         self._responses: list[Response] = []
 
@@ -184,13 +185,16 @@ class PSRO:
         self.state.meta_game.replace(player, index, member.policy)
 
     def start(self, player: int, *, own: list[Member], own_weights: np.ndarray, previous: Member | None,
-              seed: int) -> StateDict | None:
-        """Parameters for a new member chosen by the run's init (None if the oracle has none).
+              seed: int, opponents: list[Member], opponent_weights: np.ndarray) -> StateDict | None:
+        """Parameters for a new member chosen by the run's init (None if the oracle has none),
+        for a member that will respond to ``opponents`` mixed by ``opponent_weights``.
 
         The choice is recorded in this iteration's metrics like a best response that trained
         no episodes.
         """
-        choice = self._choose_start(player, own, own_weights, previous, seed)
+        plan = ResponsePlan(player=player, opponents=opponents, opponent_weights=opponent_weights, seed=seed, own=own,
+                            own_weights=own_weights, previous=previous)
+        choice = self._choose_start(plan)
         self._responses.append(Response(None, choice and choice.strategy, choice.fusion_seconds if choice else 0.0))
         return None if choice is None else choice.parameters
 
@@ -207,14 +211,19 @@ class PSRO:
         )
 
     # -- one oracle call --------------------------------------------------------------------
-    def _choose_start(self, player, own, own_weights, previous, seed):
+    def _choose_start(self, plan: ResponsePlan):
         if not self.oracle.trains_parameters:
             return None
+        keep = plan.opponent_weights > 0
         return INITS.get(self.config.init).choose(StartContext(
-            oracle=self.oracle, player=player, iteration=self.state.iteration, seed=seed,
-            population_parameters=[m.parameters for m in own], meta_strategy=own_weights,
-            previous_parameters=None if previous is None else previous.parameters,
+            oracle=self.oracle, player=plan.player, iteration=self.state.iteration, seed=plan.seed,
+            population_parameters=[m.parameters for m in plan.own], meta_strategy=plan.own_weights,
+            previous_parameters=None if plan.previous is None else plan.previous.parameters,
             fusion_start=self.config.fusion_start, fusion_fallback=self.config.fusion_fallback,
+            population_policies=[m.policy for m in plan.own],
+            opponent_policies=stack_policies([m for m, k in zip(plan.opponents, keep) if k]),
+            opponent_weights=plan.opponent_weights[keep] / plan.opponent_weights[keep].sum(),
+            settings=self.init_settings,
         ))
 
     def _respond(self, plan: ResponsePlan) -> Response:
@@ -224,7 +233,7 @@ class PSRO:
         if start is not None:
             init = "continue"
         else:
-            choice = self._choose_start(plan.player, plan.own, plan.own_weights, plan.previous, plan.seed)
+            choice = self._choose_start(plan)
             if choice is not None:
                 start, init, fusion_s = choice.parameters, choice.strategy, choice.fusion_seconds
         keep = plan.opponent_weights > 0
