@@ -76,7 +76,7 @@ def _bad_input_cases(tmp_path: Path) -> list[tuple[list[str], str, Path | None]]
     cases = [
         ([*run, "--out", str(a_file / "run")], "a-file is a file, not a directory", a_file / "run"),
         ([*run, "--out", str(a_file)], "exists and is not a directory", None),
-        (["plot", str(done), "--out", str(a_file / "plot")], "cannot write the figure to", None),
+        (["plot", str(done), "--out", str(a_file / "plot")], "cannot write the figure: " + f"{a_file} exists and is not a directory", None),
         (["report", str(done), "--out", str(a_file / "report.md")], "a-file exists and is not a directory", None),
         (["report", str(twice)], "records iterations [1, 2, 2], not 1..3 once each", None),
         (["plot", str(twice), "--out", str(tmp_path / "plot")], "records iterations [1, 2, 2]", tmp_path / "plot.png"),

@@ -39,6 +39,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import EngFormatter, MaxNLocator
 
 from fusion_psro.errors import FusionPSROError
+from fusion_psro.experiments.rundir import RunDirectoryError, make_directory, remove_created
 from fusion_psro.experiments.runs import (
     RunSummary,
     group_by_method,
@@ -274,16 +275,19 @@ def plot_runs(
         note = note_unequal_lengths(method_label(members[0].settings, varying_settings(runs)), members)
         if note:
             log.warning("%s", note)
+    try:
+        created = make_directory(paths[0].parent)  # before drawing, so a bad --out fails at once
+    except RunDirectoryError as exc:
+        raise PlotError(f"cannot write the figure: {exc}") from None
     figure = _draw(panels, title=title, log_y=log_y)
     try:
-        paths[0].parent.mkdir(parents=True, exist_ok=True)
         for path, fmt in zip(paths, _FORMATS):
             # No date in the SVG, so the same runs give the same file.
             figure.savefig(path, format=fmt, dpi=150, metadata={"Date": None} if fmt == "svg" else None)
             log.info("wrote %s", path)
     except OSError as exc:
-        where = exc.filename or paths[0].parent
-        raise PlotError(f"cannot write the figure to {where}: {exc.strerror or exc}") from None
+        remove_created(created)
+        raise PlotError(f"cannot write the figure to {exc.filename or paths[0]}: {exc.strerror or exc}") from None
     return paths
 
 

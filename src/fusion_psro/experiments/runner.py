@@ -97,7 +97,8 @@ def finished_run_metrics(out: Path | str, config: PSROConfig) -> list[IterationR
     except (OSError, ValueError, AttributeError):
         return None
     saved = all((out / POPULATION_DIR / f"player{p}.npz").exists() for p in range(2))
-    if not (rows and saved and same_settings(recorded, config)):
+    in_order = [row.iteration for row in rows] == list(range(1, len(rows) + 1))
+    if not (rows and in_order and saved and same_settings(recorded, config)):
         return None
     target = config.target_exploitability
     reached = target is not None and rows[-1].exploitability <= target
