@@ -206,8 +206,8 @@ def resume_psro(out: Path | str, *, iterations: int | None = None, progress: boo
         iteration = restore_latest(psro, out, at_most=rows[-1].get("iteration", 0) if rows else 0)
         rows = [row for row in rows if row.get("iteration", 0) <= iteration]
         check_iterations(rows, out)
-        if rows:
-            psro.state.wall_s = float(rows[-1]["wall_s"])  # with the checkpoint writing the loop does not time
+        if rows:  # the recorded wall time includes checkpoint writing, which the loop's own clock leaves out
+            psro.state.wall_s = float(rows[-1].get("wall_s", psro.state.wall_s))
         _record_settings(out, psro, changed=iterations is not None)
         # Rewrite the metrics to exactly the checkpointed iterations, atomically.
         tmp = out / f".{METRICS_FILE}.tmp"
