@@ -104,6 +104,48 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+#: Device types a ``device`` setting may name (besides ``"auto"``).
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def check_device(device: object, owner: str) -> None:
+    """:class:`ConfigError` unless ``device`` is ``"auto"`` or a device this machine has.
+
+    ``owner`` names the setting's oracle in the message (``"DQNConfig"``, ``"pg oracle"``).
+    """
+    accepted = "'auto' or a torch device this machine has: 'cpu', or 'cuda' / 'cuda:0' where CUDA is present"
+    if device == "auto":
+        return
+    if not isinstance(device, str):
+        raise ConfigError(f"{owner}: device must be {accepted}; got {device!r}")
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        parsed = None
+    if parsed is None or parsed.type not in DEVICE_TYPES:
+        raise ConfigError(f"{owner}: device must be {accepted}; got {device!r}")
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"{owner}: device {device!r} needs CUDA, which this machine (or this PyTorch build) "
+                              "does not have; use device=auto or device=cpu")
+        if parsed.index is not None and parsed.index >= count:
+            raise ConfigError(f"{owner}: device {device!r} does not exist; this machine has CUDA devices "
+                              f"cuda:0..cuda:{count - 1}")
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"{owner}: device {device!r} is not available here; use device=auto or device=cpu")
+
+
+def is_integer(value: object) -> bool:
+    """An integer that is not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def is_number(value: object) -> bool:
+    """A real number that is not a bool (NaN and infinities included)."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
 def available_cpus() -> int:
     try:
         return len(os.sched_getaffinity(0))

@@ -72,6 +72,7 @@ from fusion_psro.oracles.networks import (
     MLP,
     SCHEMES,
     adam,
+    check_device,
     fit_network,
     fresh_parameters,
     greedy_policy,
@@ -179,16 +180,7 @@ class PGConfig:
                 f"pg oracle: population_policy must be one of {', '.join(POPULATION_POLICIES)}, "
                 f"got {self.population_policy!r}"
             )
-        if not isinstance(self.device, str):
-            raise ConfigError(f"pg oracle: device must be 'auto' or a torch device name such as 'cpu', got {self.device!r}")
-        if self.device != "auto":
-            try:
-                torch.device(self.device)
-            except RuntimeError:
-                raise ConfigError(
-                    f"pg oracle: device must be 'auto' or a torch device name such as 'cpu' or 'cuda:0', "
-                    f"got {self.device!r}"
-                ) from None
+        check_device(self.device, "pg oracle")
         if not _is_integer(self.diversity_candidates) or self.diversity_candidates < 1:
             raise ConfigError(f"pg oracle: diversity_candidates must be an integer >= 1, got {self.diversity_candidates!r}")
         if self.torch_threads is not None and (not _is_integer(self.torch_threads) or self.torch_threads < 1):

@@ -64,6 +64,8 @@ class PSROConfig:
                                               "class), e.g. learning_rate=0.001 or hidden_sizes=[64,64]")
     init_options: dict[str, Any] = _setting(dict, "settings of the init by name, e.g. shrink=0.5 (shrink-perturb) "
                                             "or steps=500 (nash-distill)")
+    target_exploitability: float | None = _setting(None, "stop once the exploitability (NashConv / 2) is at or "
+                                                   "below this, before --iterations if it comes first")
 
     def resolved(self, *, oracle: type | None = None) -> PSROConfig:
         """A validated copy with defaults filled in; raises :class:`ConfigError`.
@@ -214,6 +216,10 @@ def _check_numbers(config: PSROConfig) -> None:
         raise ConfigError(f"seed must be a non-negative integer, got {config.seed!r}")
     if not np.isfinite(config.pipeline_plateau) or config.pipeline_plateau < 0:
         raise ConfigError(f"pipeline_plateau must be >= 0, got {config.pipeline_plateau!r}")
+    target = config.target_exploitability
+    if target is not None and (isinstance(target, bool) or not isinstance(target, (int, float, np.floating))
+                               or not np.isfinite(target) or target < 0):
+        raise ConfigError(f"target_exploitability must be a finite number >= 0, got {target!r}")
 
 
 __all__ = ["POPULATION_MODES", "PSROConfig", "recorded_settings", "resolved_settings"]

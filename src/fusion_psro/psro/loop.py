@@ -106,6 +106,9 @@ class PSRO:
         self.init_settings = INITS.get(self.config.init).settings(self.config.init_options) if self.config.init else None
         self.state = self._initial_state()
         self._responses: list[Response] = []
+        #: Called as ``on_progress(done, total)`` while an oracle trains (training episodes of
+        #: the current best response), for a progress display.
+        self.on_progress: Callable[[int, int], None] | None = None
 
     def _initial_state(self) -> PSROState:
         meta_game = self.space.new_meta_game()
@@ -147,13 +150,23 @@ class PSRO:
         )
 
     def run(self, callback: Callable[[IterationRecord], None] | None = None) -> list[IterationRecord]:
-        """Run the remaining iterations; ``callback`` receives each metrics row."""
+        """Run the remaining iterations; ``callback`` receives each metrics row.
+
+        With ``config.target_exploitability``, the run stops after the first iteration whose
+        exploitability is at or below it; that row records ``target_reached: true``.
+        """
         records = []
+        target = self.config.target_exploitability
         while self.state.iteration < self.config.iterations:
             record = self.step()
+            reached = target is not None and record.exploitability <= target
+            if reached:
+                record.extra["target_reached"] = True
             records.append(record)
             if callback is not None:
                 callback(record)
+            if reached:
+                break
         return records
 
     # -- what variants ask of the loop ------------------------------------------------------
@@ -241,7 +254,7 @@ class PSRO:
             player=plan.player,
             opponent_population=stack_policies([m for m, k in zip(plan.opponents, keep) if k]),
             opponent_meta_strategy=plan.opponent_weights[keep] / plan.opponent_weights[keep].sum(),
-            initial_parameters=start, seed=plan.seed, diversity=plan.diversity,
+            initial_parameters=start, seed=plan.seed, diversity=plan.diversity, on_progress=self.on_progress,
         ))
         member = Member(policy=result.policy, parameters=result.parameters, origin=f"iteration {self.state.iteration}")
         response = Response(member, init, fusion_s, result.episodes, result.metrics.to_json())
