@@ -91,7 +91,7 @@ def _bad_input_cases(tmp_path: Path) -> list[tuple[list[str], str, Path | None]]
          "hidden_sizes must be a list of integers >= 1, e.g. [64,64]; got 'abc'", out),
         ([*run, "--episodes", "500", "--out", str(out)], "--episodes does not apply to this run: the exact oracle", out),
         ([*dqn, "--init", "normal", "--fusion-start", "3", "--out", str(out)],
-         "--fusion-start does not apply to this run: it applies to inits that build on the population (fusion)", out),
+         "--fusion-start does not apply to this run: it applies to inits that build on the population (fusion", out),
         ([*run, "--target-exploitability", "-1", "--out", str(out)], "target_exploitability must be", out),
         (["run", "--resume", str(tmp_path), "--game", "leduc_poker"], "--game cannot be given with it", None),
         (["run", "--resume", str(a_file)], "is not a directory", None),

@@ -115,8 +115,8 @@ def _given_settings(args: argparse.Namespace) -> set[str]:
     """The :class:`~fusion_psro.psro.PSROConfig` settings given on the command line."""
     from fusion_psro.psro import PSROConfig
 
-    given = {f.name for f in dataclasses.fields(PSROConfig) if getattr(args, f.name, None) is not None}
-    if args.oracle_option or args.steps is not None:
+    given = {f.name for f in dataclasses.fields(PSROConfig) if getattr(args, f.name, None) not in (None, [])}
+    if args.steps is not None:
         given.add("oracle_options")
     return given
 
