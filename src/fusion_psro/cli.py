@@ -226,6 +226,8 @@ def _cmd_init_study(args: argparse.Namespace) -> int:
     settings = StudySettings(budgets=tuple(_split(args.budgets, "--budgets", int)), seed=args.seed,
                              init_options=dict(args.init_option))
     if not args.report_only:
+        if not args.run_dirs:
+            raise FusionPSROError("init-study needs at least one RUN_DIR (or --report-only to report finished cells)")
         inits = _split(args.inits, "--inits")
         check_init_options(inits, settings.init_options)
         cells = plan_study(args.run_dirs, inits, repeats=args.repeats,
@@ -366,7 +368,8 @@ def _add_sweep_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _add_init_study_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="finished runs of an oracle that trains parameters")
+    p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR",
+                   help="finished runs of an oracle that trains parameters (none with --report-only)")
     p.add_argument("--out", required=True, help="study directory (created, or an unfinished study to continue)")
     p.add_argument("--at", help="iterations whose states are studied, e.g. 5,10,15 or 3-8 (default: every one from 3 on)")
     p.add_argument("--inits", default="normal,orthogonal,kaiming,inherit,fusion",
