@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 import time
+import types
 import typing
 from pathlib import Path
 
@@ -116,8 +117,10 @@ def _config_from_args(args: argparse.Namespace):
     from fusion_psro.psro import PSROConfig
 
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(PSROConfig)
-             if getattr(args, f.name, None) is not None and f.name != "oracle_options"}
-    options = dict(args.oracle_option)
+             if getattr(args, f.name, None) is not None}
+    # Repeated KEY=VALUE options of a dict setting arrive as a list of pairs.
+    given.update({name: dict(value) for name, value in given.items() if isinstance(value, list)})
+    options = dict(given.pop("oracle_options", {}))
     if args.steps is not None:
         options["steps"] = args.steps
     return PSROConfig(**given, oracle_options=options)
@@ -234,10 +237,11 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _option_type(field: dataclasses.Field, hints: dict) -> type:
-    """``int``, ``float`` or ``str``: the setting's type without its ``None``."""
+    """The setting's type without its ``None`` (``int``, ``float``, ``str``, ``bool``, ``dict[...]``)."""
     hint = hints[field.name]
-    candidates = [t for t in typing.get_args(hint) if t is not type(None)] or [hint]
-    return candidates[0]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return next(t for t in typing.get_args(hint) if t is not type(None))
+    return hint
 
 
 def _add_config_options(p: argparse.ArgumentParser) -> None:
@@ -247,22 +251,26 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
 
     hints = typing.get_type_hints(PSROConfig)
     for field in dataclasses.fields(PSROConfig):
-        if field.name == "oracle_options":
-            continue
         meta = field.metadata
+        kind = _option_type(field, hints)
+        if typing.get_origin(kind) is dict:  # oracle_options -> --oracle-option KEY=VALUE, repeatable
+            p.add_argument("--" + field.name.removesuffix("s").replace("_", "-"), dest=field.name, action="append",
+                           type=_parse_option, default=None, metavar="KEY=VALUE", help=meta["help"] + "; repeatable")
+            continue
+        if kind is bool:
+            p.add_argument("--" + field.name.replace("_", "-"), dest=field.name, action=argparse.BooleanOptionalAction,
+                           default=None, help=meta["help"] + f" (default: {'yes' if field.default else 'no'})")
+            continue
         choices = meta.get("choices")
         if "registry" in meta:
             components = getattr(registry, meta["registry"])
             choices = components.names(lambda c: c.fallback) if meta.get("fallback") else components.names()
         default = "" if field.default is None else f" (default: {field.default})"
-        kind = _option_type(field, hints)
         metavar = None if choices else {int: "N", float: "X"}.get(kind, field.name.upper())
         p.add_argument("--" + field.name.replace("_", "-"), type=kind, choices=choices, metavar=metavar,
                        default=None, help=meta["help"] + default)
     p.add_argument("--steps", "--gradient-steps", type=int, default=None, dest="steps", metavar="N",
                    help="gradient steps per best response (oracles with a steps setting: gradient, ...)")
-    p.add_argument("--oracle-option", action="append", default=[], type=_parse_option, metavar="KEY=VALUE",
-                   help="oracle setting, e.g. learning_rate=0.001 or hidden_sizes=[64,64]; repeatable")
 
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:

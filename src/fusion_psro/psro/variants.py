@@ -10,6 +10,11 @@ between iterations saves it with :meth:`Variant.state_dict` (JSON values; member
 referred to by their index in the populations) and restores it with
 :meth:`Variant.load_state_dict`, so checkpoints need not know its fields.
 
+A variant plans best responses for the players in ``run.players`` and changes only their
+populations (through ``run.add`` and ``run.replace``). That is both players, except in a
+symmetric population, where it is player 0 alone and the loop repeats player 0's members
+in player 1's list; ``run.responder(p)`` names the player whose responses fill ``p``'s list.
+
 Built-in variants:
 
 * ``psro``: one best response per player per iteration (Lanctot et al. 2017).
@@ -127,7 +132,7 @@ class PSROVariant(Variant):
             return []
         state, sigma = run.state, run.state.meta_strategies
         plans = []
-        for player in range(2):
+        for player in run.players:
             seed = run.seed(state.iteration, player)
             plans.append(ResponsePlan(
                 player=player, opponents=state.populations[1 - player], opponent_weights=sigma[1 - player],
@@ -153,7 +158,7 @@ class RectifiedNash(Variant):
         state, sigma = run.state, run.state.meta_strategies
         threshold = run.space.utility_sum / 2
         plans = []
-        for player in range(2):
+        for player in run.players:
             payoffs = state.meta_game.payoffs(player)
             support = np.flatnonzero(sigma[player] > 0)
             # The heaviest members first; ties to the lower index.
@@ -197,7 +202,7 @@ class Pipeline(Variant):
     def plan(self, run: PSRO, round: int) -> list[ResponsePlan]:
         if round == 0:
             self._fill(run)
-        slots = [(p, s) for p in range(2) for s in range(len(self.active[p]))]
+        slots = [(p, s) for p in run.players for s in range(len(self.active[p]))]
         if round >= len(slots):
             return []
         # One learner a round: each trains against the populations the learners before it left.
@@ -224,7 +229,7 @@ class Pipeline(Variant):
         In a shared population the two seats of an agent freeze together, when both do.
         """
         decisions = []
-        for player in range(2):
+        for player in run.players:
             lowest = self.active[player][0]
             opponents, weights = self._target(run, player, 0)
             value = run.space.value_against(run.state.meta_game, player, lowest.member.policy, len(opponents), weights)
@@ -232,10 +237,10 @@ class Pipeline(Variant):
             lowest.last_value = value
             decisions.append(plateau or lowest.iterations_trained >= run.config.pipeline_max_iterations)
         if run.config.population == "shared":
-            decisions = [all(decisions)] * 2
+            decisions = [all(decisions)] * len(decisions)
         frozen = []
-        for player in range(2):
-            if decisions[player]:
+        for player, decision in zip(run.players, decisions):
+            if decision:
                 run.state.last_best_response[player] = self.active[player].pop(0).member
                 frozen.append(player)
         return {"active_learners": [len(a) for a in self.active], "frozen": frozen}
@@ -261,7 +266,7 @@ class Pipeline(Variant):
         placeholder until its first training.
         """
         state = run.state
-        for player in range(2):
+        for player in run.players:
             while len(self.active[player]) < run.config.pipeline_learners:
                 slot = len(self.active[player])
                 fixed = state.populations[player][: len(state.populations[player]) - slot]
@@ -276,14 +281,18 @@ class Pipeline(Variant):
     def _index(self, run: PSRO, player: int, slot: int) -> int:
         return len(run.state.populations[player]) - len(self.active[player]) + slot
 
+    def _fixed(self, run: PSRO, player: int) -> int:
+        """How many of ``player``'s members are fixed (a repeated list has its source's learners)."""
+        return len(run.state.populations[player]) - len(self.active[run.responder(player)])
+
     def _fixed_meta_strategy(self, run: PSRO, player: int) -> np.ndarray:
         """Meta-Nash weights of ``player``'s fixed population."""
-        sizes = [len(run.state.populations[p]) - len(self.active[p]) for p in range(2)]
+        sizes = [self._fixed(run, p) for p in range(2)]
         return run.solve(run.state.meta_game.matrix[: sizes[0], : sizes[1]])[player]
 
     def _target(self, run: PSRO, player: int, slot: int) -> tuple[list[Member], np.ndarray]:
         """Opponents of learner ``slot``: the fixed policies plus the learners below ``slot``."""
-        counts = [len(run.state.populations[p]) - len(self.active[p]) + slot for p in range(2)]
+        counts = [self._fixed(run, p) + slot for p in range(2)]
         sigma = run.solve(run.state.meta_game.matrix[: counts[0], : counts[1]])
         return run.state.populations[1 - player][: counts[1 - player]], sigma[1 - player]
 
