@@ -11,6 +11,7 @@ import pytest
 from fusion_psro.cli import main
 from fusion_psro.errors import ConfigError
 from fusion_psro.experiments import read_metrics, resume_psro, run_psro
+from fusion_psro.experiments.trajectories import LearnerPath, learner_paths, start_statistics
 from fusion_psro.games.mixture import DPP_PSRO_CENTRES, MixtureGame
 from fusion_psro.meta import MetaSolution, get_meta_solver, meta_nash_conv
 from fusion_psro.meta.solvers import InvalidMetaSolverError, solve_fictitious_play, takes_seed
@@ -287,3 +288,35 @@ def test_cli_runs_the_prior_code_setup_and_names_bad_settings(tmp_path, capsys):
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1
     assert not (tmp_path / "bad").exists()
+
+
+# ---------------------------------------------------------------------------- start analysis
+
+
+def test_learner_paths_follow_pipeline_learners_to_the_members_they_become():
+    psro = PSRO(PSROConfig(**{**PRIOR_CODE, "variant": "p-psro", "init": "fusion", "iterations": 6,
+                              "exploitability_prior_code": False}))
+    rows = [row.to_json() for row in psro.run()]
+    paths = learner_paths(rows, "fusion")
+    population = psro.state.populations[0]
+    fixed = population[1: len(population) - len(psro.variant.active[0])]  # after the initial point
+    joined = [p for p in paths if p.joined]
+    np.testing.assert_array_equal(np.stack([p.points[-1] for p in joined]), np.stack([m.policy for m in fixed]))
+    # One learner freezes per iteration after training as many iterations as there are learners
+    # (those of the first iteration: their slot + 1).
+    assert [len(p.points) for p in joined] == [1, 2, 3, 3, 3, 3]
+    assert all(p.init == "fusion" for p in paths)
+    plain = learner_paths([row.to_json() for row in PSRO(PSROConfig(game="mixture", iterations=3)).run()], "normal")
+    assert [(p.iteration, len(p.points), p.joined) for p in plain] == [(1, 1, True), (2, 1, True), (3, 1, True)]
+
+
+def test_start_statistics_measure_distances_to_centres_and_repeated_points():
+    centres = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 3.0]])
+    path = lambda start, end: LearnerPath(1, "fusion", np.array(start), [np.array(end)], joined=True)  # noqa: E731
+    paths = [path([1.0, 0.2], [2.0, 2.0]), path([0.0, 0.0], [2.0, 2.0]), path([-1.0, 0.0], [2.0, 2.005]),
+             path([0.0, 2.0], [5.0, 5.0])]
+    stats = start_statistics(paths, centres)
+    assert stats["starts"] == 4 and stats["joined"] == 4
+    assert stats["start_distance_mean"] == pytest.approx((0.2 + 1.0 + 0.0 + 1.0) / 4)
+    assert stats["starts_within_0.5"] == 0.5
+    assert (stats["repeated_identical"], stats["repeated_near"]) == (1, 2)
