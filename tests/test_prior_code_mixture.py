@@ -320,3 +320,28 @@ def test_start_statistics_measure_distances_to_centres_and_repeated_points():
     assert stats["start_distance_mean"] == pytest.approx((0.2 + 1.0 + 0.0 + 1.0) / 4)
     assert stats["starts_within_0.5"] == 0.5
     assert (stats["repeated_identical"], stats["repeated_near"]) == (1, 2)
+
+
+# ---------------------------------------------------------------------------- pipeline diversity variants
+
+
+@pytest.mark.parametrize("variant", ["p-dpp", "p-bdrd", "p-psd"])
+@pytest.mark.parametrize("population", ["per-player", "symmetric"])
+def test_pipeline_diversity_variants_measure_each_learner_against_the_members_below_it(variant, population):
+    psro = PSRO(PSROConfig(game="mixture", variant=variant, init="fusion", population=population, iterations=2,
+                           pipeline_learners=3, pipeline_max_iterations=1, oracle_options={"steps": 10}))
+    seen = []
+    measure = psro.diversity_term
+
+    def recording(player, seed, **view):
+        term = measure(player, seed, **view)
+        seen.append((player, len(term.own_population), len(term.opponent_population), term.own_payoffs.shape))
+        return term
+
+    psro.diversity_term = recording
+    row = psro.step()
+    # Iteration 1: one initial member below three learners; learner s sees 1 + s members a side.
+    players = psro.players
+    assert seen == [(p, 1 + s, 1 + s, (1 + s, 1 + s)) for p in players for s in range(3)]
+    assert all("diversity" in entry for entry in row.oracle if entry)
+    assert psro.run()[-1].exploitability >= 0

@@ -240,18 +240,26 @@ class PSRO:
         self._responses.append(Response(None, choice and choice.strategy, choice.fusion_seconds if choice else 0.0))
         return None if choice is None else choice.parameters
 
-    def diversity_term(self, player: int, seed: int):
-        """The diversity term of ``player``'s next best response under the run's variant."""
+    def diversity_term(self, player: int, seed: int, *, own_count: int | None = None,
+                       opponent_count: int | None = None, own_meta_strategy: np.ndarray | None = None):
+        """The diversity term of ``player``'s next best response under the run's variant.
+
+        It is measured against the whole populations and ``player``'s meta-strategy, or
+        against the first ``own_count`` / ``opponent_count`` members with
+        ``own_meta_strategy`` (a pipeline learner's view: the members below it).
+        """
         from fusion_psro.oracles.diversity import DiversityTerm  # noqa: PLC0415 (diversity terms need PyTorch)
 
         state = self.state
+        own = state.populations[player][:own_count]
+        opponents = state.populations[1 - player][:opponent_count]
         payoff_factor, diversity_factor = DIVERSITY_SCHEDULES[self.config.diversity_schedule].factors(state.iteration)
         return DiversityTerm(
             kind=self.variant.diversity, weight=self.config.diversity_weight * diversity_factor,
-            own_population=stack_policies(state.populations[player]),
-            own_meta_strategy=state.meta_strategies[player], own_payoffs=state.meta_game.payoffs(player),
-            opponent_population=stack_policies(state.populations[1 - player]), seed=seed,
-            payoff_weight=payoff_factor,
+            own_population=stack_policies(own),
+            own_meta_strategy=state.meta_strategies[player] if own_meta_strategy is None else own_meta_strategy,
+            own_payoffs=state.meta_game.payoffs(player)[: len(own), : len(opponents)],
+            opponent_population=stack_policies(opponents), seed=seed, payoff_weight=payoff_factor,
         )
 
     # -- the symmetric population's checks --------------------------------------------------

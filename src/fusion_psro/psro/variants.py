@@ -39,6 +39,9 @@ Built-in variants:
   variant's :attr:`Variant.diversity` (formulas in :mod:`fusion_psro.oracles.diversity`).
   The prior code runs them on top of its pipeline of learners; here they extend the plain
   loop, so that a comparison with ``psro`` isolates the diversity term.
+* ``p-dpp``, ``p-bdrd``, ``p-psd``: the same terms on the ``p-psro`` pipeline, as the
+  mixture-game code of DPP- and PSD-PSRO runs them: each learner's term is measured
+  against the members below it and their meta-strategy, the population it responds to.
 """
 
 from __future__ import annotations
@@ -207,12 +210,16 @@ class Pipeline(Variant):
             return []
         # One learner a round: each trains against the populations the learners before it left.
         self._training = player, slot = slots[round]
-        opponents, weights = self._target(run, player, slot)
+        opponents, weights, own_weights = self._target(run, player, slot)
         learner = self.active[player][slot]
+        seed = run.seed(run.state.iteration, player, slot)
+        diversity = None
+        if self.diversity:  # measured against the members below the learner, as it responds to them
+            diversity = run.diversity_term(player, seed, own_count=len(own_weights), opponent_count=len(opponents),
+                                           own_meta_strategy=own_weights)
         return [ResponsePlan(
-            player=player, opponents=opponents, opponent_weights=weights,
-            seed=run.seed(run.state.iteration, player, slot),
-            continue_from=learner.member.parameters if run.oracle.trains_parameters else None,
+            player=player, opponents=opponents, opponent_weights=weights, seed=seed,
+            continue_from=learner.member.parameters if run.oracle.trains_parameters else None, diversity=diversity,
         )]
 
     def take(self, run: PSRO, plans: list[ResponsePlan], responses: list[Response]) -> None:
@@ -231,7 +238,7 @@ class Pipeline(Variant):
         decisions = []
         for player in run.players:
             lowest = self.active[player][0]
-            opponents, weights = self._target(run, player, 0)
+            opponents, weights, _ = self._target(run, player, 0)
             value = run.space.value_against(run.state.meta_game, player, lowest.member.policy, len(opponents), weights)
             plateau = value - lowest.last_value < run.config.pipeline_plateau
             lowest.last_value = value
@@ -290,11 +297,12 @@ class Pipeline(Variant):
         sizes = [self._fixed(run, p) for p in range(2)]
         return run.solve(run.state.meta_game.matrix[: sizes[0], : sizes[1]])[player]
 
-    def _target(self, run: PSRO, player: int, slot: int) -> tuple[list[Member], np.ndarray]:
-        """Opponents of learner ``slot``: the fixed policies plus the learners below ``slot``."""
+    def _target(self, run: PSRO, player: int, slot: int) -> tuple[list[Member], np.ndarray, np.ndarray]:
+        """Opponents of learner ``slot`` (the fixed policies plus the learners below ``slot``),
+        their meta-strategy, and the meta-strategy of the learner's own members below it."""
         counts = [self._fixed(run, p) + slot for p in range(2)]
         sigma = run.solve(run.state.meta_game.matrix[: counts[0], : counts[1]])
-        return run.state.populations[1 - player][: counts[1 - player]], sigma[1 - player]
+        return run.state.populations[1 - player][: counts[1 - player]], sigma[1 - player], sigma[player]
 
 
 class DPPPSRO(PSROVariant):
@@ -315,11 +323,33 @@ class PSDPSRO(PSROVariant):
     label, diversity = "PSD-PSRO", "psd"
 
 
+class PipelineDPP(Pipeline):
+    """DPP-PSRO on the P-PSRO pipeline (the DPP- and PSD-PSRO mixture-game code's form)."""
+
+    label, diversity = "DPP-PSRO (pipeline)", "dpp"
+
+
+class PipelineBDRD(Pipeline):
+    """BD&RD-PSRO on the P-PSRO pipeline."""
+
+    label, diversity = "BD&RD-PSRO (pipeline)", "bdrd"
+
+
+class PipelinePSD(Pipeline):
+    """PSD-PSRO on the P-PSRO pipeline."""
+
+    label, diversity = "PSD-PSRO (pipeline)", "psd"
+
+
 register_variant("psro", PSROVariant)
 register_variant("psro-rn", RectifiedNash)
 register_variant("p-psro", Pipeline)
 register_variant("dpp", DPPPSRO)
 register_variant("bdrd", BDRDPSRO)
 register_variant("psd", PSDPSRO)
+register_variant("p-dpp", PipelineDPP)
+register_variant("p-bdrd", PipelineBDRD)
+register_variant("p-psd", PipelinePSD)
 
-__all__ = ["BDRDPSRO", "DPPPSRO", "PSDPSRO", "Pipeline", "PSROVariant", "RectifiedNash", "ResponsePlan", "Variant"]
+__all__ = ["BDRDPSRO", "DPPPSRO", "PSDPSRO", "Pipeline", "PipelineBDRD", "PipelineDPP", "PipelinePSD", "PSROVariant",
+           "RectifiedNash", "ResponsePlan", "Variant"]
