@@ -345,3 +345,14 @@ def test_pipeline_diversity_variants_measure_each_learner_against_the_members_be
     assert seen == [(p, 1 + s, 1 + s, (1 + s, 1 + s)) for p in players for s in range(3)]
     assert all("diversity" in entry for entry in row.oracle if entry)
     assert psro.run()[-1].exploitability >= 0
+
+
+def test_the_recorded_command_reruns_the_prior_code_settings():
+    from fusion_psro.cli import _config_from_args, build_parser
+    from fusion_psro.experiments.runner import run_command
+
+    config = PSROConfig(**{**PRIOR_CODE, "variant": "p-psd", "init": "fusion"}).resolved()
+    command = run_command(config, "somewhere")
+    assert "--exploitability-prior-code" in command and "--meta-solver-option" in command
+    args = build_parser("run").parse_args(command[1:])
+    assert _config_from_args(args).resolved() == config

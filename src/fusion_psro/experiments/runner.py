@@ -47,11 +47,15 @@ def run_command(config: PSROConfig, out: Path | str) -> list[str]:
     command += ["run"]
     for field in dataclasses.fields(PSROConfig):
         value = getattr(config, field.name)
-        if field.name == "oracle_options":
-            for key, option in sorted(value.items()):
-                command += ["--oracle-option", f"{key}={json.dumps(option)}"]
+        option = "--" + field.name.replace("_", "-")
+        if isinstance(value, dict):  # oracle_options -> --oracle-option KEY=VALUE, as the command line takes it
+            for key, item in sorted(value.items()):
+                command += [option.removesuffix("s"), f"{key}={json.dumps(item)}"]
+        elif isinstance(value, bool):
+            if value != getattr(defaults, field.name):
+                command += [option if value else "--no-" + option[2:]]
         elif value is not None and value != getattr(defaults, field.name):
-            command += ["--" + field.name.replace("_", "-"), str(value)]
+            command += [option, str(value)]
     return command + ["--out", str(out)]
 
 
