@@ -28,7 +28,7 @@ What is compared
   meta-solver by LP, uniform initial policy for both players, one best response per
   player per iteration. Deterministic, so one run. Its evaluation (exact exploitability
   of the meta-Nash mixture) runs inside each iteration; it is timed separately by
-  wrapping ``PSRO._evaluate`` so PSRO time with and without evaluation can be reported.
+  wrapping the policy space's ``evaluate`` so PSRO time with and without evaluation can be reported.
 * **Reference**: OpenSpiel ``psro_v2.PSROSolver`` configured as in
   ``open_spiel/python/examples/psro_v2_example.py`` with ``oracle_type=BR``:
   ``BestResponseOracle`` (exact best response, ``--backend``, default ``cpp``), 2
@@ -122,20 +122,20 @@ def run_ours(iterations: int) -> dict:
     setup_s = time.perf_counter() - started
 
     eval_times: list[float] = []
-    evaluate = psro._evaluate
+    evaluate = psro.space.evaluate
 
-    def timed_evaluate(meta_strategies):
+    def timed_evaluate(meta_game, meta_strategies):
         t0 = time.perf_counter()
-        result = evaluate(meta_strategies)
+        result = evaluate(meta_game, meta_strategies)
         eval_times.append(time.perf_counter() - t0)
         return result
 
-    psro._evaluate = timed_evaluate  # instance attribute: wraps, does not change, the method
+    psro.space.evaluate = timed_evaluate  # instance attribute: wraps, does not change, the method
 
     def progress(row):
-        log(f"ours   it {row['iteration']:3d}  expl {row['exploitability']:.4f}  cum {row['wall_s']:.2f}s")
+        log(f"ours   it {row.iteration:3d}  expl {row.exploitability:.4f}  cum {row.wall_s:.2f}s")
 
-    rows = psro.run(callback=progress)
+    rows = [row.to_json() for row in psro.run(callback=progress)]
     per_iteration = []
     cumulative_eval = 0.0
     for row, eval_s in zip(rows, eval_times, strict=True):

@@ -176,3 +176,50 @@ def test_the_layers_have_no_import_cycle():
     assert "fusion_psro.validation" in layers
     cycle = find_cycle(layers)
     assert cycle is None, "import cycle between layers: " + " -> ".join(cycle)
+
+
+#: Longest function body allowed, in lines, docstring excluded: a function fits on a screen.
+MAX_FUNCTION_LINES = 80
+
+
+def _function_lengths(root: Path = SOURCE_ROOT):
+    """``(place, name, lines)`` of every function and method, its docstring not counted."""
+    for path in sorted((root / PACKAGE).rglob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                first = node.body[0]
+                docstring = isinstance(first, ast.Expr) and isinstance(getattr(first, "value", None), ast.Constant) \
+                    and isinstance(first.value.value, str)
+                start = first.end_lineno + 1 if docstring and len(node.body) > 1 else node.lineno
+                yield f"{path.relative_to(root)}:{node.lineno}", node.name, node.end_lineno - start + 1
+
+
+def test_no_function_is_longer_than_a_screen():
+    long = [f"{place} {name} ({lines} lines)" for place, name, lines in _function_lengths() if lines > MAX_FUNCTION_LINES]
+    assert not long, f"functions over {MAX_FUNCTION_LINES} lines: {long}"
+
+
+def test_the_length_check_sees_long_functions(tmp_path):
+    module = tmp_path / PACKAGE / "long.py"
+    module.parent.mkdir()
+    module.write_text("def f():\n    '''doc'''\n" + "    x = 1\n" * (MAX_FUNCTION_LINES + 1))
+    assert [lines for _, _, lines in _function_lengths(tmp_path)] == [MAX_FUNCTION_LINES + 1]
+
+
+def test_commands_that_do_not_train_do_not_load_pytorch():
+    """``report``, ``plot`` and ``compile`` (their help included) import no torch: they start fast."""
+    import subprocess
+    import sys
+
+    runs = sorted(str(p) for p in (SOURCE_ROOT.parent / "results" / "leduc-psd" / "runs").iterdir())
+    for command in (["report", "--help"], ["plot", "--help"], ["compile", "--help"], ["--help"], ["report", *runs]):
+        code = ("import sys\nfrom fusion_psro.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
+                "print('torch' in sys.modules, file=sys.stderr)" % command)
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert result.stderr.strip().splitlines()[-1] == "False", (command, result.stderr[-500:])
+    # The check itself: a training command's help does load it.
+    code = "import sys\nfrom fusion_psro.cli import main\ntry:\n    main(['run', '--help'])\nexcept SystemExit:\n    pass\n" \
+           "print('torch' in sys.modules, file=sys.stderr)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stderr.strip().splitlines()[-1] == "True"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import time
 
 import pytest
 
+from fusion_psro.cli import main
 from fusion_psro.experiments import CheckpointError, read_metrics, resume_psro, run_psro
 from fusion_psro.psro import PSROConfig
 
@@ -127,3 +129,59 @@ def test_only_two_checkpoints_and_the_members_they_use_are_kept(tmp_path):
     assert names == ["iteration-00003.npz", "iteration-00004.npz"]
     members = list((out / "checkpoints" / "members").glob("*.safetensors"))
     assert len(members) == 2 * 5  # uniform + 4 best responses per player, each written once
+
+
+def _truncate(path, size):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2 if size == "half" else size])
+
+
+@pytest.fixture(scope="module")
+def finished_exact_run(tmp_path_factory):
+    """An exact-oracle Leduc run of 4 iterations, and its metrics."""
+    out = tmp_path_factory.mktemp("exact") / "run"
+    rows = run_psro(_config(oracle="exact", init=None, iterations=4, game="leduc_poker"), out, progress=False)
+    return out, rows
+
+
+@pytest.mark.parametrize("size", [0, 10, 100, 1000, "half"])
+@pytest.mark.parametrize("damaged", ["checkpoint", "member"])
+def test_a_truncated_newest_checkpoint_is_skipped(tmp_path, finished_exact_run, size, damaged, caplog):
+    source, reference = finished_exact_run
+    out = tmp_path / "run"
+    shutil.copytree(source, out)
+    (out / "population" / "player0.npz").unlink()
+    if damaged == "checkpoint":
+        _truncate(out / "checkpoints" / "iteration-00004.npz", size)
+    else:
+        _truncate(next((out / "checkpoints" / "members").glob("p1-m0004-i00004.safetensors")), size)
+    with caplog.at_level("WARNING"):
+        resumed = resume_psro(out, progress=False)
+    assert "skipped unreadable iteration-00004.npz" in caplog.text
+    assert _comparable(resumed) == _comparable(reference)
+
+
+def test_killed_between_the_checkpoint_and_its_metrics_row(tmp_path, finished_exact_run):
+    source, reference = finished_exact_run
+    out = tmp_path / "run"
+    shutil.copytree(source, out)
+    (out / "population" / "player0.npz").unlink()
+    rows = (out / "metrics.jsonl").read_text().splitlines(keepends=True)
+    (out / "metrics.jsonl").write_text("".join(rows[:3]) + rows[3][:40])  # checkpoint 4 written, row 4 torn
+    resumed = resume_psro(out, progress=False)
+    assert _comparable(resumed) == _comparable(reference)
+
+
+@pytest.mark.parametrize("variant", ["psro", "p-psro"])
+def test_more_iterations_extend_a_finished_run_as_if_asked_from_the_start(tmp_path, variant, capsys):
+    reference = run_psro(_config(variant=variant, pipeline_learners=2, iterations=5), tmp_path / "reference",
+                         progress=False)
+    out = tmp_path / "extended"
+    run_psro(_config(variant=variant, pipeline_learners=2, iterations=3), out, progress=False)
+    assert main(["run", "--resume", str(out), "--iterations", "5", "--quiet"]) == 0
+    assert "5 iterations" in capsys.readouterr().out
+    assert _comparable(read_metrics(out)) == _comparable(reference)
+    assert json.loads((out / "config.json").read_text())["psro"]["iterations"] == 5
+    assert main(["run", "--resume", str(out), "--iterations", "4", "--quiet"]) == 2
+    assert "has run 5 iterations already" in capsys.readouterr().err
+    assert _comparable(resume_psro(out, progress=False)) == _comparable(reference)  # finished: nothing to do

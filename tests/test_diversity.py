@@ -12,7 +12,7 @@ from fusion_psro.errors import ConfigError, OracleError, UnknownComponentError
 from fusion_psro.games import compile_game
 from fusion_psro.games.mixture import MixtureGame
 from fusion_psro.oracles.base import BestResponseRequest
-from fusion_psro.oracles.behaviour import mixture_behaviour
+from fusion_psro.evaluation.behaviour import mixture_behaviour
 from fusion_psro.oracles.diversity import (
     DiversityMeasure,
     DiversityTerm,

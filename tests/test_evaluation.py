@@ -258,3 +258,32 @@ def test_best_response_breaks_ties_by_value_against_the_uniform_opponent():
     # ...and the value is still the exact best-response value.
     value = fusion_psro.evaluation.expected_payoff(compiled, response.policy, opponent)[0]
     assert value == pytest.approx(response.value, abs=1e-12)
+
+
+def test_action_values_add_up_to_the_value_and_price_one_state_deviations():
+    """Two identities of exact action values, checked against realization-plan values.
+
+    * ``sum over first states of reach(s) sum_a pi(a|s) Q(s, a)`` is the policy's value;
+    * changing the policy at one state ``s`` only changes the value by
+      ``own reach of s * reach(s) * sum_a (pi'(a|s) - pi(a|s)) Q(s, a)``.
+    """
+    from fusion_psro.evaluation import action_values
+    from fusion_psro.evaluation.sequence_form import expected_values
+
+    from fusion_psro.evaluation.sequence_form import realization_plans
+
+    compiled = fusion_psro.compile_game(LEDUC)
+    rng = np.random.default_rng(4)
+    policy, opponent = random_policy(compiled, 0, rng), realization_plans(compiled, 1, random_policy(compiled, 1, rng))
+    values = action_values(compiled, 0, policy, opponent)
+    info = compiled.players[0]
+    value = expected_values(compiled, realization_plans(compiled, 0, policy), opponent)[0]
+    first = info.parent_sequence == info.empty_sequence
+    assert (values.reach[first] * (policy[first] * values.q[first]).sum(axis=1)).sum() == pytest.approx(value, abs=1e-12)
+    own_reach = realization_plans(compiled, 0, policy)[info.parent_sequence]
+    for state in rng.choice(np.flatnonzero(values.reach > 0), size=10, replace=False):
+        changed = policy.copy()
+        changed[state] = random_policy(compiled, 0, rng)[state]
+        new_value = expected_values(compiled, realization_plans(compiled, 0, changed), opponent)[0]
+        predicted = own_reach[state] * values.reach[state] * ((changed[state] - policy[state]) * values.q[state]).sum()
+        assert new_value - value == pytest.approx(predicted, abs=1e-12)

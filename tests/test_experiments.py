@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import shutil
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -14,6 +20,7 @@ from fusion_psro.experiments import (
     load_population_policies,
     prepare_run_directory,
     read_metrics,
+    resume_psro,
     run_psro,
 )
 from fusion_psro.games import compile_game
@@ -48,7 +55,7 @@ def test_existing_runs_are_never_overwritten_silently(tmp_path):
     rows = run_psro(PSROConfig(game="kuhn_poker", iterations=2), out, progress=False)
     assert [row.to_json() for row in rows] == read_metrics(out)
     (out / "population" / "player0.npz").unlink()  # no longer finished
-    with pytest.raises(RunDirectoryError, match="already holds a run with this exact configuration"):
+    with pytest.raises(RunDirectoryError, match="holds this run, unfinished.*--resume"):
         run_psro(PSROConfig(game="kuhn_poker", iterations=2), out, progress=False)
     with pytest.raises(RunDirectoryError, match="holds a different run \\(iterations: 2 there, 3 now\\)"):
         run_psro(PSROConfig(game="kuhn_poker", iterations=3), out, progress=False)
@@ -161,3 +168,165 @@ def test_runs_written_before_a_setting_existed_group_with_current_ones(tmp_path)
     del record["psro"]["diversity_weight"]
     old.write_text(json.dumps(record))
     assert len(group_by_method(load_runs([tmp_path / "s0", tmp_path / "s1"]))) == 1
+
+
+def test_a_second_writer_is_refused_naming_the_live_process(tmp_path, capsys):
+    from fusion_psro.experiments.rundir import RunDirectoryBusyError, RunLock
+
+    out = tmp_path / "run"
+    config = PSROConfig(game="kuhn_poker", iterations=3)
+    run_psro(config, out, progress=False)
+    (out / "population" / "player0.npz").unlink()  # unfinished
+    before = (out / "metrics.jsonl").read_text()
+    with RunLock(out):  # a live run holds the directory (a lock of another open file, as another process's)
+        assert json.loads((out / "run.lock").read_text())["pid"] == os.getpid()
+        for argv in (["run", "--resume", str(out)],
+                     ["run", "--game", "kuhn_poker", "--iterations", "3", "--out", str(out), "--overwrite"]):
+            assert main([*argv, "--quiet"]) == 2
+            err = capsys.readouterr().err
+            assert f"{out} is being written by process {os.getpid()}" in err and err.count("\n") == 1
+        with pytest.raises(RunDirectoryBusyError):
+            run_psro(config, out, progress=False)
+    assert (out / "metrics.jsonl").read_text() == before
+    assert not (out / "run.lock").exists()  # released with the run
+    resume_psro(out, progress=False)
+    assert [r["iteration"] for r in read_metrics(out)] == [1, 2, 3]
+
+
+def test_two_processes_resuming_one_run_at_once(tmp_path):
+    """The second of two `run --resume DIR` is refused while the first runs; the metrics stay 1..N."""
+    from fusion_psro.experiments.rundir import RunLock
+
+    out = tmp_path / "run"
+    config = PSROConfig(game="kuhn_poker", oracle="dqn", iterations=40, episodes=300,
+                        oracle_options={"hidden_sizes": (16,), "num_envs": 32, "min_replay_before_learning": 64,
+                                        "batch_size": 64})
+    run_psro(dataclasses.replace(config, iterations=1), out, progress=False)
+    record = json.loads((out / "config.json").read_text())
+    record["psro"]["iterations"] = 40  # what an extension to 40 iterations would record
+    (out / "config.json").write_text(json.dumps(record))
+    (out / "population" / "player0.npz").unlink()
+    resume = [sys.executable, "-m", "fusion_psro.cli", "run", "--resume", str(out), "--quiet"]
+    first = subprocess.Popen(resume, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while len(read_metrics(out)) < 2:  # the first is running
+            assert first.poll() is None and time.monotonic() < deadline, first.stderr.read().decode()
+            time.sleep(0.05)
+        second = subprocess.run(resume, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2
+        assert f"is being written by process {first.pid}" in second.stderr
+        assert "fusion_psro.cli run --resume" in second.stderr or "fusion-psro run --resume" in second.stderr
+    finally:
+        first.kill()
+        first.wait()
+    rows = read_metrics(out)
+    assert [r["iteration"] for r in rows] == list(range(1, len(rows) + 1))
+    with RunLock(out):  # the kernel released the killed process's lock: the run can continue
+        pass
+
+
+def test_a_run_stopped_before_its_first_iteration_starts_again(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["run", "--game", "kuhn_poker", "--iterations", "2", "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    for name in ("metrics.jsonl", "population"):  # killed before its first metrics row
+        shutil.rmtree(out / name) if (out / name).is_dir() else (out / name).unlink()
+    (out / "metrics.jsonl").write_text('{"iteration": 1, "exploi')  # and the first row cut short
+    assert main(argv) == 0, capsys.readouterr().err
+    assert [r["iteration"] for r in read_metrics(out)] == [1, 2]
+    shutil.rmtree(out / "population")
+    (out / "metrics.jsonl").unlink()
+    assert [r.iteration for r in resume_psro(out, progress=False)] == [1, 2]  # resuming it starts it too
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing(tmp_path, monkeypatch):
+    from fusion_psro.psro import PSRO
+
+    def fail(self, *args, **kwargs):
+        raise RuntimeError("the oracle broke")
+
+    monkeypatch.setattr(PSRO, "step", fail)
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "empty").mkdir()
+    for out in (tmp_path / "new" / "run", tmp_path / "empty"):
+        with pytest.raises(RuntimeError, match="the oracle broke"):
+            run_psro(PSROConfig(game="kuhn_poker", iterations=2), out, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "notes.txt"]
+    assert not any((tmp_path / "empty").iterdir())
+
+
+def test_a_torn_last_metrics_line_is_what_a_kill_leaves(tmp_path, capsys, caplog):
+    out = tmp_path / "run"
+    run_psro(PSROConfig(game="kuhn_poker", iterations=3), out, progress=False)
+    text = (out / "metrics.jsonl").read_text()
+    (out / "metrics.jsonl").write_text(text + text.splitlines()[-1][:25])
+    assert len(read_metrics(out)) == 3
+    assert "cut short" in caplog.text
+    assert main(["report", str(out)]) == 0
+    (out / "metrics.jsonl").write_text(text.splitlines()[0][:25] + "\n" + text)  # damage elsewhere: an error
+    with pytest.raises(RunDirectoryError, match="line 1 is not a JSON object"):
+        read_metrics(out)
+
+
+def test_report_counts_a_run_once_and_compares_unequal_seeds_where_the_plot_does(tmp_path, capsys):
+    for seed in (0, 1):
+        run_psro(PSROConfig(game="kuhn_poker", variant="psro-rn", iterations=4, seed=seed),
+                 tmp_path / f"seed{seed}", progress=False)
+    first, second = tmp_path / "seed0", tmp_path / "seed1"
+    rows = (second / "metrics.jsonl").read_text().splitlines(keepends=True)
+    (second / "metrics.jsonl").write_text("".join(rows[:2]))  # seed 1 is still running, at iteration 2
+    (tmp_path / "link").symlink_to(first)
+    assert main(["report", str(first), str(tmp_path / "link")]) == 0
+    assert "| PSRO-rN | 1 | 4 |" in capsys.readouterr().out
+    assert main(["report", str(first), str(second)]) == 0
+    out = capsys.readouterr().out
+    at_two = [read_metrics(d)[1]["exploitability"] for d in (first, second)]
+    assert f"| PSRO-rN | 2 | 2 | {np.mean(at_two):.4f} ±" in out
+    assert "seeds recorded 4/2 iterations; all are compared at iteration 2" in out
+
+
+def test_wall_time_includes_checkpoint_writing(tmp_path):
+    rows = run_psro(PSROConfig(game="kuhn_poker", iterations=5), tmp_path / "run", progress=False)
+    recorded = read_metrics(tmp_path / "run")
+    assert all(row["checkpoint_s"] > 0 for row in recorded)
+    spent = sum(row["iteration_s"] + row["checkpoint_s"] for row in recorded)
+    assert recorded[-1]["wall_s"] >= spent
+    assert [row.wall_s for row in rows] == [row["wall_s"] for row in recorded]
+
+
+def test_settings_a_run_would_ignore_are_refused(tmp_path, capsys):
+    from fusion_psro.experiments.runner import unused_settings
+
+    exact = PSROConfig(game="kuhn_poker").resolved()
+    assert set(unused_settings(exact, {"episodes", "fusion_start", "iterations"})) == {"episodes", "fusion_start"}
+    fusion = PSROConfig(game="kuhn_poker", oracle="dqn", init="fusion").resolved()
+    assert unused_settings(fusion, {"episodes", "fusion_start", "fusion_fallback"}) == {}
+
+
+def test_target_exploitability_stops_the_run_and_is_recorded(tmp_path, capsys):
+    out = tmp_path / "run"
+    full = run_psro(PSROConfig(game="kuhn_poker", iterations=12), tmp_path / "full", progress=False)
+    target = full[4].exploitability
+    stop = next(r.iteration for r in full if r.exploitability <= target)
+    argv = ["run", "--game", "kuhn_poker", "--iterations", "12", "--target-exploitability", repr(target),
+            "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    assert f"{stop} iterations (target exploitability reached)" in capsys.readouterr().out
+    rows = read_metrics(out)
+    assert len(rows) == stop and rows[-1]["target_reached"] is True
+    assert "target_reached" not in rows[-2]
+    assert main(argv) == 0  # finished: reported, not rerun
+    assert read_metrics(out) == rows
+
+
+def test_progress_inside_an_iteration_reaches_the_caller():
+    from fusion_psro.psro import PSRO
+
+    psro = PSRO(PSROConfig(game="kuhn_poker", oracle="dqn", iterations=1, episodes=96,
+                           oracle_options={"hidden_sizes": (8,), "num_envs": 32, "min_replay_before_learning": 32,
+                                           "batch_size": 32}))
+    seen = []
+    psro.on_progress = lambda done, total: seen.append((done, total))
+    psro.run()
+    assert seen[-1] == (96, 96) and len(seen) >= 2 * 3  # each player's response, after every batched step

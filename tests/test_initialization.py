@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from fusion_psro.oracles.base import BestResponseRequest, BestResponseResult, Oracle
+from fusion_psro.errors import ConfigError
 from fusion_psro.psro.initialization import FusionError, fuse_parameters, initial_parameters
 
 
@@ -107,3 +108,92 @@ def test_fusion_waits_for_its_start_iteration_and_falls_back():
 def test_unknown_strategy():
     with pytest.raises(ValueError, match="accepted: normal, orthogonal, kaiming, inherit, fusion"):
         _choose("xavier")
+
+
+# ---------------------------------------------------------------- fusion's variants, with a real network
+
+
+@pytest.fixture(scope="module")
+def leduc_dqn():
+    from fusion_psro.games import compile_game
+    from fusion_psro.oracles import DQNConfig, DQNOracle
+
+    return DQNOracle(compile_game("leduc_poker"), DQNConfig(hidden_sizes=(16, 16)))
+
+
+def _context(oracle, population, weights, **changes):
+    from fusion_psro.psro.initialization import StartContext
+
+    settings = dict(oracle=oracle, player=0, iteration=3, seed=5, population_parameters=population,
+                    meta_strategy=np.asarray(weights))
+    return StartContext(**{**settings, **changes})
+
+
+def test_shrink_perturb_is_the_convex_combination_of_fused_and_fresh(leduc_dqn):
+    from fusion_psro.psro.initialization import ShrinkPerturbSettings
+    from fusion_psro.registry import INITS
+
+    members = [None] + [leduc_dqn.scratch_parameters(0, "normal", s) for s in (1, 2)]
+    context = _context(leduc_dqn, members, [0.2, 0.3, 0.5], settings=ShrinkPerturbSettings(shrink=0.25))
+    choice = INITS.get("shrink-perturb").choose(context)
+    fused = fuse_parameters(members[1:], [0.375, 0.625])
+    fresh = leduc_dqn.scratch_parameters(0, "normal", 5)
+    assert choice.strategy == "shrink-perturb" and choice.fusion_seconds > 0
+    for name in fused:
+        torch.testing.assert_close(choice.parameters[name], 0.25 * fused[name] + 0.75 * fresh[name], rtol=0, atol=1e-6)
+    # Nothing to fuse yet: the fallback, as for fusion.
+    assert INITS.get("shrink-perturb").choose(_context(leduc_dqn, members, [1.0, 0, 0])).strategy == "normal"
+    with pytest.raises(ConfigError, match=r"shrink must be a number in \[0, 1\]"):
+        INITS.get("shrink-perturb").settings({"shrink": 1.5})
+
+
+def test_reset_output_keeps_the_fused_hidden_layers_and_draws_a_new_head(leduc_dqn):
+    from fusion_psro.registry import INITS
+
+    members = [leduc_dqn.scratch_parameters(0, "normal", s) for s in (1, 2)]
+    choice = INITS.get("fusion-reset-output").choose(_context(leduc_dqn, members, [0.5, 0.5]))
+    fused, fresh = fuse_parameters(members, [0.5, 0.5]), leduc_dqn.scratch_parameters(0, "normal", 5)
+    assert leduc_dqn.output_layer_names(0) == ("layers.2.bias", "layers.2.weight")
+    for name in fused:
+        expected = fresh[name] if name.startswith("layers.2.") else fused[name]
+        assert torch.equal(choice.parameters[name], expected), name
+
+
+def test_nash_distill_fits_the_mixture(leduc_dqn):
+    """The distilled Q-network's values are the mixture's exact action values (to the fit's accuracy)."""
+    from fusion_psro.evaluation import action_values, mixture_behaviour, mixture_plan
+    from fusion_psro.oracles import DQNConfig, DQNOracle
+    from fusion_psro.psro.initialization import DistillSettings
+    from fusion_psro.policies import random_policy, uniform_policy
+    from fusion_psro.registry import INITS
+
+    compiled = leduc_dqn.compiled
+    leduc_dqn = DQNOracle(compiled, DQNConfig(hidden_sizes=(64, 64)))
+    rng = np.random.default_rng(0)
+    own = np.stack([uniform_policy(compiled, 0), random_policy(compiled, 0, rng)])
+    opponents = np.stack([random_policy(compiled, 1, rng)])
+    context = _context(leduc_dqn, [None, None], [0.4, 0.6], population_policies=list(own), opponent_policies=opponents,
+                       opponent_weights=np.ones(1), settings=DistillSettings(steps=500, learning_rate=3e-3))
+    choice = INITS.get("nash-distill").choose(context)
+    assert choice.strategy == "nash-distill"
+    values = action_values(compiled, 0, mixture_behaviour(compiled, 0, own, [0.4, 0.6]),
+                           mixture_plan(compiled, 1, opponents, np.ones(1)))
+    network = leduc_dqn.network(0, choice.parameters)
+    with torch.no_grad():
+        q = network(torch.from_numpy(compiled.players[0].tensors)).double().numpy()
+    fitted = compiled.players[0].legal_mask & (values.reach > 0)[:, None]
+    fresh = leduc_dqn.network(0, leduc_dqn.scratch_parameters(0, "normal", 5))
+    with torch.no_grad():
+        q0 = fresh(torch.from_numpy(compiled.players[0].tensors)).double().numpy()
+    before, after = np.abs(q0 - values.q)[fitted].mean(), np.abs(q - values.q)[fitted].mean()
+    assert after < 0.1 * before, (before, after)
+
+
+def test_kaiming_is_its_own_draw_not_normal_scaled(leduc_dqn):
+    normal = leduc_dqn.scratch_parameters(0, "normal", 7)
+    kaiming = leduc_dqn.scratch_parameters(0, "kaiming", 7)
+    ratio = kaiming["layers.0.weight"] / normal["layers.0.weight"]
+    assert not torch.allclose(ratio, torch.full_like(ratio, 2 ** 0.5))
+    assert torch.equal(kaiming["layers.0.weight"], leduc_dqn.scratch_parameters(0, "kaiming", 7)["layers.0.weight"])
+    # He normal on the hidden layers: variance 2 / fan_in.
+    assert float(kaiming["layers.1.weight"].var() * 16) == pytest.approx(2.0, rel=0.35)

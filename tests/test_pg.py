@@ -14,13 +14,13 @@ from fusion_psro.evaluation import mixture_best_response, mixture_plan
 from fusion_psro.evaluation.sequence_form import expected_values, realization_plans
 from fusion_psro.games import compile_game
 from fusion_psro.oracles import BestResponseRequest, DiversityTerm
+from fusion_psro.evaluation.behaviour import opponent_reach
 from fusion_psro.oracles.pg import (
     DifferentiablePlan,
     PGConfig,
     PolicyGradientOracle,
     SequenceFormObjective,
     masked_softmax,
-    opponent_reach,
 )
 from fusion_psro.policies import random_deterministic_policy, random_policy, uniform_policy
 from fusion_psro.psro.initialization import fuse_parameters
@@ -356,3 +356,30 @@ def test_checkpoints_see_the_network_along_the_way(kuhn):
     assert np.array_equal(seen[40].policy, final.policy) and seen[10].metrics.steps == 10
     for snapshot in seen.values():  # each snapshot's policy is its own parameters' policy
         assert np.array_equal(snapshot.policy, oracle.tabular_policy(0, snapshot.parameters))
+
+
+def test_distill_fits_the_softmax_to_the_mixture(kuhn):
+    from fusion_psro.evaluation import mixture_behaviour
+
+    oracle = PolicyGradientOracle(kuhn, SMALL)
+    rng = np.random.default_rng(2)
+    own = np.stack([random_policy(kuhn, 0, rng) for _ in range(3)])
+    weights = np.array([0.2, 0.5, 0.3])
+    fitted = oracle.distill(0, oracle.scratch_parameters(0, "normal", 1), own, weights, None, None, steps=300,
+                            learning_rate=1e-2)
+    target = mixture_behaviour(kuhn, 0, own, weights)
+    assert np.abs(oracle.tabular_policy(0, fitted, "stochastic") - target).max() < 0.02
+
+
+@pytest.mark.parametrize("variant", ["psro", "p-psro"])
+def test_every_init_that_applies_runs_in_the_loop(variant):
+    from fusion_psro.psro import PSRO, PSROConfig
+    from fusion_psro.registry import INITS
+
+    for init in INITS.names(lambda i: i.unsupported_by(PolicyGradientOracle) is None):
+        config = PSROConfig(game=KUHN, oracle="pg", init=init, variant=variant, iterations=3, pipeline_learners=2,
+                            oracle_options={"hidden_sizes": (16,), "steps": 5},
+                            init_options={"steps": 20} if init == "nash-distill" else {})
+        rows = PSRO(config).run()
+        assert rows[-1].exploitability >= 0
+        assert any(init in r.inits for r in rows), (init, [r.inits for r in rows])

@@ -60,11 +60,33 @@ def test_grid_expands_to_named_cells(tmp_path):
         (KUHN.replace("seed = [0, 1]", "seed = 3"), r"\[grid\] seed must be a non-empty list"),
         (KUHN.replace('game = "kuhn_poker"', 'game = "kuhn_poker"\nseed = 4'), r"\['seed'\] appear in both"),
         (KUHN.replace("[grid]", "[grid\n"), "not valid TOML"),
+        (KUHN.replace('variant = ["psro", "p-psro"]', 'game = ["kuhn_poker", "kuhn_poker(players=3)"]')
+         .replace('game = "kuhn_poker"\n', ""), r"cell kuhn_poker_players_3-seed0: .*has 3 players"),
+        (KUHN.replace('variant = ["psro", "p-psro"]', 'game = ["leduc_poker", "leduc"]')
+         .replace('game = "kuhn_poker"\n', ""), r"cell leduc-seed0: unknown game 'leduc'. Did you mean 'leduc_poker'"),
+        (KUHN.replace("iterations = 3", "iterations = 3\nepisodes = 100"), r"episodes applies to none of the cells"),
+        (KUHN.replace("iterations = 3", 'iterations = 3\noracle = "dqn"\noracle_options = {{device = "banana"}}'),
+         r"cell psro-seed0: DQNConfig: device must be"),
     ],
 )
 def test_bad_sweep_configs_name_what_and_where(tmp_path, text, message):
     with pytest.raises(SweepConfigError, match=message):
         load_sweep(_write(tmp_path, text))
+
+
+def test_a_directory_is_no_sweep_config(tmp_path):
+    with pytest.raises(SweepConfigError, match="is a directory; sweep takes a config file"):
+        load_sweep(tmp_path)
+
+
+def test_a_cell_that_fails_at_run_time_is_one_line(tmp_path):
+    sweep = load_sweep(_write(tmp_path, KUHN.replace("workers = 2", "workers = 1")))
+    sweep.out.mkdir(parents=True)
+    sweep.cells[1].out.write_text("a file where the cell's directory goes")
+    results = run_sweep(sweep, progress=False)
+    failed = [r for r in results if r["action"] == "failed"]
+    assert [r["cell"] for r in failed] == ["psro-seed1"]
+    assert failed[0]["error"] == f"RunDirectoryError: {sweep.cells[1].out} exists and is not a directory"
 
 
 def test_finished_cells_are_skipped_without_starting_ray(tmp_path, monkeypatch):
@@ -166,3 +188,67 @@ def test_shipped_configs_are_valid_at_both_scales(config):
         assert quick.out.name == sweep.out.name + "-quick"
         assert len(quick.cells) <= len(sweep.cells)
         assert all(q.config.episodes <= s.config.episodes for q, s in zip(quick.cells, sweep.cells))
+
+
+def test_local_ray_after_a_pinned_auth_mode_warns_nothing_and_reports_failures_in_one_line(tmp_path, capfd, caplog):
+    """Runs after the loopback test, in the same process: Ray's cached auth mode must not leak into this start."""
+    before = os.environ.get("RAY_AUTH_MODE")
+    sweep = load_sweep(_write(tmp_path, KUHN.replace('variant = ["psro", "p-psro"]', 'variant = ["psro"]')))
+    sweep.out.mkdir(parents=True)
+    sweep.cells[1].out.write_text("a file where the cell's directory goes")
+    results = run_sweep(sweep, progress=False)
+    assert [r["action"] for r in results] == ["ran", "failed"]
+    assert results[1]["error"] == f"RunDirectoryError: {sweep.cells[1].out} exists and is not a directory"
+    printed = capfd.readouterr()
+    assert "Token authentication" not in printed.err + printed.out + caplog.text
+    assert "Traceback" not in printed.err
+    assert os.environ.get("RAY_AUTH_MODE") == before
+
+
+def _session_of(pid: int) -> str | None:
+    sessions = list(Path("/tmp/ray").glob(f"session_*_{pid}"))
+    return sessions[0].name if sessions else None
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
+def test_killing_a_sweep_driver_leaves_no_ray_process_behind(tmp_path):
+    from fusion_psro.experiments.reaper import _processes, session_processes
+
+    text = KUHN.replace('variant = ["psro", "p-psro"]', 'variant = ["psro"]').replace(
+        'iterations = 3', 'iterations = 400\noracle = "dqn"\nepisodes = 2000\n'
+        'oracle_options = {{hidden_sizes = [8], num_envs = 32, min_replay_before_learning = 64, batch_size = 64}}')
+    config = _write(tmp_path, text)
+    driver = subprocess.Popen([sys.executable, "-m", "fusion_psro.cli", "sweep", str(config), "--quiet"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    noted: dict[int, int] = {}
+    try:
+        deadline = time.monotonic() + 150
+        while not any((tmp_path / "runs").glob("*/metrics.jsonl")):  # Ray's workers are running cells
+            assert driver.poll() is None and time.monotonic() < deadline, driver.stderr.read().decode()
+            time.sleep(0.2)
+        session = _session_of(driver.pid)
+        assert session is not None
+        noted = session_processes(session, _processes())
+        assert any("ray::" in _processes()[pid][2] for pid in noted)  # workers and agents are among them
+    finally:
+        driver.kill()
+        driver.wait()
+    deadline = time.monotonic() + 30
+    while (left := _running(noted)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not left, left
+
+
+def _running(noted: dict[int, int]) -> dict[int, str]:
+    """The processes of ``noted`` (pid -> start time) still running (not exited, not zombies)."""
+    left = {}
+    for pid, started in noted.items():
+        try:
+            stat = (Path("/proc") / str(pid) / "stat").read_text()
+            cmdline = (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if fields[0] != "Z" and int(fields[19]) == started:
+            left[pid] = cmdline
+    return left

@@ -13,7 +13,13 @@ Array-level engine: :mod:`fusion_psro.games` (compiled games) and
 Components (oracles, variants, initializations, meta-solvers, diversity terms, game kinds)
 are registered by name (:mod:`fusion_psro.registry`); ``register_oracle`` and its siblings
 add new ones.
+
+A run's results come back with ``fusion_psro.load_run(DIR)`` (populations, networks,
+meta-strategies, metrics, the final mixtures as an OpenSpiel ``TabularPolicy``); see
+:mod:`fusion_psro.experiments.results`.
 """
+
+import importlib
 
 from fusion_psro.errors import (
     FusionPSROError,
@@ -44,6 +50,21 @@ from fusion_psro.registry import (
 
 __version__ = "0.1.0"
 
+#: Names imported on first use (reading runs loads the experiments package only when asked).
+_LAZY = {
+    "RunDirectoryError": "fusion_psro.experiments.rundir",
+    "SavedRun": "fusion_psro.experiments.results",
+    "load_run": "fusion_psro.experiments.results",
+    "match_runs": "fusion_psro.experiments.results",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "CompiledGame",
     "FusionPSROError",
@@ -52,9 +73,13 @@ __all__ = [
     "InvalidMetaStrategyError",
     "InvalidPolicyError",
     "PolicyTypeError",
+    "RunDirectoryError",
+    "SavedRun",
     "compile_game",
     "exploitability",
     "from_openspiel_policy",
+    "load_run",
+    "match_runs",
     "mixture_exploitability",
     "mixture_nash_conv",
     "nash_conv",

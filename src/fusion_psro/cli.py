@@ -8,7 +8,6 @@ import json
 import logging
 import sys
 import time
-import types
 import typing
 from pathlib import Path
 
@@ -112,39 +111,72 @@ def _parse_option(text: str) -> tuple[str, object]:
     return key.strip().replace("-", "_"), parsed
 
 
-def _config_from_args(args: argparse.Namespace):
-    """The :class:`~fusion_psro.psro.PSROConfig` of the options given (the others keep their defaults)."""
+def _given_settings(args: argparse.Namespace) -> set[str]:
+    """The :class:`~fusion_psro.psro.PSROConfig` settings given on the command line."""
     from fusion_psro.psro import PSROConfig
 
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(PSROConfig)
-             if getattr(args, f.name, None) is not None}
-    # Repeated KEY=VALUE options of a dict setting arrive as a list of pairs.
-    given.update({name: dict(value) for name, value in given.items() if isinstance(value, list)})
-    options = dict(given.pop("oracle_options", {}))
+    given = {f.name for f in dataclasses.fields(PSROConfig) if getattr(args, f.name, None) not in (None, [])}
     if args.steps is not None:
-        options["steps"] = args.steps
-    return PSROConfig(**given, oracle_options=options)
+        given.add("oracle_options")
+    return given
+
+
+def _config_from_args(args: argparse.Namespace):
+    """The :class:`~fusion_psro.psro.PSROConfig` of the options given (the others keep their defaults).
+
+    A ``*_options`` setting (a dict) is given as repeated ``--*-option KEY=VALUE``.
+    """
+    from fusion_psro.psro import PSROConfig
+
+    given = {}
+    for field in dataclasses.fields(PSROConfig):
+        value = getattr(args, field.name, None)
+        if field.name.endswith("_options"):
+            given[field.name] = dict(value or [])
+        elif value is not None:
+            given[field.name] = value
+    if args.steps is not None:
+        given["oracle_options"]["steps"] = args.steps
+    return PSROConfig(**given)
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-").replace("oracle-options", "oracle-option")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from fusion_psro.experiments import resume_psro, run_psro
+    from fusion_psro.experiments.runner import unused_settings
 
+    given = _given_settings(args)
     if args.resume:
-        rows = resume_psro(args.resume, progress=not args.quiet, tensorboard=args.tensorboard)
+        extra = sorted(given - {"iterations"}) + [name for name in ("out", "overwrite") if getattr(args, name)]
+        if extra:
+            raise FusionPSROError(
+                f"--resume continues {args.resume} with the settings in its config.json; "
+                f"{', '.join(map(_option, extra))} cannot be given with it (only --iterations, to change the "
+                "number of iterations: more extends a finished run)"
+            )
+        rows = resume_psro(args.resume, iterations=args.iterations, progress=not args.quiet,
+                           tensorboard=args.tensorboard)
         _print_run_summary(args.resume, rows[-1])
         return 0
     if not args.out:
-        print("fusion-psro: error: run needs --out DIR (a new run) or --resume DIR (continue one)", file=sys.stderr)
-        return 2
-    config = _config_from_args(args)
+        raise FusionPSROError("run needs --out DIR (a new run) or --resume DIR (continue one)")
+    config = _config_from_args(args).resolved()
+    unused = unused_settings(config, given)
+    if unused:
+        name, why = next(iter(unused.items()))
+        raise FusionPSROError(f"{_option(name)} does not apply to this run: {why}. Leave it out")
     rows = run_psro(config, args.out, overwrite=args.overwrite, progress=not args.quiet, tensorboard=args.tensorboard)
     _print_run_summary(args.out, rows[-1])
     return 0
 
 
 def _print_run_summary(out: str, last) -> None:
+    reached = " (target exploitability reached)" if last.extra.get("target_reached") else ""
     print(
-        f"{out}: {last.iteration} iterations, exploitability {last.exploitability:.6f} "
+        f"{out}: {last.iteration} iterations{reached}, exploitability {last.exploitability:.6f} "
         f"(NashConv {last.nash_conv:.6f}), {last.episodes:,} episodes, {last.wall_s:.1f} s"
     )
 
@@ -182,12 +214,21 @@ def _split(text: str, name: str, kind=str) -> list:
 def _cmd_init_study(args: argparse.Namespace) -> int:
     import os
 
-    from fusion_psro.experiments.init_study import StudySettings, parse_iterations, plan_study, run_study
+    from fusion_psro.experiments.init_study import (
+        StudySettings,
+        check_init_options,
+        parse_iterations,
+        plan_study,
+        run_study,
+    )
     from fusion_psro.experiments.init_study_report import write_study_report
 
-    settings = StudySettings(budgets=tuple(_split(args.budgets, "--budgets", int)), seed=args.seed)
+    settings = StudySettings(budgets=tuple(_split(args.budgets, "--budgets", int)), seed=args.seed,
+                             init_options=dict(args.init_option))
     if not args.report_only:
-        cells = plan_study(args.run_dirs, _split(args.inits, "--inits"), repeats=args.repeats,
+        inits = _split(args.inits, "--inits")
+        check_init_options(inits, settings.init_options)
+        cells = plan_study(args.run_dirs, inits, repeats=args.repeats,
                            at=None if args.at is None else parse_iterations(args.at))
         try:
             shard = tuple(int(x) for x in args.shard.split("/"))
@@ -207,7 +248,7 @@ def _cmd_init_study(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from fusion_psro.experiments.report import summary_table, write_report
+    from fusion_psro.experiments.report import summary_table, unequal_length_notes, write_report
     from fusion_psro.experiments.runs import load_runs
 
     if args.out:
@@ -218,6 +259,38 @@ def _cmd_report(args: argparse.Namespace) -> int:
     runs = load_runs(args.run_dirs)
     print(f"Final exploitability (NashConv / 2) over {len(runs)} runs; mean ± standard error over seeds.\n")
     print(summary_table(runs))
+    for note in unequal_length_notes(runs):
+        print(f"\nNote: {note}.")
+    return 0
+
+
+def _cmd_match(args: argparse.Namespace) -> int:
+    from fusion_psro.experiments.results import load_run, match_runs
+
+    a, b = load_run(args.run_a), load_run(args.run_b)
+    result = match_runs(a, b)
+    if args.json:
+        print(json.dumps({"a": str(a.path), "b": str(b.path), "game": a.game_string,
+                          "a_as_player0": result.a_as_player0, "a_as_player1": result.a_as_player1,
+                          "a_mean": result.a_mean, "b_mean": result.b_mean}, indent=2))
+        return 0
+    for name, run in (("A", a), ("B", b)):
+        state = "" if run.finished else f", unfinished: its checkpoint of iteration {run.iterations}"
+        print(f"{name}: {run.path} ({run.iterations} iterations{state})")
+    print(f"exact values of the final meta-strategy mixtures on {a.game_string}, payoffs to A:")
+    print(f"  A as player 0 against B as player 1: {result.a_as_player0:+.6f}")
+    print(f"  A as player 1 against B as player 0: {result.a_as_player1:+.6f}")
+    print(f"  seats drawn uniformly: A {result.a_mean:+.6f}, B {result.b_mean:+.6f}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from fusion_psro.experiments.results import export_meta_game
+
+    if not args.meta_game:
+        raise FusionPSROError("say what to export: --meta-game (the meta-game payoff matrix and meta-strategies)")
+    for path in export_meta_game(args.run_dir, args.out, overwrite=args.overwrite):
+        print(path)
     return 0
 
 
@@ -237,11 +310,10 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _option_type(field: dataclasses.Field, hints: dict) -> type:
-    """The setting's type without its ``None`` (``int``, ``float``, ``str``, ``bool``, ``dict[...]``)."""
+    """``int``, ``float`` or ``str``: the setting's type without its ``None``."""
     hint = hints[field.name]
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return next(t for t in typing.get_args(hint) if t is not type(None))
-    return hint
+    candidates = [t for t in typing.get_args(hint) if t is not type(None)] or [hint]
+    return candidates[0]
 
 
 def _add_config_options(p: argparse.ArgumentParser) -> None:
@@ -252,12 +324,12 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
     hints = typing.get_type_hints(PSROConfig)
     for field in dataclasses.fields(PSROConfig):
         meta = field.metadata
-        kind = _option_type(field, hints)
-        if typing.get_origin(kind) is dict:  # oracle_options -> --oracle-option KEY=VALUE, repeatable
-            p.add_argument("--" + field.name.removesuffix("s").replace("_", "-"), dest=field.name, action="append",
-                           type=_parse_option, default=None, metavar="KEY=VALUE", help=meta["help"] + "; repeatable")
+        if field.name.endswith("_options"):
+            p.add_argument("--" + field.name[: -len("_options")].replace("_", "-") + "-option", dest=field.name,
+                           action="append", default=[], type=_parse_option, metavar="KEY=VALUE",
+                           help=meta["help"] + "; repeatable")
             continue
-        if kind is bool:
+        if field.type in (bool, "bool"):  # a flag: --name / --no-name
             p.add_argument("--" + field.name.replace("_", "-"), dest=field.name, action=argparse.BooleanOptionalAction,
                            default=None, help=meta["help"] + f" (default: {'yes' if field.default else 'no'})")
             continue
@@ -266,18 +338,19 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
             components = getattr(registry, meta["registry"])
             choices = components.names(lambda c: c.fallback) if meta.get("fallback") else components.names()
         default = "" if field.default is None else f" (default: {field.default})"
+        kind = _option_type(field, hints)
         metavar = None if choices else {int: "N", float: "X"}.get(kind, field.name.upper())
         p.add_argument("--" + field.name.replace("_", "-"), type=kind, choices=choices, metavar=metavar,
                        default=None, help=meta["help"] + default)
     p.add_argument("--steps", "--gradient-steps", type=int, default=None, dest="steps", metavar="N",
-                   help="gradient steps per best response (oracles with a steps setting: gradient, ...)")
+                   help="gradient steps per best response (the oracle option steps: pg, gradient)")
 
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     _add_config_options(p)
     p.add_argument("--out", help="run directory (must be new or empty, unless --overwrite)")
     p.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR from its last checkpoint "
-                   "(its config.json gives every setting; other options are ignored)")
+                   "(its config.json gives every setting; --iterations N extends a finished run to N)")
     p.add_argument("--overwrite", action="store_true", help="replace the run files already in --out")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard scalars to DIR/tensorboard")
 
@@ -305,6 +378,8 @@ def _add_init_study_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budgets", default="500,2000,6000,20000",
                    help="training budgets at which each response is measured, in the oracle's unit (default: %(default)s)")
     p.add_argument("--repeats", type=int, default=3, help="training seeds per state, player and init (default: %(default)s)")
+    p.add_argument("--init-option", action="append", default=[], type=_parse_option, metavar="KEY=VALUE",
+                   help="setting of the inits that have it, e.g. shrink=0.5 (shrink-perturb); repeatable")
     p.add_argument("--seed", type=int, default=0, help="seed of the study's training seeds (default: %(default)s)")
     p.add_argument("--workers", type=int, default=None, help="local Ray workers (default: the CPU count; 1 runs in-process)")
     p.add_argument("--address", help="join this Ray cluster (HOST:PORT) instead of starting a local Ray")
@@ -331,6 +406,21 @@ def _add_plot_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace PREFIX.png / PREFIX.svg if they exist")
 
 
+def _add_match_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_a", metavar="RUN_A", help="run directory of one side")
+    p.add_argument("run_b", metavar="RUN_B", help="run directory of the other side (the same game)")
+    p.add_argument("--json", action="store_true", help="print the values as JSON")
+
+
+def _add_export_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN", help="run directory")
+    p.add_argument("--meta-game", action="store_true",
+                   help="the payoff matrix between the final populations and the meta-strategies of every "
+                        "iteration: meta_game.csv, meta_strategies.csv and meta_game.json")
+    p.add_argument("--out", required=True, metavar="DIR", help="directory to write the files to")
+    p.add_argument("--overwrite", action="store_true", help="replace the files if they exist")
+
+
 def _add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     from fusion_psro.games import DEFAULT_MAX_HISTORIES
 
@@ -352,6 +442,9 @@ COMMANDS = {
     "report": ("table of final exploitability per method over run directories", _add_report_arguments, _cmd_report),
     "plot": ("exploitability curves (mean ± s.e. over seeds) of run directories, as PNG and SVG",
              _add_plot_arguments, _cmd_plot),
+    "match": ("exact head-to-head value of two runs' final meta-strategy mixtures, in both seats",
+              _add_match_arguments, _cmd_match),
+    "export": ("write a run's meta-game and meta-strategies as CSV and JSON", _add_export_arguments, _cmd_export),
     "evaluate": ("exact evaluation demo: exploitability, payoff matrix, mixture", _add_evaluate_arguments, _cmd_evaluate),
 }
 
@@ -419,6 +512,15 @@ def main(argv: list[str] | None = None) -> int:
     except FusionPSROError as exc:
         print(f"fusion-psro: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM during a sweep
+        print(f"fusion-psro: stopped ({exc or 'interrupted'}); what was recorded is kept: `fusion-psro run "
+              "--resume DIR` continues a run, the same sweep command a sweep", file=sys.stderr)
+        return 130
+    except OSError as exc:  # the file system failed under a running command (disk full, ...)
+        if args.verbose:
+            raise
+        print(f"fusion-psro: error: {exc} (-v shows where)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

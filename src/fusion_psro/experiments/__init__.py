@@ -1,4 +1,4 @@
-"""Experiments: run directories, metrics, saved populations, and running PSRO into them.
+"""Experiments: run directories, metrics, saved populations, running PSRO into them, and reading results back.
 
 Names are imported on first use, so reading runs (reports, plots) loads no training code.
 """
@@ -7,7 +7,13 @@ import importlib
 
 _EXPORTS = {
     "CheckpointError": "fusion_psro.experiments.checkpoint",
+    "SavedRun": "fusion_psro.experiments.results",
+    "export_meta_game": "fusion_psro.experiments.results",
+    "load_run": "fusion_psro.experiments.results",
+    "match_runs": "fusion_psro.experiments.results",
+    "RunDirectoryBusyError": "fusion_psro.experiments.rundir",
     "RunDirectoryError": "fusion_psro.experiments.rundir",
+    "RunLock": "fusion_psro.experiments.rundir",
     "load_population_policies": "fusion_psro.experiments.rundir",
     "prepare_run_directory": "fusion_psro.experiments.rundir",
     "read_metrics": "fusion_psro.experiments.rundir",

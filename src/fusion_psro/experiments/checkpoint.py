@@ -28,6 +28,7 @@ import logging
 import os
 import re
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -135,7 +136,7 @@ class Checkpointer:
                 with np.load(path) as data:
                     record = json.loads(str(data["record"]))
                 referenced.update(name for pop in record["members"] for name in pop)
-            except (OSError, ValueError, KeyError):
+            except _UNREADABLE:
                 return  # never delete member files while a kept checkpoint is unreadable
         for member_file in self.members.glob("*.safetensors"):
             if member_file.name not in referenced:
@@ -162,7 +163,8 @@ def _load_member(path: Path, has_parameters: bool) -> Member:
     return Member(policy=policy, parameters=tensors if has_parameters else None, origin=metadata.get("origin", ""))
 
 
-def _restore_from(psro: PSRO, path: Path) -> tuple[PSROState, dict]:
+def _read(path: Path) -> tuple[dict, np.ndarray, tuple[np.ndarray, np.ndarray], list[list[Member]]]:
+    """A checkpoint file's record, meta-game matrix, meta-strategies and populations."""
     with np.load(path, allow_pickle=False) as data:
         record = json.loads(str(data["record"]))
         matrix, sigma = data["matrix"], (data["sigma0"], data["sigma1"])
@@ -176,6 +178,11 @@ def _restore_from(psro: PSRO, path: Path) -> tuple[PSROState, dict]:
         [_load_member(members_dir / name, has) for name, has in zip(record["members"][p], record["has_parameters"][p])]
         for p in range(2)
     ]
+    return record, matrix, sigma, populations
+
+
+def _restore_from(psro: PSRO, path: Path) -> tuple[PSROState, dict]:
+    record, matrix, sigma, populations = _read(path)
     meta_game = psro.space.restore_meta_game([[m.policy for m in pop] for pop in populations], matrix)
     state = PSROState(
         populations=populations,
@@ -191,15 +198,42 @@ def _restore_from(psro: PSRO, path: Path) -> tuple[PSROState, dict]:
     return state, record["variant"]
 
 
-def restore_latest(psro: PSRO, run_dir: Path) -> int:
+def read_checkpoint(run_dir: Path | str, *, at_most: int | None = None) -> tuple[int, list[list[Member]]]:
+    """The iteration and populations of the newest readable checkpoint of ``run_dir``
+    (of an iteration up to ``at_most``), without restoring a run; :class:`CheckpointError` if none."""
+    directory = Path(run_dir) / CHECKPOINT_DIR
+    problems = []
+    for iteration, path in sorted(_checkpoints(directory), reverse=True):
+        if at_most is not None and iteration > at_most:
+            continue
+        try:
+            return iteration, _read(path)[3]
+        except CheckpointError:
+            raise
+        except _UNREADABLE as exc:
+            problems.append(f"{path.name} ({type(exc).__name__}: {exc})")
+    raise CheckpointError(f"{run_dir} has no readable checkpoint{': ' + '; '.join(problems) if problems else ''}")
+
+
+#: What reading a damaged checkpoint raises (truncated zip archives, cut-short arrays, bad JSON, ...).
+_UNREADABLE = (OSError, ValueError, KeyError, IndexError, TypeError, EOFError, zipfile.BadZipFile, SafetensorError,
+               StopIteration)
+
+
+def restore_latest(psro: PSRO, run_dir: Path, *, at_most: int | None = None) -> int:
     """Restore ``psro`` to the newest readable checkpoint of ``run_dir``; return its iteration.
 
-    A newest checkpoint that cannot be read (a crash while writing it, a damaged file) is
-    skipped with a warning in favour of the previous one. Raises :class:`CheckpointError`
-    when none is usable.
+    Only checkpoints of iterations up to ``at_most`` are considered (the last iteration
+    whose metrics row was recorded); ``at_most=0`` leaves ``psro`` in its initial state and
+    returns 0. A newest checkpoint that cannot be read (a crash while writing it, a
+    damaged or truncated file) is skipped with a warning in favour of the previous one.
+    Raises :class:`CheckpointError` when none is usable.
     """
+    if at_most == 0:
+        return 0
     directory = Path(run_dir) / CHECKPOINT_DIR
-    candidates = sorted(_checkpoints(directory), reverse=True)
+    candidates = sorted(((i, p) for i, p in _checkpoints(directory) if at_most is None or i <= at_most),
+                        reverse=True)
     if not candidates:
         raise CheckpointError(f"{run_dir} has no checkpoints to resume from (looked in {directory})")
     problems = []
@@ -212,8 +246,7 @@ def restore_latest(psro: PSRO, run_dir: Path) -> int:
             return iteration
         except CheckpointError:
             raise
-        except (OSError, ValueError, KeyError, IndexError, TypeError, json.JSONDecodeError, SafetensorError,
-                StopIteration) as exc:
+        except _UNREADABLE as exc:
             problems.append(f"{path.name} ({type(exc).__name__}: {exc})")
     raise CheckpointError(
         f"no usable checkpoint in {directory}: {'; '.join(problems)}. The run's metrics.jsonl is intact; "
@@ -221,4 +254,4 @@ def restore_latest(psro: PSRO, run_dir: Path) -> int:
     )
 
 
-__all__ = ["CHECKPOINT_DIR", "CheckpointError", "Checkpointer", "restore_latest"]
+__all__ = ["CHECKPOINT_DIR", "CheckpointError", "Checkpointer", "read_checkpoint", "restore_latest"]

@@ -62,6 +62,8 @@ class StudySettings:
 
     budgets: tuple[int, ...]
     seed: int = 0
+    #: Settings of the inits by name (``--init-option``), e.g. ``{"shrink": 0.5}``; each init takes its own.
+    init_options: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         budgets = tuple(self.budgets)
@@ -105,6 +107,20 @@ def parse_iterations(text: str) -> tuple[int, ...]:
             raise StudyError(f"--at iterations start at 1 and ranges go up (3-8), got {part!r}")
         found.update(range(first, last + 1))
     return tuple(sorted(found))
+
+
+def check_init_options(inits: list[str], options: dict) -> None:
+    """Every option belongs to at least one of ``inits`` and has a valid value there."""
+    from fusion_psro.registry import INITS  # noqa: PLC0415
+
+    used = set()
+    for name in inits:
+        init = INITS.get(name)
+        init.settings(_options_for(init, options))
+        used |= {f.name for f in dataclasses.fields(init.settings_class)} if init.settings_class else set()
+    unknown = sorted(set(options) - used)
+    if unknown:
+        raise StudyError(f"--init-option {unknown} belongs to none of the inits {', '.join(inits)}")
 
 
 def plan_study(run_dirs: list[Path | str], inits: list[str], *, at: tuple[int, ...] | None, repeats: int) -> list[StudyCell]:
@@ -272,6 +288,7 @@ class _StudyState:
     own_weights: np.ndarray
     opponent_policies: np.ndarray
     opponent_weights: np.ndarray
+    init_options: dict
 
     @classmethod
     def rebuild(cls, run: SavedRun, cell: StudyCell, settings: StudySettings) -> _StudyState:
@@ -293,17 +310,20 @@ class _StudyState:
         opponents = np.stack([m.policy for m in populations[1 - cell.player]])[keep]
         weights = sigma[1 - cell.player][keep] / sigma[1 - cell.player][keep].sum()
         return cls(cell, cell_seed(settings, cell), space, make_oracle(config, space), populations[cell.player],
-                   sigma[cell.player], opponents, weights)
+                   sigma[cell.player], opponents, weights, settings.init_options)
 
     def start(self):
         """The init's choice: as iteration ``k + 1`` of the run would make it (fusion from the first iteration)."""
         from fusion_psro.psro.initialization import StartContext  # noqa: PLC0415
         from fusion_psro.registry import INITS  # noqa: PLC0415
 
-        return INITS.get(self.cell.init).choose(StartContext(
+        init = INITS.get(self.cell.init)
+        return init.choose(StartContext(
             oracle=self.oracle, player=self.cell.player, iteration=self.cell.iteration + 1, seed=self.seed,
             population_parameters=[m.parameters for m in self.own], meta_strategy=self.own_weights,
             previous_parameters=self.own[-1].parameters, fusion_start=1, fusion_fallback="normal",
+            population_policies=[m.policy for m in self.own], opponent_policies=self.opponent_policies,
+            opponent_weights=self.opponent_weights, settings=init.settings(_options_for(init, self.init_options)),
         ))
 
     def fusion_equals_inherit(self) -> bool:
@@ -311,6 +331,12 @@ class _StudyState:
         pure on the latest member."""
         weights = np.array([w if m.parameters is not None else 0.0 for m, w in zip(self.own, self.own_weights)])
         return bool(weights.sum() > 0 and weights[-1] / weights.sum() >= 1.0 - 1e-12)
+
+
+def _options_for(init, options: dict) -> dict:
+    """The study's init options that ``init``'s settings have (one study passes options to several inits)."""
+    fields = {f.name for f in dataclasses.fields(init.settings_class)} if init.settings_class else set()
+    return {key: value for key, value in options.items() if key in fields}
 
 
 def run_study(cells: list[StudyCell], settings: StudySettings, out: Path | str, *, workers: int,
@@ -343,6 +369,7 @@ def load_study(out: Path | str) -> list[dict[str, Any]]:
 
 
 __all__ = [
-    "StudyCell", "StudyError", "StudySettings", "cell_seed", "load_study", "parse_iterations", "plan_study",
+    "StudyCell", "StudyError", "StudySettings", "cell_seed", "check_init_options", "load_study", "parse_iterations",
+    "plan_study",
     "prepare_study_directory", "run_study", "run_study_cell",
 ]

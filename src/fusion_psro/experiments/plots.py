@@ -9,7 +9,8 @@ Seeds of one method need not have the same length (an unfinished run, say) nor, 
 learned oracles, the same episode counts, so the curves are aligned before averaging:
 
 * **iterations**: only the iterations recorded by *every* seed of the method are drawn
-  (in practice: up to the shortest seed). No value is invented.
+  (up to the shortest seed, where reports compare them too), with a warning naming the
+  method. No value is invented.
 * **episodes**: each seed's curve ``(cumulative episodes, exploitability)`` is linearly
   interpolated onto a common grid, the union of all the seeds' own episode counts that
   lie inside the range every seed covers, ``[max of the first counts, min of the last
@@ -38,12 +39,14 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import EngFormatter, MaxNLocator
 
 from fusion_psro.errors import FusionPSROError
+from fusion_psro.experiments.rundir import RunDirectoryError, make_directory, remove_created
 from fusion_psro.experiments.runs import (
     RunSummary,
     group_by_method,
     load_runs,
     mean_and_standard_error,
     method_label,
+    note_unequal_lengths,
     varying_settings,
 )
 
@@ -268,12 +271,23 @@ def plot_runs(
         games = {run.settings.get("game") for run in runs}
         title = str(games.pop()) if len(games) == 1 else None
 
+    for members in group_by_method(runs).values():
+        note = note_unequal_lengths(method_label(members[0].settings, varying_settings(runs)), members)
+        if note:
+            log.warning("%s", note)
+    try:
+        created = make_directory(paths[0].parent)  # before drawing, so a bad --out fails at once
+    except RunDirectoryError as exc:
+        raise PlotError(f"cannot write the figure: {exc}") from None
     figure = _draw(panels, title=title, log_y=log_y)
-    paths[0].parent.mkdir(parents=True, exist_ok=True)
-    for path, fmt in zip(paths, _FORMATS):
-        # No date in the SVG, so the same runs give the same file.
-        figure.savefig(path, format=fmt, dpi=150, metadata={"Date": None} if fmt == "svg" else None)
-        log.info("wrote %s", path)
+    try:
+        for path, fmt in zip(paths, _FORMATS):
+            # No date in the SVG, so the same runs give the same file.
+            figure.savefig(path, format=fmt, dpi=150, metadata={"Date": None} if fmt == "svg" else None)
+            log.info("wrote %s", path)
+    except OSError as exc:
+        remove_created(created)
+        raise PlotError(f"cannot write the figure to {exc.filename or paths[0]}: {exc.strerror or exc}") from None
     return paths
 
 

@@ -2,7 +2,9 @@
 
 Runs that differ only in their seed form one *method*. The table reports, per method,
 the final exploitability (NashConv / 2) as mean +- standard error over seeds, and the mean
-wall time, training episodes and fusion overhead.
+wall time, training episodes and fusion overhead. Seeds that recorded different numbers of
+iterations are compared at the last iteration all of them recorded, as the plots draw them,
+and the report says so.
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ from pathlib import Path
 import numpy as np
 
 from fusion_psro.experiments.plots import plot_runs
-from fusion_psro.experiments.rundir import RunDirectoryError
+from fusion_psro.experiments.rundir import RunDirectoryError, make_directory
 from fusion_psro.experiments.runs import (
     RunSummary,
+    common_iteration,
     group_by_method,
     load_runs,
     mean_and_standard_error,
     method_label,
+    note_unequal_lengths,
     varying_settings,
 )
 
@@ -29,7 +33,12 @@ METHOD_KEYS = ("game", "variant", "init", "oracle", "meta_solver")
 
 
 def summary_table(runs: list[RunSummary]) -> str:
-    """Markdown table: one row per method, final exploitability mean +- standard error."""
+    """Markdown table: one row per method, final exploitability mean +- standard error.
+
+    Seeds of unequal length are compared at the last iteration all of them recorded
+    (:func:`~fusion_psro.experiments.runs.common_iteration`); :func:`unequal_length_notes`
+    says where that happened.
+    """
     groups = group_by_method(runs)
     varying = varying_settings(runs)
     lines = [
@@ -37,19 +46,26 @@ def summary_table(runs: list[RunSummary]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for members in groups.values():
-        settings = members[0].settings
-        finals = [r.final["exploitability"] for r in members]
-        mean, se = mean_and_standard_error(finals)
-        wall = float(np.mean([r.final["wall_s"] for r in members]))
-        fusion = float(np.mean([sum(row.get("fusion_s", 0.0) for row in r.rows) for r in members]))
-        iterations = sorted({r.final["iteration"] for r in members})
-        episodes = float(np.mean([r.final["episodes"] for r in members]))
+        at = common_iteration(members)
+        rows = [run.rows[at - 1] for run in members]
+        mean, se = mean_and_standard_error([row["exploitability"] for row in rows])
+        wall = float(np.mean([row["wall_s"] for row in rows]))
+        fusion = float(np.mean([sum(row.get("fusion_s", 0.0) for row in r.rows[:at]) for r in members]))
+        episodes = float(np.mean([row["episodes"] for row in rows]))
         se_text = "n/a" if math.isnan(se) else f"{se:.4f}"
         lines.append(
-            f"| {method_label(settings, varying)} | {len(members)} | {'/'.join(map(str, iterations))} | "
+            f"| {method_label(members[0].settings, varying)} | {len(members)} | {at} | "
             f"{mean:.4f} ± {se_text} | {episodes:,.0f} | {wall:.1f} | {100 * fusion / max(wall, 1e-12):.4f}% |"
         )
     return "\n".join(lines)
+
+
+def unequal_length_notes(runs: list[RunSummary]) -> list[str]:
+    """One sentence per method whose seeds recorded different numbers of iterations."""
+    varying = varying_settings(runs)
+    notes = [note_unequal_lengths(method_label(members[0].settings, varying), members)
+             for members in group_by_method(runs).values()]
+    return [note for note in notes if note]
 
 
 def write_report(run_dirs: Iterable[Path | str], out: Path | str, *, overwrite: bool = False,
@@ -64,13 +80,15 @@ def write_report(run_dirs: Iterable[Path | str], out: Path | str, *, overwrite: 
     out = Path(out)
     if out.exists() and not overwrite:
         raise RunDirectoryError(f"{out} exists; pass --overwrite to replace it")
-    run_dirs = [Path(d) for d in run_dirs]
     runs = load_runs(run_dirs)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    run_dirs = [run.path for run in runs]
+    make_directory(out.parent)
     figures = plot_runs(run_dirs, out.parent / f"{out.stem}-exploitability", overwrite=overwrite, title=title)
     png = next(p for p in figures if p.suffix == ".png")
     total_wall = sum(r.final["wall_s"] for r in runs)
     total_fusion = sum(row.get("fusion_s", 0.0) for r in runs for row in r.rows)
+    total_checkpoints = sum(row.get("checkpoint_s", 0.0) for r in runs for row in r.rows)
+    notes = unequal_length_notes(runs)
     text = "\n".join([
         f"# {title}",
         "",
@@ -80,13 +98,19 @@ def write_report(run_dirs: Iterable[Path | str], out: Path | str, *, overwrite: 
         "",
         summary_table(runs),
         "",
+        *[f"Note: {note}." for note in notes],
+        *([""] if notes else []),
         f"Total wall time {total_wall:,.0f} s over all runs; fusion took {total_fusion:.3f} s of it "
-        f"({100 * total_fusion / max(total_wall, 1e-12):.4f}%).",
+        f"({100 * total_fusion / max(total_wall, 1e-12):.4f}%)"
+        + (f", writing checkpoints {total_checkpoints:.1f} s." if total_checkpoints else "."),
         "",
         f"![exploitability]({png.name})",
         "",
         "Runs: " + ", ".join(f"`{d}`" for d in run_dirs),
         "",
     ])
-    out.write_text(text)
+    try:
+        out.write_text(text)
+    except OSError as exc:
+        raise RunDirectoryError(f"cannot write {out}: {exc.strerror or exc}") from None
     return out, figures

@@ -11,10 +11,17 @@
     run.population_at(5)            # the populations as they were after iteration 5
     run.networks(0)                 # player 0's members as torch modules (learned oracles)
     run.final_policy()              # the final meta-strategy mixtures as one OpenSpiel TabularPolicy
+    run.meta_game()                 # payoff matrix between the final populations (player 0's payoffs)
+
+A run that has not finished (killed, or still running) is read from its newest checkpoint:
+its records stop at that checkpoint's iteration and ``run.finished`` is False.
+:func:`match_runs` plays two runs' final mixtures against each other, exactly, in both seats;
+:func:`export_meta_game` writes a run's meta-game and meta-strategies as CSV and JSON.
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 from pathlib import Path
@@ -22,7 +29,15 @@ from typing import Any
 
 import numpy as np
 
-from fusion_psro.experiments.rundir import CONFIG_FILE, POPULATION_DIR, RunDirectoryError, read_metrics
+from fusion_psro.experiments.rundir import (
+    CONFIG_FILE,
+    POPULATION_DIR,
+    RunDirectoryError,
+    check_iterations,
+    make_directory,
+    read_metrics,
+    write_json_atomic,
+)
 from fusion_psro.psro.config import PSROConfig
 from fusion_psro.psro.population import Member
 from fusion_psro.psro.records import IterationRecord
@@ -30,13 +45,17 @@ from fusion_psro.psro.records import IterationRecord
 
 @dataclasses.dataclass(eq=False)
 class SavedRun:
-    """A finished (or checkpointed) run read back from its directory; see the module docstring."""
+    """A run read back from its directory; see the module docstring."""
 
     path: Path
     config: PSROConfig
     records: list[IterationRecord]
-    #: The final populations, one list of members per player.
+    #: The populations after the last of :attr:`records`, one list of members per player.
     populations: list[list[Member]]
+    #: The canonical game string the run recorded.
+    game_string: str
+    #: Whether the run finished (its final population is saved); else it was read from a checkpoint.
+    finished: bool = True
 
     @property
     def iterations(self) -> int:
@@ -70,50 +89,96 @@ class SavedRun:
         sizes = self.record(iteration).population_sizes
         return [self.populations[p][: sizes[p]] for p in range(2)]
 
+    def policies(self, player: int) -> np.ndarray:
+        """``player``'s final population as one array of policies (``[K, I, A]`` tabular policies)."""
+        return np.stack([m.policy for m in self.populations[_player(player)]])
+
+    def space(self):
+        """The run's policy space (:mod:`fusion_psro.psro.spaces`): its game's payoffs and evaluation."""
+        from fusion_psro.psro.spaces import make_space  # noqa: PLC0415
+
+        return make_space(self.config.resolved())
+
     def networks(self, player: int) -> list[Any]:
         """``player``'s members as torch modules (None for members without parameters)."""
         from fusion_psro.psro.loop import make_oracle  # noqa: PLC0415 (loads the oracle and PyTorch)
-        from fusion_psro.psro.spaces import make_space  # noqa: PLC0415
 
         config = self.config.resolved()
-        oracle = make_oracle(config, make_space(config))
+        oracle = make_oracle(config, self.space())
         if not hasattr(oracle, "network"):
-            raise RunDirectoryError(f"the {config.oracle} oracle of {self.path} has no networks")
-        return [None if m.parameters is None else oracle.network(player, m.parameters) for m in self.populations[player]]
+            raise RunDirectoryError(f"the {config.oracle} oracle of {self.path} has no networks; its members are "
+                                    "the tabular policies in run.populations")
+        return [None if m.parameters is None else oracle.network(player, m.parameters)
+                for m in self.populations[_player(player)]]
 
     def final_policy(self):
-        """The final meta-strategy mixtures of both players as one OpenSpiel ``TabularPolicy``."""
-        from fusion_psro.evaluation.exact import mixture_behaviour  # noqa: PLC0415
-        from fusion_psro.games import compile_game  # noqa: PLC0415
-        from fusion_psro.interop import to_openspiel_policy  # noqa: PLC0415
+        """The final meta-strategy mixtures of both players as one OpenSpiel ``TabularPolicy``.
 
-        compiled = compile_game(self.config.game)
+        Each player's mixture "draw a member from the meta-strategy, then follow it" as the
+        equivalent behaviour strategy (:func:`~fusion_psro.evaluation.behaviour.mixture_behaviour`),
+        so its exploitability is the run's last recorded exploitability.
+        """
+        from fusion_psro.interop import to_openspiel_policy  # noqa: PLC0415
+        from fusion_psro.evaluation.behaviour import mixture_behaviour  # noqa: PLC0415
+
+        compiled = getattr(self.space(), "compiled", None)
+        if compiled is None:
+            raise RunDirectoryError(f"{self.path} ran {self.config.game!r}, which is not an OpenSpiel game; its "
+                                    "final mixtures are run.populations weighted by run.meta_strategies()")
         sigma = self.meta_strategies()
-        behaviour = [mixture_behaviour(compiled, p, np.stack([m.policy for m in self.populations[p]]), sigma[p])
-                     for p in range(2)]
+        behaviour = [mixture_behaviour(compiled, p, self.policies(p), sigma[p]) for p in range(2)]
         return to_openspiel_policy(compiled, behaviour)
+
+    def meta_game(self) -> np.ndarray:
+        """Payoff matrix between the final populations: ``M[i, j]`` is player 0's exact payoff
+        of its member ``i`` against player 1's member ``j``."""
+        return _meta_game(self.space(), self.populations[0], self.populations[1]).matrix
+
+
+def _player(player: int) -> int:
+    from fusion_psro.validation import check_player  # noqa: PLC0415
+
+    return check_player(player)
+
+
+def _meta_game(space, row_members: list[Member], column_members: list[Member]):
+    meta_game = space.new_meta_game()
+    for member in row_members:
+        meta_game.add(0, member.policy)
+    for member in column_members:
+        meta_game.add(1, member.policy)
+    return meta_game
 
 
 def load_run(path: Path | str) -> SavedRun:
-    """Read a run directory (config, metrics and final populations); see the module docstring."""
+    """Read a run directory (config, metrics and populations); see the module docstring."""
     path = Path(path)
     if not (path / CONFIG_FILE).is_file():
         raise RunDirectoryError(f"{path} has no {CONFIG_FILE}; it is not a fusion-psro run directory")
     try:
-        config = PSROConfig.from_record(json.loads((path / CONFIG_FILE).read_text())["psro"])
+        record = json.loads((path / CONFIG_FILE).read_text())
+        config = PSROConfig.from_record(record["psro"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise RunDirectoryError(f"cannot read the settings in {path / CONFIG_FILE}: {exc}") from None
-    records = [IterationRecord.from_json(row) for row in read_metrics(path)]
-    return SavedRun(path=path, config=config, records=records, populations=[_members(path, p) for p in range(2)])
+    rows = read_metrics(path)
+    check_iterations(rows, path)
+    try:
+        records = [IterationRecord.from_json(row) for row in rows]
+    except (TypeError, ValueError) as exc:
+        raise RunDirectoryError(f"{path}: a metrics row cannot be read ({exc})") from None
+    game_string = str(record.get("game_string", config.game))
+    if all((path / POPULATION_DIR / f"player{p}.npz").is_file() for p in range(2)):
+        return SavedRun(path, config, records, [_members(path, p) for p in range(2)], game_string)
+    from fusion_psro.experiments.checkpoint import read_checkpoint  # noqa: PLC0415 (loads PyTorch)
+
+    iteration, populations = read_checkpoint(path, at_most=records[-1].iteration if records else 0)
+    return SavedRun(path, config, records[:iteration], populations, game_string, finished=False)
 
 
 def _members(path: Path, player: int) -> list[Member]:
     from safetensors.torch import load_file  # noqa: PLC0415
 
-    policies_file = path / POPULATION_DIR / f"player{player}.npz"
-    if not policies_file.is_file():
-        raise RunDirectoryError(f"{path} has no saved population ({policies_file} is missing); the run has not finished")
-    with np.load(policies_file) as data:
+    with np.load(path / POPULATION_DIR / f"player{player}.npz") as data:
         policies, origins = data["policies"], data["origins"]
     members = []
     for k, (policy, origin) in enumerate(zip(policies, origins)):
@@ -123,4 +188,89 @@ def _members(path: Path, player: int) -> list[Member]:
     return members
 
 
-__all__ = ["SavedRun", "load_run"]
+@dataclasses.dataclass(frozen=True)
+class MatchResult:
+    """Exact values of run A's final mixture against run B's, in both seats (A's payoffs)."""
+
+    #: A's value playing player 0 against B's player-1 mixture.
+    a_as_player0: float
+    #: A's value playing player 1 against B's player-0 mixture.
+    a_as_player1: float
+    #: The players' payoffs sum to this (0 for zero-sum games).
+    utility_sum: float = 0.0
+
+    @property
+    def a_mean(self) -> float:
+        """A's value with the seats drawn uniformly."""
+        return (self.a_as_player0 + self.a_as_player1) / 2
+
+    @property
+    def b_mean(self) -> float:
+        """B's value with the seats drawn uniformly."""
+        return self.utility_sum - self.a_mean
+
+
+def match_runs(a: SavedRun | Path | str, b: SavedRun | Path | str) -> MatchResult:
+    """Play ``a``'s final meta-strategy mixtures against ``b``'s, both seats, exactly.
+
+    Both runs must have played the same game. The values are expected payoffs of "draw a
+    member from each side's meta-strategy, then play", computed by the engine.
+    """
+    a = a if isinstance(a, SavedRun) else load_run(a)
+    b = b if isinstance(b, SavedRun) else load_run(b)
+    if a.game_string != b.game_string:
+        raise RunDirectoryError(f"the runs played different games: {a.path} {a.game_string}, {b.path} {b.game_string}")
+    space = a.space()
+    sigma_a, sigma_b = a.meta_strategies(), b.meta_strategies()
+    a_first = float(sigma_a[0] @ _meta_game(space, a.populations[0], b.populations[1]).matrix @ sigma_b[1])
+    b_first = float(sigma_b[0] @ _meta_game(space, b.populations[0], a.populations[1]).matrix @ sigma_a[1])
+    utility_sum = float(space.utility_sum)
+    return MatchResult(a_as_player0=a_first, a_as_player1=utility_sum - b_first, utility_sum=utility_sum)
+
+
+#: Files :func:`export_meta_game` writes.
+EXPORT_FILES = ("meta_game.csv", "meta_strategies.csv", "meta_game.json")
+
+
+def export_meta_game(run: SavedRun | Path | str, out: Path | str, *, overwrite: bool = False) -> list[Path]:
+    """Write a run's final meta-game and its meta-strategies of every iteration to ``out``.
+
+    * ``meta_game.csv``: the payoff matrix between the final populations (player 0's
+      payoffs; a row per player-0 member, a column per player-1 member, with headers);
+    * ``meta_strategies.csv``: one row per iteration, player and member: its weight;
+    * ``meta_game.json``: all of it, with each member's origin and the population sizes.
+
+    Existing files are replaced only with ``overwrite``. Returns the paths written.
+    """
+    run = run if isinstance(run, SavedRun) else load_run(run)
+    out = Path(out)
+    paths = [out / name for name in EXPORT_FILES]
+    existing = [str(p) for p in paths if p.exists()]
+    if existing and not overwrite:
+        raise RunDirectoryError(f"{', '.join(existing)} exist; pass --overwrite to replace them")
+    matrix = run.meta_game()
+    make_directory(out)
+    try:
+        with open(paths[0], "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["player0", *(f"player1 member{j}" for j in range(matrix.shape[1]))])
+            writer.writerows([f"member{i}", *map(repr, map(float, row))] for i, row in enumerate(matrix))
+        with open(paths[1], "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["iteration", "player", "member", "weight"])
+            for record in run.records:
+                for player, weights in enumerate(record.meta_strategies):
+                    writer.writerows([record.iteration, player, k, repr(float(w))] for k, w in enumerate(weights))
+        write_json_atomic(paths[2], {
+            "run": str(run.path), "game": run.game_string, "iterations": run.iterations, "finished": run.finished,
+            "matrix": matrix.tolist(), "matrix_payoffs_of": "player 0",
+            "members": [[m.origin for m in run.populations[p]] for p in range(2)],
+            "meta_strategies": [{"iteration": r.iteration, "population_sizes": r.population_sizes,
+                                 "weights": r.meta_strategies} for r in run.records],
+        })
+    except OSError as exc:
+        raise RunDirectoryError(f"cannot write to {out}: {exc.strerror or exc}") from None
+    return paths
+
+
+__all__ = ["EXPORT_FILES", "MatchResult", "SavedRun", "export_meta_game", "load_run", "match_runs"]

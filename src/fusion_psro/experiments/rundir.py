@@ -8,17 +8,25 @@ A run directory holds:
   (see :mod:`fusion_psro.experiments.checkpoint`);
 * ``population/``: the final populations: ``player{p}.npz`` (tabular policies
   ``[K, I, A]`` and each member's origin) and, for learned oracles,
-  ``player{p}_member{k:03d}.safetensors`` (network parameters).
+  ``player{p}_member{k:03d}.safetensors`` (network parameters);
+* ``run.lock``: present while a process writes the directory (:class:`RunLock`).
 
-A directory that already holds a run is never overwritten unless the caller says so.
+A directory that already holds a run is never overwritten unless the caller says so, and
+never written by two processes at once.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
+import logging
 import os
+import shlex
 import shutil
+import socket
+import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +34,150 @@ import numpy as np
 
 from fusion_psro.errors import FusionPSROError
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None
+
+log = logging.getLogger(__name__)
+
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 POPULATION_DIR = "population"
+LOCK_FILE = "run.lock"
 #: Everything a run writes; ``--overwrite`` removes exactly these.
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, POPULATION_DIR, "checkpoints", "tensorboard")
 
 
 class RunDirectoryError(FusionPSROError, ValueError):
     """The output directory cannot be used for this run."""
+
+
+class RunDirectoryBusyError(RunDirectoryError):
+    """Another live process is writing the run directory."""
+
+
+def make_directory(path: Path | str) -> list[Path]:
+    """Create ``path`` and its missing parents; returns the directories created, outermost first.
+
+    Raises :class:`RunDirectoryError` naming the path and the reason when it cannot be
+    created (a file in the way, no permission, a read-only file system).
+    """
+    path = Path(path)
+    missing = [p for p in (path, *path.parents) if not p.exists()][::-1]
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise RunDirectoryError(f"{path} exists and is not a directory") from None
+    except NotADirectoryError:
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), path.parent)
+        raise RunDirectoryError(f"cannot create {path}: {blocker} is a file, not a directory") from None
+    except OSError as exc:
+        raise RunDirectoryError(f"cannot create {path}: {exc.strerror or exc}") from None
+    if not path.is_dir():
+        raise RunDirectoryError(f"{path} exists and is not a directory")
+    return missing
+
+
+def remove_created(created: list[Path]) -> None:
+    """Remove directories :func:`make_directory` created, innermost first, if they are empty."""
+    for directory in reversed(created):
+        try:
+            directory.rmdir()
+        except OSError:
+            return
+
+
+class RunLock:
+    """An exclusive lock on a run directory, held for the life of a run.
+
+    ``DIR/run.lock`` is locked with ``fcntl.flock`` and holds the holder's process id, host,
+    command line and start time, so that a second writer is refused with a message naming
+    the live process. The kernel releases the lock when the holder dies, however it dies
+    (``kill -9`` included), so a stale file never blocks a later run; the file is removed
+    when the lock is released. Use as a context manager.
+    """
+
+    def __init__(self, directory: Path | str):
+        self.directory = Path(directory)
+        self.path = self.directory / LOCK_FILE
+        self._fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.release()
+
+    def acquire(self) -> None:
+        if fcntl is None:  # pragma: no cover - not POSIX
+            log.warning("file locks are not available here; nothing stops a second process writing %s", self.directory)
+            return
+        for _ in range(10):
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise RunDirectoryError(f"cannot write to {self.directory}: {exc.strerror or exc}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = self._holder(fd)
+                os.close(fd)
+                raise RunDirectoryBusyError(
+                    f"{self.directory} is being written by {holder}; wait for it to end (or stop it) "
+                    "before running into this directory"
+                ) from None
+            except OSError as exc:  # a file system without locks
+                log.warning("cannot lock %s (%s); nothing stops a second process writing it", self.path, exc)
+                self._fd = fd
+                return
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # the previous holder removed the file as we locked it: lock the new one
+                os.close(fd)
+                continue
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(_holder_record()).encode() + b"\n", 0)
+            self._fd = fd
+            return
+        raise RunDirectoryBusyError(f"{self.directory}: could not take {LOCK_FILE}; another process keeps replacing it")
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError:
+            pass
+        os.close(self._fd)
+        self._fd = None
+
+    @staticmethod
+    def _holder(fd: int) -> str:
+        try:
+            record = json.loads(os.pread(fd, 65536, 0).decode() or "{}")
+        except (OSError, ValueError):
+            record = {}
+        if not isinstance(record, dict) or "pid" not in record:
+            return "another process"
+        return (f"process {record['pid']} on {record.get('host', '?')} ({record.get('command', '?')}), "
+                f"running since {record.get('started', '?')}")
+
+
+def _holder_record() -> dict[str, Any]:
+    argv = list(sys.argv) or ["python"]
+    if argv[0].endswith(("cli.py", "fusion-psro")):
+        argv[0] = "fusion-psro"
+    return {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "command": shlex.join(argv),
+        "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
+
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -53,46 +196,78 @@ def write_json_atomic(path: Path, data: Any) -> None:
         raise
 
 
-def prepare_run_directory(path: Path | str, run_config: dict[str, Any], *, overwrite: bool = False) -> Path:
+def prepare_run_directory(path: Path | str, run_config: dict[str, Any], *, overwrite: bool = False,
+                          same: Callable[[Any], bool] | None = None) -> Path:
     """Create (or, with ``overwrite``, clear) ``path`` for a run described by ``run_config``.
 
     Refuses, with a :class:`RunDirectoryError`, a directory that holds another run or
     files that are not a run's, unless ``overwrite`` is set; with ``overwrite`` only the
-    run's own files (:data:`RUN_FILES`) are removed.
+    run's own files (:data:`RUN_FILES`) are removed. A directory holding this same run
+    (``same(recorded psro settings)``, default: equal records) that was stopped before its
+    first checkpoint is started again; one with checkpoints is refused with the command
+    that continues it.
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise RunDirectoryError(f"output path {path} exists and is not a directory")
+    same = same or (lambda recorded: recorded == run_config.get("psro"))
     if path.exists():
-        entries = sorted(p.name for p in path.iterdir())
+        entries = sorted(p.name for p in path.iterdir() if p.name != LOCK_FILE)
+        restart = False
         if entries and not overwrite:
-            config_path = path / CONFIG_FILE
-            if config_path.exists():
-                try:
-                    existing = json.loads(config_path.read_text()).get("psro", {})
-                except (OSError, json.JSONDecodeError):
-                    existing = None
-                if existing == run_config.get("psro"):
-                    what = "already holds a run with this exact configuration"
-                else:
-                    differences = _differences(existing or {}, run_config.get("psro", {}))
-                    what = f"holds a different run ({differences})"
-            else:
-                what = f"is not empty and holds no run (found: {', '.join(entries[:5])})"
-            raise RunDirectoryError(
-                f"output directory {path} {what}; nothing was changed. Choose another --out, or pass "
-                "--overwrite to replace the run's files"
-            )
-        if overwrite:
-            for name in RUN_FILES:
-                target = path / name
-                if target.is_dir():
-                    shutil.rmtree(target)
-                elif target.exists():
-                    target.unlink()
-    path.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(path / CONFIG_FILE, run_config)
+            restart = _check_reuse(path, entries, run_config, same)
+        if overwrite or restart:
+            remove_run_files(path)
+    make_directory(path)
+    try:
+        write_json_atomic(path / CONFIG_FILE, run_config)
+    except OSError as exc:
+        raise RunDirectoryError(f"cannot write to {path}: {exc.strerror or exc}") from None
     return path
+
+
+def _check_reuse(path: Path, entries: list[str], run_config: dict[str, Any], same: Callable[[Any], bool]) -> bool:
+    """True if ``path`` holds this run, stopped before its first checkpoint (to start again); else refuses."""
+    config_path = path / CONFIG_FILE
+    hint = "Choose another --out, or pass --overwrite to replace the run's files"
+    if not config_path.exists():
+        what = f"is not empty and holds no run (found: {', '.join(entries[:5])})"
+    else:
+        try:
+            existing = json.loads(config_path.read_text()).get("psro", {})
+        except (OSError, ValueError, AttributeError):
+            existing = None
+        if existing is not None and same(existing):
+            recorded = _recorded_iterations(path)
+            if recorded == 0 and not (path / POPULATION_DIR).exists():
+                log.warning("%s holds this run, stopped before its first iteration was recorded; starting it again",
+                            path)
+                return True
+            what = f"holds this run, unfinished ({recorded} iterations recorded)"
+            hint = f"Continue it with `fusion-psro run --resume {path}`, or pass --overwrite to start it again"
+        else:
+            what = f"holds a different run ({_differences(existing or {}, run_config.get('psro', {}))})"
+    raise RunDirectoryError(f"output directory {path} {what}; nothing was changed. {hint}")
+
+
+def _recorded_iterations(path: Path) -> int | str:
+    """How many metrics rows ``path`` holds ("unreadable" when its metrics are damaged)."""
+    if not (path / METRICS_FILE).exists():
+        return 0
+    try:
+        return len(read_metrics(path))
+    except RunDirectoryError:
+        return "unreadable"
+
+
+def remove_run_files(path: Path) -> None:
+    """Remove the run's own files (:data:`RUN_FILES`) from ``path``; other files stay."""
+    for name in RUN_FILES:
+        target = path / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> str:
@@ -102,7 +277,7 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> str:
 
 
 class MetricsLog:
-    """Appends one JSON object per line to ``metrics.jsonl``, flushed after every row."""
+    """Appends one JSON object per line to ``metrics.jsonl``, flushed and synced after every row."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -115,11 +290,45 @@ class MetricsLog:
 
 
 def read_metrics(run_dir: Path | str) -> list[dict[str, Any]]:
-    """The metrics rows of a run directory."""
+    """The metrics rows of a run directory.
+
+    A last line cut short (what a kill while appending leaves: no newline, not JSON) is
+    left out with a warning; any other line that is not a JSON object is an error.
+    """
     path = Path(run_dir) / METRICS_FILE
     if not path.exists():
         raise RunDirectoryError(f"{run_dir} has no {METRICS_FILE}; is it a fusion-psro run directory?")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RunDirectoryError(f"cannot read {path}: {exc}") from None
+    lines = text.split("\n")
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            row = None
+        if isinstance(row, dict):
+            rows.append(row)
+        elif number == len(lines):  # the last line, without its newline: cut short by a kill
+            log.warning("%s: its last line was cut short (the run was killed while writing it); left out", path)
+        else:
+            raise RunDirectoryError(f"{path}: line {number} is not a JSON object; the file was damaged")
+    return rows
+
+
+def check_iterations(rows: list[dict[str, Any]], where: Path | str) -> None:
+    """:class:`RunDirectoryError` unless ``rows`` record iterations 1..N, once each and in order."""
+    iterations = [row.get("iteration") for row in rows]
+    if iterations != list(range(1, len(rows) + 1)):
+        shown = ", ".join(map(str, iterations[:12])) + (", ..." if len(iterations) > 12 else "")
+        raise RunDirectoryError(
+            f"{Path(where) / METRICS_FILE} records iterations [{shown}], not 1..{len(rows)} once each: "
+            "two processes wrote the run at once, or the file was edited. Rerun it with --overwrite"
+        )
 
 
 def save_population(run_dir: Path, populations) -> Path:

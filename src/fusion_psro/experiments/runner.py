@@ -7,22 +7,31 @@ import json
 import logging
 import os
 import platform
+import shutil
+import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
 import fusion_psro
-from fusion_psro.experiments.checkpoint import Checkpointer, CheckpointError, restore_latest
+from fusion_psro.experiments.checkpoint import CHECKPOINT_DIR, Checkpointer, CheckpointError, restore_latest
 from fusion_psro.experiments.rundir import (
     CONFIG_FILE,
     METRICS_FILE,
     POPULATION_DIR,
     MetricsLog,
     RunDirectoryError,
+    RunLock,
+    check_iterations,
+    make_directory,
     prepare_run_directory,
     read_metrics,
+    remove_created,
+    remove_run_files,
     save_population,
+    write_json_atomic,
 )
 from fusion_psro.games.loading import openspiel_version
 from fusion_psro.psro import PSRO, IterationRecord, PSROConfig, resolved_settings
@@ -48,10 +57,11 @@ def run_command(config: PSROConfig, out: Path | str) -> list[str]:
     for field in dataclasses.fields(PSROConfig):
         value = getattr(config, field.name)
         option = "--" + field.name.replace("_", "-")
-        if isinstance(value, dict):  # oracle_options -> --oracle-option KEY=VALUE, as the command line takes it
+        if field.name.endswith("_options"):
+            flag = "--" + field.name[: -len("_options")].replace("_", "-") + "-option"
             for key, item in sorted(value.items()):
-                command += [option.removesuffix("s"), f"{key}={json.dumps(item)}"]
-        elif isinstance(value, bool):
+                command += [flag, f"{key}={json.dumps(item)}"]
+        elif isinstance(value, bool):  # a flag, as the command line takes it
             if value != getattr(defaults, field.name):
                 command += [option if value else "--no-" + option[2:]]
         elif value is not None and value != getattr(defaults, field.name):
@@ -80,16 +90,48 @@ def run_config_record(config: PSROConfig, compiled_game_string: str, out: Path |
 
 
 def finished_run_metrics(out: Path | str, config: PSROConfig) -> list[IterationRecord] | None:
-    """The metrics of ``out`` if it holds a finished run of exactly ``config``, else None."""
+    """The metrics of ``out`` if it holds a finished run of exactly ``config``, else None.
+
+    A run is finished when its population is saved and it recorded ``config.iterations``
+    iterations, or stopped earlier at its target exploitability.
+    """
     out = Path(out)
     try:
         recorded = json.loads((out / CONFIG_FILE).read_text()).get("psro")
         rows = [IterationRecord.from_json(row) for row in read_metrics(out)]
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):
         return None
     saved = all((out / POPULATION_DIR / f"player{p}.npz").exists() for p in range(2))
-    complete = bool(rows) and rows[-1].iteration == config.iterations and saved
-    return rows if same_settings(recorded, config) and complete else None
+    in_order = [row.iteration for row in rows] == list(range(1, len(rows) + 1))
+    if not (rows and in_order and saved and same_settings(recorded, config)):
+        return None
+    target = config.target_exploitability
+    reached = target is not None and rows[-1].exploitability <= target
+    return rows if rows[-1].iteration == config.iterations or reached else None
+
+
+def unused_settings(config: PSROConfig, given: Iterable[str]) -> dict[str, str]:
+    """The settings among ``given`` that a run of ``config`` (resolved) would not use, each with why.
+
+    A setting left at its default says nothing; one given explicitly that the run ignores
+    is a mistake worth a clear error (``--episodes`` with the exact oracle, ``--fusion-start``
+    without an init that fuses).
+    """
+    from fusion_psro.registry import INITS, ORACLES  # noqa: PLC0415
+
+    given = set(given)
+    unused = {}
+    oracle = ORACLES.get(config.oracle)
+    if "episodes" in given and oracle.budget_setting != "episodes":
+        budget = "it trains nothing" if oracle.budget_setting is None else f"its budget is {oracle.budget_setting}"
+        unused["episodes"] = (f"the {config.oracle} oracle has no episode budget ({budget}); oracles that train "
+                              f"for a number of episodes: {ORACLES.accepted(lambda o: o.budget_setting == 'episodes')}")
+    builds_on_population = config.init is not None and not INITS.get(config.init).fallback
+    for name in ("fusion_start", "fusion_fallback"):
+        if name in given and not builds_on_population:
+            unused[name] = (f"it applies to inits that build on the population "
+                            f"({INITS.accepted(lambda i: not i.fallback)}), not to init {config.init}")
+    return unused
 
 
 def same_settings(recorded: dict[str, Any] | None, config: PSROConfig) -> bool:
@@ -107,64 +149,109 @@ def run_psro(
 ) -> list[IterationRecord]:
     """Run PSRO as configured, writing ``config.json``, ``metrics.jsonl`` and the population.
 
-    Returns the metrics rows. The directory is checked before any work starts. If ``out``
-    already holds this exact run, finished, its metrics are returned and nothing runs. A
-    checkpoint is written after every iteration (see :mod:`fusion_psro.experiments.checkpoint`),
-    so :func:`resume_psro` can continue the run if it is interrupted. With ``tensorboard``,
-    each iteration's numbers are also written as TensorBoard scalars under ``out/tensorboard``
-    (needs the ``tensorboard`` package: ``pip install -e '.[tensorboard]'``).
+    Returns the metrics rows. The settings and the directory are checked before any work
+    starts, and the directory is locked (:class:`~fusion_psro.experiments.rundir.RunLock`)
+    for the life of the run. If ``out`` already holds this exact run, finished, its metrics
+    are returned and nothing runs; if it holds this run stopped before its first iteration
+    was recorded, the run starts again. A checkpoint is written after every iteration (see
+    :mod:`fusion_psro.experiments.checkpoint`), so :func:`resume_psro` can continue the run
+    if it is interrupted; a run that fails before its first checkpoint leaves nothing
+    behind. With ``tensorboard``, each iteration's numbers are also written as TensorBoard
+    scalars under ``out/tensorboard`` (needs the ``tensorboard`` package:
+    ``pip install -e '.[tensorboard]'``).
     """
     psro = PSRO(config)  # validates the config and compiles the game first
-    finished = finished_run_metrics(out, psro.config)
-    if finished is not None and not overwrite:
-        log.warning("%s already holds this finished run; nothing to do (pass --overwrite to run it again)", out)
-        return finished
-    out = prepare_run_directory(out, run_config_record(psro.config, psro.space.game_string, out), overwrite=overwrite)
-    return _run_to_end(psro, out, [], progress, tensorboard)
+    out = Path(out)
+    created = make_directory(out)
+    try:
+        with RunLock(out):
+            finished = finished_run_metrics(out, psro.config)
+            if finished is not None and not overwrite:
+                log.warning("%s already holds this finished run; nothing to do (pass --overwrite to run it again)", out)
+                return finished
+            record = run_config_record(psro.config, psro.space.game_string, out)
+            prepare_run_directory(out, record, overwrite=overwrite, same=lambda r: same_settings(r, psro.config))
+            try:
+                return _run_to_end(psro, out, [], progress, tensorboard)
+            except BaseException:
+                if not any((out / CHECKPOINT_DIR).glob("iteration-*.npz")):
+                    remove_run_files(out)  # nothing computed yet: leave the directory as it was
+                raise
+    finally:
+        remove_created(created)  # only directories left empty
 
 
-def resume_psro(out: Path | str, *, progress: bool = True, tensorboard: bool = False) -> list[IterationRecord]:
+def resume_psro(out: Path | str, *, iterations: int | None = None, progress: bool = True,
+                tensorboard: bool = False) -> list[IterationRecord]:
     """Continue the run in ``out`` from its last good checkpoint.
 
     The resumed run ends with the same metrics (wall times aside) as an uninterrupted run
     with the same seed. Metrics rows written after the checkpoint (a crash between the two
-    writes) are dropped and recomputed.
+    writes) are dropped and recomputed. ``iterations`` changes the run's number of
+    iterations: a finished run is extended to it, with the same results as a run asked for
+    that many from the start.
     """
     out = Path(out)
+    if not out.is_dir():
+        raise CheckpointError(f"{out} is not a directory; --resume takes the run directory of an earlier run")
+    with RunLock(out):
+        config = _recorded_config(out)
+        if iterations is not None:
+            config = dataclasses.replace(config, iterations=iterations)
+        psro = PSRO(config)
+        finished = finished_run_metrics(out, psro.config)
+        if finished is not None:
+            log.warning("%s is already finished; nothing to resume", out)
+            return finished
+        rows = read_metrics(out) if (out / METRICS_FILE).exists() else []
+        if iterations is not None and rows and rows[-1].get("iteration", 0) > iterations:
+            raise CheckpointError(
+                f"{out} has run {rows[-1]['iteration']} iterations already; --iterations must be at least that"
+            )
+        iteration = restore_latest(psro, out, at_most=rows[-1].get("iteration", 0) if rows else 0)
+        rows = [row for row in rows if row.get("iteration", 0) <= iteration]
+        check_iterations(rows, out)
+        if rows:  # the recorded wall time includes checkpoint writing, which the loop's own clock leaves out
+            psro.state.wall_s = float(rows[-1].get("wall_s", psro.state.wall_s))
+        _record_settings(out, psro, changed=iterations is not None)
+        # Rewrite the metrics to exactly the checkpointed iterations, atomically.
+        tmp = out / f".{METRICS_FILE}.tmp"
+        tmp.write_text("".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
+        os.replace(tmp, out / METRICS_FILE)
+        log.info("resuming %s after iteration %d", out, iteration)
+        return _run_to_end(psro, out, [IterationRecord.from_json(row) for row in rows], progress, tensorboard)
+
+
+def _recorded_config(out: Path) -> PSROConfig:
+    """The settings in ``out/config.json``, refused if another fusion-psro version wrote them."""
     try:
         record = json.loads((out / CONFIG_FILE).read_text())
     except FileNotFoundError:
         raise CheckpointError(f"{out} has no {CONFIG_FILE}; it is not a fusion-psro run directory") from None
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:
         raise CheckpointError(f"cannot read {out / CONFIG_FILE}: {exc}") from None
-    written_by = record.get("versions", {}).get("fusion_psro")
+    written_by = record.get("versions", {}).get("fusion_psro") if isinstance(record, dict) else None
     if written_by != fusion_psro.__version__:
         raise CheckpointError(
             f"{out} was written by fusion-psro {written_by}; this is {fusion_psro.__version__}. Resume it with "
             "the version that wrote it, or start a new run"
         )
     try:
-        config = PSROConfig.from_record(record["psro"])
+        return PSROConfig.from_record(record["psro"])
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{out / CONFIG_FILE} does not describe a PSRO run ({exc})") from None
-    psro = PSRO(config)
-    finished = finished_run_metrics(out, psro.config)
-    if finished is not None:
-        log.warning("%s is already finished; nothing to resume", out)
-        return finished
-    iteration = restore_latest(psro, out)
-    rows = [row for row in read_metrics(out) if row["iteration"] <= iteration] if (out / METRICS_FILE).exists() else []
-    if [row["iteration"] for row in rows] != list(range(1, iteration + 1)):
-        raise CheckpointError(
-            f"{out / METRICS_FILE} does not hold iterations 1..{iteration} that the checkpoint records; "
-            "the run directory was modified by hand"
-        )
-    # Rewrite the metrics to exactly the checkpointed iterations, atomically.
-    tmp = out / f".{METRICS_FILE}.tmp"
-    tmp.write_text("".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
-    os.replace(tmp, out / METRICS_FILE)
-    log.info("resuming %s after iteration %d", out, iteration)
-    return _run_to_end(psro, out, [IterationRecord.from_json(row) for row in rows], progress, tensorboard)
+
+
+def _record_settings(out: Path, psro: PSRO, *, changed: bool) -> None:
+    """With ``changed`` settings (more iterations), record them; the saved population is no longer the final one."""
+    if not changed:
+        return
+    record = json.loads((out / CONFIG_FILE).read_text())
+    record["psro"] = dataclasses.asdict(psro.config)
+    record["command"] = run_command(psro.config, out)
+    write_json_atomic(out / CONFIG_FILE, record)
+    if (out / POPULATION_DIR).exists():
+        shutil.rmtree(out / POPULATION_DIR)
 
 
 #: Numbers of a metrics row written as TensorBoard scalars, by tag.
@@ -186,32 +273,78 @@ def _tensorboard_writer(out: Path):
 
 def _run_to_end(psro: PSRO, out: Path, rows: list[IterationRecord], progress: bool,
                 tensorboard: bool = False) -> list[IterationRecord]:
+    """Run the remaining iterations; after each, write its checkpoint, then its metrics row.
+
+    The row's ``wall_s`` is the time since the run started (resumed runs: the time recorded
+    before, plus the time since the resume), checkpoint writing included; ``checkpoint_s``
+    is the time this iteration's checkpoint took. A checkpoint is written before its row,
+    so every recorded iteration has had a checkpoint; resuming starts from the newest
+    checkpoint whose row was recorded.
+    """
     metrics = MetricsLog(out / METRICS_FILE)
     checkpointer = Checkpointer(out)
     writer = _tensorboard_writer(out) if tensorboard else None
     log.info("running %s into %s", psro.config, out)
     label = f"{psro.config.variant} {psro.config.oracle}" + (f" {psro.config.init}" if psro.config.init else "")
     rows = list(rows)
+    base, started = psro.state.wall_s, time.perf_counter()
     with tqdm(total=psro.config.iterations, initial=psro.state.iteration, desc=label, unit="it",
               disable=not progress, dynamic_ncols=True) as bar:
-        def record(row: IterationRecord) -> None:
-            metrics.append(row.to_json())
-            checkpointer.save(psro)
-            if writer is not None:
-                for key, tag in TENSORBOARD_SCALARS.items():
-                    writer.add_scalar(tag, getattr(row, key), row.iteration)
-                for player, size in enumerate(row.population_sizes):
-                    writer.add_scalar(f"population_size/player{player}", size, row.iteration)
-                writer.flush()
-            rows.append(row)
-            bar.set_postfix(exploitability=f"{row.exploitability:.4f}", refresh=False)
-            bar.update(1)
+        display = _ProgressDisplay(bar, rows[-1].exploitability if rows else None)
 
+        def record(row: IterationRecord) -> None:
+            checkpoint_started = time.perf_counter()
+            checkpointer.save(psro)
+            row.extra["checkpoint_s"] = time.perf_counter() - checkpoint_started
+            row.wall_s = psro.state.wall_s = base + (time.perf_counter() - started)
+            metrics.append(row.to_json())
+            if writer is not None:
+                _write_scalars(writer, row)
+            rows.append(row)
+            display.iteration_done(row)
+
+        psro.on_progress = display.best_response if progress else None
         try:
             psro.run(callback=record)
         finally:
+            psro.on_progress = None
             if writer is not None:
                 writer.close()
     save_population(out, psro.state.populations)
     log.info("wrote %s, %s and the population to %s", CONFIG_FILE, METRICS_FILE, out)
     return rows
+
+
+def _write_scalars(writer, row: IterationRecord) -> None:
+    for key, tag in TENSORBOARD_SCALARS.items():
+        writer.add_scalar(tag, getattr(row, key), row.iteration)
+    for player, size in enumerate(row.population_sizes):
+        writer.add_scalar(f"population_size/player{player}", size, row.iteration)
+    writer.flush()
+
+
+class _ProgressDisplay:
+    """The run's progress bar: iterations, the last exploitability, and the current best response's episodes."""
+
+    #: Seconds between redraws for progress inside an iteration.
+    INTERVAL = 0.5
+
+    def __init__(self, bar, exploitability: float | None):
+        self.bar = bar
+        self.exploitability = exploitability
+        self._drawn = 0.0
+
+    def _text(self, extra: str = "") -> str:
+        text = "" if self.exploitability is None else f"exploitability {self.exploitability:.4f}"
+        return ", ".join(t for t in (text, extra) if t)
+
+    def best_response(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self._drawn >= self.INTERVAL or done >= total:
+            self._drawn = now
+            self.bar.set_postfix_str(self._text(f"best response {done:,}/{total:,} episodes"), refresh=True)
+
+    def iteration_done(self, row: IterationRecord) -> None:
+        self.exploitability = row.exploitability
+        self.bar.set_postfix_str(self._text(), refresh=False)
+        self.bar.update(1)

@@ -2,12 +2,16 @@
 
 Runs that differ only in their seed form one *method*; :func:`group_by_method` groups
 them and :func:`method_label` names them (``Fusion-PSRO``, ``PSRO-rN (normal init)``).
+Seeds of one method that recorded different numbers of iterations (an unfinished run, a
+run stopped at its target exploitability) are compared at the last iteration all of them
+recorded, in reports and plots alike (:func:`common_iteration`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 from collections.abc import Iterable
 from pathlib import Path
@@ -15,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from fusion_psro.experiments.rundir import CONFIG_FILE, RunDirectoryError, read_metrics
+from fusion_psro.experiments.rundir import CONFIG_FILE, RunDirectoryError, check_iterations, read_metrics
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -33,23 +39,52 @@ class RunSummary:
 
 
 def load_runs(run_dirs: Iterable[Path | str]) -> list[RunSummary]:
-    """Read the config and metrics of each run directory (clear error if one is not a run)."""
+    """Read the config and metrics of each run directory (clear error if one is not a run).
+
+    A directory given twice (by any path) counts once, with a warning. Metrics must record
+    iterations 1..N once each (:func:`~fusion_psro.experiments.rundir.check_iterations`); a
+    last line cut short by a kill is left out.
+    """
     from fusion_psro.psro.config import recorded_settings  # noqa: PLC0415
 
     runs = []
+    seen: dict[Path, Path] = {}
     for run_dir in run_dirs:
         path = Path(run_dir)
+        if path.resolve() in seen:
+            log.warning("%s is %s given again; counted once", path, seen[path.resolve()])
+            continue
+        seen[path.resolve()] = path
         config_path = path / CONFIG_FILE
-        if not config_path.exists():
+        if not config_path.is_file():
             raise RunDirectoryError(f"{path} has no {CONFIG_FILE}; is it a fusion-psro run directory?")
-        recorded = json.loads(config_path.read_text())["psro"]
+        try:
+            recorded = json.loads(config_path.read_text())["psro"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise RunDirectoryError(f"cannot read the settings in {config_path}: {exc}") from None
         # Resolved with today's defaults, so seeds written by different versions group together.
         settings = recorded_settings(recorded) or recorded
         rows = read_metrics(path)
         if not rows:
             raise RunDirectoryError(f"{path} has no iterations recorded yet")
+        check_iterations(rows, path)
         runs.append(RunSummary(path, settings, rows))
     return runs
+
+
+def common_iteration(runs: list[RunSummary]) -> int:
+    """The last iteration every run of ``runs`` recorded: where seeds of unequal length are compared."""
+    return min(run.final["iteration"] for run in runs)
+
+
+def note_unequal_lengths(label: str, runs: list[RunSummary]) -> str | None:
+    """A sentence saying where the seeds of a method are compared, if they differ in length (else None)."""
+    at = common_iteration(runs)
+    longer = [run for run in runs if run.final["iteration"] > at]
+    if not longer:
+        return None
+    return (f"{label}: its {len(runs)} seeds recorded {'/'.join(str(r.final['iteration']) for r in runs)} iterations; "
+            f"all are compared at iteration {at}, the last that every seed recorded")
 
 
 _VARIANT_NAMES = {

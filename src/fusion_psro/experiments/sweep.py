@@ -92,10 +92,14 @@ def load_sweep(path: Path | str, *, quick: bool = False) -> Sweep:
     to ``<out>-quick``.
     """
     path = Path(path)
+    if path.is_dir():
+        raise SweepConfigError(f"{path} is a directory; sweep takes a config file (TOML), e.g. configs/main.toml")
     try:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise SweepConfigError(f"sweep config {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SweepConfigError(f"cannot read sweep config {path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise SweepConfigError(f"{path} is not valid TOML: {exc}") from None
     unknown = sorted(set(data) - _SECTIONS)
@@ -151,7 +155,34 @@ def load_sweep(path: Path | str, *, quick: bool = False) -> Sweep:
     names = [c.name for c in cells]
     if len(set(names)) != len(names):
         raise SweepConfigError(f"{path}: grid values give duplicate run names; make the values distinct")
+    _check_cells(path, cells, set(grid) | set(settings))
     return Sweep(out=out, workers=workers, cells=tuple(cells), plugins=tuple(_cell_plugins(cells)))
+
+
+def _check_cells(path: Path, cells: list[Cell], given: set[str]) -> None:
+    """Refuse, before anything runs, a cell whose game or oracle settings would fail, and a
+    setting that no cell uses."""
+    from fusion_psro.experiments.runner import unused_settings  # noqa: PLC0415
+    from fusion_psro.psro.loop import make_oracle  # noqa: PLC0415
+    from fusion_psro.psro.spaces import make_space  # noqa: PLC0415
+
+    checked: set[str] = set()
+    unused: dict[str, str] | None = None
+    for cell in cells:
+        config = cell.config
+        key = json.dumps([config.game, config.oracle, config.episodes, config.oracle_options], sort_keys=True,
+                         default=str)
+        if key not in checked:
+            try:
+                make_oracle(config, make_space(config))  # loads the game (compiled games are cached)
+            except FusionPSROError as exc:
+                raise SweepConfigError(f"{path}: cell {cell.name}: {exc}") from None
+            checked.add(key)
+        reasons = unused_settings(config, given)
+        unused = reasons if unused is None else {k: v for k, v in unused.items() if k in reasons}
+    if unused:
+        name, why = next(iter(unused.items()))
+        raise SweepConfigError(f"{path}: {name} applies to none of the cells: {why}. Leave it out")
 
 
 def _load_plugins(path: Path, plugins: Any) -> None:
@@ -244,5 +275,5 @@ def run_sweep(sweep: Sweep, *, address: str | None = None, progress: bool = True
             results[index] = {"cell": cell.name, "out": str(cell.out), **outcome.result}
     failures = [r for r in results if r["action"] == "failed"]
     if failures:
-        log.error("%d of %d cells failed (rerun the sweep to resume them)", len(failures), len(sweep.cells))
+        log.error("%d of %d cells failed; the others' results are kept", len(failures), len(sweep.cells))
     return [r for r in results if r is not None]

@@ -1,12 +1,10 @@
 """Best-response oracles: exact (tabular, from the engine), learned (DQN), and gradient (mixture game).
 
 Diversity terms of DPP-, BD&RD- and PSD-PSRO that an oracle can add to its objective are in
-:mod:`fusion_psro.oracles.diversity`; exact behaviour strategies of mixtures of tabular
-policies in :mod:`fusion_psro.oracles.behaviour`.
+:mod:`fusion_psro.oracles.diversity`.
 """
 
 from fusion_psro.oracles.base import BestResponseRequest, BestResponseResult, Oracle, OracleMetrics
-from fusion_psro.oracles.behaviour import mixture_behaviour
 from fusion_psro.oracles.diversity import DIVERSITY_VARIANTS, DiversityMeasure, DiversityTerm, TabularDiversity
 from fusion_psro.oracles.exact import ExactMetrics, ExactOracle
 from fusion_psro.oracles.dqn import DQNConfig, DQNMetrics, DQNOracle  # noqa: I001 (registration order: exact first)
@@ -33,5 +31,4 @@ __all__ = [
     "PGMetrics",
     "PolicyGradientOracle",
     "TabularDiversity",
-    "mixture_behaviour",
 ]

@@ -168,6 +168,10 @@ class Oracle(abc.ABC):
     #: in which ``checkpoints`` count; None for oracles that do not train. A run's
     #: ``--episodes`` feeds an ``"episodes"`` budget.
     budget_setting: str | None = None
+    #: Whether its parameters end in an output layer it can name (:meth:`output_layer_names`).
+    has_output_layer: bool = False
+    #: Whether it can fit its network to a mixture's behaviour strategy (:meth:`distill`).
+    distills: bool = False
 
     @classmethod
     def from_space(cls, space, settings) -> Oracle:
@@ -207,6 +211,17 @@ class Oracle(abc.ABC):
             raise OracleError(
                 f"checkpoints {beyond} lie beyond the {training_episodes} training episodes of a best response"
             )
+
+    def output_layer_names(self, player: int) -> tuple[str, ...]:
+        """Names of the output layer's tensors in ``player``'s parameters (oracles with :attr:`has_output_layer`)."""
+        raise OracleError(f"the {self.name or type(self).__name__} oracle's policies have no output layer")
+
+    def distill(self, player: int, parameters: StateDict, population: np.ndarray, weights: np.ndarray,
+                opponent_policies: np.ndarray | None, opponent_weights: np.ndarray | None, *, steps: int,
+                learning_rate: float) -> StateDict:
+        """``parameters`` fitted by ``steps`` supervised Adam steps to the behaviour strategy of the
+        mixture ``weights @ population`` of ``player``'s policies (oracles with :attr:`distills`)."""
+        raise OracleError(f"the {self.name or type(self).__name__} oracle cannot fit its network to a policy")
 
     def diagnostics(self, player: int, parameters: StateDict | None) -> dict[str, Any]:
         """Numbers that describe a response's parameters (a network's dead units, norm, ...); none by default."""

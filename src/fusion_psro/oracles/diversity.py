@@ -84,7 +84,7 @@ import torch
 from fusion_psro.errors import ConfigError, OracleError
 from fusion_psro.evaluation.sequence_form import realization_plans, sequence_form
 from fusion_psro.games.compiled import CompiledGame
-from fusion_psro.oracles.behaviour import mixture_behaviour
+from fusion_psro.evaluation.behaviour import mixture_behaviour
 from fusion_psro.policies import uniform_policy
 from fusion_psro.registry import DIVERSITY_TERMS, register_diversity_term
 
@@ -218,7 +218,7 @@ def hull_weights(num_members: int, num_samples: int, seed: int) -> np.ndarray:
 def hull_behaviour_policies(compiled: CompiledGame, player: int, population: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Behaviour strategies ``[H, I, A]`` of the mixtures ``weights[h] @ population``, smoothed.
 
-    :func:`~fusion_psro.oracles.behaviour.mixture_behaviour` of each row of ``weights``
+    :func:`~fusion_psro.evaluation.behaviour.mixture_behaviour` of each row of ``weights``
     (``[H, K]``), mixed with :data:`HULL_SMOOTHING` of the uniform legal policy.
     """
     behaviour = mixture_behaviour(compiled, player, population, np.atleast_2d(weights))

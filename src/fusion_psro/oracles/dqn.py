@@ -102,6 +102,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -113,6 +114,7 @@ from torch.nn import functional as F
 
 from fusion_psro.errors import ConfigError, GameNotSupportedError, OracleError
 from fusion_psro.games.compiled import CompiledGame
+from fusion_psro.evaluation import action_values, mixture_behaviour, mixture_plan
 from fusion_psro.games.simulation import VectorizedEpisodes
 from fusion_psro.oracles.base import BestResponseRequest, BestResponseResult, Oracle, OracleMetrics, StateDict
 from fusion_psro.oracles.diversity import DiverseSnapshots, TabularDiversity, measure_for
@@ -120,9 +122,14 @@ from fusion_psro.oracles.networks import (
     MLP,
     SCHEMES,
     adam,
+    check_device,
+    fit_network,
+    fresh_parameters,
     greedy_policy,
-    initialize,
+    is_integer,
+    is_number,
     network_diagnostics,
+    output_layer_names,
     resolve_device,
     torch_threads,
 )
@@ -203,34 +210,42 @@ class DQNConfig:
     diversity_candidates: int = 10
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in self.hidden_sizes))
+        sizes = self.hidden_sizes
+        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__") or not all(
+            is_integer(h) and h >= 1 for h in sizes
+        ):
+            raise ConfigError(f"DQNConfig.hidden_sizes must be a list of integers >= 1, e.g. [64,64]; got {sizes!r}")
+        object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in sizes))
         positive = ("replay_capacity", "batch_size", "learn_every", "target_update_every", "num_envs",
                     "diversity_candidates")
         for name in positive:
             value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value <= 0:
+            if not is_integer(value) or value <= 0:
                 raise ConfigError(f"DQNConfig.{name} must be a positive integer, got {value!r}")
         for name in ("episodes", "min_replay_before_learning"):
             value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value < 0:
+            if not is_integer(value) or value < 0:
                 raise ConfigError(f"DQNConfig.{name} must be a non-negative integer, got {value!r}")
-        if any(h <= 0 for h in self.hidden_sizes):
-            raise ConfigError(f"DQNConfig.hidden_sizes must be positive, got {self.hidden_sizes}")
         if max(self.batch_size, self.min_replay_before_learning) > self.replay_capacity:
             raise ConfigError(
                 "DQNConfig.batch_size and min_replay_before_learning cannot exceed replay_capacity "
                 "(the buffer would never hold enough transitions to learn)"
             )
-        if not 0.0 <= self.epsilon <= 1.0:
-            raise ConfigError(f"DQNConfig.epsilon must lie in [0, 1], got {self.epsilon}")
-        if not 0.0 <= self.discount <= 1.0:
-            raise ConfigError(f"DQNConfig.discount must lie in [0, 1], got {self.discount}")
-        if self.learning_rate < 0:
-            raise ConfigError(f"DQNConfig.learning_rate must be non-negative, got {self.learning_rate}")
+        for name, low, high in (("epsilon", 0.0, 1.0), ("discount", 0.0, 1.0), ("learning_rate", 0.0, math.inf)):
+            value = getattr(self, name)
+            if not is_number(value) or not low <= value <= high or not math.isfinite(value):
+                allowed = f"lie in [{low:g}, {high:g}]" if math.isfinite(high) else f"be a finite number >= {low:g}"
+                raise ConfigError(f"DQNConfig.{name} must {allowed}, got {value!r}")
+        if not is_number(self.huber_delta) or not math.isfinite(self.huber_delta) or self.huber_delta <= 0:
+            raise ConfigError(f"DQNConfig.huber_delta must be a finite number > 0, got {self.huber_delta!r}")
+        clipping = self.gradient_clipping
+        if clipping is not None and (not is_number(clipping) or not math.isfinite(clipping) or clipping <= 0):
+            raise ConfigError(f"DQNConfig.gradient_clipping must be a finite number > 0 or null, got {clipping!r}")
         if self.loss not in LOSSES:
-            raise ConfigError(f"DQNConfig.loss must be one of {LOSSES}, got {self.loss!r}")
-        if self.torch_threads is not None and self.torch_threads <= 0:
-            raise ConfigError(f"DQNConfig.torch_threads must be positive or None, got {self.torch_threads}")
+            raise ConfigError(f"DQNConfig.loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.torch_threads is not None and (not is_integer(self.torch_threads) or self.torch_threads <= 0):
+            raise ConfigError(f"DQNConfig.torch_threads must be a positive integer or null, got {self.torch_threads!r}")
+        check_device(self.device, "DQNConfig")
 
 
 @dataclasses.dataclass
@@ -661,6 +676,8 @@ class DQNOracle(Oracle):
     settings_class = DQNConfig
     takes_checkpoints = True
     budget_setting = "episodes"
+    has_output_layer = True
+    distills = True
 
     def __init__(self, compiled: CompiledGame, config: DQNConfig | None = None) -> None:
         for p in range(2):
@@ -699,8 +716,7 @@ class DQNOracle(Oracle):
         if scheme not in SCHEMES:
             raise OracleError(f"unknown initialization scheme {scheme!r}; accepted: {', '.join(SCHEMES)}")
         network = self.build_network(player)
-        initialize(network, scheme, torch.Generator().manual_seed(int(seed)))
-        return {name: value.detach().clone() for name, value in network.state_dict().items()}
+        return fresh_parameters(network, scheme, seed)
 
     def initial_network(self, request: BestResponseRequest) -> MLP:
         """The Q-network a best response starts from (CPU): ``request.initial_parameters``, else scratch ``normal``."""
@@ -722,6 +738,33 @@ class DQNOracle(Oracle):
         except RuntimeError as exc:
             raise OracleError(f"parameters do not fit player {player}'s Q-network: {exc}") from None
         return network
+
+    def output_layer_names(self, player: int) -> tuple[str, ...]:
+        return output_layer_names(self.build_network(player).state_dict())
+
+    def distill(self, player, parameters, population, weights, opponent_policies, opponent_weights, *, steps,
+                learning_rate) -> StateDict:
+        """Q-values fitted (MSE) to the mixture's exact action values against the opponent mixture.
+
+        At the information states chance and the opponent reach, ``Q(s, a)`` is fitted to
+        ``E[return | s, a, then the mixture's behaviour]``; the other states have no
+        condition to fit and keep their fresh values.
+        """
+        if opponent_policies is None:
+            raise OracleError("distilling a Q-network needs the opponent mixture it will face")
+        compiled = self.compiled
+        behaviour = mixture_behaviour(compiled, player, population, weights)
+        values = action_values(compiled, player, behaviour, mixture_plan(compiled, 1 - player, opponent_policies,
+                                                                          opponent_weights))
+        target = torch.from_numpy(values.q).float()
+        fitted = torch.from_numpy(compiled.players[player].legal_mask & (values.reach > 0)[:, None])
+
+        def loss(q: torch.Tensor) -> torch.Tensor:
+            return ((q - target)[fitted] ** 2).mean()
+
+        with torch_threads(self.config.torch_threads):
+            return fit_network(self.network(player, parameters), compiled.players[player].tensors, loss,
+                               steps=steps, learning_rate=learning_rate)
 
     def diagnostics(self, player: int, parameters: StateDict | None) -> dict[str, Any]:
         """Plasticity of the Q-network with ``parameters`` (:func:`~fusion_psro.oracles.networks.network_diagnostics`)."""

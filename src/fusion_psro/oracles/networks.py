@@ -38,18 +38,25 @@ class MLP(nn.Module):
         return self.layers[-1](x)
 
 
-def initialize(network: MLP, scheme: str, generator: torch.Generator) -> None:
-    """Initialize ``network`` in place; biases are zero under every scheme.
+def initialize(network: MLP, scheme: str, seed: int) -> None:
+    """Initialize ``network`` in place from ``seed``; biases are zero under every scheme.
 
     * ``"normal"``: every weight ~ N(0, 1 / fan_in) (LeCun normal).
     * ``"orthogonal"``: :func:`torch.nn.init.orthogonal_` with gain sqrt(2) (ReLU) on
       the hidden layers and gain 1 on the output layer.
     * ``"kaiming"``: He normal, N(0, 2 / fan_in) on the hidden layers
       (:func:`torch.nn.init.kaiming_normal_`, fan-in, ReLU) and N(0, 1 / fan_in) on the
-      output layer.
+      output layer, from a random stream of its own. Drawn from normal's stream it would
+      be normal's network with every hidden weight times sqrt(2): with zero biases a ReLU
+      network is positively homogeneous, so its outputs would be normal's times
+      2^(hidden layers / 2) and its greedy policy normal's, not a different start.
+
+    The draws come from a private :class:`torch.Generator`; the global RNG is untouched.
     """
     if scheme not in SCHEMES:
         raise ConfigError(f"unknown initialization scheme {scheme!r}; accepted: {', '.join(SCHEMES)}")
+    stream = int(seed) if scheme != "kaiming" else int(np.random.SeedSequence([int(seed), 2]).generate_state(1)[0])
+    generator = torch.Generator().manual_seed(stream)
     last = len(network.layers) - 1
     with torch.no_grad():
         for k, layer in enumerate(network.layers):
@@ -65,11 +72,78 @@ def initialize(network: MLP, scheme: str, generator: torch.Generator) -> None:
             nn.init.zeros_(layer.bias)
 
 
+def fresh_parameters(network: MLP, scheme: str, seed: int) -> dict[str, torch.Tensor]:
+    """Parameters of ``network`` drawn by ``scheme`` from ``seed`` (:func:`initialize`), as CPU copies."""
+    initialize(network, scheme, seed)
+    return {name: value.detach().clone() for name, value in network.state_dict().items()}
+
+
+def output_layer_names(parameters) -> tuple[str, ...]:
+    """Names of the output layer's tensors in an :class:`MLP` state dict (``layers.{last}.*``)."""
+    layers = [int(name.split(".")[1]) for name in parameters if name.startswith("layers.")]
+    if not layers:
+        raise ConfigError(f"parameters {sorted(parameters)[:4]} are not an MLP's; they have no output layer")
+    return tuple(sorted(name for name in parameters if name.startswith(f"layers.{max(layers)}.")))
+
+
+def fit_network(network: MLP, observations: np.ndarray, loss, *, steps: int, learning_rate: float) -> dict:
+    """``network`` after ``steps`` full-batch Adam steps on ``loss(outputs over all observations)``; its parameters."""
+    inputs = torch.from_numpy(observations)
+    optimizer = adam(network, learning_rate)
+    for _ in range(steps):
+        optimizer.zero_grad(set_to_none=True)
+        loss(network(inputs)).backward()
+        optimizer.step()
+    return {name: value.detach().clone() for name, value in network.state_dict().items()}
+
+
 def resolve_device(device: str) -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; anything else is passed to torch."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+#: Device types a ``device`` setting may name (besides ``"auto"``).
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def check_device(device: object, owner: str) -> None:
+    """:class:`ConfigError` unless ``device`` is ``"auto"`` or a device this machine has.
+
+    ``owner`` names the setting's oracle in the message (``"DQNConfig"``, ``"pg oracle"``).
+    """
+    accepted = "'auto' or a torch device this machine has: 'cpu', or 'cuda' / 'cuda:0' where CUDA is present"
+    if device == "auto":
+        return
+    if not isinstance(device, str):
+        raise ConfigError(f"{owner}: device must be {accepted}; got {device!r}")
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        parsed = None
+    if parsed is None or parsed.type not in DEVICE_TYPES:
+        raise ConfigError(f"{owner}: device must be {accepted}; got {device!r}")
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"{owner}: device {device!r} needs CUDA, which this machine (or this PyTorch build) "
+                              "does not have; use device=auto or device=cpu")
+        if parsed.index is not None and parsed.index >= count:
+            raise ConfigError(f"{owner}: device {device!r} does not exist; this machine has CUDA devices "
+                              f"cuda:0..cuda:{count - 1}")
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"{owner}: device {device!r} is not available here; use device=auto or device=cpu")
+
+
+def is_integer(value: object) -> bool:
+    """An integer that is not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def is_number(value: object) -> bool:
+    """A real number that is not a bool (NaN and infinities included)."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 def available_cpus() -> int:
@@ -137,6 +211,6 @@ def network_diagnostics(network: MLP, observations: np.ndarray, legal_mask: np.n
 
 
 __all__ = [
-    "MLP", "SCHEMES", "adam", "available_cpus", "greedy_policy", "initialize", "network_diagnostics", "resolve_device",
-    "torch_threads",
+    "MLP", "SCHEMES", "adam", "available_cpus", "fit_network", "fresh_parameters", "greedy_policy", "initialize", "network_diagnostics",
+    "output_layer_names", "resolve_device", "torch_threads",
 ]

@@ -63,6 +63,7 @@ import torch
 
 from fusion_psro.errors import ConfigError, OracleError
 from fusion_psro.evaluation import mixture_plan
+from fusion_psro.evaluation.behaviour import mixture_behaviour, opponent_reach
 from fusion_psro.evaluation.sequence_form import best_response_to_plans, realization_plans, sequence_form
 from fusion_psro.games.compiled import CompiledGame, PlayerInfostates
 from fusion_psro.oracles.base import BestResponseRequest, BestResponseResult, Oracle, OracleMetrics, StateDict
@@ -71,9 +72,12 @@ from fusion_psro.oracles.networks import (
     MLP,
     SCHEMES,
     adam,
+    check_device,
+    fit_network,
+    fresh_parameters,
     greedy_policy,
-    initialize,
     network_diagnostics,
+    output_layer_names,
     resolve_device,
     torch_threads,
 )
@@ -176,16 +180,7 @@ class PGConfig:
                 f"pg oracle: population_policy must be one of {', '.join(POPULATION_POLICIES)}, "
                 f"got {self.population_policy!r}"
             )
-        if not isinstance(self.device, str):
-            raise ConfigError(f"pg oracle: device must be 'auto' or a torch device name such as 'cpu', got {self.device!r}")
-        if self.device != "auto":
-            try:
-                torch.device(self.device)
-            except RuntimeError:
-                raise ConfigError(
-                    f"pg oracle: device must be 'auto' or a torch device name such as 'cpu' or 'cuda:0', "
-                    f"got {self.device!r}"
-                ) from None
+        check_device(self.device, "pg oracle")
         if not _is_integer(self.diversity_candidates) or self.diversity_candidates < 1:
             raise ConfigError(f"pg oracle: diversity_candidates must be an integer >= 1, got {self.diversity_candidates!r}")
         if self.torch_threads is not None and (not _is_integer(self.torch_threads) or self.torch_threads < 1):
@@ -235,20 +230,6 @@ class DifferentiablePlan:
             reach = plan[parents]
             plan = plan.index_put((sequences,), (reach[:, None] * policy[infostates]).reshape(-1))
         return plan
-
-
-def opponent_reach(compiled: CompiledGame, player: int, opponent_plan: np.ndarray) -> np.ndarray:
-    """``float64[I]``: probability that chance and the opponent's plan lead into each information state.
-
-    The sum over the histories ``h`` of the state of ``chance_reach(h) * y(opponent's
-    sequence at h)``; with the player's own reach it gives the probability of visiting
-    the state.
-    """
-    decisions = np.flatnonzero(compiled.node_player == player)
-    weights = compiled.chance_reach[decisions] * opponent_plan[compiled.sequences[decisions, 1 - player]]
-    reach = np.zeros(compiled.players[player].num_infostates)
-    np.add.at(reach, compiled.node_infostate[decisions], weights)
-    return reach
 
 
 class SequenceFormObjective:
@@ -310,6 +291,8 @@ class PolicyGradientOracle(Oracle):
     scratch_schemes = SCHEMES
     settings_class = PGConfig
     budget_setting = "steps"
+    has_output_layer = True
+    distills = True
 
     def __init__(self, compiled: CompiledGame, config: PGConfig | None = None) -> None:
         for p in range(2):
@@ -351,8 +334,7 @@ class PolicyGradientOracle(Oracle):
         if scheme not in SCHEMES:
             raise OracleError(f"unknown initialization scheme {scheme!r}; accepted: {', '.join(SCHEMES)}")
         network = self.build_network(player)
-        initialize(network, scheme, torch.Generator().manual_seed(int(seed)))
-        return {name: value.detach().clone() for name, value in network.state_dict().items()}
+        return fresh_parameters(network, scheme, seed)
 
     def network(self, player: int, parameters: StateDict) -> MLP:
         """``player``'s policy network holding ``parameters``; :class:`OracleError` if they do not fit."""
@@ -387,6 +369,24 @@ class PolicyGradientOracle(Oracle):
             policy = masked_softmax(network(observations), legal).cpu().numpy()
         # Renormalize in float64 so that rows sum to 1 to the engine's tolerance exactly.
         return policy / policy.sum(axis=1, keepdims=True)
+
+    def output_layer_names(self, player: int) -> tuple[str, ...]:
+        return output_layer_names(self.build_network(player).state_dict())
+
+    def distill(self, player, parameters, population, weights, opponent_policies, opponent_weights, *, steps,
+                learning_rate) -> StateDict:
+        """The softmax fitted by cross-entropy to the mixture's behaviour strategy, at every information state."""
+        info = self.compiled.players[player]
+        target = torch.from_numpy(mixture_behaviour(self.compiled, player, population, weights))
+        legal = torch.from_numpy(info.legal_mask)
+
+        def loss(logits: torch.Tensor) -> torch.Tensor:
+            log_policy = masked_log_softmax(logits, legal).masked_fill(~legal, 0.0)
+            return -(target * log_policy).sum(dim=1).mean()
+
+        with torch_threads(self.config.torch_threads):
+            return fit_network(self.network(player, parameters), info.tensors, loss, steps=steps,
+                               learning_rate=learning_rate)
 
     def diagnostics(self, player: int, parameters: StateDict | None) -> dict[str, Any]:
         """Plasticity of the policy network (:func:`~fusion_psro.oracles.networks.network_diagnostics`; the gap is in logits)."""

@@ -2,7 +2,13 @@
 
 from fusion_psro.errors import ConfigError
 from fusion_psro.psro.config import POPULATION_MODES, PSROConfig, resolved_settings
-from fusion_psro.psro.initialization import Initialization, StartContext, fuse_parameters, initial_parameters
+from fusion_psro.psro.initialization import (
+    Initialization,
+    InitializationChoice,
+    StartContext,
+    fuse_parameters,
+    initial_parameters,
+)
 from fusion_psro.psro.loop import PSRO, PSROState, Response, make_oracle
 from fusion_psro.psro.population import Member
 from fusion_psro.psro.records import IterationRecord
@@ -13,6 +19,7 @@ __all__ = [
     "PSRO",
     "ConfigError",
     "Initialization",
+    "InitializationChoice",
     "IterationRecord",
     "Member",
     "PSROConfig",

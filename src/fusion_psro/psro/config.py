@@ -66,6 +66,10 @@ class PSROConfig:
                                               "(default: the term's, 0.1)")
     oracle_options: dict[str, Any] = _setting(dict, "oracle settings by name (the fields of the oracle's settings "
                                               "class), e.g. learning_rate=0.001 or hidden_sizes=[64,64]")
+    init_options: dict[str, Any] = _setting(dict, "settings of the init by name, e.g. shrink=0.5 (shrink-perturb) "
+                                            "or steps=500 (nash-distill)")
+    target_exploitability: float | None = _setting(None, "stop once the exploitability (NashConv / 2) is at or "
+                                                   "below this, before --iterations if it comes first")
     meta_solver_options: dict[str, Any] = _setting(dict, "meta-solver settings by name (its keyword parameters), "
                                                    "e.g. iterations=1000 for fp; a solver that takes a seed gets "
                                                    "one from the run's seed and the iteration")
@@ -85,7 +89,7 @@ class PSROConfig:
         """
         from fusion_psro.psro.spaces import game_kind  # noqa: PLC0415 (spaces import the games)
 
-        config = dataclasses.replace(self, oracle_options=dict(self.oracle_options),
+        config = dataclasses.replace(self, oracle_options=dict(self.oracle_options), init_options=dict(self.init_options),
                                      meta_solver_options=dict(self.meta_solver_options))
         kind = game_kind(config.game)
         oracle_class = _resolve_oracle(config, kind, oracle)
@@ -250,6 +254,7 @@ def _resolve_init(config: PSROConfig, oracle_class) -> None:
         raise ConfigError(f"unknown fusion fallback {config.fusion_fallback!r}; accepted: {', '.join(fallbacks)}")
     if not oracle_class.trains_parameters:
         return
+    INITS.get(config.init).settings(config.init_options)
     usable = INITS.names(lambda i: i.unsupported_by(oracle_class) is None)
     for setting in ("init", "fusion_fallback"):
         name = getattr(config, setting)
@@ -272,6 +277,10 @@ def _check_numbers(config: PSROConfig) -> None:
         raise ConfigError(f"seed must be a non-negative integer, got {config.seed!r}")
     if not np.isfinite(config.pipeline_plateau) or config.pipeline_plateau < 0:
         raise ConfigError(f"pipeline_plateau must be >= 0, got {config.pipeline_plateau!r}")
+    target = config.target_exploitability
+    if target is not None and (isinstance(target, bool) or not isinstance(target, (int, float, np.floating))
+                               or not np.isfinite(target) or target < 0):
+        raise ConfigError(f"target_exploitability must be a finite number >= 0, got {target!r}")
 
 
 __all__ = ["POPULATION_MODES", "PSROConfig", "recorded_settings", "resolved_settings"]

@@ -1,4 +1,4 @@
-"""Where a new best-response network starts: scratch, inherited, or Nash Policy Fusion.
+"""Where a new best-response network starts: scratch, inherited, Nash Policy Fusion, and its variants.
 
 Each strategy is an :class:`Initialization` registered by name in
 :data:`fusion_psro.registry.INITS` (``--init``); it declares which oracles it applies to
@@ -14,6 +14,12 @@ Each strategy is an :class:`Initialization` registered by name in
   it into its target network and starts a fresh optimizer. Fusion starts at iteration
   ``fusion_start``; before it, and whenever no member with positive weight has
   parameters, the ``fusion_fallback`` strategy is used.
+* ``shrink-perturb``: ``lambda * fused + (1 - lambda) * fresh`` (Ash and Adams 2020);
+  ``fusion-reset-output``: the fused network with a freshly drawn output layer;
+  ``nash-distill``: a fresh network fitted to the exact behaviour strategy of the
+  player's meta-Nash mixture. These keep fusion's head start or its target without its
+  warm-start problems; they follow fusion's start iteration and fallback. Their settings
+  (``--init-option``) are :class:`ShrinkPerturbSettings` and :class:`DistillSettings`.
 
 Members without parameters (the uniform policy that seeds every population) take no part
 in fusion: the weights of the members that have parameters are renormalized. With the
@@ -30,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fusion_psro.errors import FusionPSROError
+from fusion_psro.errors import ConfigError, FusionPSROError
 from fusion_psro.psro.population import StateDict
 from fusion_psro.registry import INITS, register_init
 
@@ -119,6 +125,12 @@ class StartContext:
         Parameters of the player's previous best response (``inherit``), or None.
     fusion_start, fusion_fallback:
         First iteration that fuses, and the strategy used before it.
+    population_policies:
+        The tabular policies of the player's population (what its meta-strategy mixes).
+    opponent_policies, opponent_weights:
+        The opponent mixture the new response will be trained against.
+    settings:
+        The init's settings (an instance of its :attr:`Initialization.settings_class`), or None.
     """
 
     oracle: Any
@@ -130,6 +142,10 @@ class StartContext:
     previous_parameters: StateDict | None = None
     fusion_start: int = 1
     fusion_fallback: str = "normal"
+    population_policies: Sequence[np.ndarray] = ()
+    opponent_policies: np.ndarray | None = None
+    opponent_weights: np.ndarray | None = None
+    settings: Any = None
 
 
 class Initialization(abc.ABC):
@@ -139,10 +155,27 @@ class Initialization(abc.ABC):
     name: str = ""
     #: Whether it can stand in for fusion before ``fusion_start`` (it needs no population).
     fallback: bool = False
+    #: Frozen dataclass of its settings (``--init-option KEY=VALUE``), or None.
+    settings_class: type | None = None
 
     def unsupported_by(self, oracle_class: type) -> str | None:
         """Why it cannot start ``oracle_class``'s best responses, or None if it can."""
         return None
+
+    def settings(self, options: dict[str, Any]) -> Any:
+        """Its settings from ``options`` (a :class:`ConfigError` names unknown or bad ones)."""
+        if self.settings_class is None:
+            if options:
+                raise ConfigError(f"init {self.name!r} has no settings; got {sorted(options)}")
+            return None
+        known = {f.name for f in dataclasses.fields(self.settings_class)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ConfigError(f"unknown {self.name} init option(s) {unknown}; accepted: {', '.join(sorted(known))}")
+        try:
+            return self.settings_class(**options)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"init {self.name!r}: {exc}") from None
 
     @abc.abstractmethod
     def choose(self, context: StartContext) -> InitializationChoice:
@@ -184,9 +217,7 @@ class FusionInit(Initialization):
 
     def choose(self, context: StartContext) -> InitializationChoice:
         fused = fused_population(context)
-        if fused is None:
-            return INITS.get(context.fusion_fallback).choose(dataclasses.replace(context, fusion_fallback="normal"))
-        return fused
+        return _fall_back(context) if fused is None else fused
 
 
 def fused_population(context: StartContext) -> InitializationChoice | None:
@@ -203,10 +234,139 @@ def fused_population(context: StartContext) -> InitializationChoice | None:
     return InitializationChoice(fused, "fusion", time.perf_counter() - started)
 
 
+def _fresh(context: StartContext) -> StateDict:
+    """A fresh ``normal`` draw for the same network (the noise the fusion variants below add)."""
+    return context.oracle.scratch_parameters(context.player, "normal", context.seed)
+
+
+def _needs_normal(oracle_class: type) -> str | None:
+    return None if "normal" in oracle_class.scratch_schemes else "it has no normal scratch scheme to draw fresh weights"
+
+
+@dataclasses.dataclass(frozen=True)
+class ShrinkPerturbSettings:
+    """Settings of :class:`ShrinkPerturbInit`."""
+
+    #: Weight ``lambda`` of the fused parameters; ``1 - lambda`` goes to the fresh draw.
+    shrink: float = 0.5
+
+    def __post_init__(self) -> None:
+        if isinstance(self.shrink, bool) or not isinstance(self.shrink, (int, float)) or not 0 <= self.shrink <= 1:
+            raise ConfigError(f"shrink must be a number in [0, 1], got {self.shrink!r}")
+
+
+class ShrinkPerturbInit(Initialization):
+    """Shrink and perturb applied to fusion: ``lambda * fused + (1 - lambda) * fresh``.
+
+    Ash and Adams (NeurIPS 2020, *On warm-starting neural network training*) found that a
+    warm-started network trains worse than a fresh one, and that shrinking its weights
+    and adding fresh noise restores what it lost. Here the warm start is the fused
+    network and the noise a fresh ``normal`` draw; before ``fusion_start``, or with
+    nothing to fuse, the fallback init is used as for fusion.
+    """
+
+    settings_class = ShrinkPerturbSettings
+
+    def unsupported_by(self, oracle_class: type) -> str | None:
+        return _needs_normal(oracle_class)
+
+    def choose(self, context: StartContext) -> InitializationChoice:
+        fused = fused_population(context)
+        if fused is None:
+            return _fall_back(context)
+        shrink = (context.settings or ShrinkPerturbSettings()).shrink
+        fresh = _fresh(context)
+        mixed = {name: (shrink * tensor.double() + (1 - shrink) * fresh[name].double()).to(tensor.dtype)
+                 if tensor.is_floating_point() else tensor for name, tensor in fused.parameters.items()}
+        return InitializationChoice(mixed, self.name, fused.fusion_seconds)
+
+
+class FusionResetOutputInit(Initialization):
+    """Fusion with the output layer drawn afresh: the fused features, a new head.
+
+    A fused Q-network keeps the averaged scale of its members' outputs; its last layer,
+    drawn fresh (``normal``), starts from small outputs while the hidden layers keep what
+    the population learned.
+    """
+
+    def unsupported_by(self, oracle_class: type) -> str | None:
+        if not getattr(oracle_class, "has_output_layer", False):
+            return "its policies have no output layer"
+        return _needs_normal(oracle_class)
+
+    def choose(self, context: StartContext) -> InitializationChoice:
+        fused = fused_population(context)
+        if fused is None:
+            return _fall_back(context)
+        fresh = _fresh(context)
+        head = set(context.oracle.output_layer_names(context.player))
+        parameters = {name: fresh[name] if name in head else tensor for name, tensor in fused.parameters.items()}
+        return InitializationChoice(parameters, self.name, fused.fusion_seconds)
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillSettings:
+    """Settings of :class:`NashDistillInit`."""
+
+    #: Full-batch Adam steps of the supervised fit.
+    steps: int = 500
+    #: Adam step size of the fit.
+    learning_rate: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+            raise ConfigError(f"steps must be an integer >= 1, got {self.steps!r}")
+        if isinstance(self.learning_rate, bool) or not isinstance(self.learning_rate, (int, float)) \
+                or not self.learning_rate > 0:
+            raise ConfigError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
+
+
+class NashDistillInit(Initialization):
+    """A fresh network fitted to the player's meta-Nash mixture: its policy, not its parameters' average.
+
+    The mixture "draw a member by its meta-Nash weight, then follow it" is one behaviour
+    strategy, which the engine computes exactly from the weighted realization plans (every
+    member counts, the parameter-less first one too). A fresh ``normal`` network is fitted
+    to it by supervised full-batch steps, as the oracle defines the fit
+    (:meth:`distill`: the pg oracle fits its softmax by cross-entropy; the DQN fits its
+    Q-values to the mixture's exact action values against the opponent mixture, so its
+    values are the mixture's and its greedy policy the mixture's one-step improvement).
+    """
+
+    settings_class = DistillSettings
+
+    def unsupported_by(self, oracle_class: type) -> str | None:
+        if not getattr(oracle_class, "distills", False):
+            return "it cannot fit its network to a policy"
+        return _needs_normal(oracle_class)
+
+    def choose(self, context: StartContext) -> InitializationChoice:
+        weights = np.asarray(context.meta_strategy, dtype=np.float64)
+        if context.iteration < context.fusion_start or not len(context.population_policies) or weights.sum() <= 0:
+            return _fall_back(context)
+        settings = context.settings or DistillSettings()
+        started = time.perf_counter()
+        parameters = context.oracle.distill(
+            context.player, _fresh(context), np.stack(context.population_policies), weights / weights.sum(),
+            context.opponent_policies, context.opponent_weights, steps=settings.steps,
+            learning_rate=settings.learning_rate,
+        )
+        return InitializationChoice(parameters, self.name, time.perf_counter() - started)
+
+
+def _fall_back(context: StartContext) -> InitializationChoice:
+    """The fallback init of a fusion-like init that has nothing to start from yet."""
+    return INITS.get(context.fusion_fallback).choose(
+        dataclasses.replace(context, fusion_fallback="normal", settings=None))
+
+
 for _scheme in ("normal", "orthogonal", "kaiming"):
     register_init(_scheme, ScratchInit(_scheme))
 register_init("inherit", InheritInit())
 register_init("fusion", FusionInit())
+register_init("shrink-perturb", ShrinkPerturbInit())
+register_init("fusion-reset-output", FusionResetOutputInit())
+register_init("nash-distill", NashDistillInit())
 
 
 def initial_parameters(*, strategy: str, **context: Any) -> InitializationChoice:

@@ -120,10 +120,14 @@ class PSRO:
         self._seeded_solver = takes_seed(self.meta_solver)
         self._solves = 0  # meta-solver calls in this iteration (each seeded solve draws afresh)
         self.variant = VARIANTS.get(self.config.variant)()
+        self.init_settings = INITS.get(self.config.init).settings(self.config.init_options) if self.config.init else None
         #: The players whose best responses the run computes (player 0 alone in a symmetric population).
         self.players: tuple[int, ...] = (0,) if self.config.population == "symmetric" else (0, 1)
         self.state = self._initial_state()
         self._responses: list[Response] = []
+        #: Called as ``on_progress(done, total)`` while an oracle trains (training episodes of
+        #: the current best response), for a progress display.
+        self.on_progress: Callable[[int, int], None] | None = None
 
     def _initial_state(self) -> PSROState:
         meta_game = self.space.new_meta_game()
@@ -181,13 +185,23 @@ class PSRO:
         )
 
     def run(self, callback: Callable[[IterationRecord], None] | None = None) -> list[IterationRecord]:
-        """Run the remaining iterations; ``callback`` receives each metrics row."""
+        """Run the remaining iterations; ``callback`` receives each metrics row.
+
+        With ``config.target_exploitability``, the run stops after the first iteration whose
+        exploitability is at or below it; that row records ``target_reached: true``.
+        """
         records = []
+        target = self.config.target_exploitability
         while self.state.iteration < self.config.iterations:
             record = self.step()
+            reached = target is not None and record.exploitability <= target
+            if reached:
+                record.extra["target_reached"] = True
             records.append(record)
             if callback is not None:
                 callback(record)
+            if reached:
+                break
         return records
 
     # -- what variants ask of the loop ------------------------------------------------------
@@ -230,13 +244,16 @@ class PSRO:
             self.state.meta_game.replace(seat, index, member.policy)
 
     def start(self, player: int, *, own: list[Member], own_weights: np.ndarray, previous: Member | None,
-              seed: int) -> StateDict | None:
-        """Parameters for a new member chosen by the run's init (None if the oracle has none).
+              seed: int, opponents: list[Member], opponent_weights: np.ndarray) -> StateDict | None:
+        """Parameters for a new member chosen by the run's init (None if the oracle has none),
+        for a member that will respond to ``opponents`` mixed by ``opponent_weights``.
 
         The choice is recorded in this iteration's metrics like a best response that trained
         no episodes.
         """
-        choice = self._choose_start(player, own, own_weights, previous, seed)
+        plan = ResponsePlan(player=player, opponents=opponents, opponent_weights=opponent_weights, seed=seed, own=own,
+                            own_weights=own_weights, previous=previous)
+        choice = self._choose_start(plan)
         self._responses.append(Response(None, choice and choice.strategy, choice.fusion_seconds if choice else 0.0))
         return None if choice is None else choice.parameters
 
@@ -294,14 +311,19 @@ class PSRO:
                                   f"the {self.config.variant} variant changed it behind the loop's back")
 
     # -- one oracle call --------------------------------------------------------------------
-    def _choose_start(self, player, own, own_weights, previous, seed):
+    def _choose_start(self, plan: ResponsePlan):
         if not self.oracle.trains_parameters:
             return None
+        keep = plan.opponent_weights > 0
         return INITS.get(self.config.init).choose(StartContext(
-            oracle=self.oracle, player=player, iteration=self.state.iteration, seed=seed,
-            population_parameters=[m.parameters for m in own], meta_strategy=own_weights,
-            previous_parameters=None if previous is None else previous.parameters,
+            oracle=self.oracle, player=plan.player, iteration=self.state.iteration, seed=plan.seed,
+            population_parameters=[m.parameters for m in plan.own], meta_strategy=plan.own_weights,
+            previous_parameters=None if plan.previous is None else plan.previous.parameters,
             fusion_start=self.config.fusion_start, fusion_fallback=self.config.fusion_fallback,
+            population_policies=[m.policy for m in plan.own],
+            opponent_policies=stack_policies([m for m, k in zip(plan.opponents, keep) if k]),
+            opponent_weights=plan.opponent_weights[keep] / plan.opponent_weights[keep].sum(),
+            settings=self.init_settings,
         ))
 
     def _respond(self, plan: ResponsePlan) -> Response:
@@ -311,7 +333,7 @@ class PSRO:
         if start is not None:
             init = "continue"
         else:
-            choice = self._choose_start(plan.player, plan.own, plan.own_weights, plan.previous, plan.seed)
+            choice = self._choose_start(plan)
             if choice is not None:
                 start, init, fusion_s = choice.parameters, choice.strategy, choice.fusion_seconds
         keep = plan.opponent_weights > 0
@@ -319,7 +341,7 @@ class PSRO:
             player=plan.player,
             opponent_population=stack_policies([m for m, k in zip(plan.opponents, keep) if k]),
             opponent_meta_strategy=plan.opponent_weights[keep] / plan.opponent_weights[keep].sum(),
-            initial_parameters=start, seed=plan.seed, diversity=plan.diversity,
+            initial_parameters=start, seed=plan.seed, diversity=plan.diversity, on_progress=self.on_progress,
         ))
         member = Member(policy=result.policy, parameters=result.parameters, origin=f"iteration {self.state.iteration}")
         response = Response(member, init, fusion_s, result.episodes, result.metrics.to_json())

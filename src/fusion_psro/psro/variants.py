@@ -276,11 +276,14 @@ class Pipeline(Variant):
         for player in run.players:
             while len(self.active[player]) < run.config.pipeline_learners:
                 slot = len(self.active[player])
-                fixed = state.populations[player][: len(state.populations[player]) - slot]
+                fixed = self._fixed(run, player)
                 member = Member(policy=run.space.initial_policy(player), origin=f"iteration {state.iteration}")
+                sigma = self._fixed_solution(run)
+                opponents = self._fixed(run, 1 - player)
                 member.parameters = run.start(
-                    player, own=fixed, own_weights=self._fixed_meta_strategy(run, player),
-                    previous=state.last_best_response[player], seed=run.seed(state.iteration, player, 1000 + slot),
+                    player, own=fixed, own_weights=sigma[player], previous=state.last_best_response[player],
+                    seed=run.seed(state.iteration, player, 1000 + slot), opponents=opponents,
+                    opponent_weights=sigma[1 - player],
                 )
                 self.active[player].append(_Learner(member))
                 run.add(player, member, best_response=False)
@@ -288,19 +291,21 @@ class Pipeline(Variant):
     def _index(self, run: PSRO, player: int, slot: int) -> int:
         return len(run.state.populations[player]) - len(self.active[player]) + slot
 
-    def _fixed(self, run: PSRO, player: int) -> int:
-        """How many of ``player``'s members are fixed (a repeated list has its source's learners)."""
-        return len(run.state.populations[player]) - len(self.active[run.responder(player)])
+    def _fixed(self, run: PSRO, player: int) -> list[Member]:
+        """``player``'s fixed population (the members below its active learners; a list that repeats
+        another's has that player's learners on top)."""
+        population = run.state.populations[player]
+        return population[: len(population) - len(self.active[run.responder(player)])]
 
-    def _fixed_meta_strategy(self, run: PSRO, player: int) -> np.ndarray:
-        """Meta-Nash weights of ``player``'s fixed population."""
-        sizes = [self._fixed(run, p) for p in range(2)]
-        return run.solve(run.state.meta_game.matrix[: sizes[0], : sizes[1]])[player]
+    def _fixed_solution(self, run: PSRO) -> tuple[np.ndarray, np.ndarray]:
+        """The meta-Nash of the fixed populations (what fusion weighs and a new learner starts out against)."""
+        sizes = [len(self._fixed(run, p)) for p in range(2)]
+        return run.solve(run.state.meta_game.matrix[: sizes[0], : sizes[1]])
 
     def _target(self, run: PSRO, player: int, slot: int) -> tuple[list[Member], np.ndarray, np.ndarray]:
         """Opponents of learner ``slot`` (the fixed policies plus the learners below ``slot``),
         their meta-strategy, and the meta-strategy of the learner's own members below it."""
-        counts = [self._fixed(run, p) + slot for p in range(2)]
+        counts = [len(self._fixed(run, p)) + slot for p in range(2)]
         sigma = run.solve(run.state.meta_game.matrix[: counts[0], : counts[1]])
         return run.state.populations[1 - player][: counts[1 - player]], sigma[1 - player], sigma[player]
 

@@ -1,0 +1,131 @@
+"""The initialization study: rebuilt states, paired cells, exact measurements, resume, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fusion_psro.cli import main
+from fusion_psro.evaluation import mixture_best_response, mixture_plan, realization_plans
+from fusion_psro.evaluation.sequence_form import sequence_form
+from fusion_psro.experiments import run_psro
+from fusion_psro.experiments.init_study import (
+    StudyError,
+    StudySettings,
+    cell_seed,
+    load_study,
+    parse_iterations,
+    plan_study,
+    run_study,
+)
+from fusion_psro.experiments.init_study_report import paired_difference, write_study_report
+from fusion_psro.experiments.results import load_run
+from fusion_psro.psro import PSROConfig
+
+SMALL_DQN = {"hidden_sizes": (16,), "num_envs": 32, "min_replay_before_learning": 64, "batch_size": 32,
+             "replay_capacity": 2000}
+
+
+@pytest.fixture(scope="module")
+def source_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("study") / "run"
+    run_psro(PSROConfig(game="kuhn_poker", oracle="dqn", init="fusion", iterations=4, episodes=300, seed=1,
+                        oracle_options=SMALL_DQN), out, progress=False)
+    return out
+
+
+def test_cells_are_measured_exactly_and_share_their_random_numbers(source_run, tmp_path):
+    settings = StudySettings(budgets=(100, 300), seed=2)
+    cells = plan_study([source_run], ["normal", "fusion", "inherit"], at=(3,), repeats=2)
+    assert len(cells) == 1 * 2 * 3 * 2
+    assert len({cell_seed(settings, c) for c in cells if c.player == 0 and c.repeat == 1}) == 1  # shared across inits
+    summary = run_study(cells, settings, tmp_path / "study", workers=1, progress=False)
+    assert summary == {"cells": 12, "skipped": 0, "ran": 12, "failed": []}
+    records = load_study(tmp_path / "study")
+    run = load_run(source_run)
+    sigma = run.meta_strategies(3)
+    populations = run.population_at(3)
+    for record in records:
+        player = record["player"]
+        opponents = np.stack([m.policy for m in populations[1 - player]])
+        best = mixture_best_response(run_compiled(run), player, opponents, sigma[1 - player]).value
+        assert [m["budget"] for m in record["measurements"]] == [0, 100, 300]
+        for m in record["measurements"]:
+            assert m["best_response_value"] == pytest.approx(best, abs=1e-12)
+            assert m["gap"] == pytest.approx(best - m["value"], abs=1e-12) and m["gap"] >= -1e-12
+            assert len(m["dead_relu"]) == 1 and m["parameter_norm"] > 0
+        assert record["measurements"][0]["training_return"] is None
+    # Fusion at budget 0 is the fused network: its value is the fused start's exact value.
+    from fusion_psro.psro import fuse_parameters
+    from fusion_psro.psro.loop import make_oracle
+    from fusion_psro.psro.spaces import make_space
+
+    config = run.config.resolved()
+    oracle = make_oracle(config, make_space(config))
+    own = [m for m in populations[0] if m.parameters is not None]
+    weights = np.array([w for m, w in zip(populations[0], sigma[0]) if m.parameters is not None])
+    fused = fuse_parameters([m.parameters for m in own], weights / weights.sum())
+    compiled = run_compiled(run)
+    opponent = mixture_plan(compiled, 1, np.stack([m.policy for m in populations[1]]), sigma[1])
+    value = realization_plans(compiled, 0, oracle.greedy_policy(0, fused)) @ (sequence_form(compiled).matrices[0] @ opponent)
+    fusion = next(r for r in records if r["init"] == "fusion" and r["player"] == 0 and r["repeat"] == 0)
+    assert fusion["init_used"] == "fusion"
+    assert fusion["measurements"][0]["value"] == pytest.approx(float(value), abs=1e-12)
+
+
+def run_compiled(run):
+    from fusion_psro.games import compile_game
+
+    return compile_game(run.config.game)
+
+
+def test_a_study_resumes_and_reports(source_run, tmp_path):
+    settings = StudySettings(budgets=(100,), seed=0)
+    cells = plan_study([source_run], ["normal", "fusion"], at=(3, 4), repeats=1)
+    first = run_study(cells, settings, tmp_path / "study", workers=1, progress=False, shard=(0, 2))
+    assert first["ran"] == len(cells[0::2])
+    second = run_study(cells, settings, tmp_path / "study", workers=1, progress=False)
+    assert second["skipped"] == first["ran"] and second["ran"] == len(cells) - first["ran"]
+    report, figures = write_study_report(tmp_path / "study")
+    text = report.read_text()
+    assert "Paired differences against fusion" in text and figures[0].stat().st_size > 5000
+    with pytest.raises(StudyError, match="holds a study with"):
+        run_study(cells, StudySettings(budgets=(200,)), tmp_path / "study", workers=1, progress=False)
+
+
+def test_paired_difference_counts_and_interval():
+    rows = [{"run": "r", "iteration": i, "player": 0, "init": init, "gap": gap}
+            for i, (a, b) in enumerate([(1.0, 0.5), (2.0, 1.0), (0.5, 0.5), (1.0, 1.5)])
+            for init, gap in (("normal", a), ("fusion", b))]
+    d = paired_difference(rows, "normal")
+    assert (d["n"], d["fusion_wins"], d["fusion_loses"], d["ties"]) == (4, 2, 1, 1)
+    assert d["mean"] == pytest.approx(0.25) and d["low"] < 0.25 < d["high"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--budgets", "0,100"], "budgets must be positive integers"),
+    (["--inits", "xavier"], "unknown init 'xavier'"),
+    (["--at", "9"], "never reached iteration 9"),
+    (["--at", "a-b"], "--at takes iterations like"),
+    (["--repeats", "0"], "repeats must be an integer >= 1"),
+    (["--init-option", "shrink=0.5", "--inits", "fusion"], "belongs to none of the inits"),
+])
+def test_bad_input_is_a_one_line_error(source_run, tmp_path, capsys, args, message):
+    assert main(["init-study", str(source_run), "--out", str(tmp_path / "s"), "--quiet", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_runs_that_cannot_be_studied(tmp_path, capsys):
+    exact = tmp_path / "exact"
+    run_psro(PSROConfig(game="kuhn_poker", iterations=3), exact, progress=False)
+    assert main(["init-study", str(exact), "--out", str(tmp_path / "s"), "--quiet"]) == 2
+    assert "accepted: runs of dqn" in capsys.readouterr().err
+    assert main(["init-study", str(tmp_path), "--out", str(tmp_path / "s2"), "--quiet"]) == 2
+    assert "not a fusion-psro run directory" in capsys.readouterr().err
+
+
+def test_parse_iterations():
+    assert parse_iterations("5,3-4, 10") == (3, 4, 5, 10)
+    with pytest.raises(StudyError):
+        parse_iterations("0")
