@@ -21,7 +21,7 @@ from fusion_psro.oracles.gradient import GradientConfig, GradientOracle
 from fusion_psro.psro import PSRO, PSROConfig
 from fusion_psro.psro.schedules import DIVERSITY_SCHEDULES, prior_code_payoff_weight
 from fusion_psro.psro.variants import PSROVariant
-from fusion_psro.registry import META_SOLVERS, VARIANTS, register_meta_solver, register_variant
+from fusion_psro.registry import INITS, META_SOLVERS, VARIANTS, register_meta_solver, register_variant
 
 RPS = np.array([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]])
 VARIANTS_TESTED = ["psro", "psro-rn", "p-psro", "dpp", "bdrd", "psd"]
@@ -118,7 +118,7 @@ def test_the_loop_passes_a_fresh_reproducible_seed_to_each_call_of_a_seeded_solv
 
 
 @pytest.mark.parametrize("variant", VARIANTS_TESTED)
-@pytest.mark.parametrize("init", ["normal", "inherit", "fusion"])
+@pytest.mark.parametrize("init", INITS.names(lambda i: i.unsupported_by(GradientOracle) is None))
 def test_symmetric_population_repeats_player_zero_and_keeps_the_meta_game_antisymmetric(variant, init):
     psro = PSRO(PSROConfig(game="mixture", population="symmetric", variant=variant, init=init, iterations=3,
                            seed=4, oracle_options={"steps": 10}))
