@@ -305,7 +305,7 @@ def test_regret_matching_random_matrix_regret_bound():
 
 def test_registry_contents_and_signature():
     assert META_SOLVERS is registry.META_SOLVERS
-    assert list(META_SOLVERS) == ["nash", "uniform", "prd", "rm"]
+    assert list(META_SOLVERS) == ["nash", "uniform", "prd", "rm", "fp"]
     assert "prd" in META_SOLVERS and "alpharank" not in META_SOLVERS
     M = np.random.default_rng(5).normal(size=(4, 3))
     for name, solver in META_SOLVERS.items():
@@ -320,10 +320,10 @@ def test_registry_contents_and_signature():
 def test_unknown_solver_name_lists_accepted_names():
     with pytest.raises(UnknownComponentError) as info:
         get_meta_solver("alpharank")
-    assert str(info.value) == "unknown meta-solver 'alpharank'; accepted: nash, uniform, prd, rm"
+    assert str(info.value) == "unknown meta-solver 'alpharank'; accepted: nash, uniform, prd, rm, fp"
     assert isinstance(info.value, ConfigError)
     assert isinstance(info.value, ValueError)
-    with pytest.raises(UnknownComponentError, match="accepted: nash, uniform, prd, rm"):
+    with pytest.raises(UnknownComponentError, match="accepted: nash, uniform, prd, rm, fp"):
         get_meta_solver(None)
 
 

@@ -204,7 +204,7 @@ def test_same_seed_same_learned_run_and_other_seed_differs():
     [
         ({"oracle": "ppo"}, "unknown oracle 'ppo'; accepted: exact, dqn"),
         ({"variant": "alpha"}, "unknown variant 'alpha'; accepted: psro, psro-rn, p-psro"),
-        ({"meta_solver": "lemke"}, "unknown meta-solver 'lemke'; accepted: nash, uniform, prd, rm"),
+        ({"meta_solver": "lemke"}, "unknown meta-solver 'lemke'; accepted: nash, uniform, prd, rm, fp"),
         ({"init": "fusion"}, "does not apply to the exact oracle"),
         ({"oracle": "dqn", "init": "xavier"}, "unknown init 'xavier'"),
         ({"iterations": 0}, "iterations must be an integer >= 1"),

@@ -331,6 +331,10 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
                            action="append", default=[], type=_parse_option, metavar="KEY=VALUE",
                            help=meta["help"] + "; repeatable")
             continue
+        if field.type in (bool, "bool"):  # a flag: --name / --no-name
+            p.add_argument("--" + field.name.replace("_", "-"), dest=field.name, action=argparse.BooleanOptionalAction,
+                           default=None, help=meta["help"] + f" (default: {'yes' if field.default else 'no'})")
+            continue
         choices = meta.get("choices")
         if "registry" in meta:
             components = getattr(registry, meta["registry"])

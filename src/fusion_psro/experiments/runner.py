@@ -56,12 +56,16 @@ def run_command(config: PSROConfig, out: Path | str) -> list[str]:
     command += ["run"]
     for field in dataclasses.fields(PSROConfig):
         value = getattr(config, field.name)
+        option = "--" + field.name.replace("_", "-")
         if field.name.endswith("_options"):
             flag = "--" + field.name[: -len("_options")].replace("_", "-") + "-option"
-            for key, option in sorted(value.items()):
-                command += [flag, f"{key}={json.dumps(option)}"]
+            for key, item in sorted(value.items()):
+                command += [flag, f"{key}={json.dumps(item)}"]
+        elif isinstance(value, bool):  # a flag, as the command line takes it
+            if value != getattr(defaults, field.name):
+                command += [option if value else "--no-" + option[2:]]
         elif value is not None and value != getattr(defaults, field.name):
-            command += ["--" + field.name.replace("_", "-"), str(value)]
+            command += [option, str(value)]
     return command + ["--out", str(out)]
 
 

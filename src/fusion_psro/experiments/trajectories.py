@@ -14,10 +14,15 @@ to Fusion-PSRO reproduces the paper's trajectory figure):
 
 Everything is read from the run's ``metrics.jsonl`` (the gradient oracle records the
 start and end point of every best response).
+
+:func:`learner_paths` and :func:`start_statistics` measure the same records: how far each
+new learner's starting point lies from the nearest hump centre, and how many of the
+points that join the population (nearly) repeat one that joined before.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -47,6 +52,99 @@ def _responses(rows: list[dict]) -> list[tuple[int, int, np.ndarray, np.ndarray,
                 found.append((row["iteration"], int(entry.get("player", 0)), np.array(entry["start"]),
                               np.array(entry["point"]), init or ""))
     return found
+
+
+@dataclasses.dataclass
+class LearnerPath:
+    """One learner of a player, over the iterations it trained in.
+
+    Attributes
+    ----------
+    iteration:
+        The iteration of its first training.
+    init:
+        Where it started: the run's initialization (``fusion``, ``normal``, ``inherit``).
+    start:
+        ``[2]``: the point its first ascent started from (for fusion, the fused point).
+    points:
+        ``[2]`` points after each iteration of its training (one for a plain best response,
+        several for a P-PSRO learner that keeps training).
+    joined:
+        Whether it joined the population for good: at once for variants that append their
+        best responses, when frozen for P-PSRO (learners still training at the end: False).
+    """
+
+    iteration: int
+    init: str
+    start: np.ndarray
+    points: list[np.ndarray]
+    joined: bool = False
+
+
+def learner_paths(rows: list[dict], init: str, player: int = 0) -> list[LearnerPath]:
+    """Every learner of ``player`` in a run's metrics rows, in order of its first training.
+
+    A response recorded with init ``continue`` is a P-PSRO learner that keeps training; a
+    pipeline keeps its learners lowest first, and its lowest leaves (joins the population)
+    at the end of an iteration whose ``frozen`` lists the player. Any other response is a
+    new best response that joins at once. ``init`` is the run's initialization (P-PSRO
+    records its new learners' starts as continued training).
+    """
+    paths: list[LearnerPath] = []
+    active: list[LearnerPath] = []  # learners still training, lowest first
+    for row in rows:
+        inits = row.get("inits") or [None] * len(row.get("oracle", []))
+        continuing = 0
+        for entry, how in zip(row.get("oracle", []), inits):
+            if "point" not in entry or int(entry.get("player", 0)) != player:
+                continue
+            point = np.array(entry["point"], dtype=np.float64)
+            if how == "continue" and continuing < len(active):
+                active[continuing].points.append(point)
+            else:
+                pipeline = how == "continue"
+                path = LearnerPath(row["iteration"], init, np.array(entry["start"], dtype=np.float64), [point],
+                                   joined=not pipeline)
+                paths.append(path)
+                if pipeline:
+                    active.append(path)
+            continuing += how == "continue"
+        if player in row.get("frozen", []) and active:
+            active.pop(0).joined = True
+    return paths
+
+
+def start_statistics(paths: list[LearnerPath], centres: np.ndarray, *, identical: float = 1e-6,
+                     near: float = 1e-2) -> dict[str, float]:
+    """How close starts lie to hump centres, and how often joined points repeat earlier ones.
+
+    Returns ``starts`` (learners counted), ``start_distance_median`` and
+    ``start_distance_mean`` (distance of each start to its nearest hump centre),
+    ``starts_within_0.5`` (share of starts less than 0.5 from a centre),
+    ``point_distance_median`` (the same for where the learners ended), ``joined`` (points
+    that joined the population), and ``repeated_identical`` / ``repeated_near``: joined
+    points after the first that lie within ``identical`` / ``near`` of a point that
+    joined before.
+    """
+    centres = np.asarray(centres, dtype=np.float64)
+
+    def to_centre(points: np.ndarray) -> np.ndarray:
+        return np.linalg.norm(points[:, None, :] - centres[None], axis=2).min(axis=1)
+
+    starts = to_centre(np.stack([p.start for p in paths]))
+    ends = to_centre(np.stack([p.points[-1] for p in paths]))
+    joined = [p.points[-1] for p in paths if p.joined]
+    gaps = [min(np.linalg.norm(joined[k] - earlier) for earlier in joined[:k]) for k in range(1, len(joined))]
+    return {
+        "starts": len(paths),
+        "start_distance_median": float(np.median(starts)),
+        "start_distance_mean": float(starts.mean()),
+        "starts_within_0.5": float((starts < 0.5).mean()),
+        "point_distance_median": float(np.median(ends)),
+        "joined": len(joined),
+        "repeated_identical": int(sum(g < identical for g in gaps)),
+        "repeated_near": int(sum(g < near for g in gaps)),
+    }
 
 
 def plot_mixture_trajectories(
@@ -117,4 +215,4 @@ def plot_mixture_trajectories(
     return paths
 
 
-__all__ = ["plot_mixture_trajectories"]
+__all__ = ["LearnerPath", "learner_paths", "plot_mixture_trajectories", "start_statistics"]

@@ -93,6 +93,7 @@ __all__ = [
     "DPP_PSRO_CENTRES",
     "LINEAR_WEIGHT",
     "PRECISION",
+    "PRIOR_CODE_BEST_RESPONSE",
     "GridSpec",
     "MixtureGame",
     "PointBestResponse",
@@ -126,6 +127,11 @@ DPP_PSRO_CENTRES = np.array(
     ]
 )
 DPP_PSRO_CENTRES.flags.writeable = False
+
+#: The PSD-PSRO code's exploitability best response during training: one Adam ascent of
+#: ``20 * TRAIN_ITERS = 100`` steps at its learning rate 0.1 from ``0.1 * N(0, I)``, the point
+#: where the ascent ends (not the best one on the way).
+PRIOR_CODE_BEST_RESPONSE = {"steps": 100, "lr": 0.1, "start_scale": 0.1}
 
 #: Precision of every hump: ``p_k(x) = exp(-0.5 * PRECISION * |x - mu_k|^2)``.
 PRECISION = 0.54
@@ -472,6 +478,7 @@ class MixtureGame:
         start_scale: float = 0.1,
         return_trajectory: bool = False,
         bonus=None,
+        payoff_weight: float = 1.0,
     ) -> PointBestResponse:
         """Gradient oracle: Adam ascent of ``u(x, sigma)`` on the 2-D point ``x``.
 
@@ -505,6 +512,9 @@ class MixtureGame:
             A term added to the ascended objective, a differentiable function of the
             activation tensor ``p(x)`` (shape ``[H]``); the diversity variants pass theirs.
             The returned ``value`` is still the plain payoff ``u(x, sigma)``.
+        payoff_weight : float, default 1.0
+            Positive factor of the payoff in the ascended objective
+            (``payoff_weight * u + bonus``; the prior code's ``lambda_i``).
 
         Returns
         -------
@@ -515,8 +525,9 @@ class MixtureGame:
         import torch  # noqa: PLC0415 (only this oracle needs PyTorch)
 
         c, const = self.response_coefficients(opponent_points, opponent_weights)
-        if int(steps) < 0 or not (lr > 0):
-            raise ConfigError(f"need steps >= 0 and lr > 0, got steps={steps!r}, lr={lr!r}")
+        if int(steps) < 0 or not (lr > 0) or not (payoff_weight > 0):
+            raise ConfigError(f"need steps >= 0, lr > 0 and payoff_weight > 0, got steps={steps!r}, lr={lr!r}, "
+                              f"payoff_weight={payoff_weight!r}")
         if start is None:
             x0 = float(start_scale) * np.random.default_rng(seed).standard_normal(2)
         else:
@@ -529,6 +540,8 @@ class MixtureGame:
             for _ in range(int(steps)):
                 p = self.torch_activations(x)
                 objective = p @ coef  # the constant does not move the ascent
+                if payoff_weight != 1.0:
+                    objective = payoff_weight * objective
                 if bonus is not None:
                     objective = objective + bonus(p)
                 optimiser.zero_grad()
@@ -708,8 +721,24 @@ class MixtureGame:
 
         ``[max_x u(x, sigma_b) - u(sigma_a, sigma_b)] + [max_y -u(sigma_a, y) + u(sigma_a, sigma_b)]``
         ``= max_x u(x, sigma_b) + max_y u(y, sigma_a)`` by antisymmetry; both maxima by
-        :meth:`global_best_response` (``kwargs`` go to it).
+        :meth:`global_best_response` (``kwargs`` go to it), computed once when the two
+        mixtures are the same (a symmetric profile).
         """
         gain_a = self.global_best_response(points_b, weights_b, **kwargs).value
-        gain_b = self.global_best_response(points_a, weights_a, **kwargs).value
+        same = np.array_equal(points_a, points_b) and np.array_equal(weights_a, weights_b)
+        gain_b = gain_a if same else self.global_best_response(points_a, weights_a, **kwargs).value
+        return gain_a + gain_b
+
+    def prior_code_nash_conv(self, points_a, weights_a, points_b, weights_b, seeds=(None, None)) -> float:
+        """NashConv of ``(sigma_a, sigma_b)`` as the PSD-PSRO code estimates it during training.
+
+        Like :meth:`nash_conv`, but each best response is one :meth:`gradient_best_response`
+        with the settings of :data:`PRIOR_CODE_BEST_RESPONSE` (100 Adam steps, lr 0.1, from
+        ``0.1 * N(0, I)`` drawn with ``seeds[0]`` for player a's response, ``seeds[1]`` for
+        player b's). A local ascent may stop on a lower hump, so this is a lower bound of
+        :meth:`nash_conv` (up to the global oracle's ``value_error_bound``), equal to it
+        when both ascents reach the best hump.
+        """
+        gain_a = self.gradient_best_response(points_b, weights_b, seed=seeds[0], **PRIOR_CODE_BEST_RESPONSE).value
+        gain_b = self.gradient_best_response(points_a, weights_a, seed=seeds[1], **PRIOR_CODE_BEST_RESPONSE).value
         return gain_a + gain_b

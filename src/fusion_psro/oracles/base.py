@@ -153,6 +153,9 @@ class Oracle(abc.ABC):
     game_kinds: tuple[str, ...] = ()
     #: Whether it can add a diversity term (through the term's hooks for the game kind).
     optimizes_diversity: bool = False
+    #: Whether it also weighs the payoff by the term's ``payoff_weight`` (diversity schedules
+    #: such as ``prior-code`` that scale both parts of the objective).
+    weighs_payoff: bool = False
     #: Whether one response can play both seats (a shared population of two-seat agents).
     shared_population: bool = False
     #: Whether it honours ``request.checkpoints`` (snapshots of one training run at budgets).

@@ -1,7 +1,8 @@
 """Diversity terms of DPP-, BD&RD- and PSD-PSRO, added to a best response's objective.
 
 A diversity variant trains each new best response on ``payoff + weight * diversity``
-instead of ``payoff`` alone. The oracle receives a :class:`DiversityTerm` (plain data: the
+instead of ``payoff`` alone (or, under a diversity schedule that weighs both parts, on
+``payoff_weight * payoff + weight * diversity``; see :mod:`fusion_psro.psro.schedules`). The oracle receives a :class:`DiversityTerm` (plain data: the
 kind, the weight, the responding player's own population); the kind names a
 :class:`DiversityMeasure` registered in :data:`fusion_psro.registry.DIVERSITY_TERMS`, which
 holds every formula of the term. An oracle asks the measure for the form that fits its
@@ -119,6 +120,10 @@ class DiversityTerm:
         Seed of the hull samples (PSD).
     hull_samples:
         Dirichlet-weighted mixtures drawn besides the vertices (PSD).
+    payoff_weight:
+        Positive factor of the payoff in the objective ``payoff_weight * payoff + weight *
+        diversity``; 1 except under a schedule that weighs both parts (the prior code's
+        ``lambda_i``). Only oracles with ``weighs_payoff`` apply it.
     """
 
     kind: str
@@ -129,11 +134,14 @@ class DiversityTerm:
     opponent_population: np.ndarray
     seed: int = 0
     hull_samples: int = DEFAULT_HULL_SAMPLES
+    payoff_weight: float = 1.0
 
     def __post_init__(self) -> None:
         DIVERSITY_TERMS.get(self.kind)  # UnknownComponentError names the registered terms
         if not (np.isfinite(self.weight) and self.weight >= 0):
             raise ConfigError(f"diversity weight must be a non-negative number, got {self.weight!r}")
+        if not (np.isfinite(self.payoff_weight) and self.payoff_weight > 0):
+            raise ConfigError(f"payoff weight must be a positive number, got {self.payoff_weight!r}")
 
     @property
     def measure(self) -> DiversityMeasure:
@@ -343,6 +351,9 @@ class DiversityMeasure(abc.ABC):
     game_kinds: tuple[str, ...] = ()
     #: Weight of the term when a run sets none.
     default_weight: float = DEFAULT_DIVERSITY_WEIGHT
+    #: Its scale ``W`` in the objective of the mixture-game code of DPP-/PSD-PSRO, the weight
+    #: when a run under the ``prior-code`` diversity schedule sets none.
+    prior_code_weight: float = 1.0
 
     def supports(self, game_kind: str) -> bool:
         """Whether the term can be added to best responses of games of ``game_kind``."""
@@ -438,6 +449,7 @@ class PSDDiversity(DiversityMeasure):
     """PSD-PSRO: KL distance of the new policy to the (sampled) hull of the population."""
 
     game_kinds = ("tabular", "mixture")
+    prior_code_weight = 0.3  # the PSD-PSRO code's div_w
 
     def for_tabular(self, compiled: CompiledGame, player: int, term: DiversityTerm) -> TabularDiversity:
         population = np.asarray(term.own_population, dtype=np.float64)

@@ -9,7 +9,8 @@ point the initialization strategy chose: ``normal`` draws ``start_scale * N(0, I
 response, ``fusion`` takes the meta-Nash-weighted mean of the population's points.
 
 With a :class:`~fusion_psro.oracles.diversity.DiversityTerm` the ascent maximizes
-``u(x, sigma) + weight * diversity(x)``, ``diversity`` the term's differentiable form for
+``payoff_weight * u(x, sigma) + weight * diversity(x)`` (``payoff_weight`` is 1 unless a
+diversity schedule weighs both parts, :mod:`fusion_psro.psro.schedules`), ``diversity`` the term's differentiable form for
 the mixture game (:meth:`~fusion_psro.oracles.diversity.DiversityMeasure.for_points`; DPP,
 BD&RD or PSD, formulas in :mod:`fusion_psro.oracles.diversity`). The returned point is
 where the ascent ends.
@@ -106,6 +107,7 @@ class GradientOracle(Oracle):
     trains_parameters = True
     game_kinds = ("mixture",)
     optimizes_diversity = True
+    weighs_payoff = True
     scratch_schemes = SCHEMES
     settings_class = GradientConfig
     takes_checkpoints = True
@@ -162,6 +164,7 @@ class GradientOracle(Oracle):
         response = self.game.gradient_best_response(
             request.opponent_population, request.opponent_meta_strategy, start=start,
             steps=cfg.steps, lr=cfg.lr, bonus=bonus, return_trajectory=bool(request.checkpoints),
+            payoff_weight=1.0 if term is None else term.payoff_weight,
         )
         if request.on_progress is not None:
             request.on_progress(cfg.steps, cfg.steps)

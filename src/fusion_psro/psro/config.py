@@ -17,10 +17,12 @@ from typing import Any
 import numpy as np
 
 from fusion_psro.errors import ConfigError
-from fusion_psro.registry import DIVERSITY_TERMS, INITS, META_SOLVERS, ORACLES, VARIANTS
+from fusion_psro.psro.schedules import DIVERSITY_SCHEDULES
+from fusion_psro.registry import DIVERSITY_TERMS, GAME_KINDS, INITS, META_SOLVERS, ORACLES, VARIANTS
 
-#: ``per-player``: one population per player; ``shared``: one population of two-seat agents.
-POPULATION_MODES = ("per-player", "shared")
+#: ``per-player``: one population per player; ``shared``: one population of two-seat agents;
+#: ``symmetric``: one population of a symmetric game, player 1's list repeating player 0's.
+POPULATION_MODES = ("per-player", "shared", "symmetric")
 
 
 def _setting(default: Any, help: str, **metadata: Any) -> Any:
@@ -54,9 +56,11 @@ class PSROConfig:
     pipeline_learners: int = _setting(4, "p-psro: active learners per player")
     pipeline_max_iterations: int = _setting(5, "p-psro: iterations before the lowest learner is frozen")
     pipeline_plateau: float = _setting(1e-3, "p-psro: freeze the lowest learner when its exact value improves by less")
-    population: str = _setting("per-player", "one population per player, or one shared population of two-seat "
+    population: str = _setting("per-player", "one population per player; one shared population of two-seat "
                                "agents (member k of both players' lists is agent k; the meta-game is the "
-                               "symmetrized agent game and both players use its symmetric meta-Nash)",
+                               "symmetrized agent game and both players use its symmetric meta-Nash); or, in a "
+                               "symmetric game, one symmetric population (player 0's best responses join both "
+                               "lists; one symmetric meta-strategy)",
                                choices=POPULATION_MODES)
     diversity_weight: float | None = _setting(None, "weight of the diversity term of the variants that have one "
                                               "(default: the term's, 0.1)")
@@ -66,6 +70,16 @@ class PSROConfig:
                                             "or steps=500 (nash-distill)")
     target_exploitability: float | None = _setting(None, "stop once the exploitability (NashConv / 2) is at or "
                                                    "below this, before --iterations if it comes first")
+    meta_solver_options: dict[str, Any] = _setting(dict, "meta-solver settings by name (its keyword parameters), "
+                                                   "e.g. iterations=1000 for fp; a solver that takes a seed gets "
+                                                   "one from the run's seed and the iteration")
+    diversity_schedule: str = _setting("constant", "how the diversity variants weigh payoff against diversity "
+                                       "over iterations: constant (payoff + W * diversity) or prior-code "
+                                       "(lambda_i * payoff + (1 - lambda_i) * W * diversity, the mixture-game "
+                                       "code of DPP-/PSD-PSRO)", choices=tuple(DIVERSITY_SCHEDULES))
+    exploitability_prior_code: bool = _setting(False, "also report exploitability_prior_code, the prior code's "
+                                               "estimate (one 100-step Adam ascent from a random start per "
+                                               "player; game kinds that define it: the mixture game)")
 
     def resolved(self, *, oracle: type | None = None) -> PSROConfig:
         """A validated copy with defaults filled in; raises :class:`ConfigError`.
@@ -75,13 +89,15 @@ class PSROConfig:
         """
         from fusion_psro.psro.spaces import game_kind  # noqa: PLC0415 (spaces import the games)
 
-        config = dataclasses.replace(self, oracle_options=dict(self.oracle_options), init_options=dict(self.init_options))
+        config = dataclasses.replace(self, oracle_options=dict(self.oracle_options), init_options=dict(self.init_options),
+                                     meta_solver_options=dict(self.meta_solver_options))
         kind = game_kind(config.game)
         oracle_class = _resolve_oracle(config, kind, oracle)
         _resolve_variant(config, kind, oracle_class)
-        _resolve_population(config, oracle_class)
-        META_SOLVERS.get(config.meta_solver)
+        _resolve_population(config, kind, oracle_class)
+        _resolve_meta_solver(config)
         _resolve_init(config, oracle_class)
+        _resolve_evaluation(config, kind)
         _check_numbers(config)
         return config
 
@@ -146,6 +162,9 @@ def _resolve_oracle(config: PSROConfig, kind, given: type | None):
 
 def _resolve_variant(config: PSROConfig, kind, oracle_class) -> None:
     variant = VARIANTS.get(config.variant)
+    if config.diversity_schedule not in DIVERSITY_SCHEDULES:
+        raise ConfigError(f"unknown diversity schedule {config.diversity_schedule!r}; "
+                          f"accepted: {', '.join(DIVERSITY_SCHEDULES)}")
     if variant.diversity is None:
         if config.diversity_weight is not None:
             raise ConfigError(
@@ -161,20 +180,62 @@ def _resolve_variant(config: PSROConfig, kind, oracle_class) -> None:
             f"--variant {config.variant} needs an oracle that can optimize its diversity term; the "
             f"{config.oracle} oracle {what}. Use --oracle {' or '.join(able) or '(none is registered)'}"
         )
-    weight = term.default_weight if config.diversity_weight is None else config.diversity_weight
+    schedule = DIVERSITY_SCHEDULES[config.diversity_schedule]
+    if schedule.weighs_payoff and not oracle_class.weighs_payoff:
+        able = ORACLES.names(lambda o: kind.name in o.game_kinds and o.optimizes_diversity and o.weighs_payoff)
+        raise ConfigError(
+            f"--diversity-schedule {config.diversity_schedule} weighs the payoff too, which the {config.oracle} "
+            f"oracle does not; use --diversity-schedule constant, or --oracle {' or '.join(able) or '(none is registered)'}"
+        )
+    weight = getattr(term, schedule.default_weight) if config.diversity_weight is None else config.diversity_weight
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not np.isfinite(weight) or weight < 0:
         raise ConfigError(f"diversity_weight must be a non-negative number, got {weight!r}")
     config.diversity_weight = float(weight)
 
 
-def _resolve_population(config: PSROConfig, oracle_class) -> None:
+def _resolve_population(config: PSROConfig, kind, oracle_class) -> None:
     if config.population not in POPULATION_MODES:
         raise ConfigError(f"unknown population mode {config.population!r}; accepted: {', '.join(POPULATION_MODES)}")
+    if config.population == "symmetric" and not kind.symmetric:
+        raise ConfigError(
+            f"--population symmetric needs a symmetric game; {config.game!r} is {kind.description}, which is not "
+            f"declared symmetric. Game kinds that are: {GAME_KINDS.accepted(lambda k: k.symmetric)}; or use "
+            f"--population {' or '.join(m for m in POPULATION_MODES if m != 'symmetric')}"
+        )
     if config.population == "shared" and not oracle_class.shared_population:
         both = ORACLES.accepted(lambda o: o.shared_population)
         raise ConfigError(
             f"a shared population needs one learner that plays both seats; the {config.oracle} oracle trains "
             f"one per player. Use --population per-player, or an oracle that plays both seats: {both}"
+        )
+
+
+def _resolve_meta_solver(config: PSROConfig) -> None:
+    """The meta-solver must exist and take ``meta_solver_options``; their values are checked by
+    one call on a 1 x 1 meta-game, so a bad value fails before the run starts."""
+    from fusion_psro.meta.solvers import get_meta_solver, takes_seed  # noqa: PLC0415 (SciPy)
+
+    solver = META_SOLVERS.get(config.meta_solver)
+    options = config.meta_solver_options
+    if not options:
+        return
+    if "seed" in options and takes_seed(solver):
+        raise ConfigError(f"meta-solver {config.meta_solver}: its seed comes from the run's --seed and the "
+                          "iteration; drop the seed option")
+    bound = get_meta_solver(config.meta_solver, **options)
+    try:
+        bound(np.zeros((1, 1)), **({"seed": 0} if takes_seed(solver) else {}))
+    except ConfigError as exc:
+        raise ConfigError(f"meta-solver {config.meta_solver}: {exc}") from None
+
+
+def _resolve_evaluation(config: PSROConfig, kind) -> None:
+    if not isinstance(config.exploitability_prior_code, bool):
+        raise ConfigError(f"exploitability_prior_code must be true or false, got {config.exploitability_prior_code!r}")
+    if config.exploitability_prior_code and not kind.prior_code_exploitability:
+        raise ConfigError(
+            f"--exploitability-prior-code does not apply to {config.game!r} ({kind.description}); game kinds "
+            f"that define it: {GAME_KINDS.accepted(lambda k: k.prior_code_exploitability)}"
         )
 
 

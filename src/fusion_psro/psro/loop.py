@@ -19,6 +19,13 @@ player, slot), so a run restored from a checkpoint continues exactly.
 
 Every population starts with the uniform random policy (which has no parameters and so
 takes no part in fusion); on the mixture game, with a seeded random point near the origin.
+
+In a symmetric population (``population="symmetric"``, symmetric games only) the run
+computes player 0's best responses alone (:attr:`PSRO.players`) and every member that
+joins player 0's list joins player 1's too (:meth:`PSRO.add`, :meth:`PSRO.replace`), so
+the two lists hold the same members, the meta-game is antisymmetric and both players use
+one symmetric meta-strategy. Variants plan for ``run.players``; the loop checks that they
+do and that the lists stay equal.
 """
 
 from __future__ import annotations
@@ -33,16 +40,24 @@ import numpy as np
 
 from fusion_psro.errors import ConfigError
 from fusion_psro.games.compiled import CompiledGame
+from fusion_psro.meta.solvers import get_meta_solver, takes_seed
 from fusion_psro.psro.config import PSROConfig
 from fusion_psro.psro.initialization import StartContext
 from fusion_psro.psro.meta_game import MetaGame
 from fusion_psro.psro.population import Member, StateDict, stack_policies
 from fusion_psro.psro.records import IterationRecord
+from fusion_psro.psro.schedules import DIVERSITY_SCHEDULES
 from fusion_psro.psro.spaces import PolicySpace, make_space
 from fusion_psro.psro.variants import ResponsePlan
-from fusion_psro.registry import INITS, META_SOLVERS, ORACLES, VARIANTS
+from fusion_psro.registry import INITS, ORACLES, VARIANTS
 
 log = logging.getLogger(__name__)
+
+#: Seed paths of the loop's own draws, beside the variants' (iteration, player, slot): a
+#: seeded meta-solver's n-th call of an iteration draws from (iteration, _SOLVER_DRAWS, n),
+#: player p's prior-code exploitability ascent from (iteration, _PRIOR_CODE_DRAWS, p).
+_SOLVER_DRAWS = 101
+_PRIOR_CODE_DRAWS = 102
 
 
 @dataclasses.dataclass
@@ -101,9 +116,13 @@ class PSRO:
         #: The compiled OpenSpiel game (None for games of other kinds).
         self.compiled = getattr(self.space, "compiled", None)
         self.oracle = oracle if oracle is not None else make_oracle(self.config, self.space)
-        self.meta_solver = META_SOLVERS.get(self.config.meta_solver)
+        self.meta_solver = get_meta_solver(self.config.meta_solver, **self.config.meta_solver_options)
+        self._seeded_solver = takes_seed(self.meta_solver)
+        self._solves = 0  # meta-solver calls in this iteration (each seeded solve draws afresh)
         self.variant = VARIANTS.get(self.config.variant)()
         self.init_settings = INITS.get(self.config.init).settings(self.config.init_options) if self.config.init else None
+        #: The players whose best responses the run computes (player 0 alone in a symmetric population).
+        self.players: tuple[int, ...] = (0,) if self.config.population == "symmetric" else (0, 1)
         self.state = self._initial_state()
         self._responses: list[Response] = []
         #: Called as ``on_progress(done, total)`` while an oracle trains (training episodes of
@@ -114,11 +133,19 @@ class PSRO:
         meta_game = self.space.new_meta_game()
         populations: list[list[Member]] = [[], []]
         for player in range(2):
-            member = Member(policy=self.space.initial_policy(player),
-                            parameters=self.space.initial_parameters(player), origin="initial")
+            if self.responder(player) != player:  # a mirrored list starts with the same member
+                member = populations[self.responder(player)][0]
+            else:
+                member = Member(policy=self.space.initial_policy(player),
+                                parameters=self.space.initial_parameters(player), origin="initial")
             populations[player].append(member)
             meta_game.add(player, member.policy)
         return PSROState(populations=populations, meta_game=meta_game, meta_strategies=(np.ones(1), np.ones(1)))
+
+    def responder(self, player: int) -> int:
+        """The player whose best responses fill ``player``'s population: itself, or player 0 when
+        ``player``'s list repeats player 0's (a symmetric population)."""
+        return player if player in self.players else self.players[0]
 
     # -- one iteration ----------------------------------------------------------------------
     def step(self) -> IterationRecord:
@@ -127,14 +154,22 @@ class PSRO:
         started = time.perf_counter()
         state.iteration += 1
         self._responses = []
+        self._solves = 0
         # state.meta_strategies already solve the current meta-game (set below, or restored).
         round = 0
         while plans := self.variant.plan(self, round):
+            self._check_plans(plans)
             self.variant.take(self, plans, [self._respond(plan) for plan in plans])
+            self._check_mirrors()
             round += 1
         extra = self.variant.finish(self)
+        self._check_mirrors()
         state.meta_strategies = self.solve(state.meta_game.matrix)
         evaluation = self.space.evaluate(state.meta_game, state.meta_strategies)
+        if self.config.exploitability_prior_code:
+            seeds = [self.seed(state.iteration, _PRIOR_CODE_DRAWS, player) for player in range(2)]
+            estimate = self.space.prior_code_exploitability_of(state.meta_game, state.meta_strategies, seeds)
+            extra = {**extra, "exploitability_prior_code": estimate}
         iteration_s = time.perf_counter() - started
         state.wall_s += iteration_s
         state.episodes += sum(r.episodes for r in self._responses)
@@ -175,27 +210,38 @@ class PSRO:
         return int(np.random.SeedSequence([self.config.seed, *path]).generate_state(1)[0])
 
     def solve(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Meta-strategies of a payoff matrix (symmetric ones for a shared population)."""
-        if self.config.population == "shared":
+        """Meta-strategies of a payoff matrix (symmetric ones for a shared or symmetric population).
+
+        A meta-solver that takes a seed gets one from (run seed, iteration, call), so
+        every call draws afresh and a run repeats exactly.
+        """
+        options = {}
+        if self._seeded_solver:
+            options["seed"] = self.seed(self.state.iteration, _SOLVER_DRAWS, self._solves)
+        self._solves += 1
+        if self.config.population != "per-player":
             # Agent i against agent j, seat drawn uniformly: (M[i, j] + c - M[j, i]) / 2. The
             # constant c / 2 changes no equilibrium, and the game is symmetric, so the
-            # maximin strategy is a symmetric meta-Nash.
-            sigma = np.array(self.meta_solver(0.5 * (matrix - matrix.T)).strategies[0])
+            # maximin strategy is a symmetric meta-Nash. (A symmetric population's meta-game
+            # is antisymmetric already; this removes the round-off.)
+            sigma = np.array(self.meta_solver(0.5 * (matrix - matrix.T), **options).strategies[0])
             return sigma, sigma.copy()
-        solution = self.meta_solver(matrix)
+        solution = self.meta_solver(matrix, **options)
         return (np.array(solution.strategies[0]), np.array(solution.strategies[1]))
 
     def add(self, player: int, member: Member, *, best_response: bool = True) -> None:
-        """Add ``member`` to ``player``'s population and the meta-game."""
-        self.state.populations[player].append(member)
-        self.state.meta_game.add(player, member.policy)
-        if best_response:
-            self.state.last_best_response[player] = member
+        """Add ``member`` to ``player``'s population (and to the lists that repeat it) and the meta-game."""
+        for seat in self._seats(player):
+            self.state.populations[seat].append(member)
+            self.state.meta_game.add(seat, member.policy)
+            if best_response:
+                self.state.last_best_response[seat] = member
 
     def replace(self, player: int, index: int, member: Member) -> None:
         """Replace member ``index`` of ``player``'s population (a learner that kept training)."""
-        self.state.populations[player][index] = member
-        self.state.meta_game.replace(player, index, member.policy)
+        for seat in self._seats(player):
+            self.state.populations[seat][index] = member
+            self.state.meta_game.replace(seat, index, member.policy)
 
     def start(self, player: int, *, own: list[Member], own_weights: np.ndarray, previous: Member | None,
               seed: int, opponents: list[Member], opponent_weights: np.ndarray) -> StateDict | None:
@@ -211,17 +257,58 @@ class PSRO:
         self._responses.append(Response(None, choice and choice.strategy, choice.fusion_seconds if choice else 0.0))
         return None if choice is None else choice.parameters
 
-    def diversity_term(self, player: int, seed: int):
-        """The diversity term of ``player``'s next best response under the run's variant."""
+    def diversity_term(self, player: int, seed: int, *, own_count: int | None = None,
+                       opponent_count: int | None = None, own_meta_strategy: np.ndarray | None = None):
+        """The diversity term of ``player``'s next best response under the run's variant.
+
+        It is measured against the whole populations and ``player``'s meta-strategy, or
+        against the first ``own_count`` / ``opponent_count`` members with
+        ``own_meta_strategy`` (a pipeline learner's view: the members below it).
+        """
         from fusion_psro.oracles.diversity import DiversityTerm  # noqa: PLC0415 (diversity terms need PyTorch)
 
         state = self.state
+        own = state.populations[player][:own_count]
+        opponents = state.populations[1 - player][:opponent_count]
+        payoff_factor, diversity_factor = DIVERSITY_SCHEDULES[self.config.diversity_schedule].factors(state.iteration)
         return DiversityTerm(
-            kind=self.variant.diversity, weight=self.config.diversity_weight,
-            own_population=stack_policies(state.populations[player]),
-            own_meta_strategy=state.meta_strategies[player], own_payoffs=state.meta_game.payoffs(player),
-            opponent_population=stack_policies(state.populations[1 - player]), seed=seed,
+            kind=self.variant.diversity, weight=self.config.diversity_weight * diversity_factor,
+            own_population=stack_policies(own),
+            own_meta_strategy=state.meta_strategies[player] if own_meta_strategy is None else own_meta_strategy,
+            own_payoffs=state.meta_game.payoffs(player)[: len(own), : len(opponents)],
+            opponent_population=stack_policies(opponents), seed=seed, payoff_weight=payoff_factor,
         )
+
+    # -- the symmetric population's checks --------------------------------------------------
+    def _seats(self, player: int) -> tuple[int, ...]:
+        """The lists a change of ``player``'s population goes to: its own and those repeating it."""
+        if player not in self.players:
+            raise ConfigError(
+                f"the {self.config.variant} variant changed player {player}'s population, which repeats player "
+                f"{self.responder(player)}'s in a {self.config.population} population; variants change the "
+                "populations of run.players only"
+            )
+        return tuple(seat for seat in range(2) if self.responder(seat) == player)
+
+    def _check_plans(self, plans: list[ResponsePlan]) -> None:
+        strays = sorted({plan.player for plan in plans} - set(self.players))
+        if strays:
+            raise ConfigError(
+                f"the {self.config.variant} variant planned best responses of player(s) {strays}, but a "
+                f"{self.config.population} population computes those of players {list(self.players)} only"
+            )
+
+    def _check_mirrors(self) -> None:
+        """Every list that repeats another holds the same members (by policy, as restored ones are copies)."""
+        populations = self.state.populations
+        for seat in range(2):
+            source = populations[self.responder(seat)]
+            if source is populations[seat]:
+                continue
+            if len(source) != len(populations[seat]) or not all(
+                    a is b or np.array_equal(a.policy, b.policy) for a, b in zip(source, populations[seat])):
+                raise ConfigError(f"player {seat}'s population no longer repeats player {self.responder(seat)}'s; "
+                                  f"the {self.config.variant} variant changed it behind the loop's back")
 
     # -- one oracle call --------------------------------------------------------------------
     def _choose_start(self, plan: ResponsePlan):

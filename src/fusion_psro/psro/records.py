@@ -21,6 +21,12 @@ Schema (one JSON object per line; exploitability = NashConv / 2):
 ``oracle``
     One object per best response, the oracle's own numbers; their fields are documented by
     the oracle's metrics class (:class:`fusion_psro.oracles.base.OracleMetrics` subclasses).
+``exploitability_prior_code``
+    Only in runs with ``exploitability_prior_code`` set (mixture game): the exploitability
+    (NashConv / 2) as the PSD-PSRO code estimates it, each best response one 100-step Adam
+    ascent (lr 0.1) from a seeded random start near the origin against the opponent's
+    meta-strategy mixture. A lower bound of ``exploitability``, which stays the exact
+    number that reports and plots use.
 further keys
     The variant's own numbers (P-PSRO: ``active_learners``, ``frozen``).
 """

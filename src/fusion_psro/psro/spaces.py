@@ -13,7 +13,9 @@ string (the kinds that claim it by name first, then the fallback kind):
   ``mixture_dpp_code``. A policy is a point in the plane (array ``[2]``) and is also its
   own parameter vector (``{"point": tensor}``), so every initialization strategy, Nash
   Policy Fusion included, applies to it unchanged. The meta-game keeps every member's
-  hump-activation vector; evaluation uses the certified global best response.
+  hump-activation vector; evaluation uses the certified global best response. The game is
+  symmetric (``--population symmetric`` applies) and has the prior code's gradient estimate
+  of exploitability besides the exact one.
 
 Oracles declare the kinds they serve (``Oracle.game_kinds``).
 """
@@ -66,6 +68,11 @@ class PolicySpace(abc.ABC):
     game_string: str
     #: Sum of the players' payoffs (0 for zero-sum games).
     utility_sum: float
+    #: Whether the game is symmetric: both players have the same policies and ``u_1(x, y) =
+    #: u_0(y, x)``, so one population can serve both seats (``--population symmetric``).
+    symmetric: bool = False
+    #: Whether :meth:`prior_code_exploitability_of` is defined (``--exploitability-prior-code``).
+    prior_code_exploitability: bool = False
 
     @classmethod
     def claims(cls, game: str) -> bool:
@@ -101,6 +108,10 @@ class PolicySpace(abc.ABC):
     def value_against(self, meta_game: MetaGame, player: int, policy: np.ndarray, opponent_count: int,
                       weights: np.ndarray) -> float:
         """``player``'s exact value of ``policy`` against the mixture of the opponent's first members."""
+
+    def prior_code_exploitability_of(self, meta_game: MetaGame, meta_strategies, seeds) -> float:
+        """The prior code's estimate of the exploitability (kinds with :attr:`prior_code_exploitability`)."""
+        raise NotImplementedError(f"{type(self).__name__} has no prior-code exploitability estimate")
 
 
 class TabularSpace(PolicySpace):
@@ -155,6 +166,8 @@ class MixtureSpace(PolicySpace):
     description = "the non-transitive mixture game, whose policies are points"
     default_oracle = "gradient"
     utility_sum = 0.0
+    symmetric = True
+    prior_code_exploitability = True
 
     def __init__(self, game: MixtureGame, game_string: str = "mixture", *, seed: int = 0, start_scale: float = 0.1):
         self.game = game
@@ -190,6 +203,15 @@ class MixtureSpace(PolicySpace):
             meta_game.points(0), meta_strategies[0], meta_game.points(1), meta_strategies[1]
         )
         return SpaceEvaluation(nash_conv=nash_conv, exploitability=nash_conv / 2)
+
+    def prior_code_exploitability_of(self, meta_game: MixtureMetaGame, meta_strategies, seeds) -> float:
+        """NashConv / 2 with each best response one 100-step gradient ascent from a random start
+        (:meth:`~fusion_psro.games.mixture.MixtureGame.prior_code_nash_conv`); ``seeds[p]`` seeds
+        player ``p``'s. A lower bound of :meth:`evaluate`'s exploitability."""
+        nash_conv = self.game.prior_code_nash_conv(
+            meta_game.points(0), meta_strategies[0], meta_game.points(1), meta_strategies[1], seeds=seeds
+        )
+        return nash_conv / 2
 
     def value_against(self, meta_game: MixtureMetaGame, player, policy, opponent_count, weights) -> float:
         # The game is symmetric: player 1's payoff of y against x is u(y, x), as player 0's.

@@ -10,6 +10,11 @@ between iterations saves it with :meth:`Variant.state_dict` (JSON values; member
 referred to by their index in the populations) and restores it with
 :meth:`Variant.load_state_dict`, so checkpoints need not know its fields.
 
+A variant plans best responses for the players in ``run.players`` and changes only their
+populations (through ``run.add`` and ``run.replace``). That is both players, except in a
+symmetric population, where it is player 0 alone and the loop repeats player 0's members
+in player 1's list; ``run.responder(p)`` names the player whose responses fill ``p``'s list.
+
 Built-in variants:
 
 * ``psro``: one best response per player per iteration (Lanctot et al. 2017).
@@ -34,6 +39,9 @@ Built-in variants:
   variant's :attr:`Variant.diversity` (formulas in :mod:`fusion_psro.oracles.diversity`).
   The prior code runs them on top of its pipeline of learners; here they extend the plain
   loop, so that a comparison with ``psro`` isolates the diversity term.
+* ``p-dpp``, ``p-bdrd``, ``p-psd``: the same terms on the ``p-psro`` pipeline, as the
+  mixture-game code of DPP- and PSD-PSRO runs them: each learner's term is measured
+  against the members below it and their meta-strategy, the population it responds to.
 """
 
 from __future__ import annotations
@@ -127,7 +135,7 @@ class PSROVariant(Variant):
             return []
         state, sigma = run.state, run.state.meta_strategies
         plans = []
-        for player in range(2):
+        for player in run.players:
             seed = run.seed(state.iteration, player)
             plans.append(ResponsePlan(
                 player=player, opponents=state.populations[1 - player], opponent_weights=sigma[1 - player],
@@ -153,7 +161,7 @@ class RectifiedNash(Variant):
         state, sigma = run.state, run.state.meta_strategies
         threshold = run.space.utility_sum / 2
         plans = []
-        for player in range(2):
+        for player in run.players:
             payoffs = state.meta_game.payoffs(player)
             support = np.flatnonzero(sigma[player] > 0)
             # The heaviest members first; ties to the lower index.
@@ -197,17 +205,21 @@ class Pipeline(Variant):
     def plan(self, run: PSRO, round: int) -> list[ResponsePlan]:
         if round == 0:
             self._fill(run)
-        slots = [(p, s) for p in range(2) for s in range(len(self.active[p]))]
+        slots = [(p, s) for p in run.players for s in range(len(self.active[p]))]
         if round >= len(slots):
             return []
         # One learner a round: each trains against the populations the learners before it left.
         self._training = player, slot = slots[round]
-        opponents, weights = self._target(run, player, slot)
+        opponents, weights, own_weights = self._target(run, player, slot)
         learner = self.active[player][slot]
+        seed = run.seed(run.state.iteration, player, slot)
+        diversity = None
+        if self.diversity:  # measured against the members below the learner, as it responds to them
+            diversity = run.diversity_term(player, seed, own_count=len(own_weights), opponent_count=len(opponents),
+                                           own_meta_strategy=own_weights)
         return [ResponsePlan(
-            player=player, opponents=opponents, opponent_weights=weights,
-            seed=run.seed(run.state.iteration, player, slot),
-            continue_from=learner.member.parameters if run.oracle.trains_parameters else None,
+            player=player, opponents=opponents, opponent_weights=weights, seed=seed,
+            continue_from=learner.member.parameters if run.oracle.trains_parameters else None, diversity=diversity,
         )]
 
     def take(self, run: PSRO, plans: list[ResponsePlan], responses: list[Response]) -> None:
@@ -224,18 +236,18 @@ class Pipeline(Variant):
         In a shared population the two seats of an agent freeze together, when both do.
         """
         decisions = []
-        for player in range(2):
+        for player in run.players:
             lowest = self.active[player][0]
-            opponents, weights = self._target(run, player, 0)
+            opponents, weights, _ = self._target(run, player, 0)
             value = run.space.value_against(run.state.meta_game, player, lowest.member.policy, len(opponents), weights)
             plateau = value - lowest.last_value < run.config.pipeline_plateau
             lowest.last_value = value
             decisions.append(plateau or lowest.iterations_trained >= run.config.pipeline_max_iterations)
         if run.config.population == "shared":
-            decisions = [all(decisions)] * 2
+            decisions = [all(decisions)] * len(decisions)
         frozen = []
-        for player in range(2):
-            if decisions[player]:
+        for player, decision in zip(run.players, decisions):
+            if decision:
                 run.state.last_best_response[player] = self.active[player].pop(0).member
                 frozen.append(player)
         return {"active_learners": [len(a) for a in self.active], "frozen": frozen}
@@ -261,7 +273,7 @@ class Pipeline(Variant):
         placeholder until its first training.
         """
         state = run.state
-        for player in range(2):
+        for player in run.players:
             while len(self.active[player]) < run.config.pipeline_learners:
                 slot = len(self.active[player])
                 fixed = self._fixed(run, player)
@@ -280,19 +292,22 @@ class Pipeline(Variant):
         return len(run.state.populations[player]) - len(self.active[player]) + slot
 
     def _fixed(self, run: PSRO, player: int) -> list[Member]:
-        """``player``'s fixed population (the members below its active learners)."""
-        return run.state.populations[player][: len(run.state.populations[player]) - len(self.active[player])]
+        """``player``'s fixed population (the members below its active learners; a list that repeats
+        another's has that player's learners on top)."""
+        population = run.state.populations[player]
+        return population[: len(population) - len(self.active[run.responder(player)])]
 
     def _fixed_solution(self, run: PSRO) -> tuple[np.ndarray, np.ndarray]:
         """The meta-Nash of the fixed populations (what fusion weighs and a new learner starts out against)."""
         sizes = [len(self._fixed(run, p)) for p in range(2)]
         return run.solve(run.state.meta_game.matrix[: sizes[0], : sizes[1]])
 
-    def _target(self, run: PSRO, player: int, slot: int) -> tuple[list[Member], np.ndarray]:
-        """Opponents of learner ``slot``: the fixed policies plus the learners below ``slot``."""
-        counts = [len(run.state.populations[p]) - len(self.active[p]) + slot for p in range(2)]
+    def _target(self, run: PSRO, player: int, slot: int) -> tuple[list[Member], np.ndarray, np.ndarray]:
+        """Opponents of learner ``slot`` (the fixed policies plus the learners below ``slot``),
+        their meta-strategy, and the meta-strategy of the learner's own members below it."""
+        counts = [len(self._fixed(run, p)) + slot for p in range(2)]
         sigma = run.solve(run.state.meta_game.matrix[: counts[0], : counts[1]])
-        return run.state.populations[1 - player][: counts[1 - player]], sigma[1 - player]
+        return run.state.populations[1 - player][: counts[1 - player]], sigma[1 - player], sigma[player]
 
 
 class DPPPSRO(PSROVariant):
@@ -313,11 +328,33 @@ class PSDPSRO(PSROVariant):
     label, diversity = "PSD-PSRO", "psd"
 
 
+class PipelineDPP(Pipeline):
+    """DPP-PSRO on the P-PSRO pipeline (the DPP- and PSD-PSRO mixture-game code's form)."""
+
+    label, diversity = "DPP-PSRO (pipeline)", "dpp"
+
+
+class PipelineBDRD(Pipeline):
+    """BD&RD-PSRO on the P-PSRO pipeline."""
+
+    label, diversity = "BD&RD-PSRO (pipeline)", "bdrd"
+
+
+class PipelinePSD(Pipeline):
+    """PSD-PSRO on the P-PSRO pipeline."""
+
+    label, diversity = "PSD-PSRO (pipeline)", "psd"
+
+
 register_variant("psro", PSROVariant)
 register_variant("psro-rn", RectifiedNash)
 register_variant("p-psro", Pipeline)
 register_variant("dpp", DPPPSRO)
 register_variant("bdrd", BDRDPSRO)
 register_variant("psd", PSDPSRO)
+register_variant("p-dpp", PipelineDPP)
+register_variant("p-bdrd", PipelineBDRD)
+register_variant("p-psd", PipelinePSD)
 
-__all__ = ["BDRDPSRO", "DPPPSRO", "PSDPSRO", "Pipeline", "PSROVariant", "RectifiedNash", "ResponsePlan", "Variant"]
+__all__ = ["BDRDPSRO", "DPPPSRO", "PSDPSRO", "Pipeline", "PipelineBDRD", "PipelineDPP", "PipelinePSD", "PSROVariant",
+           "RectifiedNash", "ResponsePlan", "Variant"]
