@@ -256,6 +256,19 @@ def _option_type(field: dataclasses.Field, hints: dict) -> type:
     return candidates[0]
 
 
+def _int_list(text: str) -> tuple[int, ...]:
+    from fusion_psro.psro.config import parse_int_list
+
+    try:
+        return parse_int_list(text)
+    except FusionPSROError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+#: Parsers of settings whose values are not one int, float or string (``metadata["parse"]``).
+_PARSERS = {"int_list": _int_list}
+
+
 def _add_config_options(p: argparse.ArgumentParser) -> None:
     """One option per :class:`~fusion_psro.psro.PSROConfig` setting, choices from the registries."""
     from fusion_psro import registry
@@ -274,7 +287,7 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
             components = getattr(registry, meta["registry"])
             choices = components.names(lambda c: c.fallback) if meta.get("fallback") else components.names()
         default = "" if field.default is None else f" (default: {field.default})"
-        kind = _option_type(field, hints)
+        kind = _option_type(field, hints) if "parse" not in meta else _PARSERS[meta["parse"]]
         metavar = None if choices else {int: "N", float: "X"}.get(kind, field.name.upper())
         p.add_argument("--" + field.name.replace("_", "-"), type=kind, choices=choices, metavar=metavar,
                        default=None, help=meta["help"] + default)

@@ -21,6 +21,22 @@ from fusion_psro.registry import DIVERSITY_TERMS, INITS, META_SOLVERS, ORACLES, 
 
 #: ``per-player``: one population per player; ``shared``: one population of two-seat agents.
 POPULATION_MODES = ("per-player", "shared")
+#: ``--eval``: the space's own (exact) exploitability, or also the approximate one.
+EVALS = ("exact", "approx")
+#: Defaults of the approximate evaluation during a run.
+DEFAULT_EVAL_BR_SEEDS, DEFAULT_EVAL_GAMES = 2, 10_000
+
+
+def parse_int_list(text: Any) -> tuple[int, ...]:
+    """``"20000,100000"`` (or a list) -> ``(20000, 100000)``; a :class:`ConfigError` names a bad value."""
+    parts = text.split(",") if isinstance(text, str) else list(text)
+    try:
+        values = tuple(int(str(part).strip()) for part in parts if str(part).strip())
+    except ValueError:
+        raise ConfigError(f"expected comma-separated integers such as 20000,100000; got {text!r}") from None
+    if not values or min(values) < 1:
+        raise ConfigError(f"expected positive integers such as 20000,100000; got {text!r}")
+    return values
 
 
 def _setting(default: Any, help: str, **metadata: Any) -> Any:
@@ -64,6 +80,27 @@ class PSROConfig:
                                               "class), e.g. learning_rate=0.001 or hidden_sizes=[64,64]")
     init_options: dict[str, Any] = _setting(dict, "settings of the init by name, e.g. shrink=0.5 (shrink-perturb) "
                                             "or steps=500 (nash-distill)")
+    evaluation: str = _setting("auto", "how payoffs are computed: exact (the game is compiled), sampled (games are "
+                               "played from pyspiel states, any size; the meta-game is estimated), auto (exact when "
+                               "the game compiles, else sampled)")
+    sims_per_entry: int | None = _setting(None, "sampled evaluation: games per meta-game entry (default 1000); with "
+                                          "--payoff-tolerance, the games of each sampling round")
+    payoff_tolerance: float | None = _setting(None, "sampled evaluation: sample each meta-game entry until its 95%% "
+                                              "half-width is at most this")
+    max_sims_per_entry: int | None = _setting(None, "sampled evaluation with --payoff-tolerance: most games per entry "
+                                              "(default 20000); entries left wider are warned about in the metrics")
+    eval: str = _setting("exact", "exact: the exact exploitability where the game compiles (NaN where it does not); "
+                         "approx: also the approximate exploitability (trained best responses, a lower bound of "
+                         "NashConv / 2 with its 95%% interval) every --eval-every iterations and at the last",
+                         choices=EVALS)
+    eval_every: int | None = _setting(None, "--eval approx: iterations between approximate evaluations (default: "
+                                      "the last iteration only)")
+    eval_br_episodes: tuple[int, ...] | None = _setting(
+        None, "--eval approx: training budgets of the approximate best responses, e.g. 20000,100000 (one training "
+        "run per seed, measured at each budget; default: --episodes)", parse="int_list")
+    eval_br_seeds: int | None = _setting(None, "--eval approx: best-response training seeds per player (default 2)")
+    eval_games: int | None = _setting(None, "--eval approx: sampled games that score each best response (default "
+                                      "10000)")
 
     def resolved(self, *, oracle: type | None = None) -> PSROConfig:
         """A validated copy with defaults filled in; raises :class:`ConfigError`.
@@ -74,13 +111,17 @@ class PSROConfig:
         from fusion_psro.psro.spaces import game_kind  # noqa: PLC0415 (spaces import the games)
 
         config = dataclasses.replace(self, oracle_options=dict(self.oracle_options), init_options=dict(self.init_options))
-        kind = game_kind(config.game)
+        kind = game_kind(config.game, config.evaluation)
+        config.evaluation = kind.evaluation
         oracle_class = _resolve_oracle(config, kind, oracle)
         _resolve_variant(config, kind, oracle_class)
         _resolve_population(config, oracle_class)
         META_SOLVERS.get(config.meta_solver)
-        _resolve_init(config, oracle_class)
+        _resolve_init(config, oracle_class, kind)
         _check_numbers(config)
+        from fusion_psro.psro.evaluation_settings import resolve_evaluation  # noqa: PLC0415
+
+        resolve_evaluation(config, kind, oracle_class)
         return config
 
     @classmethod
@@ -152,6 +193,12 @@ def _resolve_variant(config: PSROConfig, kind, oracle_class) -> None:
             )
         return
     term = DIVERSITY_TERMS.get(variant.diversity)
+    if not term.supports(kind.name):
+        runnable = VARIANTS.accepted(lambda v: v.diversity is None or DIVERSITY_TERMS.get(v.diversity).supports(kind.name))
+        raise ConfigError(
+            f"--variant {config.variant} does not apply to {config.game!r} ({kind.description}): its diversity "
+            f"term needs what that game kind does not compute exactly (payoff vectors or behaviour); accepted: {runnable}"
+        )
     if not (oracle_class.optimizes_diversity and term.supports(kind.name)):
         able = ORACLES.names(lambda o: kind.name in o.game_kinds and o.optimizes_diversity and term.supports(kind.name))
         what = "supports none" if not oracle_class.optimizes_diversity else f"cannot optimize it on {kind.description}"
@@ -176,7 +223,7 @@ def _resolve_population(config: PSROConfig, oracle_class) -> None:
         )
 
 
-def _resolve_init(config: PSROConfig, oracle_class) -> None:
+def _resolve_init(config: PSROConfig, oracle_class, kind=None) -> None:
     if not oracle_class.trains_parameters:
         if config.init is not None:
             raise ConfigError(
@@ -196,6 +243,11 @@ def _resolve_init(config: PSROConfig, oracle_class) -> None:
     for setting in ("init", "fusion_fallback"):
         name = getattr(config, setting)
         reason = INITS.get(name).unsupported_by(oracle_class)
+        on_kind = INITS.get(name).unsupported_on(kind) if kind is not None else None
+        if reason is None and on_kind is not None:
+            usable = INITS.names(lambda i: i.unsupported_by(oracle_class) is None and i.unsupported_on(kind) is None)
+            raise ConfigError(f"{setting} {name!r} does not apply to {config.game!r} ({on_kind}); "
+                              f"accepted: {', '.join(usable)}")
         if reason is not None:
             raise ConfigError(f"{setting} {name!r} does not apply to the {config.oracle} oracle ({reason}); "
                               f"accepted: {', '.join(usable)}")
@@ -216,4 +268,4 @@ def _check_numbers(config: PSROConfig) -> None:
         raise ConfigError(f"pipeline_plateau must be >= 0, got {config.pipeline_plateau!r}")
 
 
-__all__ = ["POPULATION_MODES", "PSROConfig", "recorded_settings", "resolved_settings"]
+__all__ = ["EVALS", "POPULATION_MODES", "PSROConfig", "parse_int_list", "recorded_settings", "resolved_settings"]
