@@ -133,15 +133,17 @@ def _config_from_args(args: argparse.Namespace):
 def _cmd_run(args: argparse.Namespace) -> int:
     from fusion_psro.experiments import resume_psro, run_psro
 
+    parallel = {"workers": args.workers, "address": args.address}
     if args.resume:
-        rows = resume_psro(args.resume, progress=not args.quiet, tensorboard=args.tensorboard)
+        rows = resume_psro(args.resume, progress=not args.quiet, tensorboard=args.tensorboard, **parallel)
         _print_run_summary(args.resume, rows[-1])
         return 0
     if not args.out:
         print("fusion-psro: error: run needs --out DIR (a new run) or --resume DIR (continue one)", file=sys.stderr)
         return 2
     config = _config_from_args(args)
-    rows = run_psro(config, args.out, overwrite=args.overwrite, progress=not args.quiet, tensorboard=args.tensorboard)
+    rows = run_psro(config, args.out, overwrite=args.overwrite, progress=not args.quiet, tensorboard=args.tensorboard,
+                    **parallel)
     _print_run_summary(args.out, rows[-1])
     return 0
 
@@ -151,6 +153,51 @@ def _print_run_summary(out: str, last) -> None:
         f"{out}: {last.iteration} iterations, exploitability {last.exploitability:.6f} "
         f"(NashConv {last.nash_conv:.6f}), {last.episodes:,} episodes, {last.wall_s:.1f} s"
     )
+    if "approx_exploitability" in last.extra:
+        low, high = last.extra["approx_ci95"]
+        print(f"approximate exploitability (a lower bound of NashConv / 2): {last.extra['approx_exploitability']:.4f}, "
+              f"95% interval [{low:.4f}, {high:.4f}]")
+
+
+def _cmd_approx_exploitability(args: argparse.Namespace) -> int:
+    from fusion_psro.experiments.approximate import approx_for_run, format_record
+
+    record, path = approx_for_run(
+        args.run_dir, iteration=args.iteration, br_episodes=args.br_episodes, br_seeds=args.br_seeds,
+        eval_games=args.eval_games, seed=args.seed, workers=args.workers, address=args.address,
+        exact=not args.no_exact,
+    )
+    print(format_record(record), end="")
+    print(f"wrote {path} ({record['wall_s']:.1f} s)", file=sys.stderr)
+    return 0
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _add_parallel_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=_positive, default=1, metavar="N",
+                   help="local Ray workers for independent best responses and sampled games (default: 1, no Ray)")
+    p.add_argument("--address", help="join this Ray cluster (HOST:PORT) instead of starting a local Ray")
+
+
+def _add_approx_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run whose members are networks (e.g. --oracle dqn)")
+    p.add_argument("--iteration", type=_positive, metavar="K", help="the mixtures after iteration K (default: the last)")
+    p.add_argument("--br-episodes", type=_int_list, metavar="N,M", help="budget ladder of each best-response "
+                   "training run, e.g. 20000,100000 (default: the run's --eval-br-episodes, else its --episodes)")
+    p.add_argument("--br-seeds", type=_positive, metavar="S", help="training seeds per player (default 2)")
+    p.add_argument("--eval-games", type=_positive, metavar="G", help="sampled games per score (default 10000)")
+    p.add_argument("--seed", type=int, help="seed of every draw (default: the run's seed)")
+    p.add_argument("--no-exact", action="store_true", help="skip the exact numbers even where the game compiles")
+    _add_parallel_arguments(p)
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
@@ -302,6 +349,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
                    "(its config.json gives every setting; other options are ignored)")
     p.add_argument("--overwrite", action="store_true", help="replace the run files already in --out")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard scalars to DIR/tensorboard")
+    _add_parallel_arguments(p)
 
 
 def _add_compile_arguments(p: argparse.ArgumentParser) -> None:
@@ -377,6 +425,9 @@ COMMANDS = {
     "plot": ("exploitability curves (mean ± s.e. over seeds) of run directories, as PNG and SVG",
              _add_plot_arguments, _cmd_plot),
     "evaluate": ("exact evaluation demo: exploitability, payoff matrix, mixture", _add_evaluate_arguments, _cmd_evaluate),
+    "approx-exploitability": ("approximate exploitability of a run's mixtures: trained best responses scored by "
+                              "sampled games (a lower bound of NashConv / 2 with its 95% interval)",
+                              _add_approx_arguments, _cmd_approx_exploitability),
 }
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 import fusion_psro
+from fusion_psro.experiments.approximate import evaluate_during_run
 from fusion_psro.experiments.checkpoint import Checkpointer, CheckpointError, restore_latest
 from fusion_psro.experiments.rundir import (
     CONFIG_FILE,
@@ -99,8 +100,20 @@ def same_settings(recorded: dict[str, Any] | None, config: PSROConfig) -> bool:
     return then is not None and then == resolved_settings(dataclasses.asdict(config))
 
 
+def _executor(config: PSROConfig, workers: int, address: str | None):
+    """Where the run's independent work goes (:mod:`fusion_psro.psro.executors`): this process, or Ray."""
+    from fusion_psro.psro.executors import make_executor
+    from fusion_psro.registry import INITS, META_SOLVERS, ORACLES, VARIANTS, plugin_sources
+
+    components = [ORACLES.get(config.oracle or "exact"), VARIANTS.get(config.variant),
+                  META_SOLVERS.get(config.meta_solver)]
+    components += [INITS.get(name) for name in (config.init, config.fusion_fallback) if name is not None]
+    return make_executor(workers, address, plugin_sources(components))
+
+
 def run_psro(
-    config: PSROConfig, out: Path | str, *, overwrite: bool = False, progress: bool = True, tensorboard: bool = False
+    config: PSROConfig, out: Path | str, *, overwrite: bool = False, progress: bool = True, tensorboard: bool = False,
+    workers: int = 1, address: str | None = None,
 ) -> list[IterationRecord]:
     """Run PSRO as configured, writing ``config.json``, ``metrics.jsonl`` and the population.
 
@@ -109,9 +122,13 @@ def run_psro(
     checkpoint is written after every iteration (see :mod:`fusion_psro.experiments.checkpoint`),
     so :func:`resume_psro` can continue the run if it is interrupted. With ``tensorboard``,
     each iteration's numbers are also written as TensorBoard scalars under ``out/tensorboard``
-    (needs the ``tensorboard`` package: ``pip install -e '.[tensorboard]'``).
+    (needs the ``tensorboard`` package: ``pip install -e '.[tensorboard]'``). With ``workers``
+    > 1 or an ``address``, independent best responses, sampled meta-game entries and
+    approximate best responses run as Ray tasks (:mod:`fusion_psro.psro.executors`); the
+    results are the same.
     """
-    psro = PSRO(config)  # validates the config and compiles the game first
+    executor = _executor(config, workers, address)  # an address that does not answer fails here, first
+    psro = PSRO(config, executor=executor)  # validates the config and compiles the game first
     finished = finished_run_metrics(out, psro.config)
     if finished is not None and not overwrite:
         log.warning("%s already holds this finished run; nothing to do (pass --overwrite to run it again)", out)
@@ -120,7 +137,8 @@ def run_psro(
     return _run_to_end(psro, out, [], progress, tensorboard)
 
 
-def resume_psro(out: Path | str, *, progress: bool = True, tensorboard: bool = False) -> list[IterationRecord]:
+def resume_psro(out: Path | str, *, progress: bool = True, tensorboard: bool = False, workers: int = 1,
+                address: str | None = None) -> list[IterationRecord]:
     """Continue the run in ``out`` from its last good checkpoint.
 
     The resumed run ends with the same metrics (wall times aside) as an uninterrupted run
@@ -144,7 +162,7 @@ def resume_psro(out: Path | str, *, progress: bool = True, tensorboard: bool = F
         config = PSROConfig.from_record(record["psro"])
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{out / CONFIG_FILE} does not describe a PSRO run ({exc})") from None
-    psro = PSRO(config)
+    psro = PSRO(config, executor=_executor(config, workers, address))
     finished = finished_run_metrics(out, psro.config)
     if finished is not None:
         log.warning("%s is already finished; nothing to resume", out)
@@ -192,6 +210,7 @@ def _run_to_end(psro: PSRO, out: Path, rows: list[IterationRecord], progress: bo
     with tqdm(total=psro.config.iterations, initial=psro.state.iteration, desc=label, unit="it",
               disable=not progress, dynamic_ncols=True) as bar:
         def record(row: IterationRecord) -> None:
+            evaluate_during_run(psro, row)  # --eval approx, when due
             metrics.append(row.to_json())
             checkpointer.save(psro)
             if writer is not None:
@@ -207,6 +226,7 @@ def _run_to_end(psro: PSRO, out: Path, rows: list[IterationRecord], progress: bo
         try:
             psro.run(callback=record)
         finally:
+            psro.executor.close()
             if writer is not None:
                 writer.close()
     save_population(out, psro.state.populations)
