@@ -160,6 +160,36 @@ def format_record(record: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def approx_section(runs) -> list[str]:
+    """Report lines on the approximate exploitability of runs that measured it (``--eval approx``), else none.
+
+    Per method: the final estimate (largest budget) as mean +- standard error over seeds,
+    and each seed's estimate with its own 95% interval.
+    """
+    from fusion_psro.experiments.runs import group_by_method, mean_and_standard_error, method_label, varying_settings
+
+    measured = [r for r in runs if r.final.get("approx_exploitability") is not None]
+    if not measured:
+        return []
+    varying = varying_settings(runs)
+    budgets = sorted({b["br_episodes"] for r in measured for b in r.final["approx"]["budgets"]})
+    lines = ["Approximate exploitability after the last iteration (a lower bound of NashConv / 2: DQN best responses "
+             f"trained for {', '.join(f'{b:,}' for b in budgets)} episodes against each player's mixture, the best of "
+             "the training seeds scored on fresh sampled games; per seed, the estimate at the largest budget and its "
+             "95% interval):", "",
+             "| method | seeds | approx. exploitability (mean ± s.e. over seeds) | per seed: estimate [95% interval] |",
+             "|---|---|---|---|"]
+    for members in group_by_method(measured).values():
+        values = [r.final["approx_exploitability"] for r in members]
+        mean, error = mean_and_standard_error(values)
+        per_seed = "; ".join(f"{r.final['approx_exploitability']:.3f} [{r.final['approx_ci95'][0]:.3f}, "
+                             f"{r.final['approx_ci95'][1]:.3f}]" for r in members)
+        error_text = "n/a" if math.isnan(error) else f"{error:.4f}"
+        lines.append(f"| {method_label(members[0].settings, varying)} | {len(members)} | {mean:.4f} ± {error_text} | "
+                     f"{per_seed} |")
+    return lines + [""]
+
+
 def read_record(path: Path | str) -> dict[str, Any]:
     try:
         return json.loads(Path(path).read_text())
@@ -167,5 +197,5 @@ def read_record(path: Path | str) -> dict[str, Any]:
         raise RunDirectoryError(f"cannot read {path}: {exc}") from None
 
 
-__all__ = ["FILE_PATTERN", "approx_for_run", "evaluate_during_run", "format_record", "member_vectors", "read_record",
+__all__ = ["FILE_PATTERN", "approx_for_run", "approx_section", "evaluate_during_run", "format_record", "member_vectors", "read_record",
            "settings_for"]

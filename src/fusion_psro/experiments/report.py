@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fusion_psro.experiments.approximate import approx_section
 from fusion_psro.experiments.plots import plot_runs
 from fusion_psro.experiments.rundir import RunDirectoryError
 from fusion_psro.experiments.runs import (
@@ -74,12 +75,14 @@ def write_report(run_dirs: Iterable[Path | str], out: Path | str, *, overwrite: 
     text = "\n".join([
         f"# {title}",
         "",
-        f"{len(runs)} runs. Exploitability is NashConv / 2, computed exactly; final values are "
+        f"{len(runs)} runs. Exploitability is NashConv / 2, computed exactly (nan where the game is too large "
+        "to compile: see the approximate exploitability, when the runs measured it); final values are "
         "mean ± standard error over seeds. Wall time and episodes are per run (mean over seeds); "
         "fusion overhead is the share of run time spent fusing parameters.",
         "",
         summary_table(runs),
         "",
+        *approx_section(runs),
         f"Total wall time {total_wall:,.0f} s over all runs; fusion took {total_fusion:.3f} s of it "
         f"({100 * total_fusion / max(total_wall, 1e-12):.4f}%).",
         "",
