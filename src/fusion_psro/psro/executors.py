@@ -29,6 +29,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 from fusion_psro.errors import FusionPSROError
 
 log = logging.getLogger(__name__)
@@ -107,6 +109,8 @@ class RayExecutor(SerialExecutor):
         prepared = [run._prepare(plan) for plan in plans]
         spec = json.loads(json.dumps(run.config.to_json()))
         results = self.map(remote_best_response, [(spec, request) for request, _, _ in prepared])
+        for result in results:  # arrays out of Ray's object store are read-only views
+            result.policy = np.array(result.policy)
         return [run._accept(plan, result, init, fusion_s)
                 for plan, (_, init, fusion_s), result in zip(plans, prepared, results)]
 
