@@ -81,10 +81,10 @@ def test_observation_table_interns_grows_and_compacts():
 def test_uniform_play_matches_the_exact_value():
     compiled = compile_game("leduc_poker")
     exact = expected_payoff(compiled, uniform_policy(compiled, 0), uniform_policy(compiled, 1))[0]
-    returns = play_games(load_sampled_game("leduc_poker"), (UniformSeat(), UniformSeat()), 20_000, seed=1)
-    assert returns.size == 20_000
+    returns = play_games(load_sampled_game("leduc_poker"), (UniformSeat(), UniformSeat()), 8000, seed=1)
+    assert returns.size == 8000
     assert abs(returns.mean() - exact) < 4 * returns.std() / np.sqrt(returns.size)
-    again = play_games(load_sampled_game("leduc_poker"), (UniformSeat(), UniformSeat()), 20_000, seed=1)
+    again = play_games(load_sampled_game("leduc_poker"), (UniformSeat(), UniformSeat()), 8000, seed=1)
     np.testing.assert_array_equal(returns, again)
 
 
@@ -128,7 +128,7 @@ def test_policy_vectors_round_trip_and_act_greedily():
 def test_sampled_entries_agree_with_the_exact_payoffs_of_the_same_networks():
     compiled = compile_game("leduc_poker")
     vectors = [uniform_vector(30, (16,), 3)] + [_network_vector("leduc_poker", seed=s, scale=3.0) for s in range(2)]
-    config = _config(game="leduc_poker", sims_per_entry=4000)
+    config = _config(game="leduc_poker", sims_per_entry=1500)
     space = SampledSpace.create(config.resolved())
     meta_game = space.new_meta_game()
     for v in vectors:
@@ -138,7 +138,7 @@ def test_sampled_entries_agree_with_the_exact_payoffs_of_the_same_networks():
     exact = payoff_matrix(compiled, tables[0], tables[1])
     # 18 entries: each within its 99.9% interval (3.29 standard errors).
     assert np.all(np.abs(meta_game.matrix - exact) <= 3.29 * meta_game.standard_errors), (meta_game.matrix, exact)
-    assert meta_game.samples.min() == 4000
+    assert meta_game.samples.min() == 1500
 
 
 # -- routing and settings -------------------------------------------------------------------
@@ -210,6 +210,7 @@ def test_a_tolerance_that_cannot_be_met_stops_at_the_cap_with_a_warning():
     assert "stopped at the cap of 60 games" in report["warnings"][0]
 
 
+@pytest.mark.slow
 def test_fusion_and_pipeline_run_in_sampled_play():
     fused = PSRO(_config(init="fusion", iterations=3)).run()
     assert fused[-1].inits[-1] in ("fusion", "normal")
@@ -219,6 +220,7 @@ def test_fusion_and_pipeline_run_in_sampled_play():
     assert pipeline[-1].population_sizes[0] >= 3
 
 
+@pytest.mark.slow
 def test_sampled_dqn_learns_a_near_best_response():
     compiled = compile_game("kuhn_poker")
     game = load_sampled_game("kuhn_poker")
@@ -234,6 +236,7 @@ def test_sampled_dqn_learns_a_near_best_response():
 
 # -- approximate exploitability -------------------------------------------------------------
 
+@pytest.mark.slow
 def test_approximate_exploitability_is_a_lower_bound_within_its_interval(tmp_path):
     from fusion_psro.psro.approximate import ApproxSettings, approximate_exploitability
 
@@ -255,6 +258,7 @@ def test_approximate_exploitability_is_a_lower_bound_within_its_interval(tmp_pat
     assert again["budgets"][-1]["estimate"] == record["budgets"][-1]["estimate"]
 
 
+@pytest.mark.slow
 def test_approx_exploitability_command_and_its_refusals(tmp_path, capsys):
     from fusion_psro.cli import main
 
@@ -295,6 +299,7 @@ def _comparable(rows):
     return [{k: v for k, v in row.items() if not k.endswith("_s") and k not in ("oracle", "approx")} for row in rows]
 
 
+@pytest.mark.slow
 def test_a_killed_sampled_run_resumes_bit_identically(tmp_path):
     from fusion_psro.experiments import read_metrics, resume_psro, run_psro
 
@@ -372,7 +377,7 @@ def test_exact_and_sampled_play_of_the_same_seed_agree_within_the_sampled_interv
     exact = PSRO(exact_config)
     exact.run()
     vectors = member_vectors(exact.config, exact.state.populations)
-    sampled_space = SampledSpace.create(_config(game="leduc_poker", sims_per_entry=3000).resolved())
+    sampled_space = SampledSpace.create(_config(game="leduc_poker", sims_per_entry=1500).resolved())
     meta_game = sampled_space.new_meta_game()
     for player in range(2):
         for vector in vectors[player]:
