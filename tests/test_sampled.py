@@ -34,7 +34,7 @@ from fusion_psro.games.sampled import (
 from fusion_psro.oracles.base import BestResponseRequest
 from fusion_psro.oracles.dqn import DQNConfig, DQNOracle
 from fusion_psro.oracles.episode_sources import tabulate_member
-from fusion_psro.oracles.network_policy import NetworkSeat, decode, encode, uniform_vector
+from fusion_psro.oracles.network_policy import decode, encode, uniform_vector
 from fusion_psro.oracles.networks import MLP, fresh_parameters
 from fusion_psro.policies import uniform_policy
 from fusion_psro.psro import PSRO, PSROConfig

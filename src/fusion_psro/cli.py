@@ -426,7 +426,7 @@ COMMANDS = {
              _add_plot_arguments, _cmd_plot),
     "evaluate": ("exact evaluation demo: exploitability, payoff matrix, mixture", _add_evaluate_arguments, _cmd_evaluate),
     "approx-exploitability": ("approximate exploitability of a run's mixtures: trained best responses scored by "
-                              "sampled games (a lower bound of NashConv / 2 with its 95% interval)",
+                              "sampled games (a lower bound of NashConv / 2 with its confidence interval)",
                               _add_approx_arguments, _cmd_approx_exploitability),
 }
 
