@@ -389,7 +389,7 @@ class _Learner:
     def update(self, batch: _Batch) -> None:
         """One gradient step on the TD loss of ``batch``."""
         cfg = self.config
-        next_values = self._next_values(batch.next_ids)
+        next_values = self._next_values(batch.next_ids, batch.done)
         targets = torch.where(batch.done, batch.rewards, batch.rewards + cfg.discount * next_values)
         loss = self._loss(self._q_values(batch.ids, batch.actions), targets)
         self.optimizer.zero_grad(set_to_none=True)
@@ -430,12 +430,21 @@ class _Learner:
         self.forward_rows += self.config.batch_size
         return self.network(self.observations[ids]).gather(1, actions[:, None])[:, 0]
 
-    def _next_values(self, next_ids: torch.Tensor) -> torch.Tensor:
+    def _next_values(self, next_ids: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
         """``max_{a' legal} Q_target(s', a')`` (meaningless where the episode ended; masked by the caller)."""
         if self._target_table:
             if self._target_max.shape[0] < self.observations.shape[0]:  # rows added since the sync
                 self._target_max = torch.cat([self._target_max, self._target_maxima(self._target_max.shape[0])])
             return self._target_max[next_ids]
+        if self.table.grows and self._distinct_rows_only:
+            # Sampled play: the target network on the distinct states that did not end an episode only.
+            values = torch.zeros(next_ids.shape, dtype=torch.float32, device=next_ids.device)
+            distinct, inverse = torch.unique(next_ids[~done], return_inverse=True)
+            with torch.no_grad():
+                q = self.target(self.observations[distinct]).masked_fill(~self.legal[distinct],
+                                                                         torch.finfo(torch.float32).min)
+            values[~done] = q.max(dim=1).values[inverse]
+            return values
         with torch.no_grad():
             q = self.target(self.observations[next_ids]).masked_fill(~self.legal[next_ids], torch.finfo(torch.float32).min)
             return q.max(dim=1).values
