@@ -29,7 +29,7 @@ DEFAULT_EVAL_BR_SEEDS, DEFAULT_EVAL_GAMES = 2, 10_000
 
 def parse_int_list(text: Any) -> tuple[int, ...]:
     """``"20000,100000"`` (or a list) -> ``(20000, 100000)``; a :class:`ConfigError` names a bad value."""
-    parts = text.split(",") if isinstance(text, str) else list(text)
+    parts = text.strip("()[] ").split(",") if isinstance(text, str) else list(text)
     try:
         values = tuple(int(str(part).strip()) for part in parts if str(part).strip())
     except ValueError:
