@@ -388,3 +388,24 @@ def test_exact_and_sampled_play_of_the_same_seed_agree_within_the_sampled_interv
     record = sampled.run()[-1]
     assert 0 < record.exploitability == pytest.approx(sampled.space.evaluate(sampled.state.meta_game,
                                                                              sampled.state.meta_strategies).exploitability)
+
+
+def test_the_parallel_pipeline_plans_every_learner_in_one_round():
+    from fusion_psro.psro.executors import SerialExecutor
+
+    class Recording(SerialExecutor):
+        rounds: list[int] = []
+
+        def respond(self, run, plans):
+            self.rounds.append(len(plans))
+            return super().respond(run, plans)
+
+    settings = dict(variant="p-psro", pipeline_learners=2, iterations=1)
+    PSRO(_config(**settings), executor=Recording()).run()
+    assert Recording.rounds == [1, 1, 1, 1]  # the default: one learner a round
+    Recording.rounds = []
+    PSRO(_config(**settings, pipeline_parallel=True), executor=Recording()).run()
+    assert Recording.rounds == [4]
+    with pytest.raises(ConfigError, match="--pipeline-parallel applies to the variants with a pipeline of learners "
+                                          r"\(p-psro\), not to --variant psro"):
+        _config(pipeline_parallel=True).resolved()

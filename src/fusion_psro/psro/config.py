@@ -101,6 +101,9 @@ class PSROConfig:
     eval_br_seeds: int | None = _setting(None, "--eval approx: best-response training seeds per player (default 2)")
     eval_games: int | None = _setting(None, "--eval approx: sampled games that score each best response (default "
                                       "10000)")
+    pipeline_parallel: bool = _setting(False, "p-psro: train every active learner in one round, each against the "
+                                       "populations as the iteration began (parallel tasks with --workers)",
+                                       parse="bool")
 
     def resolved(self, *, oracle: type | None = None) -> PSROConfig:
         """A validated copy with defaults filled in; raises :class:`ConfigError`.
@@ -115,6 +118,7 @@ class PSROConfig:
         config.evaluation = kind.evaluation
         oracle_class = _resolve_oracle(config, kind, oracle)
         _resolve_variant(config, kind, oracle_class)
+        _check_pipeline_parallel(config)
         _resolve_population(config, oracle_class)
         META_SOLVERS.get(config.meta_solver)
         _resolve_init(config, oracle_class, kind)
@@ -210,6 +214,15 @@ def _resolve_variant(config: PSROConfig, kind, oracle_class) -> None:
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not np.isfinite(weight) or weight < 0:
         raise ConfigError(f"diversity_weight must be a non-negative number, got {weight!r}")
     config.diversity_weight = float(weight)
+
+
+def _check_pipeline_parallel(config: PSROConfig) -> None:
+    if not isinstance(config.pipeline_parallel, bool):
+        raise ConfigError(f"pipeline_parallel must be true or false, got {config.pipeline_parallel!r}")
+    if config.pipeline_parallel and not getattr(VARIANTS.get(config.variant), "parallel_pipeline", False):
+        raise ConfigError(f"--pipeline-parallel applies to the variants with a pipeline of learners "
+                          f"({VARIANTS.accepted(lambda v: getattr(v, 'parallel_pipeline', False))}), "
+                          f"not to --variant {config.variant}")
 
 
 def _resolve_population(config: PSROConfig, oracle_class) -> None:
