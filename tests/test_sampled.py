@@ -34,7 +34,7 @@ from fusion_psro.games.sampled import (
 from fusion_psro.oracles.base import BestResponseRequest
 from fusion_psro.oracles.dqn import DQNConfig, DQNOracle
 from fusion_psro.oracles.episode_sources import tabulate_member
-from fusion_psro.oracles.network_policy import decode, encode, uniform_vector
+from fusion_psro.oracles.network_policy import NetworkSeat, decode, encode, uniform_vector
 from fusion_psro.oracles.networks import MLP, fresh_parameters
 from fusion_psro.policies import uniform_policy
 from fusion_psro.psro import PSRO, PSROConfig
@@ -409,3 +409,38 @@ def test_the_parallel_pipeline_plans_every_learner_in_one_round():
     with pytest.raises(ConfigError, match="--pipeline-parallel applies to the variants with a pipeline of learners "
                                           r"\(p-psro\), not to --variant psro"):
         _config(pipeline_parallel=True).resolved()
+
+
+def test_a_seat_never_takes_another_tables_cached_actions():
+    """A seat reused across games (the row member of a meta-game row) must not look up the
+    actions it cached for a freed table, even when a new table takes its address (CPython
+    reuses freed memory, so ``id`` repeats)."""
+    game = load_sampled_game("leduc_poker")
+    states = []
+    for cards in [(0, 1), (5, 1)]:
+        state = game.new_initial_state()
+        for card in cards:
+            state.apply_action(card)
+        states.append(state)
+    zero, draws = np.zeros(1, dtype=np.int64), np.zeros(1)
+
+    def greedy(seat, state):
+        table = ObservationTable(30, 3)
+        return seat.act(zero, np.array([table.intern(state, 0)]), table, draws)[0]
+
+    # A network whose greedy actions differ at the two states (else the check could not fail).
+    seed = next(s for s in range(50) if len({greedy(NetworkSeat([_network_vector("leduc_poker", seed=s, scale=3.0)],
+                                                                np.ones(1), 30, 3), st) for st in states}) == 2)
+    vector = _network_vector("leduc_poker", seed=seed, scale=3.0)
+    seat = NetworkSeat([vector], np.ones(1), 30, 3)
+    first = ObservationTable(30, 3)
+    seat.act(zero, np.array([first.intern(states[0], 0)]), first, draws)
+    address, held = id(first), []
+    del first
+    second = ObservationTable(30, 3)
+    while id(second) != address and len(held) < 1000:  # until a table lands where the freed one was
+        held.append(second)
+        second = ObservationTable(30, 3)
+    assert second.intern(states[1], 0) == 0  # the id the first table gave states[0]
+    assert seat.act(zero, np.array([0]), second, draws)[0] == greedy(NetworkSeat([vector], np.ones(1), 30, 3),
+                                                                     states[1])

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import logging
 from typing import Protocol
 
@@ -87,16 +88,21 @@ def tensor_size(game: pyspiel.Game) -> int:
     return int(np.prod(game.information_state_tensor_shape()))
 
 
+_TABLE_TOKENS = itertools.count()
+
+
 class ObservationTable:
     """One player's information states seen so far: id -> tensor and legal-action mask.
 
     Ids are given in the order of first sight (:meth:`intern`); :attr:`tensors` and
     :attr:`legal_mask` are views of the first :attr:`size` rows. :attr:`version` changes
     whenever the arrays are reallocated or renumbered, so users holding views know to
-    take new ones.
+    take new ones; :attr:`token` tells tables apart (what users caching by id key on).
     """
 
     def __init__(self, tensor_size: int, num_actions: int, capacity: int = 1024) -> None:
+        #: Unique among the tables of this process (``id`` is not: a freed table's is reused).
+        self.token = next(_TABLE_TOKENS)
         self.index: dict[str, int] = {}
         self._tensors = np.zeros((capacity, tensor_size), dtype=np.float32)
         self._legal = np.zeros((capacity, num_actions), dtype=bool)

@@ -112,7 +112,7 @@ class NetworkSeat:
         self._table_key: tuple[int, int] | None = None
 
     def act(self, members: np.ndarray, ids: np.ndarray, table: ObservationTable, uniforms: np.ndarray) -> np.ndarray:
-        key = (id(table), table.version)
+        key = (table.token, table.version)
         if key != self._table_key:  # another table, or this one was renumbered: forget the actions
             self._cache = [np.zeros(0, dtype=np.int64) for _ in self.networks]
             self._table_key = key
