@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -330,3 +331,27 @@ def test_progress_inside_an_iteration_reaches_the_caller():
     psro.on_progress = lambda done, total: seen.append((done, total))
     psro.run()
     assert seen[-1] == (96, 96) and len(seen) >= 2 * 3  # each player's response, after every batched step
+
+
+def test_report_compares_each_fusion_method_with_its_other_inits_by_welch_intervals():
+    """The interval is checked against Welch's formula written out (Welch-Satterthwaite df)."""
+    from scipy import stats
+
+    from fusion_psro.experiments.report import fusion_differences_table
+    from fusion_psro.experiments.runs import RunSummary
+
+    finals = {("psro", "normal"): [0.40, 0.35, 0.38], ("psro", "fusion"): [0.20, 0.26, 0.22, 0.25],
+              ("psro-rn", "normal"): [1.0, 1.2], ("p-psro", "fusion"): [0.5, 0.6]}  # no partner: no row
+    runs = [RunSummary(Path(f"{variant}-{init}-{seed}"), {"game": "leduc_poker", "variant": variant, "init": init,
+                                                           "seed": seed, "fusion_start": 1 if init == "fusion" else None},
+                       [{"iteration": 1, "exploitability": value, "wall_s": 1.0, "episodes": 0}])
+            for (variant, init), values in finals.items() for seed, value in enumerate(values)]
+    rows = [line for line in fusion_differences_table(runs).splitlines()[2:]]
+    assert len(rows) == 1
+    a, b = np.array(finals[("psro", "normal")]), np.array(finals[("psro", "fusion")])
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    df = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
+    half = stats.t.ppf(0.975, df) * np.sqrt(va + vb)
+    diff = a.mean() - b.mean()
+    assert f"| 3 / 4 | {diff:+.4f} | [{diff - half:+.4f}, {diff + half:+.4f}] |" in rows[0]
+    assert fusion_differences_table([r for r in runs if r.settings["init"] == "fusion"]) is None

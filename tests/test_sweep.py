@@ -54,7 +54,7 @@ def test_grid_expands_to_named_cells(tmp_path):
         (KUHN.replace("workers = 2", "workers = 2\nthreads = 3"), r"unknown key\(s\) \['threads'\] in \[sweep\]"),
         (KUHN.replace('game = "kuhn_poker"', 'game = "kuhn_poker"\nlearning_rate = 0.1'),
          r"unknown key\(s\) \['learning_rate'\] in \[settings\]; accepted: diversity_schedule, diversity_weight, episodes, "
-         r"exploitability_prior_code, fusion_fallback"),
+         r"eval, eval_br_episodes"),
         (KUHN.replace('variant = ["psro", "p-psro"]', 'variant = ["psro", "alpha"]'),
          r"cell alpha-seed0 .*unknown variant 'alpha'; accepted: psro, psro-rn, p-psro"),
         (KUHN.replace("seed = [0, 1]", "seed = 3"), r"\[grid\] seed must be a non-empty list"),

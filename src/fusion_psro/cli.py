@@ -148,6 +148,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from fusion_psro.experiments import resume_psro, run_psro
     from fusion_psro.experiments.runner import unused_settings
 
+    parallel = {"workers": args.workers, "address": args.address}
     given = _given_settings(args)
     if args.resume:
         extra = sorted(given - {"iterations"}) + [name for name in ("out", "overwrite") if getattr(args, name)]
@@ -158,7 +159,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 "number of iterations: more extends a finished run)"
             )
         rows = resume_psro(args.resume, iterations=args.iterations, progress=not args.quiet,
-                           tensorboard=args.tensorboard)
+                           tensorboard=args.tensorboard, **parallel)
         _print_run_summary(args.resume, rows[-1])
         return 0
     if not args.out:
@@ -168,7 +169,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if unused:
         name, why = next(iter(unused.items()))
         raise FusionPSROError(f"{_option(name)} does not apply to this run: {why}. Leave it out")
-    rows = run_psro(config, args.out, overwrite=args.overwrite, progress=not args.quiet, tensorboard=args.tensorboard)
+    rows = run_psro(config, args.out, overwrite=args.overwrite, progress=not args.quiet, tensorboard=args.tensorboard,
+                    **parallel)
     _print_run_summary(args.out, rows[-1])
     return 0
 
@@ -179,6 +181,51 @@ def _print_run_summary(out: str, last) -> None:
         f"{out}: {last.iteration} iterations{reached}, exploitability {last.exploitability:.6f} "
         f"(NashConv {last.nash_conv:.6f}), {last.episodes:,} episodes, {last.wall_s:.1f} s"
     )
+    if "approx_exploitability" in last.extra:
+        low, high = last.extra["approx_ci95"]
+        print(f"approximate exploitability (a lower bound of NashConv / 2): {last.extra['approx_exploitability']:.4f}, "
+              f"95% interval [{low:.4f}, {high:.4f}]")
+
+
+def _cmd_approx_exploitability(args: argparse.Namespace) -> int:
+    from fusion_psro.experiments.approximate import approx_for_run, format_record
+
+    record, path = approx_for_run(
+        args.run_dir, iteration=args.iteration, br_episodes=args.br_episodes, br_seeds=args.br_seeds,
+        eval_games=args.eval_games, seed=args.seed, workers=args.workers, address=args.address,
+        exact=not args.no_exact,
+    )
+    print(format_record(record), end="")
+    print(f"wrote {path} ({record['wall_s']:.1f} s)", file=sys.stderr)
+    return 0
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _add_parallel_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=_positive, default=1, metavar="N",
+                   help="local Ray workers for independent best responses and sampled games (default: 1, no Ray)")
+    p.add_argument("--address", help="join this Ray cluster (HOST:PORT) instead of starting a local Ray")
+
+
+def _add_approx_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run whose members are networks (e.g. --oracle dqn)")
+    p.add_argument("--iteration", type=_positive, metavar="K", help="the mixtures after iteration K (default: the last)")
+    p.add_argument("--br-episodes", type=_int_list, metavar="N,M", help="budget ladder of each best-response "
+                   "training run, e.g. 20000,100000 (default: the run's --eval-br-episodes, else its --episodes)")
+    p.add_argument("--br-seeds", type=_positive, metavar="S", help="training seeds per player (default 2)")
+    p.add_argument("--eval-games", type=_positive, metavar="G", help="sampled games per score (default 10000)")
+    p.add_argument("--seed", type=int, help="seed of every draw (default: the run's seed)")
+    p.add_argument("--no-exact", action="store_true", help="skip the exact numbers even where the game compiles")
+    _add_parallel_arguments(p)
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
@@ -318,6 +365,27 @@ def _option_type(field: dataclasses.Field, hints: dict) -> type:
     return candidates[0]
 
 
+def _int_list(text: str) -> tuple[int, ...]:
+    from fusion_psro.psro.config import parse_int_list
+
+    try:
+        return parse_int_list(text)
+    except FusionPSROError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _bool(text: str) -> bool:
+    if text.strip().lower() in ("true", "1", "yes"):
+        return True
+    if text.strip().lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+#: Parsers of settings whose values are not one int, float or string (``metadata["parse"]``).
+_PARSERS = {"int_list": _int_list, "bool": _bool}
+
+
 def _add_config_options(p: argparse.ArgumentParser) -> None:
     """One option per :class:`~fusion_psro.psro.PSROConfig` setting, choices from the registries."""
     from fusion_psro import registry
@@ -340,7 +408,7 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
             components = getattr(registry, meta["registry"])
             choices = components.names(lambda c: c.fallback) if meta.get("fallback") else components.names()
         default = "" if field.default is None else f" (default: {field.default})"
-        kind = _option_type(field, hints)
+        kind = _option_type(field, hints) if "parse" not in meta else _PARSERS[meta["parse"]]
         metavar = None if choices else {int: "N", float: "X"}.get(kind, field.name.upper())
         p.add_argument("--" + field.name.replace("_", "-"), type=kind, choices=choices, metavar=metavar,
                        default=None, help=meta["help"] + default)
@@ -355,6 +423,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
                    "(its config.json gives every setting; --iterations N extends a finished run to N)")
     p.add_argument("--overwrite", action="store_true", help="replace the run files already in --out")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard scalars to DIR/tensorboard")
+    _add_parallel_arguments(p)
 
 
 def _add_compile_arguments(p: argparse.ArgumentParser) -> None:
@@ -449,6 +518,9 @@ COMMANDS = {
               _add_match_arguments, _cmd_match),
     "export": ("write a run's meta-game and meta-strategies as CSV and JSON", _add_export_arguments, _cmd_export),
     "evaluate": ("exact evaluation demo: exploitability, payoff matrix, mixture", _add_evaluate_arguments, _cmd_evaluate),
+    "approx-exploitability": ("approximate exploitability of a run's mixtures: trained best responses scored by "
+                              "sampled games (a lower bound of NashConv / 2 with its confidence interval)",
+                              _add_approx_arguments, _cmd_approx_exploitability),
 }
 
 

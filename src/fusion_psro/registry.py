@@ -238,7 +238,7 @@ META_SOLVERS: Registry = Registry("meta-solver", builtins="fusion_psro.meta.solv
 DIVERSITY_TERMS: Registry = Registry(
     "diversity term", builtins="fusion_psro.oracles.diversity", group="fusion_psro.diversity_terms"
 )
-GAME_KINDS: Registry = Registry("game kind", builtins="fusion_psro.psro.spaces", group="fusion_psro.game_kinds")
+GAME_KINDS: Registry = Registry("game kind", builtins="fusion_psro.psro.kinds", group="fusion_psro.game_kinds")
 
 
 def register_oracle(name: str, oracle: Any = None, *, replace: bool = False) -> Any:

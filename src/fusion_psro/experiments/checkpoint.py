@@ -48,6 +48,8 @@ CHECKPOINT_FORMAT = 2
 _POLICY_KEY = "__policy__"
 _CHECKPOINT_NAME = re.compile(r"^iteration-(\d{5,})\.npz$")
 KEEP_CHECKPOINTS = 2
+#: Prefix of the meta-game's own arrays in a checkpoint file (``checkpoint_arrays()``).
+_META_PREFIX = "meta_"
 
 
 class CheckpointError(RunDirectoryError):
@@ -111,6 +113,8 @@ class Checkpointer:
             "variant": psro.variant.state_dict(psro),
         }
         path = self.directory / f"iteration-{state.iteration:05d}.npz"
+        # A meta-game may keep more than its matrix (a sampled one: standard errors, games).
+        extra = getattr(state.meta_game, "checkpoint_arrays", dict)()
 
         def write(tmp: str) -> None:
             with open(tmp, "wb") as handle:
@@ -120,6 +124,7 @@ class Checkpointer:
                     matrix=state.meta_game.matrix,
                     sigma0=state.meta_strategies[0],
                     sigma1=state.meta_strategies[1],
+                    **{_META_PREFIX + name: value for name, value in extra.items()},
                 )
 
         _atomic_write(path, write)
@@ -163,11 +168,12 @@ def _load_member(path: Path, has_parameters: bool) -> Member:
     return Member(policy=policy, parameters=tensors if has_parameters else None, origin=metadata.get("origin", ""))
 
 
-def _read(path: Path) -> tuple[dict, np.ndarray, tuple[np.ndarray, np.ndarray], list[list[Member]]]:
-    """A checkpoint file's record, meta-game matrix, meta-strategies and populations."""
+def _read(path: Path) -> tuple[dict, np.ndarray, tuple[np.ndarray, np.ndarray], list[list[Member]], dict]:
+    """A checkpoint file's record, meta-game matrix, meta-strategies, populations and the space's extra arrays."""
     with np.load(path, allow_pickle=False) as data:
         record = json.loads(str(data["record"]))
         matrix, sigma = data["matrix"], (data["sigma0"], data["sigma1"])
+        extra = {name[len(_META_PREFIX):]: data[name] for name in data.files if name.startswith(_META_PREFIX)}
     if record.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
             f"{path} was written by checkpoint format {record.get('format')}; this version of fusion-psro "
@@ -178,12 +184,12 @@ def _read(path: Path) -> tuple[dict, np.ndarray, tuple[np.ndarray, np.ndarray], 
         [_load_member(members_dir / name, has) for name, has in zip(record["members"][p], record["has_parameters"][p])]
         for p in range(2)
     ]
-    return record, matrix, sigma, populations
+    return record, matrix, sigma, populations, extra
 
 
 def _restore_from(psro: PSRO, path: Path) -> tuple[PSROState, dict]:
-    record, matrix, sigma, populations = _read(path)
-    meta_game = psro.space.restore_meta_game([[m.policy for m in pop] for pop in populations], matrix)
+    record, matrix, sigma, populations, extra = _read(path)
+    meta_game = psro.space.restore_meta_game([[m.policy for m in pop] for pop in populations], matrix, **extra)
     state = PSROState(
         populations=populations,
         meta_game=meta_game,

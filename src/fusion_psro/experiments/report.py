@@ -13,8 +13,11 @@ import math
 from collections.abc import Iterable
 from pathlib import Path
 
+from typing import Any
+
 import numpy as np
 
+from fusion_psro.experiments.approximate import approx_section
 from fusion_psro.experiments.plots import plot_runs
 from fusion_psro.experiments.rundir import RunDirectoryError, make_directory
 from fusion_psro.experiments.runs import (
@@ -60,12 +63,63 @@ def summary_table(runs: list[RunSummary]) -> str:
     return "\n".join(lines)
 
 
+#: Settings in which a method and its Fusion-X counterpart may differ.
+INIT_KEYS = ("init", "fusion_start", "fusion_fallback", "init_options")
+
+
+def fusion_differences_table(runs: list[RunSummary]) -> str | None:
+    """Markdown table: each Fusion-X against every method that differs from it only in its init.
+
+    The difference is the mean final exploitability of the method minus that of Fusion-X
+    (positive: fusion is lower), with Welch's 95% interval (unequal variances, seeds
+    independent). None when no such pair exists.
+    """
+    from scipy import stats  # noqa: PLC0415 (only when a report is written)
+
+    groups = list(group_by_method(runs).values())
+    varying = varying_settings(runs)
+
+    def finals(members: list[RunSummary]) -> np.ndarray:
+        at = common_iteration(members)
+        return np.array([run.rows[at - 1]["exploitability"] for run in members], dtype=np.float64)
+
+    def rest(members: list[RunSummary]) -> dict[str, Any]:
+        return {k: v for k, v in members[0].settings.items() if k not in INIT_KEYS and k != "seed"}
+
+    lines = []
+    for fused in (g for g in groups if g[0].settings.get("init") == "fusion"):
+        for other in (g for g in groups if g is not fused and g[0].settings.get("init") != "fusion"):
+            if rest(other) != rest(fused):
+                continue
+            a, b = finals(other), finals(fused)
+            if min(a.size, b.size) < 2:
+                continue
+            interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+            lines.append(f"| {method_label(other[0].settings, varying)} − {method_label(fused[0].settings, varying)} | "
+                         f"{a.size} / {b.size} | {a.mean() - b.mean():+.4f} | [{interval.low:+.4f}, {interval.high:+.4f}] |")
+    if not lines:
+        return None
+    return "\n".join([
+        "| method − Fusion-X | seeds | difference of final exploitability | Welch 95% interval |",
+        "|---|---|---|---|",
+        *lines,
+    ])
+
+
 def unequal_length_notes(runs: list[RunSummary]) -> list[str]:
     """One sentence per method whose seeds recorded different numbers of iterations."""
     varying = varying_settings(runs)
     notes = [note_unequal_lengths(method_label(members[0].settings, varying), members)
              for members in group_by_method(runs).values()]
     return [note for note in notes if note]
+
+
+def _fusion_section(runs: list[RunSummary]) -> list[str]:
+    table = fusion_differences_table(runs)
+    if table is None:
+        return []
+    return ["Each method against its Fusion-X counterpart (same settings but the init); a positive difference "
+            "means Fusion-X ends less exploitable:", "", table, ""]
 
 
 def write_report(run_dirs: Iterable[Path | str], out: Path | str, *, overwrite: bool = False,
@@ -92,14 +146,17 @@ def write_report(run_dirs: Iterable[Path | str], out: Path | str, *, overwrite: 
     text = "\n".join([
         f"# {title}",
         "",
-        f"{len(runs)} runs. Exploitability is NashConv / 2, computed exactly; final values are "
+        f"{len(runs)} runs. Exploitability is NashConv / 2, computed exactly (nan where the game is too large "
+        "to compile: see the approximate exploitability, when the runs measured it); final values are "
         "mean ± standard error over seeds. Wall time and episodes are per run (mean over seeds); "
         "fusion overhead is the share of run time spent fusing parameters.",
         "",
         summary_table(runs),
         "",
+        *_fusion_section(runs),
         *[f"Note: {note}." for note in notes],
         *([""] if notes else []),
+        *approx_section(runs),
         f"Total wall time {total_wall:,.0f} s over all runs; fusion took {total_fusion:.3f} s of it "
         f"({100 * total_fusion / max(total_wall, 1e-12):.4f}%)"
         + (f", writing checkpoints {total_checkpoints:.1f} s." if total_checkpoints else "."),

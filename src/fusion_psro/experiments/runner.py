@@ -16,6 +16,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 import fusion_psro
+from fusion_psro.experiments.approximate import evaluate_during_run
 from fusion_psro.experiments.checkpoint import CHECKPOINT_DIR, Checkpointer, CheckpointError, restore_latest
 from fusion_psro.experiments.rundir import (
     CONFIG_FILE,
@@ -144,8 +145,20 @@ def same_settings(recorded: dict[str, Any] | None, config: PSROConfig) -> bool:
     return then is not None and then == resolved_settings(dataclasses.asdict(config))
 
 
+def _executor(config: PSROConfig, workers: int, address: str | None):
+    """Where the run's independent work goes (:mod:`fusion_psro.psro.executors`): this process, or Ray."""
+    from fusion_psro.psro.executors import make_executor
+    from fusion_psro.registry import INITS, META_SOLVERS, ORACLES, VARIANTS, plugin_sources
+
+    components = [ORACLES.get(config.oracle or "exact"), VARIANTS.get(config.variant),
+                  META_SOLVERS.get(config.meta_solver)]
+    components += [INITS.get(name) for name in (config.init, config.fusion_fallback) if name is not None]
+    return make_executor(workers, address, plugin_sources(components))
+
+
 def run_psro(
-    config: PSROConfig, out: Path | str, *, overwrite: bool = False, progress: bool = True, tensorboard: bool = False
+    config: PSROConfig, out: Path | str, *, overwrite: bool = False, progress: bool = True, tensorboard: bool = False,
+    workers: int = 1, address: str | None = None,
 ) -> list[IterationRecord]:
     """Run PSRO as configured, writing ``config.json``, ``metrics.jsonl`` and the population.
 
@@ -158,9 +171,12 @@ def run_psro(
     if it is interrupted; a run that fails before its first checkpoint leaves nothing
     behind. With ``tensorboard``, each iteration's numbers are also written as TensorBoard
     scalars under ``out/tensorboard`` (needs the ``tensorboard`` package:
-    ``pip install -e '.[tensorboard]'``).
+    ``pip install -e '.[tensorboard]'``). With ``workers`` > 1 or an ``address``,
+    independent best responses, sampled meta-game entries and approximate best responses
+    run as Ray tasks (:mod:`fusion_psro.psro.executors`); the results are the same.
     """
-    psro = PSRO(config)  # validates the config and compiles the game first
+    executor = _executor(config, workers, address)  # an address that does not answer fails here, first
+    psro = PSRO(config, executor=executor)  # validates the config and compiles the game first
     out = Path(out)
     created = make_directory(out)
     try:
@@ -178,11 +194,12 @@ def run_psro(
                     remove_run_files(out)  # nothing computed yet: leave the directory as it was
                 raise
     finally:
+        executor.close()
         remove_created(created)  # only directories left empty
 
 
 def resume_psro(out: Path | str, *, iterations: int | None = None, progress: bool = True,
-                tensorboard: bool = False) -> list[IterationRecord]:
+                tensorboard: bool = False, workers: int = 1, address: str | None = None) -> list[IterationRecord]:
     """Continue the run in ``out`` from its last good checkpoint.
 
     The resumed run ends with the same metrics (wall times aside) as an uninterrupted run
@@ -198,7 +215,7 @@ def resume_psro(out: Path | str, *, iterations: int | None = None, progress: boo
         config = _recorded_config(out)
         if iterations is not None:
             config = dataclasses.replace(config, iterations=iterations)
-        psro = PSRO(config)
+        psro = PSRO(config, executor=_executor(config, workers, address))
         finished = finished_run_metrics(out, psro.config)
         if finished is not None:
             log.warning("%s is already finished; nothing to resume", out)
@@ -293,6 +310,7 @@ def _run_to_end(psro: PSRO, out: Path, rows: list[IterationRecord], progress: bo
         display = _ProgressDisplay(bar, rows[-1].exploitability if rows else None)
 
         def record(row: IterationRecord) -> None:
+            evaluate_during_run(psro, row)  # --eval approx, when due
             checkpoint_started = time.perf_counter()
             checkpointer.save(psro)
             row.extra["checkpoint_s"] = time.perf_counter() - checkpoint_started
@@ -308,6 +326,7 @@ def _run_to_end(psro: PSRO, out: Path, rows: list[IterationRecord], progress: bo
             psro.run(callback=record)
         finally:
             psro.on_progress = None
+            psro.executor.close()
             if writer is not None:
                 writer.close()
     save_population(out, psro.state.populations)

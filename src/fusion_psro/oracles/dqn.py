@@ -108,14 +108,16 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
+import pyspiel
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from fusion_psro.errors import ConfigError, GameNotSupportedError, OracleError
 from fusion_psro.games.compiled import CompiledGame
+from fusion_psro.games.sampled import load_sampled_game
 from fusion_psro.evaluation import action_values, mixture_behaviour, mixture_plan
-from fusion_psro.games.simulation import VectorizedEpisodes
+from fusion_psro.oracles.episode_sources import CompiledSource, DeviceTable, SampledSource
 from fusion_psro.oracles.base import BestResponseRequest, BestResponseResult, Oracle, OracleMetrics, StateDict
 from fusion_psro.oracles.diversity import DiverseSnapshots, TabularDiversity, measure_for
 from fusion_psro.oracles.networks import (
@@ -364,18 +366,19 @@ class _Learner:
     loss, for the metrics.
     """
 
-    def __init__(self, network: MLP, config: DQNConfig, observations: torch.Tensor, legal: torch.Tensor) -> None:
+    def __init__(self, network: MLP, config: DQNConfig, table: DeviceTable) -> None:
         self.network = network
         self.target = copy.deepcopy(network)
         self.target.requires_grad_(False)
         self.optimizer = adam(network, config.learning_rate)
         self.config = config
-        self.observations = observations
-        self.legal = legal
+        self.table = table
+        self.observations = table.observations
+        self.legal = table.legal
         # Cheaper to tabulate max_a' Q_target(s', a') once per sync when there are few states.
-        self._target_table = observations.shape[0] <= config.target_update_every * config.batch_size
+        self._target_table = self.observations.shape[0] <= config.target_update_every * config.batch_size
         self._target_max = self._target_maxima() if self._target_table else None
-        self._distinct_rows_only = observations.device.type == "cpu"
+        self._distinct_rows_only = self.observations.device.type == "cpu"
         self.updates = 0
         self.forward_rows = 0
         self.last_loss: torch.Tensor | None = None
@@ -398,7 +401,7 @@ class _Learner:
     def update(self, batch: _Batch) -> None:
         """One gradient step on the TD loss of ``batch``."""
         cfg = self.config
-        next_values = self._next_values(batch.next_ids)
+        next_values = self._next_values(batch.next_ids, batch.done)
         targets = torch.where(batch.done, batch.rewards, batch.rewards + cfg.discount * next_values)
         loss = self._loss(self._q_values(batch.ids, batch.actions), targets)
         self.optimizer.zero_grad(set_to_none=True)
@@ -414,7 +417,16 @@ class _Learner:
     def sync_target(self) -> None:
         """Make the target network a copy of the online network."""
         self.target.load_state_dict(self.network.state_dict())
+        if self.table.grows:  # sampled play: tabulate while the states seen are few
+            self._target_table = self.observations.shape[0] <= self.config.target_update_every * self.config.batch_size
         if self._target_table:
+            self._target_max = self._target_maxima()
+
+    def table_changed(self) -> None:
+        """Take the information states' new rows (sampled play: the table grew or was renumbered)."""
+        renumbered = self.table.refresh()
+        self.observations, self.legal = self.table.observations, self.table.legal
+        if self._target_table and (renumbered or self._target_max is None):
             self._target_max = self._target_maxima()
 
     def _loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -430,17 +442,30 @@ class _Learner:
         self.forward_rows += self.config.batch_size
         return self.network(self.observations[ids]).gather(1, actions[:, None])[:, 0]
 
-    def _next_values(self, next_ids: torch.Tensor) -> torch.Tensor:
+    def _next_values(self, next_ids: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
         """``max_{a' legal} Q_target(s', a')`` (meaningless where the episode ended; masked by the caller)."""
         if self._target_table:
+            if self._target_max.shape[0] < self.observations.shape[0]:  # rows added since the sync
+                self._target_max = torch.cat([self._target_max, self._target_maxima(self._target_max.shape[0])])
             return self._target_max[next_ids]
+        if self.table.grows and self._distinct_rows_only:
+            # Sampled play: the target network on the distinct states that did not end an episode only.
+            values = torch.zeros(next_ids.shape, dtype=torch.float32, device=next_ids.device)
+            distinct, inverse = torch.unique(next_ids[~done], return_inverse=True)
+            with torch.no_grad():
+                q = self.target(self.observations[distinct]).masked_fill(~self.legal[distinct],
+                                                                         torch.finfo(torch.float32).min)
+            values[~done] = q.max(dim=1).values[inverse]
+            return values
         with torch.no_grad():
             q = self.target(self.observations[next_ids]).masked_fill(~self.legal[next_ids], torch.finfo(torch.float32).min)
             return q.max(dim=1).values
 
-    def _target_maxima(self) -> torch.Tensor:
+    def _target_maxima(self, first: int = 0) -> torch.Tensor:
+        observations, legal = (self.observations, self.legal) if first == 0 else \
+            (self.observations[first:], self.legal[first:])
         with torch.no_grad():
-            q = self.target(self.observations).masked_fill(~self.legal, torch.finfo(torch.float32).min)
+            q = self.target(observations).masked_fill(~legal, torch.finfo(torch.float32).min)
             return q.max(dim=1).values
 
 
@@ -513,18 +538,19 @@ class _Training:
     def __init__(self, oracle: DQNOracle, request: BestResponseRequest, device: torch.device) -> None:
         self.config = cfg = oracle.config
         self.compiled, self.request, self.device = oracle.compiled, request, device
+        self.source = oracle.source
         self.player = request.player
-        self.info = oracle.compiled.players[request.player]
         env_seed, agent_seed = np.random.SeedSequence(int(request.seed)).spawn(2)
         self.rng = np.random.default_rng(agent_seed)
-        self.episodes = VectorizedEpisodes(
-            oracle.compiled, request.player, request.opponent_population, request.opponent_meta_strategy,
-            num_envs=cfg.num_envs, seed=np.random.default_rng(env_seed), max_episodes=cfg.episodes,
-        )
-        observations = torch.from_numpy(self.info.tensors).to(device)
-        legal = torch.from_numpy(self.info.legal_mask).to(device)
-        self.learner = _Learner(oracle.initial_network(request).to(device), cfg, observations, legal)
+        self.episodes = self.source.episodes(request, num_envs=cfg.num_envs, rng=np.random.default_rng(env_seed),
+                                             max_episodes=cfg.episodes)
+        #: The learner's information states: ``tensors`` and ``legal_mask`` by id.
+        self.info = self.source.table(self.episodes, request.player)
+        self.table = DeviceTable(self.info, device)
+        self.learner = _Learner(oracle.initial_network(request).to(device), cfg, self.table)
         self.replay = _Replay(cfg.replay_capacity, device)
+        #: Sampled play: compact the table of information states past this many rows.
+        self._table_limit = 2 * (2 * cfg.replay_capacity + cfg.num_envs)
         self.diversity = self._tabular_diversity()
         self.bonus = self._diversity_bonus()
         selects = self.diversity is not None and self.diversity.score is not None
@@ -560,6 +586,8 @@ class _Training:
         cfg, episodes = self.config, self.episodes
         started = time.perf_counter()
         episodes.reset()
+        if self.table.grows:
+            self.learner.table_changed()
         self.returns = [episodes.last_returns]
         threshold = max(cfg.batch_size, cfg.min_replay_before_learning)
         self.schedule = _UpdateSchedule(cfg.learn_every, threshold, agent_steps=episodes.last_terminals.size)
@@ -591,7 +619,22 @@ class _Training:
             rewards = rewards + self.bonus(ids, chosen, self.learner.updates)
         self.replay.add(ids, chosen, rewards, next_ids, done)
         self.returns.append(episodes.last_returns)
+        if self.table.grows:
+            if self.info.size > self._table_limit:
+                self._compact()
+            self.learner.table_changed()
         return games.size, episodes.last_terminals.size
+
+    def _compact(self) -> None:
+        """Sampled play: keep only the information states the replay buffer and the games refer to."""
+        replay, episodes = self.replay, self.episodes
+        stored = torch.cat([replay.info[: replay.size], replay.next_info[: replay.size]]).cpu().numpy()
+        current = episodes.infostates
+        mapping = self.info.compact(np.concatenate([stored, current[current >= 0], [0]]))
+        remap = torch.from_numpy(mapping).to(self.device)
+        replay.info[: replay.size] = remap[replay.info[: replay.size]]
+        replay.next_info[: replay.size] = remap[replay.next_info[: replay.size]]
+        episodes.ids = np.maximum(mapping[np.maximum(episodes.ids, 0)], 0)
 
     def _act(self, ids: np.ndarray) -> np.ndarray:
         """Epsilon-greedy legal actions at ``ids``: one uniform per game, then one per game and action."""
@@ -640,12 +683,15 @@ class _Training:
         )
 
     def _snapshot(self, train_s: float) -> BestResponseResult:
-        """The best response as it stands: greedy policy, a copy of the parameters, metrics so far."""
-        return BestResponseResult(policy=self.learner.greedy_policy(), parameters=self.learner.parameters(),
-                                  episodes=self.episodes.episodes_completed, metrics=self._metrics(train_s))
+        """The best response as it stands: its policy, a copy of the parameters, metrics so far."""
+        parameters = self.learner.parameters()
+        return BestResponseResult(policy=self.source.member_policy(self.learner.greedy_policy, parameters),
+                                  parameters=parameters, episodes=self.episodes.episodes_completed,
+                                  metrics=self._metrics(train_s))
 
     def _result(self, train_s: float) -> BestResponseResult:
-        policy, parameters = self.learner.greedy_policy(), self.learner.parameters()
+        parameters = self.learner.parameters()
+        policy = self.source.member_policy(self.learner.greedy_policy, parameters)
         metrics = self._metrics(train_s)
         if self.snapshots is not None:
             self.snapshots.add(policy, parameters)
@@ -664,13 +710,17 @@ class DQNOracle(Oracle):
     Parameters
     ----------
     compiled:
-        The game (must provide information-state tensors).
+        The game (must provide information-state tensors): a :class:`CompiledGame`
+        (``tabular`` kind: episodes of the compiled game, members' policies are greedy
+        tables), or a ``pyspiel.Game`` played from its states (``sampled`` kind,
+        :class:`~fusion_psro.oracles.episode_sources.SampledSource`: members' policies are
+        their networks, and the opponent population holds such policy vectors).
     config:
         Hyperparameters; default :class:`DQNConfig()`.
     """
 
     trains_parameters = True
-    game_kinds = ("tabular",)
+    game_kinds = ("tabular", "sampled")
     optimizes_diversity = True
     scratch_schemes = SCHEMES
     settings_class = DQNConfig
@@ -679,7 +729,13 @@ class DQNOracle(Oracle):
     has_output_layer = True
     distills = True
 
-    def __init__(self, compiled: CompiledGame, config: DQNConfig | None = None) -> None:
+    def __init__(self, compiled: CompiledGame | pyspiel.Game, config: DQNConfig | None = None) -> None:
+        self.config = config if config is not None else DQNConfig()
+        if isinstance(compiled, pyspiel.Game):
+            if not compiled.get_type().provides_information_state_tensor:
+                load_sampled_game(str(compiled))  # raises: it names what is missing
+            self.compiled, self.source = None, SampledSource(compiled, self.config.hidden_sizes)
+            return
         for p in range(2):
             if compiled.players[p].tensors is None:
                 raise GameNotSupportedError(
@@ -687,11 +743,18 @@ class DQNOracle(Oracle):
                     "network inputs"
                 )
         self.compiled = compiled
-        self.config = config if config is not None else DQNConfig()
+        self.source = CompiledSource(compiled)
 
     @classmethod
     def from_space(cls, space, settings: DQNConfig | None) -> DQNOracle:
-        return cls(space.compiled, settings)
+        # A space played by sampling offers its OpenSpiel game; a tabular one its compiled game.
+        sampled = getattr(space, "sampled_game", None)
+        return cls(sampled if sampled is not None else space.compiled, settings)
+
+    def _compiled_game(self, purpose: str) -> CompiledGame:
+        if self.compiled is None:
+            raise OracleError(f"{purpose} needs the compiled game; this DQN oracle plays sampled games")
+        return self.compiled
 
     # ------------------------------------------------------------------ networks
 
@@ -703,9 +766,8 @@ class DQNOracle(Oracle):
         """
         if player not in (0, 1):
             raise OracleError(f"player must be 0 or 1, got {player!r}")
-        info = self.compiled.players[player]
         with torch.random.fork_rng(devices=[]):
-            return MLP(info.tensors.shape[1], self.config.hidden_sizes, info.num_actions)
+            return MLP(self.source.input_size(player), self.config.hidden_sizes, self.source.num_actions(player))
 
     def scratch_parameters(self, player: int, scheme: str, seed: int) -> StateDict:
         """Fresh parameters of ``player``'s Q-network (CPU tensors); see :func:`initialize`.
@@ -752,7 +814,7 @@ class DQNOracle(Oracle):
         """
         if opponent_policies is None:
             raise OracleError("distilling a Q-network needs the opponent mixture it will face")
-        compiled = self.compiled
+        compiled = self._compiled_game("distilling a Q-network to a mixture's exact action values")
         behaviour = mixture_behaviour(compiled, player, population, weights)
         values = action_values(compiled, player, behaviour, mixture_plan(compiled, 1 - player, opponent_policies,
                                                                           opponent_weights))
@@ -770,14 +832,14 @@ class DQNOracle(Oracle):
         """Plasticity of the Q-network with ``parameters`` (:func:`~fusion_psro.oracles.networks.network_diagnostics`)."""
         if parameters is None:
             return {}
-        info = self.compiled.players[player]
+        info = self._compiled_game("diagnostics over every information state").players[player]
         return network_diagnostics(self.network(player, parameters), info.tensors, info.legal_mask)
 
     def greedy_policy(self, player: int, parameters: StateDict) -> np.ndarray:
         """Greedy tabular policy ``[I, A]`` of a Q-network with ``parameters``."""
         network = self.build_network(player)
         network.load_state_dict(parameters)
-        info = self.compiled.players[player]
+        info = self._compiled_game("a greedy table over every information state").players[player]
         return greedy_policy(network, torch.from_numpy(info.tensors), torch.from_numpy(info.legal_mask))
 
     # ------------------------------------------------------------------ training
@@ -796,7 +858,7 @@ class DQNOracle(Oracle):
         if player not in (0, 1):
             raise OracleError(f"player must be 0 or 1, got {player!r}")
         if request.diversity is not None:
-            measure_for(request.diversity, "tabular", "DQN")
+            measure_for(request.diversity, self.source.kind, "DQN")
         self.check_checkpoints(request, cfg.episodes)
         with torch_threads(cfg.torch_threads):
             return _Training(self, request, resolve_device(cfg.device)).run()

@@ -23,6 +23,22 @@ from fusion_psro.registry import DIVERSITY_TERMS, GAME_KINDS, INITS, META_SOLVER
 #: ``per-player``: one population per player; ``shared``: one population of two-seat agents;
 #: ``symmetric``: one population of a symmetric game, player 1's list repeating player 0's.
 POPULATION_MODES = ("per-player", "shared", "symmetric")
+#: ``--eval``: the space's own (exact) exploitability, or also the approximate one.
+EVALS = ("exact", "approx")
+#: Defaults of the approximate evaluation during a run.
+DEFAULT_EVAL_BR_SEEDS, DEFAULT_EVAL_GAMES = 2, 10_000
+
+
+def parse_int_list(text: Any) -> tuple[int, ...]:
+    """``"20000,100000"`` (or a list) -> ``(20000, 100000)``; a :class:`ConfigError` names a bad value."""
+    parts = text.strip("()[] ").split(",") if isinstance(text, str) else list(text)
+    try:
+        values = tuple(int(str(part).strip()) for part in parts if str(part).strip())
+    except ValueError:
+        raise ConfigError(f"expected comma-separated integers such as 20000,100000; got {text!r}") from None
+    if not values or min(values) < 1:
+        raise ConfigError(f"expected positive integers such as 20000,100000; got {text!r}")
+    return values
 
 
 def _setting(default: Any, help: str, **metadata: Any) -> Any:
@@ -80,6 +96,30 @@ class PSROConfig:
     exploitability_prior_code: bool = _setting(False, "also report exploitability_prior_code, the prior code's "
                                                "estimate (one 100-step Adam ascent from a random start per "
                                                "player; game kinds that define it: the mixture game)")
+    evaluation: str = _setting("auto", "how payoffs are computed: exact (the game is compiled), sampled (games are "
+                               "played from pyspiel states, any size; the meta-game is estimated), auto (exact when "
+                               "the game compiles, else sampled)")
+    sims_per_entry: int | None = _setting(None, "sampled evaluation: games per meta-game entry (default 1000); with "
+                                          "--payoff-tolerance, the games of each sampling round")
+    payoff_tolerance: float | None = _setting(None, "sampled evaluation: sample each meta-game entry until its 95%% "
+                                              "half-width is at most this")
+    max_sims_per_entry: int | None = _setting(None, "sampled evaluation with --payoff-tolerance: most games per entry "
+                                              "(default 20000); entries left wider are warned about in the metrics")
+    eval: str = _setting("exact", "exact: the exact exploitability where the game compiles (NaN where it does not); "
+                         "approx: also the approximate exploitability (trained best responses, a lower bound of "
+                         "NashConv / 2 with its 95%% interval) every --eval-every iterations and at the last",
+                         choices=EVALS)
+    eval_every: int | None = _setting(None, "--eval approx: iterations between approximate evaluations (default: "
+                                      "the last iteration only)")
+    eval_br_episodes: tuple[int, ...] | None = _setting(
+        None, "--eval approx: training budgets of the approximate best responses, e.g. 20000,100000 (one training "
+        "run per seed, measured at each budget; default: --episodes)", parse="int_list")
+    eval_br_seeds: int | None = _setting(None, "--eval approx: best-response training seeds per player (default 2)")
+    eval_games: int | None = _setting(None, "--eval approx: sampled games that score each best response (default "
+                                      "10000)")
+    pipeline_parallel: bool = _setting(False, "p-psro: train every active learner in one round, each against the "
+                                       "populations as the iteration began (parallel tasks with --workers)",
+                                       parse="bool")
 
     def resolved(self, *, oracle: type | None = None) -> PSROConfig:
         """A validated copy with defaults filled in; raises :class:`ConfigError`.
@@ -91,14 +131,19 @@ class PSROConfig:
 
         config = dataclasses.replace(self, oracle_options=dict(self.oracle_options), init_options=dict(self.init_options),
                                      meta_solver_options=dict(self.meta_solver_options))
-        kind = game_kind(config.game)
+        kind = game_kind(config.game, config.evaluation)
+        config.evaluation = kind.evaluation
         oracle_class = _resolve_oracle(config, kind, oracle)
         _resolve_variant(config, kind, oracle_class)
+        _check_pipeline_parallel(config)
         _resolve_population(config, kind, oracle_class)
         _resolve_meta_solver(config)
-        _resolve_init(config, oracle_class)
+        _resolve_init(config, oracle_class, kind)
         _resolve_evaluation(config, kind)
         _check_numbers(config)
+        from fusion_psro.psro.evaluation_settings import resolve_evaluation  # noqa: PLC0415
+
+        resolve_evaluation(config, kind, oracle_class)
         return config
 
     @classmethod
@@ -173,6 +218,12 @@ def _resolve_variant(config: PSROConfig, kind, oracle_class) -> None:
             )
         return
     term = DIVERSITY_TERMS.get(variant.diversity)
+    if not term.supports(kind.name):
+        runnable = VARIANTS.accepted(lambda v: v.diversity is None or DIVERSITY_TERMS.get(v.diversity).supports(kind.name))
+        raise ConfigError(
+            f"--variant {config.variant} does not apply to {config.game!r} ({kind.description}): its diversity "
+            f"term needs what that game kind does not compute exactly (payoff vectors or behaviour); accepted: {runnable}"
+        )
     if not (oracle_class.optimizes_diversity and term.supports(kind.name)):
         able = ORACLES.names(lambda o: kind.name in o.game_kinds and o.optimizes_diversity and term.supports(kind.name))
         what = "supports none" if not oracle_class.optimizes_diversity else f"cannot optimize it on {kind.description}"
@@ -191,6 +242,15 @@ def _resolve_variant(config: PSROConfig, kind, oracle_class) -> None:
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not np.isfinite(weight) or weight < 0:
         raise ConfigError(f"diversity_weight must be a non-negative number, got {weight!r}")
     config.diversity_weight = float(weight)
+
+
+def _check_pipeline_parallel(config: PSROConfig) -> None:
+    if not isinstance(config.pipeline_parallel, bool):
+        raise ConfigError(f"pipeline_parallel must be true or false, got {config.pipeline_parallel!r}")
+    if config.pipeline_parallel and not getattr(VARIANTS.get(config.variant), "parallel_pipeline", False):
+        raise ConfigError(f"--pipeline-parallel applies to the variants with a pipeline of learners "
+                          f"({VARIANTS.accepted(lambda v: getattr(v, 'parallel_pipeline', False))}), "
+                          f"not to --variant {config.variant}")
 
 
 def _resolve_population(config: PSROConfig, kind, oracle_class) -> None:
@@ -239,7 +299,7 @@ def _resolve_evaluation(config: PSROConfig, kind) -> None:
         )
 
 
-def _resolve_init(config: PSROConfig, oracle_class) -> None:
+def _resolve_init(config: PSROConfig, oracle_class, kind=None) -> None:
     if not oracle_class.trains_parameters:
         if config.init is not None:
             raise ConfigError(
@@ -259,6 +319,11 @@ def _resolve_init(config: PSROConfig, oracle_class) -> None:
     for setting in ("init", "fusion_fallback"):
         name = getattr(config, setting)
         reason = INITS.get(name).unsupported_by(oracle_class)
+        on_kind = INITS.get(name).unsupported_on(kind) if kind is not None else None
+        if reason is None and on_kind is not None:
+            usable = INITS.names(lambda i: i.unsupported_by(oracle_class) is None and i.unsupported_on(kind) is None)
+            raise ConfigError(f"{setting} {name!r} does not apply to {config.game!r} ({on_kind}); "
+                              f"accepted: {', '.join(usable)}")
         if reason is not None:
             raise ConfigError(f"{setting} {name!r} does not apply to the {config.oracle} oracle ({reason}); "
                               f"accepted: {', '.join(usable)}")
@@ -283,4 +348,4 @@ def _check_numbers(config: PSROConfig) -> None:
         raise ConfigError(f"target_exploitability must be a finite number >= 0, got {target!r}")
 
 
-__all__ = ["POPULATION_MODES", "PSROConfig", "recorded_settings", "resolved_settings"]
+__all__ = ["EVALS", "POPULATION_MODES", "PSROConfig", "parse_int_list", "recorded_settings", "resolved_settings"]

@@ -162,6 +162,10 @@ class Initialization(abc.ABC):
         """Why it cannot start ``oracle_class``'s best responses, or None if it can."""
         return None
 
+    def unsupported_on(self, game_kind: type) -> str | None:
+        """Why it cannot be used on games of ``game_kind`` (a policy space class), or None if it can."""
+        return None
+
     def settings(self, options: dict[str, Any]) -> Any:
         """Its settings from ``options`` (a :class:`ConfigError` names unknown or bad ones)."""
         if self.settings_class is None:
@@ -339,6 +343,11 @@ class NashDistillInit(Initialization):
         if not getattr(oracle_class, "distills", False):
             return "it cannot fit its network to a policy"
         return _needs_normal(oracle_class)
+
+    def unsupported_on(self, game_kind: type) -> str | None:
+        if not getattr(game_kind, "exact", True):
+            return f"the mixture's exact behaviour strategy it fits is not computed on {game_kind.description}"
+        return None
 
     def choose(self, context: StartContext) -> InitializationChoice:
         weights = np.asarray(context.meta_strategy, dtype=np.float64)

@@ -42,6 +42,7 @@ from fusion_psro.errors import ConfigError
 from fusion_psro.games.compiled import CompiledGame
 from fusion_psro.meta.solvers import get_meta_solver, takes_seed
 from fusion_psro.psro.config import PSROConfig
+from fusion_psro.psro.executors import SerialExecutor
 from fusion_psro.psro.initialization import StartContext
 from fusion_psro.psro.meta_game import MetaGame
 from fusion_psro.psro.population import Member, StateDict, stack_policies
@@ -110,9 +111,13 @@ class PSRO:
     capabilities are validated instead); ``compiled`` supplies an already compiled game.
     """
 
-    def __init__(self, config: PSROConfig, *, oracle=None, compiled: CompiledGame | None = None):
+    def __init__(self, config: PSROConfig, *, oracle=None, compiled: CompiledGame | None = None, executor=None):
         self.config = config.resolved(oracle=None if oracle is None else type(oracle))
         self.space = make_space(self.config, compiled=compiled)
+        #: Where independent best responses (and sampled meta-game entries) are computed.
+        self.executor = executor if executor is not None else SerialExecutor()
+        if hasattr(self.space, "set_executor"):
+            self.space.set_executor(self.executor)
         #: The compiled OpenSpiel game (None for games of other kinds).
         self.compiled = getattr(self.space, "compiled", None)
         self.oracle = oracle if oracle is not None else make_oracle(self.config, self.space)
@@ -159,11 +164,13 @@ class PSRO:
         round = 0
         while plans := self.variant.plan(self, round):
             self._check_plans(plans)
-            self.variant.take(self, plans, [self._respond(plan) for plan in plans])
+            self.variant.take(self, plans, self.executor.respond(self, plans))
             self._check_mirrors()
             round += 1
         extra = self.variant.finish(self)
         self._check_mirrors()
+        if hasattr(state.meta_game, "take_report"):  # a sampled meta-game: what this iteration sampled
+            extra = {**extra, **state.meta_game.take_report()}
         state.meta_strategies = self.solve(state.meta_game.matrix)
         evaluation = self.space.evaluate(state.meta_game, state.meta_strategies)
         if self.config.exploitability_prior_code:
@@ -327,6 +334,11 @@ class PSRO:
         ))
 
     def _respond(self, plan: ResponsePlan) -> Response:
+        request, init, fusion_s = self._prepare(plan)
+        return self._accept(plan, self.oracle.best_response(request), init, fusion_s)
+
+    def _prepare(self, plan: ResponsePlan):
+        """The oracle request of ``plan``, with the init it starts from and the seconds fusion took."""
         from fusion_psro.oracles.base import BestResponseRequest  # noqa: PLC0415
 
         init, fusion_s, start = None, 0.0, plan.continue_from
@@ -337,12 +349,16 @@ class PSRO:
             if choice is not None:
                 start, init, fusion_s = choice.parameters, choice.strategy, choice.fusion_seconds
         keep = plan.opponent_weights > 0
-        result = self.oracle.best_response(BestResponseRequest(
+        request = BestResponseRequest(
             player=plan.player,
             opponent_population=stack_policies([m for m, k in zip(plan.opponents, keep) if k]),
             opponent_meta_strategy=plan.opponent_weights[keep] / plan.opponent_weights[keep].sum(),
             initial_parameters=start, seed=plan.seed, diversity=plan.diversity, on_progress=self.on_progress,
-        ))
+        )
+        return request, init, fusion_s
+
+    def _accept(self, plan: ResponsePlan, result, init: str | None, fusion_s: float) -> Response:
+        """The response made of the oracle's ``result`` for ``plan`` (recorded in this iteration's metrics)."""
         member = Member(policy=result.policy, parameters=result.parameters, origin=f"iteration {self.state.iteration}")
         response = Response(member, init, fusion_s, result.episodes, result.metrics.to_json())
         self._responses.append(response)

@@ -3,7 +3,9 @@
 The loop is written once; a *policy space* supplies the game-specific parts. Each kind of
 game is a :class:`PolicySpace` subclass registered in
 :data:`fusion_psro.registry.GAME_KINDS`; :func:`game_kind` finds the kind of a game
-string (the kinds that claim it by name first, then the fallback kind):
+string (the kinds that claim it first, then the fallback kind; or, with an evaluation
+named, the first kind of that evaluation that serves it). The built-in kinds are
+registered by :mod:`fusion_psro.psro.kinds`:
 
 * ``tabular`` -- :class:`TabularSpace`, any OpenSpiel game compiled into arrays (the
   fallback kind). A policy is a tabular ``[I, A]`` array; the meta-game keeps every
@@ -17,7 +19,14 @@ string (the kinds that claim it by name first, then the fallback kind):
   symmetric (``--population symmetric`` applies) and has the prior code's gradient estimate
   of exploitability besides the exact one.
 
-Oracles declare the kinds they serve (``Oracle.game_kinds``).
+* ``sampled`` -- :class:`~fusion_psro.psro.sampled_space.SampledSpace`, any two-player
+  zero-sum OpenSpiel game played from pyspiel states: it claims the games too large to
+  compile, and serves any other with ``evaluation="sampled"``. Policies are networks, the
+  meta-game is estimated from sampled games.
+
+Oracles declare the kinds they serve (``Oracle.game_kinds``); a kind declares how it
+evaluates (:attr:`PolicySpace.evaluation`) and whether its numbers are exact
+(:attr:`PolicySpace.exact`).
 """
 
 from __future__ import annotations
@@ -36,7 +45,7 @@ from fusion_psro.games.mixture import MixtureGame
 from fusion_psro.policies import uniform_policy
 from fusion_psro.psro.meta_game import MetaGame, MixtureMetaGame, TabularMetaGame
 from fusion_psro.psro.population import StateDict
-from fusion_psro.registry import GAME_KINDS, register_game_kind
+from fusion_psro.registry import GAME_KINDS
 
 #: Game strings of the mixture game kind.
 MIXTURE_GAMES = {
@@ -64,6 +73,13 @@ class PolicySpace(abc.ABC):
     default_oracle: str = ""
     #: Whether this kind takes every game string no other kind claims.
     fallback: bool = False
+    #: How it evaluates policies (``--evaluation``): ``"exact"`` or ``"sampled"``.
+    evaluation: str = "exact"
+    #: Whether payoffs, behaviour strategies and exploitability are exact (False: estimated
+    #: from sampled games; what needs them exactly, such as ``nash-distill``, is refused).
+    exact: bool = True
+    #: Whether its meta-game entries are estimates (the sampling settings apply to it).
+    estimates_payoffs: bool = False
     #: Canonical game string recorded in ``config.json``.
     game_string: str
     #: Sum of the players' payoffs (0 for zero-sum games).
@@ -78,6 +94,12 @@ class PolicySpace(abc.ABC):
     def claims(cls, game: str) -> bool:
         """Whether ``game`` names a game of this kind."""
         return False
+
+    @classmethod
+    def serves(cls, game: str) -> bool:
+        """Whether this kind can run ``game`` when asked to (``--evaluation``): the games it
+        claims, every game for the fallback kind."""
+        return cls.fallback or cls.claims(game)
 
     @classmethod
     @abc.abstractmethod
@@ -219,15 +241,27 @@ class MixtureSpace(PolicySpace):
         return float(self.game.payoff_against_mixture(np.asarray(policy)[None], opponents, weights)[0])
 
 
-register_game_kind("tabular", TabularSpace)
-register_game_kind("mixture", MixtureSpace)
+def evaluations() -> tuple[str, ...]:
+    """The accepted ``--evaluation`` values: ``auto`` and every registered kind's."""
+    found = ["auto"]
+    for _, kind in GAME_KINDS.items():
+        if kind.evaluation not in found:
+            found.append(kind.evaluation)
+    return tuple(found)
 
 
-def game_kind(game: str) -> type[PolicySpace]:
-    """The registered kind of ``game``: the first kind that claims it, else the fallback kind."""
+def game_kind(game: str, evaluation: str | None = "auto") -> type[PolicySpace]:
+    """The registered kind of ``game``.
+
+    With ``evaluation="auto"``: the first kind that claims it, else the fallback kind (a
+    game too large to compile is claimed by the ``sampled`` kind). With an evaluation named
+    (``"exact"``, ``"sampled"``): the first kind of that evaluation that serves the game.
+    """
     if not isinstance(game, str) or not game.strip():
         raise ConfigError(f"a game must be a non-empty game string, got {game!r}")
     kinds = [kind for _, kind in GAME_KINDS.items()]
+    if evaluation not in (None, "auto"):
+        return _kind_by_evaluation(game, evaluation, kinds)
     for kind in kinds:
         if not kind.fallback and kind.claims(game):
             return kind
@@ -237,9 +271,24 @@ def game_kind(game: str) -> type[PolicySpace]:
     raise ConfigError(f"no registered game kind accepts {game!r}; kinds: {GAME_KINDS.accepted()}")
 
 
+def _kind_by_evaluation(game: str, evaluation: str, kinds: list) -> type[PolicySpace]:
+    if evaluation not in evaluations():
+        raise ConfigError(f"unknown evaluation {evaluation!r}; accepted: {', '.join(evaluations())}")
+    candidates = [k for k in kinds if k.evaluation == evaluation]
+    for kind in sorted(candidates, key=lambda k: k.fallback):  # kinds that claim it before the fallback
+        if kind.serves(game):
+            return kind
+    able = [k.evaluation for k in kinds if k.serves(game)]
+    raise ConfigError(f"--evaluation {evaluation} does not apply to {game!r}; accepted for it: "
+                      f"{', '.join(['auto', *dict.fromkeys(able)])}")
+
+
 def make_space(config: Any, *, compiled: CompiledGame | None = None) -> PolicySpace:
     """The policy space of a run with ``config`` (its game kind's :meth:`PolicySpace.create`)."""
-    return game_kind(config.game).create(config, compiled=compiled)
+    return game_kind(config.game, getattr(config, "evaluation", "auto")).create(config, compiled=compiled)
 
 
-__all__ = ["MIXTURE_GAMES", "MixtureSpace", "PolicySpace", "SpaceEvaluation", "TabularSpace", "game_kind", "make_space"]
+__all__ = [
+    "MIXTURE_GAMES", "MixtureSpace", "PolicySpace", "SpaceEvaluation", "TabularSpace", "evaluations", "game_kind",
+    "make_space",
+]

@@ -32,7 +32,9 @@ Built-in variants:
   an iteration (the plateau test) or after ``pipeline_max_iterations`` iterations (the
   budget), and a new learner starts at the top. Exploitability is that of the meta-Nash
   over all policies, fixed and active. Learners train one after the other, each against
-  the populations as the learners before it left them.
+  the populations as the learners before it left them; with ``pipeline_parallel`` all of
+  them train in one round, each against the populations as the iteration began (the
+  paper's parallel pipeline), so that they can run as parallel tasks.
 * ``dpp``, ``bdrd``, ``psd``: the diversity variants (DPP-PSRO, Perez-Nieves et al. 2021;
   BD&RD-PSRO, Liu et al. 2021; PSD-PSRO, Yao et al. 2023): ``psro`` with each best
   response trained on ``payoff + diversity_weight * diversity``, the term named by the
@@ -196,20 +198,28 @@ class Pipeline(Variant):
 
     label = "P-PSRO"
     appends_members = False
+    #: It can plan all its learners in one round (``pipeline_parallel``).
+    parallel_pipeline = True
 
     def __init__(self) -> None:
         #: Active learners per player; they are also the last members of the populations.
         self.active: list[list[_Learner]] = [[], []]
-        self._training: tuple[int, int] = (0, 0)
+        #: The (player, slot) of the learners of the round being trained.
+        self._training: list[tuple[int, int]] = []
 
     def plan(self, run: PSRO, round: int) -> list[ResponsePlan]:
         if round == 0:
             self._fill(run)
         slots = [(p, s) for p in run.players for s in range(len(self.active[p]))]
-        if round >= len(slots):
-            return []
-        # One learner a round: each trains against the populations the learners before it left.
-        self._training = player, slot = slots[round]
+        if getattr(run.config, "pipeline_parallel", False):
+            # Every learner at once, each against the populations as the iteration began.
+            self._training = slots if round == 0 else []
+        else:
+            # One learner a round: each trains against the populations the learners before it left.
+            self._training = slots[round: round + 1]
+        return [self._plan(run, player, slot) for player, slot in self._training]
+
+    def _plan(self, run: PSRO, player: int, slot: int) -> ResponsePlan:
         opponents, weights, own_weights = self._target(run, player, slot)
         learner = self.active[player][slot]
         seed = run.seed(run.state.iteration, player, slot)
@@ -217,18 +227,18 @@ class Pipeline(Variant):
         if self.diversity:  # measured against the members below the learner, as it responds to them
             diversity = run.diversity_term(player, seed, own_count=len(own_weights), opponent_count=len(opponents),
                                            own_meta_strategy=own_weights)
-        return [ResponsePlan(
+        return ResponsePlan(
             player=player, opponents=opponents, opponent_weights=weights, seed=seed,
             continue_from=learner.member.parameters if run.oracle.trains_parameters else None, diversity=diversity,
-        )]
+        )
 
     def take(self, run: PSRO, plans: list[ResponsePlan], responses: list[Response]) -> None:
-        player, slot = self._training
-        learner, member = self.active[player][slot], responses[0].member
-        member.origin = learner.member.origin
-        run.replace(player, self._index(run, player, slot), member)
-        learner.member = member
-        learner.iterations_trained += 1
+        for (player, slot), response in zip(self._training, responses):
+            learner, member = self.active[player][slot], response.member
+            member.origin = learner.member.origin
+            run.replace(player, self._index(run, player, slot), member)
+            learner.member = member
+            learner.iterations_trained += 1
 
     def finish(self, run: PSRO) -> dict[str, Any]:
         """Freeze the lowest learner on a plateau or when its budget is spent.
