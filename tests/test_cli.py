@@ -126,3 +126,15 @@ def test_version_and_verbosity_options_after_the_subcommand(capsys):
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.startswith("fusion-psro 0.")
     assert main(["compile", "kuhn_poker", "-v", "--quiet"]) == 0
+
+
+def test_readme_options_table_names_every_registered_component():
+    """The README's option table lists what the registries hold (a new component shows up in review)."""
+    from fusion_psro.registry import INITS, META_SOLVERS, ORACLES, VARIANTS
+
+    readme = (REPO / "README.md").read_text()
+    for option, registry in (("--oracle", ORACLES), ("--init", INITS), ("--variant", VARIANTS),
+                             ("--meta-solver", META_SOLVERS)):
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `{option}` |"))
+        listed = set(re.findall(r"`([a-z0-9-]+)`", row.split("|")[2]))
+        assert set(registry.names()) <= listed, (option, set(registry.names()) - listed)

@@ -25,8 +25,8 @@ for init, gap in sorted(gaps.items(), key=lambda item: item[1]):
     print(f"{init}: mean gap {gap:.4f} at budget {budget}", file=sys.stderr)
 config.write_text(f"""# PSRO-level comparison on Leduc (DQN oracle, 5 seeds): the new init with the lowest mean gap
 # at budget {budget} in results/init-study-leduc ({best}, chosen by choose_init.py) against
-# fusion, inherit and normal. 8 iterations x 6,000 episodes per best response: the largest
-# budget whose 20 runs fit about half an hour of 2 cores here.
+# fusion, inherit and normal. 8 iterations x 4,000 episodes per best response: the largest
+# budget whose 20 runs fitted the 25 minutes of 2 cores this comparison had (not the hour asked for).
 [sweep]
 out = "runs/leduc-new-init"
 workers = 2
@@ -39,7 +39,7 @@ seed = [0, 1, 2, 3, 4]
 game = "leduc_poker"
 oracle = "dqn"
 iterations = 8
-episodes = 6000
+episodes = 4000
 
 [quick]
 seed = [0]
