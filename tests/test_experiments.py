@@ -355,3 +355,20 @@ def test_report_compares_each_fusion_method_with_its_other_inits_by_welch_interv
     diff = a.mean() - b.mean()
     assert f"| 3 / 4 | {diff:+.4f} | [{diff - half:+.4f}, {diff + half:+.4f}] |" in rows[0]
     assert fusion_differences_table([r for r in runs if r.settings["init"] == "fusion"]) is None
+    for run in runs:  # games without an exact exploitability (sampled play) record NaN: no interval
+        run.rows[0]["exploitability"] = float("nan")
+    assert fusion_differences_table(runs) is None
+
+
+def test_wall_time_leaves_out_the_approximate_evaluation(tmp_path, monkeypatch):
+    """``--eval approx`` is timed in ``approx_s``; ``wall_s`` is the run's own time (checkpoints included)."""
+    from fusion_psro.experiments import runner
+
+    def slow_evaluation(psro, row):
+        time.sleep(2.0)
+        row.extra["approx_s"] = 2.0
+
+    monkeypatch.setattr(runner, "evaluate_during_run", slow_evaluation)
+    rows = run_psro(PSROConfig(game="kuhn_poker", iterations=2), tmp_path / "run", progress=False)
+    assert [row.extra["approx_s"] for row in rows] == [2.0, 2.0]
+    assert rows[-1].wall_s < 2.0, rows[-1].wall_s

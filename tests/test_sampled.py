@@ -448,3 +448,10 @@ def test_a_seat_never_takes_another_tables_cached_actions():
     assert second.intern(states[1], 0) == 0  # the id the first table gave states[0]
     assert seat.act(zero, np.array([0]), second, draws)[0] == greedy(NetworkSeat([vector], np.ones(1), 30, 3),
                                                                      states[1])
+
+
+def test_a_target_exploitability_is_refused_where_there_is_no_exact_exploitability():
+    with pytest.raises(ConfigError, match="--target-exploitability needs the exact exploitability"):
+        PSROConfig(game=TWO_DICE, oracle="dqn", target_exploitability=0.5).resolved()
+    # a game that compiles keeps its exact exploitability in sampled play, so a target applies
+    PSROConfig(game="kuhn_poker", oracle="dqn", evaluation="sampled", target_exploitability=0.5).resolved()

@@ -15,7 +15,7 @@ import pytest
 
 from fusion_psro.experiments import read_metrics, run_psro
 from fusion_psro.errors import ConfigError
-from fusion_psro.experiments.parallel import check_ray_address
+from fusion_psro.ray_session import check_ray_address
 from fusion_psro.experiments.sweep import SweepConfigError, load_sweep, run_sweep
 
 KUHN = """
@@ -212,7 +212,7 @@ def _session_of(pid: int) -> str | None:
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
 def test_killing_a_sweep_driver_leaves_no_ray_process_behind(tmp_path):
-    from fusion_psro.experiments.reaper import _processes, session_processes
+    from fusion_psro.ray_reaper import _processes, session_processes
 
     text = KUHN.replace('variant = ["psro", "p-psro"]', 'variant = ["psro"]').replace(
         'iterations = 3', 'iterations = 400\noracle = "dqn"\nepisodes = 2000\n'

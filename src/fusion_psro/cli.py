@@ -374,16 +374,8 @@ def _int_list(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _bool(text: str) -> bool:
-    if text.strip().lower() in ("true", "1", "yes"):
-        return True
-    if text.strip().lower() in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
 #: Parsers of settings whose values are not one int, float or string (``metadata["parse"]``).
-_PARSERS = {"int_list": _int_list, "bool": _bool}
+_PARSERS = {"int_list": _int_list}
 
 
 def _add_config_options(p: argparse.ArgumentParser) -> None:

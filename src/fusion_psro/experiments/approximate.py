@@ -105,7 +105,7 @@ def approx_for_run(run_dir: Path | str, *, iteration: int | None = None, br_epis
 def evaluate_during_run(psro, row) -> None:
     """``--eval approx``: add the approximate exploitability to the metrics ``row`` when it is due.
 
-    Due every ``eval_every`` iterations and at the last. Adds ``approx_exploitability``
+    Due every ``eval_every`` iterations and at the last (the one that reached ``--target-exploitability`` too). Adds ``approx_exploitability``
     (largest budget's estimate), ``approx_ci95``, ``approx`` (the whole record, without the
     responses' networks) and ``approx_s``.
     """
@@ -115,7 +115,7 @@ def evaluate_during_run(psro, row) -> None:
     if config.eval != "approx":
         return
     every = config.eval_every or config.iterations
-    if row.iteration % every and row.iteration != config.iterations:
+    if row.iteration % every and row.iteration != config.iterations and not row.extra.get("target_reached"):
         return
     settings = settings_for(config, seed=int(psro.seed(row.iteration, 777)))
     vectors = member_vectors(config, psro.state.populations)

@@ -92,8 +92,8 @@ def fusion_differences_table(runs: list[RunSummary]) -> str | None:
             if rest(other) != rest(fused):
                 continue
             a, b = finals(other), finals(fused)
-            if min(a.size, b.size) < 2:
-                continue
+            if min(a.size, b.size) < 2 or not (np.isfinite(a).all() and np.isfinite(b).all()):
+                continue  # no interval from one seed, or from games without an exact exploitability
             interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
             lines.append(f"| {method_label(other[0].settings, varying)} − {method_label(fused[0].settings, varying)} | "
                          f"{a.size} / {b.size} | {a.mean() - b.mean():+.4f} | [{interval.low:+.4f}, {interval.high:+.4f}] |")

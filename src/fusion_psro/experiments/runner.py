@@ -310,7 +310,10 @@ def _run_to_end(psro: PSRO, out: Path, rows: list[IterationRecord], progress: bo
         display = _ProgressDisplay(bar, rows[-1].exploitability if rows else None)
 
         def record(row: IterationRecord) -> None:
+            nonlocal started
+            evaluation_started = time.perf_counter()
             evaluate_during_run(psro, row)  # --eval approx, when due
+            started += time.perf_counter() - evaluation_started  # recorded as approx_s, not run time
             checkpoint_started = time.perf_counter()
             checkpointer.save(psro)
             row.extra["checkpoint_s"] = time.perf_counter() - checkpoint_started

@@ -170,7 +170,7 @@ def _check_cells(path: Path, cells: list[Cell], given: set[str]) -> None:
     unused: dict[str, str] | None = None
     for cell in cells:
         config = cell.config
-        key = json.dumps([config.game, config.oracle, config.episodes, config.oracle_options], sort_keys=True,
+        key = json.dumps([config.game, config.evaluation, config.oracle, config.episodes, config.oracle_options], sort_keys=True,
                          default=str)
         if key not in checked:
             try:

@@ -118,8 +118,7 @@ class PSROConfig:
     eval_games: int | None = _setting(None, "--eval approx: sampled games that score each best response (default "
                                       "10000)")
     pipeline_parallel: bool = _setting(False, "p-psro: train every active learner in one round, each against the "
-                                       "populations as the iteration began (parallel tasks with --workers)",
-                                       parse="bool")
+                                       "populations as the iteration began (parallel tasks with --workers)")
 
     def resolved(self, *, oracle: type | None = None) -> PSROConfig:
         """A validated copy with defaults filled in; raises :class:`ConfigError`.
@@ -290,6 +289,9 @@ def _resolve_meta_solver(config: PSROConfig) -> None:
 
 
 def _resolve_evaluation(config: PSROConfig, kind) -> None:
+    if config.target_exploitability is not None and kind.estimates_payoffs and kind.claims(config.game):
+        raise ConfigError(f"--target-exploitability needs the exact exploitability, which {config.game!r} (too large "
+                          "to compile) does not have; give --iterations alone")
     if not isinstance(config.exploitability_prior_code, bool):
         raise ConfigError(f"exploitability_prior_code must be true or false, got {config.exploitability_prior_code!r}")
     if config.exploitability_prior_code and not kind.prior_code_exploitability:

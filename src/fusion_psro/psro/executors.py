@@ -24,6 +24,7 @@ keeps for the run's later tasks.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -33,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from fusion_psro.errors import FusionPSROError
+from fusion_psro.ray_session import check_ray_address, ray_session
 
 log = logging.getLogger(__name__)
 
@@ -72,23 +74,18 @@ class RayExecutor(SerialExecutor):
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ExecutorError(f"workers must be a positive integer, got {workers!r}")
         if address is not None:
-            from fusion_psro.experiments.parallel import check_ray_address  # noqa: PLC0415 (a layer above)
-
             check_ray_address(address)
         self.workers, self.address, self.plugins = workers, address, tuple(plugins)
         self._ray = None
+        self._session = contextlib.ExitStack()
 
     def _start(self):
         if self._ray is not None:
             return self._ray
         import ray  # noqa: PLC0415 (only parallel runs need Ray)
 
-        if not ray.is_initialized():
-            if self.address is not None:
-                ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING)
-            else:
-                ray.init(address="local", num_cpus=self.workers, include_dashboard=False, log_to_driver=False,
-                         logging_level=logging.WARNING)
+        if not ray.is_initialized():  # a Ray someone else started is theirs to stop
+            self._session.enter_context(ray_session(ray, self.workers, self.address))
         self._ray = ray
         return ray
 
@@ -119,8 +116,8 @@ class RayExecutor(SerialExecutor):
 
     def close(self) -> None:
         if self._ray is not None:
-            self._ray.shutdown()
             self._ray = None
+            self._session.close()
 
 
 def _call_with_plugins(plugins: Sequence[str], function: Callable[..., Any], args: tuple) -> Any:

@@ -1,7 +1,7 @@
 """Stops what is left of a local Ray cluster once the process that started it is gone.
 
 Run as a script (``python reaper.py``, standard library only, so it starts in
-milliseconds) by :mod:`fusion_psro.experiments.parallel`, with a pipe from the driver as
+milliseconds) by :mod:`fusion_psro.ray_session`, with a pipe from the driver as
 its standard input. The driver writes the Ray session's name (``session_2026-...``) to
 the pipe once Ray has started, and ``done`` after Ray has shut down. Until then, the reaper
 notes every process whose command line names the session, and all their descendants (the
