@@ -372,3 +372,20 @@ def test_wall_time_leaves_out_the_approximate_evaluation(tmp_path, monkeypatch):
     rows = run_psro(PSROConfig(game="kuhn_poker", iterations=2), tmp_path / "run", progress=False)
     assert [row.extra["approx_s"] for row in rows] == [2.0, 2.0]
     assert rows[-1].wall_s < 2.0, rows[-1].wall_s
+
+
+def test_files_written_atomically_get_the_permissions_of_a_plain_open(tmp_path):
+    """mkstemp makes its files 0600; a run's config must be readable as any other file the user writes."""
+    from fusion_psro.files import atomic_path, write_json_atomic
+
+    umask = os.umask(0o022)
+    try:
+        write_json_atomic(tmp_path / "a.json", {"x": 1})
+        with pytest.raises(RuntimeError), atomic_path(tmp_path / "b.bin") as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("interrupted")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
+    assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]  # nothing half-written left behind

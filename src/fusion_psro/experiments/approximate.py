@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from fusion_psro.errors import ConfigError
-from fusion_psro.experiments.rundir import RunDirectoryError, write_json_atomic
+from fusion_psro.experiments.rundir import RunDirectoryError
+from fusion_psro.files import write_json_atomic
 from fusion_psro.psro.config import DEFAULT_EVAL_BR_SEEDS, DEFAULT_EVAL_GAMES, PSROConfig
 
 #: File (in the run directory) of the estimate after iteration K.

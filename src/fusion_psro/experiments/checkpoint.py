@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -37,6 +35,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from fusion_psro.experiments.rundir import RunDirectoryError
+from fusion_psro.files import atomic_path
 from fusion_psro.psro.loop import PSRO, PSROState
 from fusion_psro.psro.population import Member
 
@@ -57,16 +56,8 @@ class CheckpointError(RunDirectoryError):
 
 
 def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        write(str(tmp))
 
 
 class Checkpointer:

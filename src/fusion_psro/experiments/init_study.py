@@ -35,8 +35,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +43,7 @@ import numpy as np
 from fusion_psro.errors import ConfigError, FusionPSROError
 from fusion_psro.experiments.results import SavedRun, load_run
 from fusion_psro.experiments.rundir import RunDirectoryError
+from fusion_psro.files import write_json_atomic
 
 STUDY_FILE = "study.json"
 CELLS_DIR = "cells"
@@ -209,15 +208,7 @@ def prepare_study_directory(out: Path | str, settings: StudySettings) -> Path:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_json_atomic(path, data, indent=1)
 
 
 def cell_seed(settings: StudySettings, cell: StudyCell) -> int:

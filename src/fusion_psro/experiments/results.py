@@ -36,8 +36,8 @@ from fusion_psro.experiments.rundir import (
     check_iterations,
     make_directory,
     read_metrics,
-    write_json_atomic,
 )
+from fusion_psro.files import write_json_atomic
 from fusion_psro.psro.config import PSROConfig
 from fusion_psro.psro.population import Member
 from fusion_psro.psro.records import IterationRecord

@@ -25,7 +25,6 @@ import shlex
 import shutil
 import socket
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from fusion_psro.errors import FusionPSROError
+from fusion_psro.files import write_json_atomic
 
 try:
     import fcntl
@@ -178,22 +178,6 @@ def _holder_record() -> dict[str, Any]:
         "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
     }
 
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` through a temporary file and a rename (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def prepare_run_directory(path: Path | str, run_config: dict[str, Any], *, overwrite: bool = False,

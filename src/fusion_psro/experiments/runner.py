@@ -32,8 +32,8 @@ from fusion_psro.experiments.rundir import (
     remove_created,
     remove_run_files,
     save_population,
-    write_json_atomic,
 )
+from fusion_psro.files import write_json_atomic
 from fusion_psro.games.loading import openspiel_version
 from fusion_psro.psro import PSRO, IterationRecord, PSROConfig, resolved_settings
 

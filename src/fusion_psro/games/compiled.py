@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import time
 import weakref
 from collections.abc import Iterator
@@ -40,6 +39,7 @@ import numpy as np
 import pyspiel
 
 from fusion_psro.errors import ConfigError, GameNotSupportedError, GameTooLargeError
+from fusion_psro.files import atomic_path
 from fusion_psro.games.loading import load_openspiel_game, openspiel_version
 
 if TYPE_CHECKING:
@@ -573,15 +573,9 @@ def _save(compiled: CompiledGame, path: Path) -> None:
     }
     arrays["meta"] = np.asarray(json.dumps(meta))
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Write to a temporary file and rename, so a crash never leaves a truncated cache entry.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
+    with atomic_path(path) as tmp:  # a crash never leaves a truncated cache entry
+        with open(tmp, "wb") as handle:
             np.savez(handle, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _load(path: Path, game_string: str) -> CompiledGame | None:
