@@ -89,6 +89,7 @@ def test_a_study_resumes_and_reports(source_run, tmp_path):
     report, figures = write_study_report(tmp_path / "study")
     text = report.read_text()
     assert "Paired differences against fusion" in text and figures[0].stat().st_size > 5000
+    assert f"{len(cells)} cells. Compute time of the {len(cells)} timed cells" in text
     with pytest.raises(StudyError, match="holds a study with"):
         run_study(cells, StudySettings(budgets=(200,)), tmp_path / "study", workers=1, progress=False)
 

@@ -35,6 +35,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -223,7 +224,9 @@ def run_study_cell(cell: StudyCell, settings: StudySettings, out: str, plugins: 
 
     for plugin in plugins:
         load_plugin(plugin)
+    started = time.perf_counter()
     record = _measure_cell(cell, settings)
+    record["wall_s"] = time.perf_counter() - started  # rebuilding the state, training, measuring
     _write_json(cell.path(Path(out)), record)
     return record
 

@@ -187,10 +187,20 @@ def plot_gaps(rows: list[dict[str, Any]], out_prefix: Path) -> list[Path]:
     return paths
 
 
+def _compute_time(cells: list[dict[str, Any]]) -> str:
+    timed = [cell["wall_s"] for cell in cells if "wall_s" in cell]
+    text = f"{len(cells)} cells."
+    if timed:
+        text += (f" Compute time of the {len(timed)} timed cells: {sum(timed) / 3600:.2f} h in all, "
+                 f"{float(np.median(timed)):.1f} s per cell (median; rebuilding the state, training, measuring).")
+    return text
+
+
 def write_study_report(out: Path | str) -> tuple[Path, list[Path]]:
     """Write ``report.md``, ``gap.png``/``.svg`` and ``cells.csv`` (every measurement) into the study directory."""
     out = Path(out)
-    rows = measurement_rows(load_study(out))
+    cells = load_study(out)
+    rows = measurement_rows(cells)
     if not rows:
         raise StudyError(f"{out} has no finished cells yet; run the study first")
     with open(out / "cells.csv", "w", newline="") as handle:
@@ -203,7 +213,7 @@ def write_study_report(out: Path | str) -> tuple[Path, list[Path]]:
              "Exact values (sequence form); the gap is the best-response value minus the value of the response's "
              "policy against the opponent's meta-strategy mixture. A unit is one state (run, iteration) and player; "
              "differences are paired within units, with 95% t intervals over units.", "",
-             f"![gap against budget]({figures[0].name})", ""]
+             f"![gap against budget]({figures[0].name})", "", _compute_time(cells), ""]
     for game in sorted({r["game"] for r in rows}):
         lines += _game_section(game, [r for r in rows if r["game"] == game])
     report = out / "report.md"
