@@ -95,12 +95,14 @@ def _table(rows: list[dict[str, Any]], inits: list[str], budgets: list[int], key
     return lines
 
 
-def _differences_table(rows: list[dict[str, Any]], inits: list[str], budgets: list[int]) -> list[str]:
-    lines = ["| init | budget | units | gap(init) − gap(fusion), mean [95% CI] | fusion wins / loses / ties |",
+def _differences_table(rows: list[dict[str, Any]], inits: list[str], budgets: list[int],
+                       key: str = "gap") -> list[str]:
+    """Paired ``key`` differences against fusion; "wins" count the units where fusion's ``key`` is smaller."""
+    lines = [f"| init | budget | units | {key}(init) − {key}(fusion), mean [95% CI] | fusion smaller / larger / ties |",
              "|---|---|---|---|---|"]
     for init in (i for i in inits if i != REFERENCE):
         for budget in budgets:
-            d = paired_difference([r for r in rows if r["budget"] == budget], init)
+            d = paired_difference([r for r in rows if r["budget"] == budget and r.get(key) is not None], init, key)
             if d["n"] == 0:
                 continue
             interval = "" if math.isnan(d["low"]) else f" [{d['low']:+.3f}, {d['high']:+.3f}]"
@@ -143,8 +145,12 @@ def _game_section(game: str, rows: list[dict[str, Any]]) -> list[str]:
         lines += ["### Paired differences against fusion, units where fusion differs from inherit", "",
                   *_differences_table(tested, inits, budgets), "",
                   "### Gap where fusion differs from inherit", "", *_table(tested, inits, budgets, "gap"), ""]
-    lines += ["### Training return (mean return of the last 1,000 training episodes), mean ± s.e.", "",
-              *_table([r for r in rows if r["budget"] > 0], inits, budgets[1:], "training_return"), "",
+    trained = [r for r in rows if r["budget"] > 0]
+    lines += ["### Training return (the oracle's: the DQN's mean return of its last 1,000 training episodes, the "
+              "pg oracle's exact value of its softmax policy), mean ± s.e.", "",
+              *_table(trained, inits, budgets[1:], "training_return"), "",
+              "Paired against fusion (higher is better here: a negative difference means fusion's return is "
+              "higher):", "", *_differences_table(trained, inits, budgets[1:], "training_return"), "",
               "### Value of the response against the opponent mixture, mean ± s.e.", "",
               *_table(rows, inits, budgets, "value"), "",
               "### Network diagnostics (start and last budget)", "", *_diagnostics_table(rows, inits, budgets), ""]
