@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 for game in goofspiel liars-dice; do
-    source="runs/pg-$game"; [ "$game" = goofspiel ] && source="runs/pg-goofspiel-150"  # the 60-iteration runs, extended
+    source="runs/pg-$game"; [ "$game" = goofspiel ] && source="runs/pg-goofspiel-150"  # the first runs, extended
+    [ "$game" = liars-dice ] && source="runs/pg-liars-dice-30"
     [ -d "$source" ] || continue
     for run in "$source"/*/; do
         [ -f "$run/metrics.jsonl" ] || continue
