@@ -83,21 +83,19 @@ def run_ours(compiled, config: DQNConfig, opponent, seed: int) -> dict:
     return {
         "wall": wall,
         "episodes": result.episodes,
-        "updates": m["updates"],
-        "learner_steps": m["learner_steps"],
+        "updates": m.updates,
+        "learner_steps": m.learner_steps,
         "value": value,
-        "mean_return_last_1000": m["mean_return_last_1000"],
+        "mean_return_last_1000": m.mean_return_last_1000,
     }
 
 
-def run_openspiel(compiled, config: DQNConfig, opponent, seed: int) -> dict:
-    env = rl_environment.Environment(GAME)
-    tensor_size = env.observation_spec()["info_state"][0]
-    num_actions = env.action_spec()["num_actions"]
+def openspiel_agent(env, config: DQNConfig, player: int, seed: int):
+    """OpenSpiel's PyTorch DQN with ``config``'s hyperparameters, and a function giving the updates it made."""
     agent = openspiel_dqn.DQN(
-        player_id=LEARNER,
-        state_representation_size=tensor_size,
-        num_actions=num_actions,
+        player_id=player,
+        state_representation_size=env.observation_spec()["info_state"][0],
+        num_actions=env.action_spec()["num_actions"],
         hidden_layers_sizes=list(config.hidden_sizes),
         batch_size=config.batch_size,
         replay_buffer_capacity=config.replay_capacity,
@@ -124,6 +122,12 @@ def run_openspiel(compiled, config: DQNConfig, opponent, seed: int) -> dict:
         return loss
 
     agent.learn = counting_learn
+    return agent, lambda: updates
+
+
+def run_openspiel(compiled, config: DQNConfig, opponent, seed: int) -> dict:
+    env = rl_environment.Environment(GAME)
+    agent, updates = openspiel_agent(env, config, LEARNER, seed)
     opponent_info = compiled.players[1 - LEARNER]
     learner_info = compiled.players[LEARNER]
     rng = np.random.default_rng(seed)
@@ -154,7 +158,7 @@ def run_openspiel(compiled, config: DQNConfig, opponent, seed: int) -> dict:
     return {
         "wall": wall,
         "episodes": config.episodes,
-        "updates": updates,
+        "updates": updates(),
         "learner_steps": learner_steps,
         "value": greedy_value(compiled, agent._q_network, opponent),
         "mean_return_last_1000": float(np.mean(returns[-1000:])),

@@ -43,9 +43,10 @@ from fusion_psro.oracles.episode_sources import tabulate_member
 from fusion_psro.oracles.network_policy import uniform_vector
 from fusion_psro.policies import uniform_policy
 
+from bench_dqn import greedy_value, openspiel_agent  # the same OpenSpiel agent and exact greedy value
+
 try:
     from open_spiel.python import rl_environment
-    from open_spiel.python.pytorch import dqn as openspiel_dqn
 except ModuleNotFoundError as exc:  # dm-tree missing
     sys.exit(f"OpenSpiel's PyTorch DQN cannot be imported ({exc}); install it with: pip install dm-tree")
 
@@ -72,26 +73,7 @@ def run_compiled(game: str, config: DQNConfig, seed: int, compiled) -> dict:
 
 def run_openspiel(game: str, config: DQNConfig, seed: int, compiled) -> dict:
     env = rl_environment.Environment(load_sampled_game(game))
-    agent = openspiel_dqn.DQN(
-        player_id=0, state_representation_size=env.observation_spec()["info_state"][0],
-        num_actions=env.action_spec()["num_actions"], hidden_layers_sizes=list(config.hidden_sizes),
-        batch_size=config.batch_size, replay_buffer_capacity=config.replay_capacity,
-        learning_rate=config.learning_rate, update_target_network_every=config.target_update_every * config.learn_every,
-        weight_update_coeff=float(np.nextafter(1.0, 0.0)), learn_every=config.learn_every,
-        discount_factor=float(config.discount), min_buffer_size_to_learn=config.min_replay_before_learning,
-        epsilon_start=config.epsilon, epsilon_end=config.epsilon, optimizer_str="adam", loss_str=config.loss,
-        seed=seed, device="cpu",
-    )
-    updates = 0
-    learn = agent.learn
-
-    def counting_learn():
-        nonlocal updates
-        loss = learn()
-        updates += loss is not None
-        return loss
-
-    agent.learn = counting_learn
+    agent, updates = openspiel_agent(env, config, 0, seed)
     rng = np.random.default_rng(seed)
     started = time.perf_counter()
     for _ in range(config.episodes):
@@ -106,15 +88,8 @@ def run_openspiel(game: str, config: DQNConfig, seed: int, compiled) -> dict:
             time_step = env.step([action])
         agent.step(time_step)
     wall = time.perf_counter() - started
-    value = None
-    if compiled is not None:
-        info = compiled.players[0]
-        with torch.no_grad():
-            q = agent._q_network(torch.from_numpy(info.tensors)).masked_fill(~torch.from_numpy(info.legal_mask), -torch.inf)
-        policy = np.zeros(info.legal_mask.shape)
-        policy[np.arange(policy.shape[0]), q.argmax(dim=1).numpy()] = 1.0
-        value = float(expected_payoff(compiled, policy, uniform_policy(compiled, 1))[0])
-    return {"wall": wall, "episodes": config.episodes, "updates": updates, "value": value}
+    value = None if compiled is None else greedy_value(compiled, agent._q_network, uniform_policy(compiled, 1))
+    return {"wall": wall, "episodes": config.episodes, "updates": updates(), "value": value}
 
 
 RUNNERS = {"sampled": run_sampled, "openspiel": run_openspiel, "compiled": run_compiled}
