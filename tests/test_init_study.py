@@ -94,6 +94,27 @@ def test_a_study_resumes_and_reports(source_run, tmp_path):
         run_study(cells, StudySettings(budgets=(200,)), tmp_path / "study", workers=1, progress=False)
 
 
+def test_the_report_splits_units_by_the_source_runs_init(tmp_path, monkeypatch):
+    from fusion_psro.experiments import init_study_report
+
+    def cell(run, source, init, gap):
+        return {"game": "g", "run_key": run, "source": {"init": source}, "iteration": 3, "player": 0, "init": init,
+                "repeat": 0, "fusion_equals_inherit": False, "measurements": [{"budget": 0, "gap": gap, "value": 0.0}]}
+
+    cells = [cell("a", "normal", "normal", 1.0), cell("a", "normal", "fusion", 0.5),
+             cell("b", "fusion", "normal", 1.0), cell("b", "fusion", "fusion", 2.0)]
+    monkeypatch.setattr(init_study_report, "load_study", lambda out: cells)
+    monkeypatch.setattr(init_study_report, "plot_gaps", lambda rows, prefix: [prefix.with_suffix(".png")])
+    text = write_study_report(tmp_path)[0].read_text()
+    by_normal = text.split("states from runs with init normal (1 unit)")[1].split("###")[0]
+    by_fusion = text.split("states from runs with init fusion (1 unit)")[1].split("###")[0]
+    assert "| normal | 0 | 1 | +0.500 | 1 / 0 / 0 |" in by_normal
+    assert "| normal | 0 | 1 | -1.000 | 0 / 1 / 0 |" in by_fusion
+    single = [c for c in cells if c["run_key"] == "a"]
+    monkeypatch.setattr(init_study_report, "load_study", lambda out: single)
+    assert "states from runs with init" not in write_study_report(tmp_path)[0].read_text()
+
+
 def test_paired_difference_counts_and_interval():
     rows = [{"run": "r", "iteration": i, "player": 0, "init": init, "gap": gap}
             for i, (a, b) in enumerate([(1.0, 0.5), (2.0, 1.0), (0.5, 0.5), (1.0, 1.5)])

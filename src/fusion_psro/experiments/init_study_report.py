@@ -11,6 +11,9 @@ each game and budget the report gives:
   A positive difference means fusion's response is better;
 * the same for the units where fusion does not start where inherit does (the meta-Nash of
   the player's members is not pure on the latest one): there fusion is actually tested;
+* where the states come from runs with different inits, the same by the source run's init:
+  a PSRO run's members are independently initialized networks, a Fusion-PSRO run's share
+  ancestry, and averaging their parameters is not the same operation;
 * the training return (the paper's Appendix C metric) and the network diagnostics.
 
 Figures: the gap against the budget per init, all units and the units where fusion differs
@@ -128,6 +131,20 @@ def _diagnostics_table(rows: list[dict[str, Any]], inits: list[str], budgets: li
     return lines
 
 
+def _by_source_sections(rows: list[dict[str, Any]], inits: list[str], budgets: list[int]) -> list[str]:
+    """Paired gap differences per source run's init, when the units come from runs of more than one."""
+    sources = sorted({r["source_init"] for r in rows})
+    if len(sources) < 2:
+        return []
+    lines = []
+    for source in sources:
+        subset = [r for r in rows if r["source_init"] == source]
+        count = len({(r["run"], r["iteration"], r["player"]) for r in subset})
+        lines += [f"### Paired differences against fusion, states from runs with init {source} ({count} unit{'s' if count != 1 else ''})", "",
+                  *_differences_table(subset, inits, budgets), ""]
+    return lines
+
+
 def _game_section(game: str, rows: list[dict[str, Any]]) -> list[str]:
     inits = sorted({r["init"] for r in rows}, key=lambda i: (i != REFERENCE, i))
     budgets = sorted({r["budget"] for r in rows})
@@ -145,6 +162,7 @@ def _game_section(game: str, rows: list[dict[str, Any]]) -> list[str]:
         lines += ["### Paired differences against fusion, units where fusion differs from inherit", "",
                   *_differences_table(tested, inits, budgets), "",
                   "### Gap where fusion differs from inherit", "", *_table(tested, inits, budgets, "gap"), ""]
+    lines += _by_source_sections(rows, inits, budgets)
     trained = [r for r in rows if r["budget"] > 0]
     lines += ["### Training return (the oracle's: the DQN's mean return of its last 1,000 training episodes, the "
               "pg oracle's exact value of its softmax policy), mean ± s.e.", "",
