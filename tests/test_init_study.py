@@ -110,6 +110,8 @@ def test_the_report_splits_units_by_the_source_runs_init(tmp_path, monkeypatch):
     by_fusion = text.split("states from runs with init fusion (1 unit)")[1].split("###")[0]
     assert "| normal | 0 | 1 | +0.500 | 1 / 0 / 0 |" in by_normal
     assert "| normal | 0 | 1 | -1.000 | 0 / 1 / 0 |" in by_fusion
+    assert "2 units (state x player) from 2 runs, 1 repeat;" in text
+    assert "Fusion differs from inherit in every unit" in text and "units where fusion differs from inherit\n" not in text
     single = [c for c in cells if c["run_key"] == "a"]
     monkeypatch.setattr(init_study_report, "load_study", lambda out: single)
     assert "states from runs with init" not in write_study_report(tmp_path)[0].read_text()

@@ -153,12 +153,15 @@ def _game_section(game: str, rows: list[dict[str, Any]]) -> list[str]:
     tested_units = {(r["run"], r["iteration"], r["player"]) for r in tested}
     repeats = len({r["repeat"] for r in rows})
     lines = [f"## {game}", "",
-             f"{len(units)} units (state x player) from {len({r['run'] for r in rows})} runs, {repeats} repeats; "
+             f"{len(units)} units (state x player) from {len({r['run'] for r in rows})} runs, "
+             f"{repeats} repeat{'s' if repeats != 1 else ''}; "
              f"fusion differs from inherit in {len(tested_units)} of them.", "",
              "### Gap (best-response value − value of the response), mean ± s.e. over units x repeats", "",
              "Budget 0 is the start, before any training.", "", *_table(rows, inits, budgets, "gap"), "",
              "### Paired differences against fusion, all units", "", *_differences_table(rows, inits, budgets), ""]
-    if tested:
+    if tested and tested_units == units:
+        lines += ["Fusion differs from inherit in every unit: the tables above are the units where fusion is tested.", ""]
+    elif tested:
         lines += ["### Paired differences against fusion, units where fusion differs from inherit", "",
                   *_differences_table(tested, inits, budgets), "",
                   "### Gap where fusion differs from inherit", "", *_table(tested, inits, budgets, "gap"), ""]
