@@ -112,6 +112,9 @@ def test_the_report_splits_units_by_the_source_runs_init(tmp_path, monkeypatch):
     assert "| normal | 0 | 1 | -1.000 | 0 / 1 / 0 |" in by_fusion
     assert "2 units (state x player) from 2 runs, 1 repeat;" in text
     assert "Fusion differs from inherit in every unit" in text and "units where fusion differs from inherit\n" not in text
+    cells[2]["measurements"][0]["gap"] = 2.0 - 1e-15  # a difference of -1e-15 prints as +0.000, not -0.000
+    text = write_study_report(tmp_path)[0].read_text()
+    assert "| normal | 0 | 1 | +0.000 | 0 / 0 / 1 |" in text and "-0.000" not in text
     single = [c for c in cells if c["run_key"] == "a"]
     monkeypatch.setattr(init_study_report, "load_study", lambda out: single)
     assert "states from runs with init" not in write_study_report(tmp_path)[0].read_text()

@@ -84,9 +84,15 @@ def paired_difference(rows: list[dict[str, Any]], init: str, key: str = "gap") -
     return result
 
 
+def _unsigned_zero(value: float, digits: int = 3) -> float:
+    """``value`` rounded to ``digits``, with -0.0 (a gap of -1e-15, say) printed as 0."""
+    return round(value, digits) + 0.0
+
+
 def _fmt(mean: float, se: float, digits: int = 3) -> str:
     if math.isnan(mean):
         return "–"
+    mean = _unsigned_zero(mean, digits)
     return f"{mean:.{digits}f}" + ("" if math.isnan(se) else f" ± {se:.{digits}f}")
 
 
@@ -108,8 +114,9 @@ def _differences_table(rows: list[dict[str, Any]], inits: list[str], budgets: li
             d = paired_difference([r for r in rows if r["budget"] == budget and r.get(key) is not None], init, key)
             if d["n"] == 0:
                 continue
-            interval = "" if math.isnan(d["low"]) else f" [{d['low']:+.3f}, {d['high']:+.3f}]"
-            lines.append(f"| {init} | {budget:,} | {d['n']} | {d['mean']:+.3f}{interval} | "
+            mean, low, high = (_unsigned_zero(d[k]) for k in ("mean", "low", "high"))
+            interval = "" if math.isnan(low) else f" [{low:+.3f}, {high:+.3f}]"
+            lines.append(f"| {init} | {budget:,} | {d['n']} | {mean:+.3f}{interval} | "
                          f"{d['fusion_wins']} / {d['fusion_loses']} / {d['ties']} |")
     return lines
 
