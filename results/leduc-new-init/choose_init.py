@@ -25,8 +25,9 @@ for init, gap in sorted(gaps.items(), key=lambda item: item[1]):
     print(f"{init}: mean gap {gap:.4f} at budget {budget}", file=sys.stderr)
 config.write_text(f"""# PSRO-level comparison on Leduc (DQN oracle, 5 seeds): the new init with the lowest mean gap
 # at budget {budget} in results/init-study-leduc ({best}, chosen by choose_init.py) against
-# fusion, inherit and normal. 8 iterations x 4,000 episodes per best response: the largest
-# budget whose 20 runs fitted the 25 minutes of 2 cores this comparison had (not the hour asked for).
+# fusion, inherit and normal. 16 iterations x 4,000 episodes per best response (about 40 minutes
+# of 2 cores for the 20 runs; results/leduc-new-init ran them as 8 iterations, then extended
+# each with `fusion-psro run --resume DIR --iterations 16`, which gives the same metrics).
 [sweep]
 out = "runs/leduc-new-init"
 workers = 2
@@ -38,7 +39,7 @@ seed = [0, 1, 2, 3, 4]
 [settings]
 game = "leduc_poker"
 oracle = "dqn"
-iterations = 8
+iterations = 16
 episodes = 4000
 
 [quick]
