@@ -84,6 +84,11 @@ def test_plot_runs_writes_valid_png_and_svg(run_dirs, tmp_path):
     assert "Kuhn, exact BR" in svg and "training episodes" not in svg
 
 
+def test_the_same_runs_give_the_same_svg_bytes(run_dirs, tmp_path):
+    first = plot_runs(run_dirs, tmp_path / "a")[1].read_bytes()
+    assert plot_runs(run_dirs, tmp_path / "b")[1].read_bytes() == first  # no date, no random element ids
+
+
 def test_method_curves_of_real_runs_match_their_metrics(run_dirs):
     runs = load_runs(run_dirs)
     curves = {curve.label: curve for curve in method_curves(runs, "iterations")}

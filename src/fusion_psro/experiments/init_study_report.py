@@ -191,6 +191,8 @@ def plot_gaps(rows: list[dict[str, Any]], out_prefix: Path) -> list[Path]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
     from matplotlib.figure import Figure  # noqa: PLC0415
 
+    from fusion_psro.experiments.plots import save_figure  # noqa: PLC0415
+
     games = sorted({r["game"] for r in rows})
     figure = Figure(figsize=(11, 4.2 * len(games)), layout="constrained")
     FigureCanvasAgg(figure)
@@ -217,7 +219,7 @@ def plot_gaps(rows: list[dict[str, Any]], out_prefix: Path) -> list[Path]:
         axes[g][0].legend(fontsize="small")
     paths = [out_prefix.parent / f"{out_prefix.name}.{fmt}" for fmt in ("png", "svg")]
     for path, fmt in zip(paths, ("png", "svg")):
-        figure.savefig(path, format=fmt, dpi=130, metadata={"Date": None} if fmt == "svg" else None)
+        save_figure(figure, path, fmt, dpi=130)
     return paths
 
 

@@ -190,6 +190,14 @@ def method_curves(runs: Sequence[RunSummary], x: str) -> list[MethodCurve]:
     return curves
 
 
+def save_figure(figure: Any, path: Path, fmt: str, dpi: int = 150) -> None:
+    """Write ``figure`` as ``fmt``; an SVG gets no date and fixed element ids, so the same data gives the same file."""
+    import matplotlib  # noqa: PLC0415
+
+    with matplotlib.rc_context({"svg.hashsalt": "fusion-psro"}):
+        figure.savefig(path, format=fmt, dpi=dpi, metadata={"Date": None} if fmt == "svg" else None)
+
+
 def output_paths(out_prefix: Path | str) -> list[Path]:
     """``PREFIX.png`` and ``PREFIX.svg`` (a ``.png`` or ``.svg`` ending on the prefix is dropped)."""
     prefix = Path(out_prefix)
@@ -282,8 +290,7 @@ def plot_runs(
     figure = _draw(panels, title=title, log_y=log_y)
     try:
         for path, fmt in zip(paths, _FORMATS):
-            # No date in the SVG, so the same runs give the same file.
-            figure.savefig(path, format=fmt, dpi=150, metadata={"Date": None} if fmt == "svg" else None)
+            save_figure(figure, path, fmt)
             log.info("wrote %s", path)
     except OSError as exc:
         remove_created(created)

@@ -33,7 +33,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from fusion_psro.experiments.plots import PlotError, output_paths
+from fusion_psro.experiments.plots import PlotError, output_paths, save_figure
 from fusion_psro.experiments.runs import load_runs, method_label
 from fusion_psro.psro.spaces import MIXTURE_GAMES
 
@@ -210,7 +210,7 @@ def plot_mixture_trajectories(
                     fontsize=11)
     paths[0].parent.mkdir(parents=True, exist_ok=True)
     for path, fmt in zip(paths, ("png", "svg")):
-        figure.savefig(path, format=fmt, dpi=150, metadata={"Date": None} if fmt == "svg" else None)
+        save_figure(figure, path, fmt)
         log.info("wrote %s", path)
     return paths
 
