@@ -224,7 +224,9 @@ def test_killing_a_sweep_driver_leaves_no_ray_process_behind(tmp_path):
     try:
         deadline = time.monotonic() + 150
         while not any((tmp_path / "runs").glob("*/metrics.jsonl")):  # Ray's workers are running cells
-            assert driver.poll() is None and time.monotonic() < deadline, driver.stderr.read().decode()
+            if driver.poll() is not None or time.monotonic() > deadline:
+                driver.kill()  # before reading its stderr: a live driver would block the read until it ends
+                pytest.fail(f"no metrics row after 150 s: {driver.communicate()[1].decode()[-2000:]}")
             time.sleep(0.2)
         session = _session_of(driver.pid)
         assert session is not None
