@@ -147,8 +147,8 @@ def _by_source_sections(rows: list[dict[str, Any]], inits: list[str], budgets: l
     for source in sources:
         subset = [r for r in rows if r["source_init"] == source]
         count = len({(r["run"], r["iteration"], r["player"]) for r in subset})
-        lines += [f"### Paired differences against fusion, states from runs with init {source} ({count} unit{'s' if count != 1 else ''})", "",
-                  *_differences_table(subset, inits, budgets), ""]
+        heading = f"states from runs with init {source} ({count} unit{'s' if count != 1 else ''})"
+        lines += [f"### Paired differences against fusion, {heading}", "", *_differences_table(subset, inits, budgets), ""]
     return lines
 
 
