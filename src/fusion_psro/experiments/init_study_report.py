@@ -57,12 +57,17 @@ def _mean_se(values: list[float]) -> tuple[float, float]:
     return float(array.mean()), se
 
 
+def _unit(row: dict[str, Any]) -> tuple:
+    """The unit of a measurement row: (run, iteration, player)."""
+    return row["run"], row["iteration"], row["player"]
+
+
 def _unit_means(rows: list[dict[str, Any]], key: str) -> dict[tuple, dict[str, float]]:
     """unit -> init -> mean over repeats of ``key``."""
     collected: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
         if row.get(key) is not None:
-            collected[(row["run"], row["iteration"], row["player"])][row["init"]].append(row[key])
+            collected[_unit(row)][row["init"]].append(row[key])
     return {unit: {init: float(np.mean(v)) for init, v in inits.items()} for unit, inits in collected.items()}
 
 
@@ -146,7 +151,7 @@ def _by_source_sections(rows: list[dict[str, Any]], inits: list[str], budgets: l
     lines = []
     for source in sources:
         subset = [r for r in rows if r["source_init"] == source]
-        count = len({(r["run"], r["iteration"], r["player"]) for r in subset})
+        count = len({_unit(r) for r in subset})
         heading = f"states from runs with init {source} ({count} unit{'s' if count != 1 else ''})"
         lines += [f"### Paired differences against fusion, {heading}", "", *_differences_table(subset, inits, budgets), ""]
     return lines
@@ -156,8 +161,8 @@ def _game_section(game: str, rows: list[dict[str, Any]]) -> list[str]:
     inits = sorted({r["init"] for r in rows}, key=lambda i: (i != REFERENCE, i))
     budgets = sorted({r["budget"] for r in rows})
     tested = [r for r in rows if not r["fusion_equals_inherit"]]
-    units = {(r["run"], r["iteration"], r["player"]) for r in rows}
-    tested_units = {(r["run"], r["iteration"], r["player"]) for r in tested}
+    units = {_unit(r) for r in rows}
+    tested_units = {_unit(r) for r in tested}
     repeats = len({r["repeat"] for r in rows})
     lines = [f"## {game}", "",
              f"{len(units)} units (state x player) from {len({r['run'] for r in rows})} runs, "

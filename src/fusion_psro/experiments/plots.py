@@ -32,6 +32,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -192,8 +193,6 @@ def method_curves(runs: Sequence[RunSummary], x: str) -> list[MethodCurve]:
 
 def save_figure(figure: Any, path: Path, fmt: str, dpi: int = 150) -> None:
     """Write ``figure`` as ``fmt``; an SVG gets no date and fixed element ids, so the same data gives the same file."""
-    import matplotlib  # noqa: PLC0415
-
     with matplotlib.rc_context({"svg.hashsalt": "fusion-psro"}):
         figure.savefig(path, format=fmt, dpi=dpi, metadata={"Date": None} if fmt == "svg" else None)
 
