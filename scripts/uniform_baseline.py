@@ -15,7 +15,7 @@ import numpy as np
 
 from fusion_psro.games.sampled import load_sampled_game, tensor_size
 from fusion_psro.oracles.network_policy import uniform_vector
-from fusion_psro.psro.approximate import ApproxSettings, approximate_exploitability, strip_vectors
+from fusion_psro.psro.approximate_exploitability import ApproxSettings, approximate_exploitability, strip_vectors
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from fusion_psro.oracles.diversity import (
     kl_divergence,
 )
 from fusion_psro.oracles.dqn import DQNConfig, DQNOracle
-from fusion_psro.oracles.gradient import GradientConfig, GradientMetrics, GradientOracle
+from fusion_psro.oracles.point_gradient import GradientConfig, GradientMetrics, GradientOracle
 from fusion_psro.policies import random_policy, uniform_policy
 from fusion_psro.registry import DIVERSITY_TERMS, register_diversity_term
 

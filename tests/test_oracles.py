@@ -16,7 +16,7 @@ from fusion_psro.games.mixture import MixtureGame
 from fusion_psro.oracles.base import BestResponseRequest, BestResponseResult, OracleMetrics
 from fusion_psro.oracles.diversity import DiversityTerm
 from fusion_psro.oracles.exact import ExactMetrics, ExactOracle
-from fusion_psro.oracles.gradient import GradientConfig, GradientOracle
+from fusion_psro.oracles.point_gradient import GradientConfig, GradientOracle
 from fusion_psro.policies import uniform_policy
 
 

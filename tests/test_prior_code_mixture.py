@@ -17,7 +17,7 @@ from fusion_psro.meta import MetaSolution, get_meta_solver, meta_nash_conv
 from fusion_psro.meta.solvers import InvalidMetaSolverError, solve_fictitious_play, takes_seed
 from fusion_psro.oracles.base import BestResponseRequest
 from fusion_psro.oracles.diversity import DiversityTerm
-from fusion_psro.oracles.gradient import GradientConfig, GradientOracle
+from fusion_psro.oracles.point_gradient import GradientConfig, GradientOracle
 from fusion_psro.psro import PSRO, PSROConfig
 from fusion_psro.psro.schedules import DIVERSITY_SCHEDULES, prior_code_payoff_weight
 from fusion_psro.psro.variants import PSROVariant

@@ -240,7 +240,7 @@ def test_sampled_dqn_learns_a_near_best_response():
 
 @pytest.mark.slow
 def test_approximate_exploitability_is_a_lower_bound_within_its_interval(tmp_path):
-    from fusion_psro.psro.approximate import ApproxSettings, approximate_exploitability
+    from fusion_psro.psro.approximate_exploitability import ApproxSettings, approximate_exploitability
 
     psro = PSRO(_config(iterations=2))
     psro.run()

@@ -1,6 +1,6 @@
 """Approximate exploitability of recorded runs (``fusion-psro approx-exploitability``) and during runs (``--eval approx``).
 
-The estimate itself is :func:`fusion_psro.psro.approximate.approximate_exploitability`
+The estimate itself is :func:`fusion_psro.psro.approximate_exploitability.approximate_exploitability`
 (trained best responses against each player's meta-strategy mixture, a budget ladder,
 several seeds, the selected response scored on fresh games: a lower bound of NashConv / 2
 with its 95% interval). This module gets the mixtures from a run directory or a running
@@ -55,9 +55,9 @@ def member_vectors(config: PSROConfig, populations) -> list[list[np.ndarray]]:
 
 
 def settings_for(config: PSROConfig, *, br_episodes=None, br_seeds=None, eval_games=None, seed: int | None = None):
-    """The :class:`~fusion_psro.psro.approximate.ApproxSettings` of a run: its DQN settings, and the budgets given
+    """The :class:`~fusion_psro.psro.approximate_exploitability.ApproxSettings` of a run: its DQN settings, and the budgets given
     (defaults: the run's ``eval_*`` settings, else ``--episodes``, 2 seeds, 10,000 games)."""
-    from fusion_psro.psro.approximate import ApproxSettings  # noqa: PLC0415
+    from fusion_psro.psro.approximate_exploitability import ApproxSettings  # noqa: PLC0415
 
     options = {k: v for k, v in config.oracle_options.items() if k != "episodes"}
     return ApproxSettings(
@@ -83,7 +83,7 @@ def approx_for_run(run_dir: Path | str, *, iteration: int | None = None, br_epis
     """The approximate exploitability of a finished run after ``iteration`` (default: the last);
     written to ``RUN_DIR/approx-exploitability-iteration-K.json``. Returns the record and the file."""
     from fusion_psro.experiments.results import load_run  # noqa: PLC0415
-    from fusion_psro.psro.approximate import approximate_exploitability, strip_vectors  # noqa: PLC0415
+    from fusion_psro.psro.approximate_exploitability import approximate_exploitability, strip_vectors  # noqa: PLC0415
     from fusion_psro.psro.executors import make_executor  # noqa: PLC0415
 
     run = load_run(run_dir)
@@ -110,7 +110,7 @@ def evaluate_during_run(psro, row) -> None:
     (largest budget's estimate), ``approx_ci95``, ``approx`` (the whole record, without the
     responses' networks) and ``approx_s``.
     """
-    from fusion_psro.psro.approximate import approximate_exploitability, strip_vectors  # noqa: PLC0415
+    from fusion_psro.psro.approximate_exploitability import approximate_exploitability, strip_vectors  # noqa: PLC0415
 
     config = psro.config
     if config.eval != "approx":

@@ -9,7 +9,7 @@ from fusion_psro.oracles.diversity import DIVERSITY_VARIANTS, DiversityMeasure, 
 from fusion_psro.oracles.exact import ExactMetrics, ExactOracle
 from fusion_psro.oracles.dqn import DQNConfig, DQNMetrics, DQNOracle  # noqa: I001 (registration order: exact first)
 from fusion_psro.oracles.pg import PGConfig, PGMetrics, PolicyGradientOracle
-from fusion_psro.oracles.gradient import GradientConfig, GradientMetrics, GradientOracle
+from fusion_psro.oracles.point_gradient import GradientConfig, GradientMetrics, GradientOracle
 
 __all__ = [
     "DIVERSITY_VARIANTS",

@@ -95,7 +95,7 @@ class OracleMetrics:
 
     Each oracle defines a dataclass of its own (:class:`~fusion_psro.oracles.exact.ExactMetrics`,
     :class:`~fusion_psro.oracles.dqn.DQNMetrics`,
-    :class:`~fusion_psro.oracles.gradient.GradientMetrics`) whose documented fields are the
+    :class:`~fusion_psro.oracles.point_gradient.GradientMetrics`) whose documented fields are the
     schema of those entries. Field values are JSON values; a field left at None does not
     apply to the response and is left out of :meth:`to_json`. This base class has no
     fields (an oracle with nothing to report).

@@ -7,7 +7,7 @@ Three kinds of work are independent of each other and go through a run's executo
   learner a round, because each trains against the learners before it);
 * the entries of a new meta-game row or column in sampled play
   (:meth:`fusion_psro.psro.sampled_space.SampledSpace.sample_pairs`);
-* the best responses of the approximate exploitability (:mod:`fusion_psro.psro.approximate`).
+* the best responses of the approximate exploitability (:mod:`fusion_psro.psro.approximate_exploitability`).
 
 :class:`SerialExecutor` (the default) computes them one after the other in this process.
 :class:`RayExecutor` runs them as Ray tasks, on a local Ray with ``workers`` CPUs or on the

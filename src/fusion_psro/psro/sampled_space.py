@@ -25,7 +25,7 @@ any game with ``evaluation="sampled"``, is played from pyspiel states
 * **Evaluation.** Where the game compiles (``evaluation="sampled"`` on a small game), the
   exploitability of the meta-strategy mixture is still computed exactly, from each
   member's greedy table over the compiled information states. Where it does not, it is
-  NaN: the approximate exploitability (:mod:`fusion_psro.psro.approximate`) measures it.
+  NaN: the approximate exploitability (:mod:`fusion_psro.psro.approximate_exploitability`) measures it.
 """
 
 from __future__ import annotations
