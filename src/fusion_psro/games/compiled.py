@@ -388,11 +388,7 @@ class _Enumeration:
         """Record one history; returns an iterator over its children's visits (None at a terminal)."""
         h = len(self.parent)
         if h >= self.max_histories:
-            raise GameTooLargeError(
-                f"{self.game_string} has more than {self.max_histories:,} histories (the enumeration "
-                "limit); choose a smaller variant of the game or raise max_histories if you "
-                "have the memory (about 200 bytes per history while compiling)"
-            )
+            raise too_many_histories(self.game_string, self.max_histories)
         if h and h % 500_000 == 0:
             log.info("enumerated %d histories of %s (%.1f s)", h, self.game_string, time.perf_counter() - self.started)
         self.parent.append(parent)
@@ -522,6 +518,15 @@ def _renumber(sequences, rank: np.ndarray, num_actions: int) -> np.ndarray:
     used = sequences >= 0
     out[used] = rank[sequences[used] // num_actions] * num_actions + sequences[used] % num_actions
     return out
+
+
+def too_many_histories(game_string: str, max_histories: int) -> GameTooLargeError:
+    """The error of a game with more than ``max_histories`` histories (compiled now, or cached before)."""
+    return GameTooLargeError(
+        f"{game_string} has more than {max_histories:,} histories (the enumeration "
+        "limit); choose a smaller variant of the game or raise max_histories if you "
+        "have the memory (about 200 bytes per history while compiling)"
+    )
 
 
 def _enumerate(game: pyspiel.Game, max_histories: int) -> CompiledGame:
@@ -656,11 +661,13 @@ def compile_game(
     game_string = str(loaded)
     memory_key = (game_string, openspiel_version())
     if memory_key in _MEMORY_CACHE:
-        return _MEMORY_CACHE[memory_key]
+        return _within_limit(_MEMORY_CACHE[memory_key], max_histories)
 
     path = cache_path(game_string, cache_dir)
     compiled = _load(path, game_string) if cache and path.exists() else None
-    if compiled is None:
+    if compiled is not None:
+        _within_limit(compiled, max_histories)
+    else:
         estimate = estimate_tree_size(loaded, cap=100.0 * max_histories)
         if estimate > 10 * max_histories:
             raise GameTooLargeError(
@@ -678,4 +685,12 @@ def compile_game(
             except OSError as exc:
                 log.warning("could not write compiled-game cache %s: %s", path, exc)
     _MEMORY_CACHE[memory_key] = compiled
+    return compiled
+
+
+def _within_limit(compiled: CompiledGame, max_histories: int) -> CompiledGame:
+    """``compiled``, unless it has more histories than ``max_histories``: a cached game obeys the
+    limit as a fresh enumeration would."""
+    if compiled.num_histories > max_histories:
+        raise too_many_histories(compiled.game_string, max_histories)
     return compiled

@@ -80,6 +80,7 @@ def load_openspiel_game(game: str | pyspiel.Game) -> pyspiel.Game:
             f"{name} samples chance outcomes without listing their probabilities, so it cannot be "
             "enumerated exactly; games with explicit chance (EXPLICIT_STOCHASTIC) or none are accepted"
         )
+    _check_has_moves(game, name)
     if game_type.dynamics == pyspiel.GameType.Dynamics.SIMULTANEOUS:
         log.info("converting simultaneous-move game %s to turn-based", name)
         game = pyspiel.convert_to_turn_based(game)
@@ -89,6 +90,21 @@ def load_openspiel_game(game: str | pyspiel.Game) -> pyspiel.Game:
             "policy must act in; choose a game (or game parameters) that provides them"
         )
     return game
+
+
+def _check_has_moves(game: pyspiel.Game, name: str) -> None:
+    """Refuse parameters that leave a game without moves (``goofspiel(num_cards=0)`` loads, then
+    fails deep inside OpenSpiel or the engine)."""
+    try:
+        actions, length = game.num_distinct_actions(), game.max_game_length()
+    except (pyspiel.SpielError, RuntimeError, ValueError) as exc:
+        raise GameNotSupportedError(f"OpenSpiel cannot describe {name}: {str(exc).strip() or repr(exc)}") from None
+    if actions < 1 or length < 1:
+        raise GameNotSupportedError(
+            f"{name} has no moves ({actions} distinct actions, games at most {length} moves long): its parameters "
+            "are out of range. Accepted: parameters that give the players at least one action, e.g. "
+            "goofspiel(num_cards=4,imp_info=True,points_order=descending) with num_cards >= 1"
+        )
 
 
 def _load_game_string(game_string: str) -> pyspiel.Game:
@@ -108,7 +124,7 @@ def _load_game_string(game_string: str) -> pyspiel.Game:
         )
     try:
         return pyspiel.load_game(game_string.strip())
-    except pyspiel.SpielError as exc:
+    except (pyspiel.SpielError, RuntimeError, ValueError) as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
         raise GameNotSupportedError(f"OpenSpiel could not load {game_string!r}: {message}") from None
 
