@@ -125,6 +125,7 @@ from fusion_psro.oracles.networks import (
     SCHEMES,
     adam,
     check_device,
+    check_network_size,
     fit_network,
     fresh_parameters,
     greedy_policy,
@@ -735,6 +736,7 @@ class DQNOracle(Oracle):
             if not compiled.get_type().provides_information_state_tensor:
                 load_sampled_game(str(compiled))  # raises: it names what is missing
             self.compiled, self.source = None, SampledSource(compiled, self.config.hidden_sizes)
+            self._check_network_sizes()
             return
         for p in range(2):
             if compiled.players[p].tensors is None:
@@ -744,6 +746,13 @@ class DQNOracle(Oracle):
                 )
         self.compiled = compiled
         self.source = CompiledSource(compiled)
+        self._check_network_sizes()
+
+    def _check_network_sizes(self) -> None:
+        """Refuse, before any network is allocated, hidden sizes whose training would not fit in memory."""
+        for p in range(2):
+            check_network_size(self.source.input_size(p), self.config.hidden_sizes, self.source.num_actions(p),
+                               "DQN oracle")
 
     @classmethod
     def from_space(cls, space, settings: DQNConfig | None) -> DQNOracle:

@@ -21,6 +21,64 @@ from fusion_psro.errors import ConfigError
 SCHEMES = ("normal", "orthogonal", "kaiming")
 
 
+#: Most gradient steps of one best response: more would train for weeks.
+MAX_STEPS = 10 ** 7
+#: Copies of a network's float32 parameters that training holds at once: the weights, their
+#: gradients, Adam's two moments, a target network (DQN) and the copy kept in the population.
+TRAINING_COPIES = 6
+
+
+def check_steps(steps: object, owner: str) -> None:
+    """:class:`ConfigError` unless ``steps`` is an integer from 1 to :data:`MAX_STEPS`."""
+    if not is_integer(steps) or steps < 1:
+        raise ConfigError(f"{owner}: steps must be an integer >= 1, got {steps!r}")
+    if steps > MAX_STEPS:
+        raise ConfigError(f"{owner}: steps must be at most {MAX_STEPS:,}, got {steps:,}: one best response of that "
+                          "many gradient steps would train for weeks")
+
+
+def parameter_count(input_size: int, hidden_sizes: tuple[int, ...], num_actions: int) -> int:
+    """Weights and biases of an :class:`MLP` with these sizes."""
+    sizes = (int(input_size), *(int(h) for h in hidden_sizes), int(num_actions))
+    return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations (``MemAvailable``), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return None
+
+
+def check_network_size(input_size: int, hidden_sizes: tuple[int, ...], num_actions: int, owner: str) -> None:
+    """:class:`ConfigError`, before anything is allocated, when training such a network would not
+    fit in the memory available (an estimate: :data:`TRAINING_COPIES` float32 copies of its parameters)."""
+    count = parameter_count(input_size, hidden_sizes, num_actions)
+    needed, available = 4 * TRAINING_COPIES * count, available_memory()
+    if available is not None and needed > available:
+        raise ConfigError(
+            f"{owner}: hidden_sizes {list(hidden_sizes)} make a network of {count:,} parameters; training it needs "
+            f"about {_bytes(needed)} (an estimate: {TRAINING_COPIES} float32 copies of the parameters for the "
+            f"weights, gradients, optimizer state and the copies kept) and {_bytes(available)} of memory is available. Use smaller hidden_sizes, "
+            "e.g. [256,256,256]"
+        )
+
+
+def _bytes(count: int) -> str:
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if count >= size:
+            return f"{count / size:,.1f} {unit}"
+    return f"{count:,} bytes"
+
+
 class MLP(nn.Module):
     """ReLU MLP: information-state tensor -> one output per distinct action (Q-values or logits).
 
@@ -29,6 +87,7 @@ class MLP(nn.Module):
 
     def __init__(self, input_size: int, hidden_sizes: tuple[int, ...], num_actions: int) -> None:
         super().__init__()
+        check_network_size(input_size, hidden_sizes, num_actions, "MLP")
         sizes = (input_size, *hidden_sizes, num_actions)
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
 
@@ -211,6 +270,6 @@ def network_diagnostics(network: MLP, observations: np.ndarray, legal_mask: np.n
 
 
 __all__ = [
-    "MLP", "SCHEMES", "adam", "available_cpus", "fit_network", "fresh_parameters", "greedy_policy", "initialize", "network_diagnostics",
+    "MAX_STEPS", "MLP", "SCHEMES", "adam", "check_network_size", "check_steps", "available_cpus", "fit_network", "fresh_parameters", "greedy_policy", "initialize", "network_diagnostics",
     "output_layer_names", "resolve_device", "torch_threads",
 ]

@@ -73,6 +73,8 @@ from fusion_psro.oracles.networks import (
     SCHEMES,
     adam,
     check_device,
+    check_network_size,
+    check_steps,
     fit_network,
     fresh_parameters,
     greedy_policy,
@@ -165,8 +167,7 @@ class PGConfig:
         object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in sizes))
         if not _is_number(self.learning_rate) or not math.isfinite(self.learning_rate) or self.learning_rate <= 0:
             raise ConfigError(f"pg oracle: learning_rate must be a positive finite number, got {self.learning_rate!r}")
-        if not _is_integer(self.steps) or self.steps < 1:
-            raise ConfigError(f"pg oracle: steps must be an integer >= 1, got {self.steps!r}")
+        check_steps(self.steps, "pg oracle")
         if not _is_number(self.entropy_coefficient) or not math.isfinite(self.entropy_coefficient) \
                 or self.entropy_coefficient < 0:
             raise ConfigError(
@@ -303,6 +304,8 @@ class PolicyGradientOracle(Oracle):
                 )
         self.compiled = compiled
         self.config = config if config is not None else PGConfig()
+        for info in compiled.players:  # refused here, before any network is allocated
+            check_network_size(info.tensors.shape[1], self.config.hidden_sizes, info.num_actions, "pg oracle")
 
     @classmethod
     def from_space(cls, space, settings: PGConfig | None) -> PolicyGradientOracle:

@@ -39,6 +39,7 @@ from fusion_psro.oracles.base import (
     StateDict,
 )
 from fusion_psro.oracles.diversity import DiversityTerm, measure_for
+from fusion_psro.oracles.networks import check_steps
 
 #: The only scratch scheme of a point: there are no layers to be orthogonal or fan-in scaled.
 SCHEMES = ("normal",)
@@ -64,8 +65,7 @@ class GradientConfig:
     start_scale: float = 0.1
 
     def __post_init__(self) -> None:
-        if not isinstance(self.steps, (int, np.integer)) or isinstance(self.steps, bool) or self.steps < 1:
-            raise ConfigError(f"gradient oracle: steps must be an integer >= 1, got {self.steps!r}")
+        check_steps(self.steps, "gradient oracle")
         for name in ("lr", "start_scale"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:

@@ -128,6 +128,7 @@ class PSROConfig:
         """
         from fusion_psro.psro.spaces import game_kind  # noqa: PLC0415 (spaces import the games)
 
+        check_types(self)
         config = dataclasses.replace(self, oracle_options=dict(self.oracle_options), init_options=dict(self.init_options),
                                      meta_solver_options=dict(self.meta_solver_options))
         kind = game_kind(config.game, config.evaluation)
@@ -160,6 +161,33 @@ class PSROConfig:
     def to_json(self) -> dict[str, Any]:
         """The settings as JSON values (tuples become lists), as ``config.json`` records them."""
         return json.loads(json.dumps(dataclasses.asdict(self)))
+
+
+#: What a value of each annotated type may be, and how an error names the type.
+_TYPES = {
+    "int": (lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool), "an integer"),
+    "float": (lambda v: isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool), "a number"),
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "dict[str, Any]": (lambda v: isinstance(v, Mapping), "a table of settings by name, e.g. {steps = 100}"),
+    "tuple[int, ...]": (lambda v: isinstance(v, (str, list, tuple)), "a list of integers, e.g. [20000, 100000]"),
+}
+
+
+def check_types(config: PSROConfig) -> None:
+    """:class:`ConfigError` naming the first setting whose value has the wrong type.
+
+    A boolean is not an integer (TOML ``seed = true`` is refused like ``iterations = true``),
+    and a ``*_options`` setting must be a table.
+    """
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        annotation = str(field.type).replace(" | None", "")
+        if value is None and "None" in str(field.type):
+            continue
+        accepts, kind = _TYPES[annotation]
+        if not accepts(value):
+            raise ConfigError(f"{field.name} must be {kind}, got {value!r} ({type(value).__name__})")
 
 
 def resolved_settings(recorded: Any) -> dict[str, Any] | None:
@@ -333,6 +361,13 @@ def _resolve_init(config: PSROConfig, oracle_class, kind=None) -> None:
 
 _MINIMA = (("iterations", 1), ("fusion_start", 1), ("episodes", 1), ("rn_learners", 1),
            ("pipeline_learners", 1), ("pipeline_max_iterations", 1))
+#: Upper bounds, each with why a larger value is a mistake rather than a long run.
+MAXIMA = {
+    "iterations": (10_000, "each iteration adds a member per player and a row and column to the meta-game, and "
+                           "every iteration solves and evaluates the whole meta-game; beyond 10,000 a run would "
+                           "not end in any useful time"),
+    "episodes": (10 ** 9, "one best response of more than 1,000,000,000 episodes would train for weeks"),
+}
 
 
 def _check_numbers(config: PSROConfig) -> None:
@@ -340,7 +375,16 @@ def _check_numbers(config: PSROConfig) -> None:
         value = getattr(config, name)
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
             raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if not isinstance(config.seed, (int, np.integer)) or config.seed < 0:
+    for name, (maximum, why) in MAXIMA.items():
+        if getattr(config, name) > maximum:
+            raise ConfigError(f"{name} must be at most {maximum:,}, got {getattr(config, name):,}: {why}")
+    builds_on_population = config.init is not None and not INITS.get(config.init).fallback
+    if builds_on_population and config.fusion_start > config.iterations:
+        raise ConfigError(
+            f"fusion_start {config.fusion_start:,} is after the last iteration ({config.iterations}): a run labelled "
+            f"init {config.init} that never uses it. Give a fusion_start of at most the iterations"
+        )
+    if not isinstance(config.seed, (int, np.integer)) or isinstance(config.seed, bool) or config.seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {config.seed!r}")
     if not np.isfinite(config.pipeline_plateau) or config.pipeline_plateau < 0:
         raise ConfigError(f"pipeline_plateau must be >= 0, got {config.pipeline_plateau!r}")
