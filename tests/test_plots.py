@@ -197,3 +197,50 @@ def test_cli_plot(run_dirs, tmp_path, capsys):
     assert "nothing to draw" in capsys.readouterr().err
     assert main(["plot", str(tmp_path), "--out", str(tmp_path / "none")]) == 2
     assert "is it a fusion-psro run directory?" in capsys.readouterr().err
+
+
+def test_the_legend_fits_a_single_panel_figure():
+    from fusion_psro.experiments.plots import _draw
+
+    runs = [_run({"meta_solver": solver, "diversity_weight": weight, "episodes": 100 + k},
+                 [(1, 10, 0.5), (2, 20, 0.4)], name=f"r{k}")
+            for k, (solver, weight) in enumerate([("nash", 0.1), ("fp", 0.25), ("uniform", 0.5), ("alpharank", 1.0)])]
+    curves = method_curves(runs, "iterations")
+    assert min(len(c.label) for c in curves) > 40  # labels long enough that three columns overflow 6.4 inches
+    figure = _draw({"iterations": curves}, title=None, log_y=False)
+    figure.draw_without_rendering()
+    (legend,) = figure.legends
+    box = legend.get_window_extent()
+    assert box.x0 >= 0 and box.x1 <= figure.bbox.width, (box, figure.bbox)
+    # Control: the legend in three columns, as it was drawn before, does not fit this figure.
+    legend.remove()
+    wide = figure.legend(legend.legend_handles, [t.get_text() for t in legend.texts], loc="outside lower center",
+                         ncols=3)
+    figure.draw_without_rendering()
+    assert wide.get_window_extent().width > figure.bbox.width
+
+
+def test_episodes_panel_that_would_repeat_the_iterations_panel_is_dropped(tmp_path):
+    from fusion_psro.experiments.plots import episodes_per_iteration
+
+    assert episodes_per_iteration([_run({}, [(1, 60, 0.5), (2, 120, 0.4)]), _run({}, [(1, 60, 0.6)])]) == 60
+    assert episodes_per_iteration([_run({}, [(1, 60, 0.5), (2, 150, 0.4)])]) is None  # p-psro-like: varies
+    assert episodes_per_iteration([_run({}, [(1, 0, 0.5), (2, 0, 0.4)])]) is None  # exact: the panel says why
+    out = tmp_path / "pg"
+    run_psro(PSROConfig(game="kuhn_poker", oracle="pg", iterations=2, oracle_options={"steps": 5}), out, progress=False)
+    both = plot_runs([out], tmp_path / "both")
+    svg = _check_svg(both[1])
+    assert "PSRO iteration" in svg and "training episodes" not in svg
+    width, height = _check_png(both[0])
+    assert width < 1.8 * height  # one panel
+    assert "training episodes" in _check_svg(plot_runs([out], tmp_path / "episodes", x="episodes")[1])  # asked for
+
+
+def test_files_among_the_paths_are_skipped(run_dirs, tmp_path, capsys):
+    report = tmp_path / "report.md"
+    report.write_text("# a report")
+    assert [r.path for r in load_runs([*run_dirs, report])] == run_dirs
+    assert main(["plot", *map(str, run_dirs), str(report), "--out", str(tmp_path / "fig")]) == 0
+    capsys.readouterr()
+    assert main(["report", str(report)]) == 2
+    assert "no run directory given, only files (report.md)" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -254,3 +255,75 @@ def _running(noted: dict[int, int]) -> dict[int, str]:
         if fields[0] != "Z" and int(fields[19]) == started:
             left[pid] = cmdline
     return left
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", r"has no \[grid\] or \[settings\] values: nothing to run"),
+        ('[sweep]\nout = "{out}"\n', r"has no \[grid\] or \[settings\] values: nothing to run"),
+        (KUHN.replace("seed = [0, 1]", "seed = [true]"), r"cell psro-seedTrue .*seed must be an integer, got True \(bool\)"),
+        (KUHN.replace("iterations = 3", "iterations = 3\noracle_options = 5"),
+         r"oracle_options must be a table of settings by name, e.g. \{steps = 100\}, got 5"),
+        (KUHN.replace("iterations = 3", "iterations = 3.5"), r"iterations must be an integer, got 3.5 \(float\)"),
+        (KUHN.replace("iterations = 3", "iterations = 100000"), r"iterations must be at most 10,000"),
+        (KUHN.replace('out = "{out}"', 'out = "/dev/null"'), r"\[sweep\] out: /dev/null is under /dev"),
+        (KUHN.replace('out = "{out}"', "out = 5"), r"\[sweep\] out must be a directory path"),
+    ],
+)
+def test_sweep_values_are_type_checked_cell_by_cell(tmp_path, text, message):
+    with pytest.raises(SweepConfigError, match=message):
+        load_sweep(_write(tmp_path, text))
+
+
+def test_a_sweep_whose_out_is_a_file_is_refused_by_validation(tmp_path):
+    (tmp_path / "runs").write_text("a file")
+    with pytest.raises(SweepConfigError, match=r"runs is a file, not a directory; the cells' run directories go below"):
+        load_sweep(_write(tmp_path, KUHN))
+
+
+def test_a_second_sweep_into_the_same_directory_is_refused_at_once(tmp_path):
+    from fusion_psro.experiments.rundir import RunDirectoryBusyError, RunLock
+
+    sweep = load_sweep(_write(tmp_path, KUHN.replace("workers = 2", "workers = 1")))
+    sweep.out.mkdir(parents=True)
+    with RunLock(sweep.out, "sweep.lock"):  # what the first sweep holds while it runs
+        with pytest.raises(RunDirectoryBusyError, match=r"runs is being written by process .*sweep.lock says who"):
+            run_sweep(sweep, progress=False)
+    assert not any(cell.out.exists() for cell in sweep.cells)
+    assert not (sweep.out / "sweep.lock").exists()
+
+
+def test_progress_counts_iterations_and_names_cells_and_a_longer_rerun_extends(tmp_path, capsys, monkeypatch):
+    from fusion_psro.experiments.sweep import SweepProgress
+
+    monkeypatch.setattr(SweepProgress, "INTERVAL", 0.05)
+    config = _write(tmp_path, KUHN.replace("workers = 2", "workers = 1").replace('"p-psro"', '"psro-rn"'))
+    results = run_sweep(load_sweep(config), progress=True)
+    err = capsys.readouterr().err
+    assert [r["action"] for r in results] == ["ran"] * 4
+    assert "12/12" in err  # iterations over all cells, not cells
+    assert re.search(r"\[1/4\] psro-seed0 \(seed 0\): ran, exploitability \d\.\d{4}", err), err
+    assert "[4/4] psro_rn-seed1 (seed 1): ran" in err
+
+    config.write_text(config.read_text().replace("iterations = 3", "iterations = 4"))
+    results = run_sweep(load_sweep(config), progress=False)
+    assert [r["action"] for r in results] == ["finished at 3 iterations; extended to 4"] * 4
+    assert all(len(read_metrics(r["out"])) == 4 for r in results)
+
+
+def test_rerunning_a_finished_sweep_says_nothing_ran(tmp_path, capsys):
+    from fusion_psro.cli import main
+
+    config = _write(tmp_path, KUHN.replace("workers = 2", "workers = 1"))
+    assert main(["sweep", str(config), "--quiet"]) == 0
+    assert "nothing to run" not in capsys.readouterr().err
+    assert main(["sweep", str(config), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "nothing to run: 4 cells finished" in captured.err
+    table = [line for line in captured.out.splitlines() if line.startswith("| ")]
+    # `report OUT/*` (the shell's sorted glob, the sweep's own report and figures among the paths)
+    # lists the methods as the sweep's report does.
+    assert main(["report", *sorted(map(str, (tmp_path / "runs").iterdir()))]) == 0
+    assert [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][:len(table)] == table
+    assert table[2].startswith("| P-PSRO |") and table[3].startswith("| PSRO |")

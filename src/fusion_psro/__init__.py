@@ -29,29 +29,19 @@ from fusion_psro.errors import (
     InvalidPolicyError,
     PolicyTypeError,
 )
-from fusion_psro import registry
-from fusion_psro.games import CompiledGame, compile_game
-from fusion_psro.interop import (
-    exploitability,
-    from_openspiel_policy,
-    mixture_exploitability,
-    mixture_nash_conv,
-    nash_conv,
-    to_openspiel_policy,
-)
-from fusion_psro.registry import (
-    register_diversity_term,
-    register_game_kind,
-    register_init,
-    register_meta_solver,
-    register_oracle,
-    register_variant,
-)
 
 __version__ = "0.1.0"
 
-#: Names imported on first use (reading runs loads the experiments package only when asked).
+#: Names imported on first use, so that ``import fusion_psro`` (and the command line's start,
+#: where Ctrl-C must be answered in one line) loads neither NumPy nor OpenSpiel until asked.
 _LAZY = {
+    "registry": "fusion_psro",
+    "CompiledGame": "fusion_psro.games",
+    "compile_game": "fusion_psro.games",
+    **dict.fromkeys(("exploitability", "from_openspiel_policy", "mixture_exploitability", "mixture_nash_conv",
+                     "nash_conv", "to_openspiel_policy"), "fusion_psro.interop"),
+    **dict.fromkeys(("register_diversity_term", "register_game_kind", "register_init", "register_meta_solver",
+                     "register_oracle", "register_variant"), "fusion_psro.registry"),
     "RunDirectoryError": "fusion_psro.experiments.rundir",
     "SavedRun": "fusion_psro.experiments.results",
     "load_run": "fusion_psro.experiments.results",
@@ -61,6 +51,8 @@ _LAZY = {
 
 def __getattr__(name: str):
     if name in _LAZY:
+        if _LAZY[name] == __name__:  # a submodule
+            return importlib.import_module(f"{__name__}.{name}")
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

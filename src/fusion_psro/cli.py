@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import json
-import logging
 import sys
-import time
-import typing
-from pathlib import Path
 
-import numpy as np
+try:  # Ctrl-C while the command line loads is answered like Ctrl-C later: one line, status 130
+    import argparse
+    import dataclasses
+    import json
+    import logging
+    import time
+    import typing
+    from pathlib import Path
 
-from fusion_psro.errors import FusionPSROError
+    from fusion_psro.errors import FusionPSROError
+except KeyboardInterrupt:  # pragma: no cover - a race with the user's finger
+    sys.stderr.write("fusion-psro: stopped by Ctrl-C before the command started; nothing was written\n")
+    raise SystemExit(130) from None
 
 log = logging.getLogger("fusion_psro")
 
@@ -36,7 +39,15 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _number(value: float) -> str:
+    """``value`` with six decimals, a negative zero (-0.0000001) shown as 0.000000."""
+    text = f"{value:.6f}"
+    return text[1:] if text == "-0.000000" else text
+
+
 def _evaluate_mixture_game(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from fusion_psro.psro.spaces import MIXTURE_GAMES
 
     game = MIXTURE_GAMES[args.game]()
@@ -52,12 +63,14 @@ def _evaluate_mixture_game(args: argparse.Namespace) -> int:
     mixture_s = time.perf_counter() - started
     print(f"payoff matrix of two populations of {args.population_size} random points: "
           f"{matrix.shape[0]}x{matrix.shape[1]}, entries in [{matrix.min():+.3f}, {matrix.max():+.3f}]  [{matrix_s * 1e3:.1f} ms]")
-    print(f"random meta-strategy mixture of those populations: exploitability {nash_conv / 2:.6f} "
-          f"(NashConv {nash_conv:.6f}), global best responses  [{mixture_s * 1e3:.1f} ms]")
+    print(f"random meta-strategy mixture of those populations: exploitability {_number(nash_conv / 2)} "
+          f"(NashConv {_number(nash_conv)}), global best responses  [{mixture_s * 1e3:.1f} ms]")
     return 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from fusion_psro.evaluation import evaluate_mixture, payoff_matrix
     from fusion_psro.games import compile_game
     from fusion_psro.policies import random_policy, uniform_policy
@@ -89,12 +102,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     mixture_eval = evaluate_mixture(compiled, populations, meta)
     mixture_s = time.perf_counter() - started
 
-    print(f"uniform policy: exploitability {uniform_eval.exploitability:.6f} "
-          f"(NashConv {uniform_eval.nash_conv:.6f}), value to player 0 {uniform_eval.values[0]:+.6f}  [{uniform_s * 1e3:.1f} ms]")
+    print(f"uniform policy: exploitability {_number(uniform_eval.exploitability)} "
+          f"(NashConv {_number(uniform_eval.nash_conv)}), value to player 0 {uniform_eval.values[0]:+.6f}  [{uniform_s * 1e3:.1f} ms]")
     print(f"payoff matrix of two populations of {args.population_size} random policies: "
           f"{matrix.shape[0]}x{matrix.shape[1]}, entries in [{matrix.min():+.3f}, {matrix.max():+.3f}]  [{matrix_s * 1e3:.1f} ms]")
-    print(f"random meta-strategy mixture of those populations: exploitability {mixture_eval.exploitability:.6f} "
-          f"(NashConv {mixture_eval.nash_conv:.6f})  [{mixture_s * 1e3:.1f} ms]")
+    print(f"random meta-strategy mixture of those populations: exploitability {_number(mixture_eval.exploitability)} "
+          f"(NashConv {_number(mixture_eval.nash_conv)})  [{mixture_s * 1e3:.1f} ms]")
     return 0
 
 
@@ -178,8 +191,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _print_run_summary(out: str, last) -> None:
     reached = " (target exploitability reached)" if last.extra.get("target_reached") else ""
     print(
-        f"{out}: {last.iteration} iterations{reached}, exploitability {last.exploitability:.6f} "
-        f"(NashConv {last.nash_conv:.6f}), {last.episodes:,} episodes, {last.wall_s:.1f} s"
+        f"{out}: {last.iteration} iterations{reached}, exploitability {_number(last.exploitability)} "
+        f"(NashConv {_number(last.nash_conv)}), {last.episodes:,} episodes, {last.wall_s:.1f} s"
     )
     if "approx_exploitability" in last.extra:
         low, high = last.extra["approx_ci95"]
@@ -210,6 +223,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
 def _add_parallel_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=_positive, default=1, metavar="N",
                    help="local Ray workers for independent best responses and sampled games (default: 1, no Ray)")
@@ -223,7 +246,7 @@ def _add_approx_arguments(p: argparse.ArgumentParser) -> None:
                    "training run, e.g. 20000,100000 (default: the run's --eval-br-episodes, else its --episodes)")
     p.add_argument("--br-seeds", type=_positive, metavar="S", help="training seeds per player (default 2)")
     p.add_argument("--eval-games", type=_positive, metavar="G", help="sampled games per score (default 10000)")
-    p.add_argument("--seed", type=int, help="seed of every draw (default: the run's seed)")
+    p.add_argument("--seed", type=_non_negative, help="seed of every draw (default: the run's seed)")
     p.add_argument("--no-exact", action="store_true", help="skip the exact numbers even where the game compiles")
     _add_parallel_arguments(p)
 
@@ -235,10 +258,13 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     sweep = load_sweep(args.config, quick=args.quick)
     print(f"sweep {args.config}: {len(sweep.cells)} runs into {sweep.out}", file=sys.stderr)
     results = run_sweep(sweep, address=args.address, progress=not args.quiet)
+    if all(r["action"] == "skipped (finished)" for r in results):
+        print(f"nothing to run: {len(results)} cells finished", file=sys.stderr)
     failed = [r for r in results if r["action"] == "failed"]
     for result in failed:
         print(f"fusion-psro: run {result['cell']} failed: {result['error']}", file=sys.stderr)
-    finished = [r["out"] for r in results if r["action"] != "failed"]
+    # In path order, as `fusion-psro report OUT/*` lists them, so both order the methods alike.
+    finished = sorted(r["out"] for r in results if r["action"] != "failed")
     if finished:
         # The report and figures are derived from the runs, so they are rewritten each time.
         report, figures = write_report(finished, sweep.out / "report.md", overwrite=True,
@@ -269,6 +295,9 @@ def _cmd_init_study(args: argparse.Namespace) -> int:
         run_study,
     )
     from fusion_psro.experiments.init_study_report import write_study_report
+    from fusion_psro.files import check_output_path
+
+    check_output_path(args.out)
 
     settings = StudySettings(budgets=tuple(_split(args.budgets, "--budgets", int)), seed=args.seed,
                              init_options=dict(args.init_option))
@@ -297,7 +326,7 @@ def _cmd_init_study(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from fusion_psro.experiments.report import summary_table, unequal_length_notes, write_report
+    from fusion_psro.experiments.report import fusion_section, summary_table, unequal_length_notes, write_report
     from fusion_psro.experiments.runs import load_runs
 
     if args.out:
@@ -308,6 +337,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     runs = load_runs(args.run_dirs)
     print(f"Final exploitability (NashConv / 2) over {len(runs)} runs; mean ± standard error over seeds.\n")
     print(summary_table(runs))
+    section = fusion_section(runs)
+    if section:
+        print("\n" + "\n".join(section).rstrip())
     for note in unequal_length_notes(runs):
         print(f"\nNote: {note}.")
     return 0
@@ -336,8 +368,11 @@ def _cmd_match(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from fusion_psro.experiments.results import export_meta_game
 
+    from fusion_psro.files import check_output_path
+
     if not args.meta_game:
         raise FusionPSROError("say what to export: --meta-game (the meta-game payoff matrix and meta-strategies)")
+    check_output_path(args.out)
     for path in export_meta_game(args.run_dir, args.out, overwrite=args.overwrite):
         print(path)
     return 0
@@ -441,11 +476,11 @@ def _add_init_study_arguments(p: argparse.ArgumentParser) -> None:
                    help="initializations to compare (default: %(default)s)")
     p.add_argument("--budgets", default="500,2000,6000,20000",
                    help="training budgets at which each response is measured, in the oracle's unit (default: %(default)s)")
-    p.add_argument("--repeats", type=int, default=3, help="training seeds per state, player and init (default: %(default)s)")
+    p.add_argument("--repeats", type=_positive, default=3, help="training seeds per state, player and init (default: %(default)s)")
     p.add_argument("--init-option", action="append", default=[], type=_parse_option, metavar="KEY=VALUE",
                    help="setting of the inits that have it, e.g. shrink=0.5 (shrink-perturb); repeatable")
-    p.add_argument("--seed", type=int, default=0, help="seed of the study's training seeds (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=None, help="local Ray workers (default: the CPU count; 1 runs in-process)")
+    p.add_argument("--seed", type=_non_negative, default=0, help="seed of the study's training seeds (default: %(default)s)")
+    p.add_argument("--workers", type=_positive, default=None, help="local Ray workers (default: the CPU count; 1 runs in-process)")
     p.add_argument("--address", help="join this Ray cluster (HOST:PORT) instead of starting a local Ray")
     p.add_argument("--shard", default="0/1", metavar="K/N", help="run only every N-th cell from the K-th (default: all)")
     p.add_argument("--report-only", action="store_true", help="write the report of the finished cells, train nothing")
@@ -489,9 +524,9 @@ def _add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     from fusion_psro.games import DEFAULT_MAX_HISTORIES
 
     p.add_argument("--game", default="leduc_poker", help="OpenSpiel game string, or mixture (default: %(default)s)")
-    p.add_argument("--population", type=int, default=50, dest="population_size",
+    p.add_argument("--population", type=_positive, default=50, dest="population_size",
                    help="policies per player in the demo populations (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--seed", type=_non_negative, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--max-histories", type=int, default=DEFAULT_MAX_HISTORIES, help="enumeration limit (default: %(default)s)")
 
 
@@ -516,18 +551,25 @@ COMMANDS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line with a pointer to the help, not a usage block."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"fusion-psro: error: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The ``fusion-psro`` parser; with ``command``, only that subcommand gets its arguments
     (``""``: none, enough for the top-level help)."""
     from fusion_psro import __version__
 
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log progress at INFO level")
     common.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bar")
     common.add_argument("--plugin", action="append", default=argparse.SUPPRESS, metavar="MODULE",
                         help="import this module or .py file first, so the components it registers can be "
                              "named (repeatable)")
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="fusion-psro", parents=[common],
         description="Exact, vectorized PSRO and Nash Policy Fusion for two-player zero-sum games.",
     )
@@ -553,9 +595,45 @@ def _plugins(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command of ``argv`` (default: ``sys.argv[1:]``); returns the exit status.
+
+    Bad input is one line, ``fusion-psro: error: ...``, with status 2; Ctrl-C at any moment,
+    imports included, is one line saying what was kept, with status 130.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parsed: dict[str, argparse.Namespace] = {}
+    try:
+        return _main(argv, parsed)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM during a sweep
+        print(f"fusion-psro: {_stopped(exc, parsed.get('args'))}", file=sys.stderr)
+        return 130
+
+
+def _stopped(exc: KeyboardInterrupt, args: argparse.Namespace | None) -> str:
+    """What a stopped command kept, and how to go on, in one true sentence."""
+    how = f"stopped ({exc})" if str(exc) else "stopped by Ctrl-C"
+    if args is None:
+        return f"{how} before the command started; nothing was written"
+    command = args.command
+    if command == "run":
+        path = args.resume or args.out
+        if path and any((Path(path) / "checkpoints").glob("iteration-*.npz")):
+            return (f"{how}; the run's checkpoints in {path} are kept: `fusion-psro run --resume {path}` "
+                    "continues it")
+        if path and not args.resume:
+            return f"{how} before its first iteration was recorded; nothing of the run was kept in {path}"
+        return f"{how}; nothing was recorded"
+    if command == "sweep":
+        return (f"{how}; finished cells are kept, and an unfinished one continues from its last checkpoint: run "
+                f"`fusion-psro sweep {args.config}{' --quick' if args.quick else ''}` again")
+    if command == "init-study":
+        return f"{how}; finished cells are kept in {args.out}: the same command continues the study"
+    return how
+
+
+def _main(argv: list[str], parsed: dict[str, argparse.Namespace]) -> int:
     from fusion_psro.registry import load_plugin
 
-    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         for plugin in _plugins(argv):
             load_plugin(plugin)
@@ -566,23 +644,18 @@ def main(argv: list[str] | None = None) -> int:
     command = next((a for i, a in enumerate(argv) if not a.startswith("-") and i not in values), None)
     parser = build_parser(command if command in COMMANDS else "")
     args = parser.parse_args(argv)
+    parsed["args"] = args
     args.verbose = getattr(args, "verbose", False)
     args.quiet = getattr(args, "quiet", False)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s: %(message)s",
     )
-    if getattr(args, "population_size", 1) < 1:
-        parser.error("--population must be at least 1")
     try:
         return args.handler(args)
     except FusionPSROError as exc:
         print(f"fusion-psro: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM during a sweep
-        print(f"fusion-psro: stopped ({exc or 'interrupted'}); what was recorded is kept: `fusion-psro run "
-              "--resume DIR` continues a run, the same sweep command a sweep", file=sys.stderr)
-        return 130
     except OSError as exc:  # the file system failed under a running command (disk full, ...)
         if args.verbose:
             raise

@@ -51,3 +51,7 @@ class NumericalError(FusionPSROError, RuntimeError):
 
 class InvalidPlayerError(FusionPSROError, ValueError):
     """A player index is not 0 or 1 (every game here has two players)."""
+
+
+class OutputPathError(FusionPSROError, ValueError):
+    """An output path that cannot hold what would be written there (under /dev, a name too long, a device)."""

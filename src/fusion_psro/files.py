@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,4 +45,50 @@ def write_json_atomic(path: Path | str, data: Any, *, indent: int = 2) -> None:
         tmp.write_text(json.dumps(data, indent=indent, sort_keys=True) + "\n")
 
 
-__all__ = ["atomic_path", "write_json_atomic"]
+def check_output_path(path: Path | str, *, suffix_bytes: int = 0) -> Path:
+    """``path`` if a command may write there; else an :class:`~fusion_psro.errors.OutputPathError`.
+
+    Refused: a path under ``/dev`` (``--out /dev/null`` would write ``/dev/null.png``), an
+    existing device, pipe or socket, and a path component longer than the file system
+    allows (checked with ``suffix_bytes`` more, for names the command derives from it, such
+    as ``PREFIX.png``). A path that names an existing file where a directory is expected is
+    refused by the directory's creation (:func:`fusion_psro.experiments.rundir.make_directory`).
+    """
+    from fusion_psro.errors import OutputPathError  # noqa: PLC0415
+
+    path = Path(path)
+    absolute = Path(os.path.abspath(path))
+    for candidate in (absolute, Path(os.path.realpath(absolute))):
+        if candidate == Path("/dev") or Path("/dev") in candidate.parents:
+            raise OutputPathError(f"{path} is under /dev, where devices live, not files; give a path in a "
+                                  "directory of your own, e.g. runs/NAME")
+    limit = _name_max(absolute)
+    for index, part in enumerate(absolute.parts[1:], start=1):
+        size = len(os.fsencode(part)) + (suffix_bytes if index == len(absolute.parts) - 1 else 0)
+        if size > limit:
+            shown = part if len(part) <= 40 else f"{part[:20]}...{part[-10:]} ({len(part)} characters)"
+            where = f"{path}: the name" if len(str(path)) <= 120 else "the output path has a name"
+            raise OutputPathError(f"{where} {shown} is too long; this file system allows {limit} bytes per name "
+                                  "(file or directory)")
+    try:
+        mode = os.stat(absolute).st_mode
+    except OSError:
+        return path
+    if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+        raise OutputPathError(f"{path} exists and is a device, pipe or socket, not a file or directory; give "
+                              "another path")
+    return path
+
+
+def _name_max(path: Path) -> int:
+    """The longest file name (bytes) of the file system holding ``path``'s nearest existing ancestor."""
+    for ancestor in (path, *path.parents):
+        try:
+            if ancestor.is_dir():
+                return os.pathconf(ancestor, "PC_NAME_MAX")
+        except (OSError, ValueError):
+            continue
+    return 255
+
+
+__all__ = ["atomic_path", "check_output_path", "write_json_atomic"]

@@ -36,10 +36,11 @@ class TaskOutcome:
 
 def run_tasks(function: Callable[..., Any], arguments: Sequence[tuple], *, workers: int, address: str | None = None,
               progress: bool = True, desc: str = "tasks", describe: Callable[[Any], str] | None = None,
-              ) -> list[TaskOutcome]:
+              on_finish: Callable[[int, TaskOutcome], None] | None = None) -> list[TaskOutcome]:
     """``function(*args)`` for every tuple of ``arguments``, in parallel; outcomes in argument order.
 
-    ``describe(result)`` is shown beside the progress bar as each task finishes.
+    ``describe(result)`` is shown beside the progress bar as each task finishes;
+    ``on_finish(index, outcome)`` is called as each task ends (in this process).
     """
     if address is not None:
         check_ray_address(address)
@@ -47,6 +48,8 @@ def run_tasks(function: Callable[..., Any], arguments: Sequence[tuple], *, worke
     with tqdm(total=len(arguments), desc=desc, unit="task", disable=not progress, dynamic_ncols=True) as bar:
         def finished(index: int, outcome: TaskOutcome) -> None:
             outcomes[index] = outcome
+            if on_finish is not None:
+                on_finish(index, outcome)
             if describe is not None and not outcome.failed:
                 bar.set_postfix_str(describe(outcome.result), refresh=False)
             bar.update(1)

@@ -41,6 +41,7 @@ from matplotlib.ticker import EngFormatter, MaxNLocator
 
 from fusion_psro.errors import FusionPSROError
 from fusion_psro.experiments.rundir import RunDirectoryError, make_directory, remove_created
+from fusion_psro.files import check_output_path
 from fusion_psro.experiments.runs import (
     RunSummary,
     group_by_method,
@@ -253,6 +254,7 @@ def plot_runs(
     """
     if x not in X_AXES:
         raise PlotError(f"x must be one of {', '.join(X_AXES)}; got {x!r}")
+    check_output_path(out_prefix, suffix_bytes=len(".png"))
     paths = output_paths(out_prefix)
     existing = [str(p) for p in paths if p.exists()]
     if existing and not overwrite:
@@ -270,6 +272,11 @@ def plot_runs(
     runs = load_runs(unique.values())
 
     kinds = ("iterations", "episodes") if x == "both" else (x,)
+    per_iteration = episodes_per_iteration(runs)
+    if x == "both" and per_iteration:
+        log.info("every run trains %s per iteration, so an episodes panel would repeat the iterations panel; "
+                 "drawn against iterations only", f"{per_iteration:,}")
+        kinds = ("iterations",)
     panels = {kind: method_curves(runs, kind) for kind in kinds}
     if all(curve.empty for curves in panels.values() for curve in curves):
         hint = " (exact best responses train none; plot against iterations instead)" if kinds == ("episodes",) else ""
@@ -295,6 +302,34 @@ def plot_runs(
         remove_created(created)
         raise PlotError(f"cannot write the figure to {exc.filename or paths[0]}: {exc.strerror or exc}") from None
     return paths
+
+
+def episodes_per_iteration(runs: Sequence[RunSummary]) -> int | None:
+    """The training budget per iteration when every run spends the same one each iteration, else None.
+
+    Then cumulative episodes (steps, for oracles budgeted in steps) are that number times
+    the iteration, and a curve against them is the iterations curve stretched.
+    """
+    ratios = {row.get("episodes", 0) / row["iteration"] for run in runs for row in run.rows if row.get("iteration")}
+    if len(ratios) != 1:
+        return None
+    (ratio,) = ratios
+    return int(ratio) if ratio > 0 and float(ratio).is_integer() else None
+
+
+def _fitted_legend(figure: Figure, handles: list, labels: list[str], columns: int) -> None:
+    """The legend below the panels, in as many of ``columns`` columns as fit the figure's width;
+    a figure too narrow for one column is widened."""
+    for ncols in range(max(columns, 1), 0, -1):
+        legend = figure.legend(handles, labels, loc="outside lower center", ncols=ncols, frameon=False,
+                               title="mean over seeds; shaded: ± 1 standard error", title_fontsize="small")
+        figure.draw_without_rendering()
+        width = legend.get_window_extent().width
+        if width <= figure.bbox.width or ncols == 1:
+            break
+        legend.remove()
+    if width > figure.bbox.width:
+        figure.set_figwidth(figure.get_figwidth() * width / figure.bbox.width * 1.05)
 
 
 def _draw(panels: dict[str, list[MethodCurve]], *, title: str | None, log_y: bool) -> Figure:
@@ -344,10 +379,7 @@ def _draw(panels: dict[str, list[MethodCurve]], *, title: str | None, log_y: boo
     if title:
         figure.suptitle(title)
     ordered = [handles[i] for i in sorted(handles)]
-    figure.legend(
-        [h for h, _ in ordered], [label for _, label in ordered],
-        loc="outside lower center", ncols=min(len(ordered), 3), frameon=False,
-        title="mean over seeds; shaded: ± 1 standard error", title_fontsize="small",
-    )  # a (band, line) tuple handle draws the line over the band patch
+    # a (band, line) tuple handle draws the line over the band patch
+    _fitted_legend(figure, [h for h, _ in ordered], [label for _, label in ordered], min(len(ordered), 3))
     return figure
 

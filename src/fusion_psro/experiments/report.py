@@ -20,6 +20,7 @@ import numpy as np
 from fusion_psro.experiments.approximate import approx_section
 from fusion_psro.experiments.plots import plot_runs
 from fusion_psro.experiments.rundir import RunDirectoryError, make_directory
+from fusion_psro.files import check_output_path
 from fusion_psro.experiments.runs import (
     RunSummary,
     common_iteration,
@@ -114,7 +115,8 @@ def unequal_length_notes(runs: list[RunSummary]) -> list[str]:
     return [note for note in notes if note]
 
 
-def _fusion_section(runs: list[RunSummary]) -> list[str]:
+def fusion_section(runs: list[RunSummary]) -> list[str]:
+    """Lines of the comparison of each method with its Fusion-X counterpart (none when there is no pair)."""
     table = fusion_differences_table(runs)
     if table is None:
         return []
@@ -131,7 +133,7 @@ def write_report(run_dirs: Iterable[Path | str], out: Path | str, *, overwrite: 
     ``<report name>-exploitability.png`` and ``.svg``. Existing files are replaced only
     with ``overwrite``. Returns the report's path and the figures' paths.
     """
-    out = Path(out)
+    out = check_output_path(out, suffix_bytes=len("-exploitability.png"))
     if out.exists() and not overwrite:
         raise RunDirectoryError(f"{out} exists; pass --overwrite to replace it")
     runs = load_runs(run_dirs)
@@ -153,7 +155,7 @@ def write_report(run_dirs: Iterable[Path | str], out: Path | str, *, overwrite: 
         "",
         summary_table(runs),
         "",
-        *_fusion_section(runs),
+        *fusion_section(runs),
         *[f"Note: {note}." for note in notes],
         *([""] if notes else []),
         *approx_section(runs),

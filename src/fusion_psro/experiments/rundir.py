@@ -98,9 +98,9 @@ class RunLock:
     when the lock is released. Use as a context manager.
     """
 
-    def __init__(self, directory: Path | str):
+    def __init__(self, directory: Path | str, name: str = LOCK_FILE):
         self.directory = Path(directory)
-        self.path = self.directory / LOCK_FILE
+        self.path = self.directory / name
         self._fd: int | None = None
 
     def __enter__(self) -> RunLock:
@@ -126,7 +126,7 @@ class RunLock:
                 os.close(fd)
                 raise RunDirectoryBusyError(
                     f"{self.directory} is being written by {holder}; wait for it to end (or stop it) "
-                    "before running into this directory"
+                    f"before running into this directory ({self.path.name} says who holds it)"
                 ) from None
             except OSError as exc:  # a file system without locks
                 log.warning("cannot lock %s (%s); nothing stops a second process writing it", self.path, exc)

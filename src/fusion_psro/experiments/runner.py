@@ -33,7 +33,7 @@ from fusion_psro.experiments.rundir import (
     remove_run_files,
     save_population,
 )
-from fusion_psro.files import write_json_atomic
+from fusion_psro.files import check_output_path, write_json_atomic
 from fusion_psro.games.loading import openspiel_version
 from fusion_psro.psro import PSRO, IterationRecord, PSROConfig, resolved_settings
 
@@ -175,6 +175,7 @@ def run_psro(
     independent best responses, sampled meta-game entries and approximate best responses
     run as Ray tasks (:mod:`fusion_psro.psro.executors`); the results are the same.
     """
+    check_output_path(out)
     executor = _executor(config, workers, address)  # an address that does not answer fails here, first
     psro = PSRO(config, executor=executor)  # validates the config and compiles the game first
     out = Path(out)

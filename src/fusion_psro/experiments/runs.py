@@ -41,16 +41,22 @@ class RunSummary:
 def load_runs(run_dirs: Iterable[Path | str]) -> list[RunSummary]:
     """Read the config and metrics of each run directory (clear error if one is not a run).
 
-    A directory given twice (by any path) counts once, with a warning. Metrics must record
-    iterations 1..N once each (:func:`~fusion_psro.experiments.rundir.check_iterations`); a
-    last line cut short by a kill is left out.
+    A directory given twice (by any path) counts once, with a warning. A path that is a
+    file, not a directory, is skipped (``DIR/*`` over a sweep also names its report.md and
+    figures). Metrics must record iterations 1..N once each
+    (:func:`~fusion_psro.experiments.rundir.check_iterations`); a last line cut short by a
+    kill is left out.
     """
     from fusion_psro.psro.config import recorded_settings  # noqa: PLC0415
 
     runs = []
     seen: dict[Path, Path] = {}
+    skipped = []
     for run_dir in run_dirs:
         path = Path(run_dir)
+        if path.is_file():
+            skipped.append(path.name)
+            continue
         if path.resolve() in seen:
             log.warning("%s is %s given again; counted once", path, seen[path.resolve()])
             continue
@@ -69,6 +75,11 @@ def load_runs(run_dirs: Iterable[Path | str]) -> list[RunSummary]:
             raise RunDirectoryError(f"{path} has no iterations recorded yet")
         check_iterations(rows, path)
         runs.append(RunSummary(path, settings, rows))
+    if skipped:
+        log.info("skipped %d file(s) that are no run directories: %s", len(skipped), ", ".join(skipped))
+        if not runs:
+            raise RunDirectoryError(f"no run directory given, only files ({', '.join(skipped[:5])}); give the run "
+                                    "directories, e.g. runs/NAME/*")
     return runs
 
 

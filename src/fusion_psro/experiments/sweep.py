@@ -38,7 +38,9 @@ import itertools
 import json
 import logging
 import os
+import sys
 import re
+import threading
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -105,10 +107,16 @@ def load_sweep(path: Path | str, *, quick: bool = False) -> Sweep:
     unknown = sorted(set(data) - _SECTIONS)
     if unknown:
         raise SweepConfigError(f"{path}: unknown section(s) {unknown}; accepted: [sweep], [grid], [settings], [quick]")
+    for section in ("sweep", "grid", "settings", "quick"):
+        if not isinstance(data.get(section, {}), dict):
+            raise SweepConfigError(f"{path}: [{section}] must be a table, got {data[section]!r}")
     sweep_section = data.get("sweep", {})
     bad = sorted(set(sweep_section) - _SWEEP_KEYS)
     if bad:
         raise SweepConfigError(f"{path}: unknown key(s) {bad} in [sweep]; accepted: {sorted(_SWEEP_KEYS)}")
+    if not data.get("grid") and not data.get("settings"):
+        raise SweepConfigError(f"{path} has no [grid] or [settings] values: nothing to run. A sweep needs at least "
+                               "one, e.g. [grid] seed = [0, 1] and [settings] game = \"kuhn_poker\"")
     grid, settings = dict(data.get("grid", {})), dict(data.get("settings", {}))
     for section, table in (("grid", grid), ("settings", settings), ("quick", data.get("quick", {}))):
         bad = sorted(set(table) - _CONFIG_FIELDS)
@@ -127,13 +135,17 @@ def load_sweep(path: Path | str, *, quick: bool = False) -> Sweep:
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             raise SweepConfigError(f"{path}: [grid] {key} must be a non-empty list, got {values!r}")
-    out = Path(sweep_section.get("out", Path("runs") / path.with_suffix("").name))
+    out = sweep_section.get("out", str(Path("runs") / path.with_suffix("").name))
+    if not isinstance(out, str) or not out.strip():
+        raise SweepConfigError(f"{path}: [sweep] out must be a directory path (a string), got {out!r}")
+    out = Path(out)
     if quick:
         out = out.with_name(out.name + "-quick")
     if not out.is_absolute():
         out = (Path.cwd() / out).resolve()
+    _check_out(path, out)
     workers = sweep_section.get("workers", os.cpu_count() or 1)
-    if not isinstance(workers, int) or workers < 1:
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise SweepConfigError(f"{path}: [sweep] workers must be a positive integer, got {workers!r}")
     _load_plugins(path, sweep_section.get("plugins", []))
 
@@ -157,6 +169,20 @@ def load_sweep(path: Path | str, *, quick: bool = False) -> Sweep:
         raise SweepConfigError(f"{path}: grid values give duplicate run names; make the values distinct")
     _check_cells(path, cells, set(grid) | set(settings))
     return Sweep(out=out, workers=workers, cells=tuple(cells), plugins=tuple(_cell_plugins(cells)))
+
+
+def _check_out(path: Path, out: Path) -> None:
+    """Refuse an ``out`` that cannot hold the cells' directories: a file, a device, a name too long."""
+    from fusion_psro.files import check_output_path  # noqa: PLC0415
+
+    try:
+        check_output_path(out)
+    except FusionPSROError as exc:
+        raise SweepConfigError(f"{path}: [sweep] out: {exc}") from None
+    blocker = next((p for p in (out, *out.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise SweepConfigError(f"{path}: [sweep] out {out}: {blocker} is a file, not a directory; the cells' run "
+                               "directories go below out")
 
 
 def _check_cells(path: Path, cells: list[Cell], given: set[str]) -> None:
@@ -216,7 +242,7 @@ def run_cell(config: PSROConfig, out: str, plugins: tuple[str, ...] = ()) -> dic
     built-in components).
     """
     from fusion_psro.experiments.checkpoint import CHECKPOINT_DIR
-    from fusion_psro.experiments.rundir import CONFIG_FILE, RunDirectoryError
+    from fusion_psro.experiments.rundir import CONFIG_FILE, RunDirectoryError, read_metrics
     from fusion_psro.experiments.runner import finished_run_metrics, resume_psro, run_psro, same_settings
     from fusion_psro.registry import load_plugin
 
@@ -228,13 +254,19 @@ def run_cell(config: PSROConfig, out: str, plugins: tuple[str, ...] = ()) -> dic
         return {"action": "skipped (finished)", "last": finished[-1].to_json()}
     if any((out_path / CHECKPOINT_DIR).glob("iteration-*.npz")):
         recorded = json.loads((out_path / CONFIG_FILE).read_text()).get("psro")
-        if not same_settings(recorded, config):
-            raise RunDirectoryError(
-                f"{out_path} holds an unfinished run with other settings than this sweep's cell; nothing was "
-                "changed. Move it away, or restore the sweep config that made it"
-            )
-        rows = resume_psro(out_path, progress=False)
-        return {"action": "resumed", "last": rows[-1].to_json()}
+        if same_settings(recorded, config):
+            rows = resume_psro(out_path, progress=False)
+            return {"action": "resumed", "last": rows[-1].to_json()}
+        if isinstance(recorded, dict) and same_settings({**recorded, "iterations": config.iterations}, config):
+            done = len(read_metrics(out_path))
+            state = "finished" if done == recorded.get("iterations") else "stopped"
+            rows = resume_psro(out_path, iterations=config.iterations, progress=False)
+            return {"action": f"{state} at {done} iterations; extended to {config.iterations}",
+                    "last": rows[-1].to_json()}
+        raise RunDirectoryError(
+            f"{out_path} holds a run with other settings than this sweep's cell (more than its iterations); "
+            "nothing was changed. Move it away, or restore the sweep config that made it"
+        )
     rows = run_psro(config, out_path, progress=False)
     return {"action": "ran", "last": rows[-1].to_json()}
 
@@ -244,29 +276,36 @@ def run_sweep(sweep: Sweep, *, address: str | None = None, progress: bool = True
 
     Finished cells are skipped before Ray starts (a sweep whose cells are all finished
     starts no Ray at all); unfinished ones are resumed from their checkpoints. A cell that
-    fails is reported with its error; the others go on.
+    fails is reported with its error; the others go on. The sweep holds ``out/sweep.lock``
+    while it runs, so a second sweep into the same directory is refused at once. The
+    progress bar counts iterations over all cells (an ETA follows) and names each cell as it ends.
     """
     from fusion_psro.experiments.parallel import run_tasks
+    from fusion_psro.experiments.rundir import RunLock, make_directory
     from fusion_psro.experiments.runner import finished_run_metrics
 
-    results: list[dict[str, Any] | None] = [None] * len(sweep.cells)
-    todo = []
-    for index, cell in enumerate(sweep.cells):
-        finished = finished_run_metrics(cell.out, cell.config)
-        if finished is None:
-            todo.append(index)
-        else:
-            results[index] = {"cell": cell.name, "out": str(cell.out), "action": "skipped (finished)",
-                              "last": finished[-1].to_json()}
-    log.info("%d of %d cells finished already; running %d", len(sweep.cells) - len(todo), len(sweep.cells), len(todo))
-    try:
-        outcomes = run_tasks(
-            run_cell, [(sweep.cells[i].config, str(sweep.cells[i].out), sweep.plugins) for i in todo],
-            workers=sweep.workers, address=address, progress=progress, desc="sweep",
-            describe=lambda r: f"{r['action']}, exploitability {r['last']['exploitability']:.4f}",
-        )
-    except ConfigError as exc:
-        raise SweepConfigError(str(exc)) from None
+    make_directory(sweep.out)
+    with RunLock(sweep.out, SWEEP_LOCK):
+        results: list[dict[str, Any] | None] = [None] * len(sweep.cells)
+        todo = []
+        for index, cell in enumerate(sweep.cells):
+            finished = finished_run_metrics(cell.out, cell.config)
+            if finished is None:
+                todo.append(index)
+            else:
+                results[index] = {"cell": cell.name, "out": str(cell.out), "action": "skipped (finished)",
+                                  "last": finished[-1].to_json()}
+        log.info("%d of %d cells finished already; running %d", len(sweep.cells) - len(todo), len(sweep.cells),
+                 len(todo))
+        with SweepProgress(sweep, todo, enabled=progress) as bar:
+            try:
+                outcomes = run_tasks(
+                    run_cell, [(sweep.cells[i].config, str(sweep.cells[i].out), sweep.plugins) for i in todo],
+                    workers=sweep.workers, address=address, progress=False,
+                    on_finish=lambda k, outcome: bar.cell_done(todo[k], outcome),
+                )
+            except ConfigError as exc:
+                raise SweepConfigError(str(exc)) from None
     for index, outcome in zip(todo, outcomes):
         cell = sweep.cells[index]
         if outcome.failed:
@@ -277,3 +316,79 @@ def run_sweep(sweep: Sweep, *, address: str | None = None, progress: bool = True
     if failures:
         log.error("%d of %d cells failed; the others' results are kept", len(failures), len(sweep.cells))
     return [r for r in results if r is not None]
+
+
+#: The file a running sweep holds in its ``out`` directory (see :class:`~fusion_psro.experiments.rundir.RunLock`).
+SWEEP_LOCK = "sweep.lock"
+
+
+def recorded_iterations(run_dir: Path) -> int:
+    """Metrics rows ``run_dir`` holds now (0 when it has none); cheap enough to poll."""
+    try:
+        return (run_dir / "metrics.jsonl").read_bytes().count(b"\n")
+    except OSError:
+        return 0
+
+
+class SweepProgress:
+    """The sweep's progress bar: iterations recorded over iterations planned, across all cells.
+
+    A thread reads the cells' metrics files every :attr:`INTERVAL` seconds (cells run in
+    other processes), so the bar and its ETA move with every iteration, not every cell;
+    :meth:`cell_done` names each cell as it ends.
+    """
+
+    INTERVAL = 1.0
+
+    def __init__(self, sweep: Sweep, todo: list[int], *, enabled: bool):
+        from tqdm.auto import tqdm  # noqa: PLC0415
+
+        self.cells, self.todo = sweep.cells, list(todo)
+        self.ended = 0
+        planned = sum(cell.config.iterations for cell in self.cells)
+        self.before = {i: min(recorded_iterations(self.cells[i].out), self.cells[i].config.iterations) for i in todo}
+        done = planned - sum(self.cells[i].config.iterations - n for i, n in self.before.items())
+        self.bar = tqdm(total=planned, initial=done, desc=f"sweep ({len(todo)} of {len(self.cells)} cells to run)",
+                        unit="it", disable=not enabled, dynamic_ncols=True)
+        self.enabled = enabled and bool(todo)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True, name="sweep-progress")
+
+    def __enter__(self) -> SweepProgress:
+        if self.enabled:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self.bar.close()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.INTERVAL):
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Move the bar to the iterations the cells have recorded so far."""
+        with self._lock:
+            now = self.bar.total - sum(
+                self.cells[i].config.iterations - min(recorded_iterations(self.cells[i].out), self.cells[i].config.iterations)
+                for i in self.todo
+            )
+            if now > self.bar.n:
+                self.bar.update(now - self.bar.n)
+
+    def cell_done(self, index: int, outcome) -> None:
+        """Name the cell that ended, with its seed, init and result, above the bar."""
+        cell = self.cells[index]
+        self.ended += 1
+        what = (f"failed: {outcome.error}" if outcome.failed else
+                f"{outcome.result['action']}, exploitability {outcome.result['last']['exploitability']:.4f}")
+        init = f", init {cell.config.init}" if cell.config.init else ""
+        if self.enabled:
+            self.refresh()
+            with self._lock:
+                self.bar.write(f"[{self.ended}/{len(self.todo)}] {cell.name} (seed {cell.config.seed}{init}): {what}",
+                               file=sys.stderr)
