@@ -476,7 +476,7 @@ def _add_init_study_arguments(p: argparse.ArgumentParser) -> None:
                    help="initializations to compare (default: %(default)s)")
     p.add_argument("--budgets", default="500,2000,6000,20000",
                    help="training budgets at which each response is measured, in the oracle's unit (default: %(default)s)")
-    p.add_argument("--repeats", type=_positive, default=3, help="training seeds per state, player and init (default: %(default)s)")
+    p.add_argument("--repeats", type=int, default=3, help="training seeds per state, player and init (default: %(default)s)")
     p.add_argument("--init-option", action="append", default=[], type=_parse_option, metavar="KEY=VALUE",
                    help="setting of the inits that have it, e.g. shrink=0.5 (shrink-perturb); repeatable")
     p.add_argument("--seed", type=_non_negative, default=0, help="seed of the study's training seeds (default: %(default)s)")
