@@ -326,4 +326,4 @@ def test_rerunning_a_finished_sweep_says_nothing_ran(tmp_path, capsys):
     # lists the methods as the sweep's report does.
     assert main(["report", *sorted(map(str, (tmp_path / "runs").iterdir()))]) == 0
     assert [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][:len(table)] == table
-    assert table[2].startswith("| P-PSRO |") and table[3].startswith("| PSRO |")
+    assert table[1].startswith("| P-PSRO |") and table[2].startswith("| PSRO |")  # p_psro-seed0 < psro-seed0
