@@ -156,3 +156,9 @@ def test_parse_iterations():
     assert parse_iterations("5,3-4, 10") == (3, 4, 5, 10)
     with pytest.raises(StudyError):
         parse_iterations("0")
+
+
+def test_compute_time_is_written_in_the_unit_that_shows_it():
+    from fusion_psro.experiments.init_study_report import duration
+
+    assert [duration(s) for s in (12.4, 750, 11_520)] == ["12 s", "12.5 min", "3.20 h"]  # never "0.00 h"

@@ -272,13 +272,16 @@ def test_approx_exploitability_command_and_its_refusals(tmp_path, capsys):
     assert main(args) == 0
     assert main(["approx-exploitability", str(run), "--iteration", "1", "--br-episodes", "200,400", "--br-seeds", "1",
                  "--eval-games", "500"]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "a lower bound of exploitability = NashConv / 2" in out and "| 400 |" in out
+    # Progress: 2 training runs (one seed per player), then 4 scores (2 budgets per player).
+    assert "approx-exploitability (training runs, then scores)" in captured.err and "6/6" in captured.err
     assert json.loads((run / "approx-exploitability-iteration-0001.json").read_text())["iteration"] == 1
     exact_run = tmp_path / "exact"
     assert main(["run", "--game", "kuhn_poker", "--iterations", "1", "--out", str(exact_run), "--quiet"]) == 0
     assert main(["approx-exploitability", str(exact_run), "--br-episodes", "100"]) == 2
-    assert "not networks that play sampled games" in capsys.readouterr().err
+    assert "the members of an exact-oracle run are not networks that play sampled games" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exited:
         main(["approx-exploitability", str(run), "--br-episodes", "10,x"])
     assert exited.value.code == 2 and "expected comma-separated integers" in capsys.readouterr().err
@@ -455,3 +458,11 @@ def test_a_target_exploitability_is_refused_where_there_is_no_exact_exploitabili
         PSROConfig(game=TWO_DICE, oracle="dqn", target_exploitability=0.5).resolved()
     # a game that compiles keeps its exact exploitability in sampled play, so a target applies
     PSROConfig(game="kuhn_poker", oracle="dqn", evaluation="sampled", target_exploitability=0.5).resolved()
+
+
+def test_executor_reports_each_task_as_it_ends():
+    from fusion_psro.psro.executors import SerialExecutor
+
+    ended = []
+    assert SerialExecutor().map(pow, [(2, 3), (3, 2)], on_done=lambda: ended.append(len(ended))) == [8, 9]
+    assert ended == [0, 1]

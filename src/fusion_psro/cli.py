@@ -206,7 +206,7 @@ def _cmd_approx_exploitability(args: argparse.Namespace) -> int:
     record, path = approx_for_run(
         args.run_dir, iteration=args.iteration, br_episodes=args.br_episodes, br_seeds=args.br_seeds,
         eval_games=args.eval_games, seed=args.seed, workers=args.workers, address=args.address,
-        exact=not args.no_exact,
+        exact=not args.no_exact, progress=not args.quiet,
     )
     print(format_record(record), end="")
     print(f"wrote {path} ({record['wall_s']:.1f} s)", file=sys.stderr)

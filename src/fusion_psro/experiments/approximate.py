@@ -43,7 +43,7 @@ def member_vectors(config: PSROConfig, populations) -> list[list[np.ndarray]]:
         return [[np.asarray(m.policy, dtype=np.float64) for m in pop] for pop in populations]
     if "sampled" not in ORACLES.get(config.oracle).game_kinds:
         raise ConfigError(
-            f"the members of a {config.oracle}-oracle run are not networks that play sampled games, so no best "
+            f"the members of {_article(config.oracle)} {config.oracle}-oracle run are not networks that play sampled games, so no best "
             f"response can be trained against them by sampling; accepted: runs of "
             f"{ORACLES.accepted(lambda o: 'sampled' in o.game_kinds)} (the exploitability of this run is exact: "
             "see its metrics.jsonl)"
@@ -79,11 +79,19 @@ def _reference(config: PSROConfig):
 
 def approx_for_run(run_dir: Path | str, *, iteration: int | None = None, br_episodes=None, br_seeds=None,
                    eval_games=None, seed: int | None = None, workers: int = 1, address: str | None = None,
-                   exact: bool = True) -> tuple[dict[str, Any], Path]:
+                   exact: bool = True, progress: bool = False) -> tuple[dict[str, Any], Path]:
     """The approximate exploitability of a finished run after ``iteration`` (default: the last);
-    written to ``RUN_DIR/approx-exploitability-iteration-K.json``. Returns the record and the file."""
+    written to ``RUN_DIR/approx-exploitability-iteration-K.json``. Returns the record and the file.
+
+    With ``progress``, a bar counts the training runs and scores as they end, with an ETA."""
+    from tqdm.auto import tqdm  # noqa: PLC0415
+
     from fusion_psro.experiments.results import load_run  # noqa: PLC0415
-    from fusion_psro.psro.approximate_exploitability import approximate_exploitability, strip_vectors  # noqa: PLC0415
+    from fusion_psro.psro.approximate_exploitability import (  # noqa: PLC0415
+        approximate_exploitability,
+        strip_vectors,
+        task_count,
+    )
     from fusion_psro.psro.executors import make_executor  # noqa: PLC0415
 
     run = load_run(run_dir)
@@ -92,15 +100,24 @@ def approx_for_run(run_dir: Path | str, *, iteration: int | None = None, br_epis
     settings = settings_for(run.config, br_episodes=br_episodes, br_seeds=br_seeds, eval_games=eval_games, seed=seed)
     vectors = member_vectors(run.config, populations)
     executor = make_executor(workers, address)
+    bar = tqdm(total=task_count(settings), desc="approx-exploitability (training runs, then scores)", unit="task",
+               disable=not progress, dynamic_ncols=True)
     try:
         record = approximate_exploitability(settings, vectors, run.meta_strategies(iteration), executor=executor,
-                                            reference=_reference(run.config) if exact else None)
+                                            reference=_reference(run.config) if exact else None,
+                                            on_task_done=lambda: bar.update(1))
     finally:
+        bar.close()
         executor.close()
     record = {"run": str(run.path), "iteration": iteration, **strip_vectors(record)}
     path = Path(run_dir) / FILE_PATTERN.format(iteration=iteration)
     write_json_atomic(path, _finite(record))
     return record, path
+
+
+def _article(word: str) -> str:
+    """``an`` before a vowel sound (``an exact-oracle run``), else ``a``."""
+    return "an" if word[:1].lower() in "aeio" else "a"
 
 
 def evaluate_during_run(psro, row) -> None:

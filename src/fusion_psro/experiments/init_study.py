@@ -347,7 +347,7 @@ def run_study(cells: list[StudyCell], settings: StudySettings, out: Path | str, 
     todo = [cell for cell in mine if not cell.path(out).exists()]
     outcomes = run_tasks(
         run_study_cell, [(cell, settings, str(out), tuple(PLUGINS)) for cell in todo], workers=workers,
-        address=address, progress=progress, desc="study",
+        address=address, progress=progress, desc=f"init-study ({len(todo)} of {len(mine)} cells to run)",
         describe=lambda r: f"{r['init']} gap {r['measurements'][-1]['gap']:.3f}",
     )
     failures = [f"{cell.path(out).name}: {o.error}" for cell, o in zip(todo, outcomes) if o.failed]

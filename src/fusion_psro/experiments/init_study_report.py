@@ -228,11 +228,20 @@ def plot_gaps(rows: list[dict[str, Any]], out_prefix: Path) -> list[Path]:
     return paths
 
 
+def duration(seconds: float) -> str:
+    """``42 s``, ``12.5 min`` or ``3.20 h``: a time in the unit that shows it."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.2f} h"
+
+
 def _compute_time(cells: list[dict[str, Any]]) -> str:
     timed = [cell["wall_s"] for cell in cells if "wall_s" in cell]
     text = f"{len(cells)} cells."
     if timed:
-        text += (f" Compute time of the {len(timed)} timed cells: {sum(timed) / 3600:.2f} h in all, "
+        text += (f" Compute time of the {len(timed)} timed cells: {duration(sum(timed))} in all, "
                  f"{float(np.median(timed)):.1f} s per cell (median; rebuilding the state, training, measuring).")
     return text
 

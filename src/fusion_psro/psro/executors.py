@@ -51,9 +51,15 @@ class SerialExecutor:
 
     workers = 1
 
-    def map(self, function: Callable[..., Any], arguments: Sequence[tuple]) -> list[Any]:
-        """``[function(*args) for args in arguments]``."""
-        return [function(*args) for args in arguments]
+    def map(self, function: Callable[..., Any], arguments: Sequence[tuple],
+            on_done: Callable[[], None] | None = None) -> list[Any]:
+        """``[function(*args) for args in arguments]``; ``on_done()`` is called (here) as each call ends."""
+        results = []
+        for args in arguments:
+            results.append(function(*args))
+            if on_done is not None:
+                on_done()
+        return results
 
     def respond(self, run, plans: list) -> list:
         """The responses to ``plans`` (:meth:`fusion_psro.psro.loop.PSRO._respond`), in order."""
@@ -89,13 +95,18 @@ class RayExecutor(SerialExecutor):
         self._ray = ray
         return ray
 
-    def map(self, function: Callable[..., Any], arguments: Sequence[tuple]) -> list[Any]:
+    def map(self, function: Callable[..., Any], arguments: Sequence[tuple],
+            on_done: Callable[[], None] | None = None) -> list[Any]:
         if len(arguments) < 2:
-            return super().map(function, arguments)
+            return super().map(function, arguments, on_done)
         ray = self._start()
         remote = ray.remote(num_cpus=1, max_retries=TASK_RETRIES)(_call_with_plugins)
         futures = [remote.remote(self.plugins, function, args) for args in arguments]
         try:
+            pending = list(futures)
+            while on_done is not None and pending:
+                _, pending = ray.wait(pending, num_returns=1)
+                on_done()
             return ray.get(futures)
         except ray.exceptions.RayError as exc:
             cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
