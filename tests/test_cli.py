@@ -230,3 +230,14 @@ def test_report_without_out_prints_the_fusion_comparison(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| method − Fusion-X | seeds | difference of final exploitability | Welch 95% interval |" in out
     assert "| PSRO (normal init) − Fusion-PSRO | 2 / 2 |" in out
+
+
+def test_a_reader_that_stops_early_gets_no_error(tmp_path):
+    """`fusion-psro report DIR | head -1`: the closed pipe ends the command quietly."""
+    run = tmp_path / "run"
+    run_psro(PSROConfig(game="kuhn_poker", iterations=2), run, progress=False)
+    process = subprocess.Popen([sys.executable, "-m", "fusion_psro.cli", "report", str(run)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process.stdout.close()  # the reader is gone before the first line
+    err = process.stderr.read()
+    assert process.wait(timeout=60) == 141 and err == "", err

@@ -656,6 +656,11 @@ def _main(argv: list[str], parsed: dict[str, argparse.Namespace]) -> int:
     except FusionPSROError as exc:
         print(f"fusion-psro: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `fusion-psro report DIR/* | head`: the reader has what it wanted
+        import os  # noqa: PLC0415
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 141  # what a shell reports for a writer ended by SIGPIPE
     except OSError as exc:  # the file system failed under a running command (disk full, ...)
         if args.verbose:
             raise
