@@ -151,3 +151,57 @@ def aggregator_to_tabular(game: pyspiel.Game, aggregated) -> openspiel_policy.Ta
             for action, probability in probabilities.items():
                 tabular.action_probability_array[row, action] = probability
     return tabular
+
+
+def run_killed(config, out, *, before: str, at: int = 0):
+    """Run ``config`` into ``out`` and kill it (KeyboardInterrupt) just before the ``at``-th call of
+    ``before``: "population" (after the last checkpoint, its row and manifest), "manifest" (a row
+    written, not yet vouched for) or "row" (the row cut short after 40 characters)."""
+    import json  # noqa: PLC0415
+
+    from fusion_psro.experiments import runner  # noqa: PLC0415
+
+    calls = []
+    with pytest.MonkeyPatch.context() as patch:
+        if before == "population":
+            patch.setattr(runner, "save_population", lambda *a: _interrupt())
+        elif before == "manifest":
+            commit = runner.ManifestWriter.commit
+
+            def failing_commit(self, *args, **kwargs):
+                calls.append(1)
+                if len(calls) == at + 1:  # the first commit vouches for the new run's config
+                    _interrupt()
+                return commit(self, *args, **kwargs)
+
+            patch.setattr(runner.ManifestWriter, "commit", failing_commit)
+        else:
+            append = runner.MetricsLog.append
+
+            def torn_append(self, row):
+                calls.append(1)
+                if len(calls) == at:
+                    with open(self.path, "a") as handle:
+                        handle.write(json.dumps(row, sort_keys=True)[:40])
+                    _interrupt()
+                return append(self, row)
+
+            patch.setattr(runner.MetricsLog, "append", torn_append)
+        with pytest.raises(KeyboardInterrupt):
+            runner.run_psro(config, out, progress=False)
+
+
+def _interrupt():
+    raise KeyboardInterrupt
+
+
+def as_if_written_before_manifests(out) -> None:
+    """Make the run directory ``out`` look as a run written before run directories kept a manifest."""
+    import json  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    config = Path(out) / "config.json"
+    record = json.loads(config.read_text())
+    record.pop("integrity", None)
+    config.write_text(json.dumps(record))
+    (Path(out) / "manifest.json").unlink()

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from conftest import run_killed
 from fusion_psro.cli import main
 from fusion_psro.experiments import CheckpointError, read_metrics, resume_psro, run_psro
 from fusion_psro.psro import PSROConfig
@@ -77,8 +78,7 @@ def test_corrupted_latest_checkpoint_falls_back_to_the_previous(tmp_path, caplog
     config = _config(oracle="exact", init=None, iterations=5, game="leduc_poker")
     reference = run_psro(config, tmp_path / "reference", progress=False)
     out = tmp_path / "run"
-    run_psro(config, out, progress=False)
-    (out / "population" / "player0.npz").unlink()  # pretend the run died after iteration 5's checkpoint
+    run_killed(config, out, before="population")  # the run died after iteration 5's checkpoint
     (out / "checkpoints" / "iteration-00005.npz").write_bytes(b"\x00garbage")
     with caplog.at_level("WARNING"):
         resumed = resume_psro(out, progress=False)
@@ -88,8 +88,7 @@ def test_corrupted_latest_checkpoint_falls_back_to_the_previous(tmp_path, caplog
 
 def test_no_usable_checkpoint_is_a_clear_error_and_keeps_the_metrics(tmp_path):
     out = tmp_path / "run"
-    run_psro(_config(oracle="exact", init=None, iterations=3), out, progress=False)
-    (out / "population" / "player0.npz").unlink()
+    run_killed(_config(oracle="exact", init=None, iterations=3), out, before="population")
     for checkpoint in (out / "checkpoints").glob("iteration-*.npz"):
         checkpoint.write_bytes(b"broken")
     before = (out / "metrics.jsonl").read_text()
@@ -104,6 +103,7 @@ def test_resume_refuses_another_version(tmp_path):
     record = json.loads((out / "config.json").read_text())
     record["versions"]["fusion_psro"] = "0.0.1"
     (out / "config.json").write_text(json.dumps(record))
+    (out / "manifest.json").unlink()  # that version wrote no manifest
     with pytest.raises(CheckpointError, match="written by fusion-psro 0.0.1"):
         resume_psro(out, progress=False)
 
@@ -112,10 +112,8 @@ def test_resume_drops_metrics_written_after_the_checkpoint(tmp_path):
     config = _config(oracle="exact", init=None, iterations=4, game="leduc_poker")
     reference = run_psro(config, tmp_path / "reference", progress=False)
     out = tmp_path / "run"
-    run_psro(config, out, progress=False)
-    # A crash between writing iteration 4's metrics row and its checkpoint:
-    (out / "checkpoints" / "iteration-00004.npz").unlink()
-    (out / "population" / "player0.npz").unlink()
+    # A crash between writing iteration 4's metrics row and the manifest that vouches for it:
+    run_killed(config, out, before="manifest", at=4)
     assert len(read_metrics(out)) == 4
     resumed = resume_psro(out, progress=False)
     assert _comparable(resumed) == _comparable(reference)
@@ -137,20 +135,22 @@ def _truncate(path, size):
 
 
 @pytest.fixture(scope="module")
-def finished_exact_run(tmp_path_factory):
-    """An exact-oracle Leduc run of 4 iterations, and its metrics."""
-    out = tmp_path_factory.mktemp("exact") / "run"
-    rows = run_psro(_config(oracle="exact", init=None, iterations=4, game="leduc_poker"), out, progress=False)
-    return out, rows
+def killed_exact_run(tmp_path_factory):
+    """An exact-oracle Leduc run of 4 iterations killed before writing its population, and the
+    metrics of the same run uninterrupted."""
+    config = _config(oracle="exact", init=None, iterations=4, game="leduc_poker")
+    root = tmp_path_factory.mktemp("exact")
+    rows = run_psro(config, root / "reference", progress=False)
+    run_killed(config, root / "run", before="population")
+    return root / "run", rows
 
 
 @pytest.mark.parametrize("size", [0, 10, 100, 1000, "half"])
 @pytest.mark.parametrize("damaged", ["checkpoint", "member"])
-def test_a_truncated_newest_checkpoint_is_skipped(tmp_path, finished_exact_run, size, damaged, caplog):
-    source, reference = finished_exact_run
+def test_a_truncated_newest_checkpoint_is_skipped(tmp_path, killed_exact_run, size, damaged, caplog):
+    source, reference = killed_exact_run
     out = tmp_path / "run"
     shutil.copytree(source, out)
-    (out / "population" / "player0.npz").unlink()
     if damaged == "checkpoint":
         _truncate(out / "checkpoints" / "iteration-00004.npz", size)
     else:
@@ -161,13 +161,12 @@ def test_a_truncated_newest_checkpoint_is_skipped(tmp_path, finished_exact_run, 
     assert _comparable(resumed) == _comparable(reference)
 
 
-def test_killed_between_the_checkpoint_and_its_metrics_row(tmp_path, finished_exact_run):
-    source, reference = finished_exact_run
+def test_killed_between_the_checkpoint_and_its_metrics_row(tmp_path, killed_exact_run):
+    _, reference = killed_exact_run
     out = tmp_path / "run"
-    shutil.copytree(source, out)
-    (out / "population" / "player0.npz").unlink()
-    rows = (out / "metrics.jsonl").read_text().splitlines(keepends=True)
-    (out / "metrics.jsonl").write_text("".join(rows[:3]) + rows[3][:40])  # checkpoint 4 written, row 4 torn
+    config = _config(oracle="exact", init=None, iterations=4, game="leduc_poker")
+    run_killed(config, out, before="row", at=4)  # checkpoint 4 written, row 4 torn
+    assert (out / "checkpoints" / "iteration-00004.npz").exists()
     resumed = resume_psro(out, progress=False)
     assert _comparable(resumed) == _comparable(reference)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import as_if_written_before_manifests, run_killed
 from fusion_psro.cli import main
 from fusion_psro.evaluation import evaluate_mixture
 from fusion_psro.experiments import (
@@ -55,7 +56,9 @@ def test_existing_runs_are_never_overwritten_silently(tmp_path):
     # The same finished run again: nothing runs, the recorded metrics come back.
     rows = run_psro(PSROConfig(game="kuhn_poker", iterations=2), out, progress=False)
     assert [row.to_json() for row in rows] == read_metrics(out)
-    (out / "population" / "player0.npz").unlink()  # no longer finished
+    shutil.rmtree(out)
+    run_killed(PSROConfig(game="kuhn_poker", iterations=2), out, before="population")  # not finished
+    before = (out / "metrics.jsonl").read_text()
     with pytest.raises(RunDirectoryError, match="holds this run, unfinished.*--resume"):
         run_psro(PSROConfig(game="kuhn_poker", iterations=2), out, progress=False)
     with pytest.raises(RunDirectoryError, match="holds a different run \\(iterations: 2 there, 3 now\\)"):
@@ -142,6 +145,7 @@ def test_a_finished_run_recorded_before_a_setting_existed_is_still_recognized(tm
     record = json.loads((tmp_path / "run" / "config.json").read_text())
     del record["psro"]["diversity_weight"]
     (tmp_path / "run" / "config.json").write_text(json.dumps(record))
+    as_if_written_before_manifests(tmp_path / "run")
     assert finished_run_metrics(tmp_path / "run", config) == rows
     assert run_psro(config, tmp_path / "run", progress=False) == rows  # reported, not recomputed
     assert not same_settings({**record["psro"], "iterations": 3}, config)
@@ -164,6 +168,7 @@ def test_runs_written_before_a_setting_existed_group_with_current_ones(tmp_path)
 
     for seed in (0, 1):
         run_psro(PSROConfig(game="kuhn_poker", iterations=1, seed=seed), tmp_path / f"s{seed}", progress=False)
+    as_if_written_before_manifests(tmp_path / "s0")
     old = tmp_path / "s0" / "config.json"
     record = json.loads(old.read_text())
     del record["psro"]["diversity_weight"]
@@ -176,8 +181,7 @@ def test_a_second_writer_is_refused_naming_the_live_process(tmp_path, capsys):
 
     out = tmp_path / "run"
     config = PSROConfig(game="kuhn_poker", iterations=3)
-    run_psro(config, out, progress=False)
-    (out / "population" / "player0.npz").unlink()  # unfinished
+    run_killed(config, out, before="population")  # unfinished
     before = (out / "metrics.jsonl").read_text()
     with RunLock(out):  # a live run holds the directory (a lock of another open file, as another process's)
         assert json.loads((out / "run.lock").read_text())["pid"] == os.getpid()
@@ -203,11 +207,7 @@ def test_two_processes_resuming_one_run_at_once(tmp_path):
                         oracle_options={"hidden_sizes": (16,), "num_envs": 32, "min_replay_before_learning": 64,
                                         "batch_size": 64})
     run_psro(dataclasses.replace(config, iterations=1), out, progress=False)
-    record = json.loads((out / "config.json").read_text())
-    record["psro"]["iterations"] = 40  # what an extension to 40 iterations would record
-    (out / "config.json").write_text(json.dumps(record))
-    (out / "population" / "player0.npz").unlink()
-    resume = [sys.executable, "-m", "fusion_psro.cli", "run", "--resume", str(out), "--quiet"]
+    resume = [sys.executable, "-m", "fusion_psro.cli", "run", "--resume", str(out), "--iterations", "40", "--quiet"]
     first = subprocess.Popen(resume, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120
@@ -230,14 +230,13 @@ def test_two_processes_resuming_one_run_at_once(tmp_path):
 def test_a_run_stopped_before_its_first_iteration_starts_again(tmp_path, capsys):
     out = tmp_path / "run"
     argv = ["run", "--game", "kuhn_poker", "--iterations", "2", "--out", str(out), "--quiet"]
-    assert main(argv) == 0
-    for name in ("metrics.jsonl", "population"):  # killed before its first metrics row
-        shutil.rmtree(out / name) if (out / name).is_dir() else (out / name).unlink()
-    (out / "metrics.jsonl").write_text('{"iteration": 1, "exploi')  # and the first row cut short
+    config = PSROConfig(game="kuhn_poker", iterations=2)
+    run_killed(config, out, before="row", at=1)  # killed writing its first metrics row
+    assert (out / "metrics.jsonl").read_text().startswith('{"')  # the first row cut short
     assert main(argv) == 0, capsys.readouterr().err
     assert [r["iteration"] for r in read_metrics(out)] == [1, 2]
-    shutil.rmtree(out / "population")
-    (out / "metrics.jsonl").unlink()
+    shutil.rmtree(out)
+    run_killed(config, out, before="manifest", at=1)  # its first row written, not yet vouched for
     assert [r.iteration for r in resume_psro(out, progress=False)] == [1, 2]  # resuming it starts it too
 
 
@@ -271,12 +270,10 @@ def test_a_torn_last_metrics_line_is_what_a_kill_leaves(tmp_path, capsys, caplog
 
 
 def test_report_counts_a_run_once_and_compares_unequal_seeds_where_the_plot_does(tmp_path, capsys):
-    for seed in (0, 1):
-        run_psro(PSROConfig(game="kuhn_poker", variant="psro-rn", iterations=4, seed=seed),
-                 tmp_path / f"seed{seed}", progress=False)
     first, second = tmp_path / "seed0", tmp_path / "seed1"
-    rows = (second / "metrics.jsonl").read_text().splitlines(keepends=True)
-    (second / "metrics.jsonl").write_text("".join(rows[:2]))  # seed 1 is still running, at iteration 2
+    run_psro(PSROConfig(game="kuhn_poker", variant="psro-rn", iterations=4, seed=0), first, progress=False)
+    # seed 1 is still running, at iteration 2 (its row 3 written, not yet vouched for)
+    run_killed(PSROConfig(game="kuhn_poker", variant="psro-rn", iterations=4, seed=1), second, before="manifest", at=3)
     (tmp_path / "link").symlink_to(first)
     assert main(["report", str(first), str(tmp_path / "link")]) == 0
     assert "| PSRO-rN | 1 | 4 |" in capsys.readouterr().out

@@ -196,7 +196,7 @@ def test_cli_plot(run_dirs, tmp_path, capsys):
     assert main(["plot", *map(str, run_dirs), "--out", str(tmp_path / "ep"), "--x", "episodes"]) == 2
     assert "nothing to draw" in capsys.readouterr().err
     assert main(["plot", str(tmp_path), "--out", str(tmp_path / "none")]) == 2
-    assert "is it a fusion-psro run directory?" in capsys.readouterr().err
+    assert "not a fusion-psro run directory" in capsys.readouterr().err
 
 
 def test_the_legend_fits_a_single_panel_figure():

@@ -172,10 +172,7 @@ def test_symmetric_fp_run_resumes_to_the_uninterrupted_result(tmp_path):
     config = PSROConfig(**{**PRIOR_CODE, "variant": "p-psro", "init": "fusion", "iterations": 5, "seed": 2})
     whole = run_psro(config, tmp_path / "whole", progress=False)
     run_psro(PSROConfig(**{**config.__dict__, "iterations": 2}), tmp_path / "part", progress=False)
-    record = json.loads((tmp_path / "part" / "config.json").read_text())
-    record["psro"]["iterations"] = 5
-    (tmp_path / "part" / "config.json").write_text(json.dumps(record))
-    resumed = resume_psro(tmp_path / "part", progress=False)
+    resumed = resume_psro(tmp_path / "part", iterations=5, progress=False)
     untimed = lambda rows: [{k: v for k, v in r.to_json().items() if not k.endswith("_s")} for r in rows]  # noqa: E731
     assert untimed(resumed) == untimed(whole)
 

@@ -12,6 +12,7 @@ import torch
 from open_spiel.python.algorithms import exploitability as openspiel_exploitability
 
 import fusion_psro
+from conftest import run_killed
 from fusion_psro.cli import main
 from fusion_psro.experiments import RunDirectoryError, run_psro
 from fusion_psro.experiments.results import MatchResult, export_meta_game, load_run, match_runs
@@ -70,10 +71,8 @@ def test_meta_strategies_populations_and_meta_game_by_iteration(runs):
 def test_an_unfinished_run_is_read_from_its_checkpoint(runs, tmp_path):
     source, rows = runs["exact"]
     out = tmp_path / "killed"
-    shutil.copytree(source, out)
-    shutil.rmtree(out / "population")
-    lines = (out / "metrics.jsonl").read_text().splitlines(keepends=True)
-    (out / "metrics.jsonl").write_text("".join(lines[:3]))  # killed after iteration 4's checkpoint, before its row
+    run_killed(PSROConfig(game="kuhn_poker", iterations=4, seed=1), out, before="row", at=4)
+    # killed after iteration 4's checkpoint, writing its row
     run = load_run(out)
     assert not run.finished and run.iterations == 3
     assert [len(p) for p in run.populations] == rows[2].population_sizes

@@ -83,13 +83,8 @@ def test_mixture_run_resumes_to_the_uninterrupted_result(tmp_path):
     config = PSROConfig(game="mixture", variant="psd", init="fusion", iterations=6, seed=3)
     whole = run_psro(config, tmp_path / "whole", progress=False)
     run_psro(PSROConfig(**{**config.__dict__, "iterations": 3}), tmp_path / "part", progress=False)
-    # Continue the 3-iteration run as if it had been killed with 6 to go.
-    import json
-
-    record = json.loads((tmp_path / "part" / "config.json").read_text())
-    record["psro"]["iterations"] = 6
-    (tmp_path / "part" / "config.json").write_text(json.dumps(record))
-    resumed = resume_psro(tmp_path / "part", progress=False)
+    # Continue the 3-iteration run as if it had been killed with 3 to go: extended to 6.
+    resumed = resume_psro(tmp_path / "part", iterations=6, progress=False)
     assert [r.exploitability for r in resumed] == [r.exploitability for r in whole]
     assert [r["meta_strategies"] for r in read_metrics(tmp_path / "part")] == [r.meta_strategies for r in whole]
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-
+from conftest import run_killed
 from fusion_psro.experiments import read_metrics, run_psro
 from fusion_psro.errors import ConfigError
 from fusion_psro.ray_session import check_ray_address
@@ -114,8 +114,7 @@ def test_local_ray_sweep_runs_resumes_and_skips(tmp_path):
     sweep = load_sweep(_write(tmp_path, KUHN))
     first, second = sweep.cells[0], sweep.cells[2]
     run_psro(first.config, first.out, progress=False)  # finished before the sweep
-    run_psro(second.config, second.out, progress=False)
-    (second.out / "population" / "player0.npz").unlink()  # unfinished: has checkpoints, resumed
+    run_killed(second.config, second.out, before="population")  # unfinished: has checkpoints, resumed
     results = run_sweep(sweep, progress=False)
     actions = {r["cell"]: r["action"] for r in results}
     assert actions == {"psro-seed0": "skipped (finished)", "psro-seed1": "ran",

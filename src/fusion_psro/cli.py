@@ -378,6 +378,17 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_repair(args: argparse.Namespace) -> int:
+    from fusion_psro.experiments.repair import repair_run
+
+    restored = repair_run(args.run_dir)
+    for line in restored:
+        print(f"{args.run_dir}: {line}")
+    if not restored:
+        print(f"{args.run_dir}: every population file is what manifest.json vouches for; nothing to repair")
+    return 0
+
+
 def _cmd_plot(args: argparse.Namespace) -> int:
     from fusion_psro.experiments.plots import plot_runs
 
@@ -520,6 +531,10 @@ def _add_export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace the files if they exist")
 
 
+def _add_repair_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN", help="a finished run directory")
+
+
 def _add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     from fusion_psro.games import DEFAULT_MAX_HISTORIES
 
@@ -544,6 +559,8 @@ COMMANDS = {
     "match": ("exact head-to-head value of two runs' final meta-strategy mixtures, in both seats",
               _add_match_arguments, _cmd_match),
     "export": ("write a run's meta-game and meta-strategies as CSV and JSON", _add_export_arguments, _cmd_export),
+    "repair": ("restore a finished run's population files that differ from its manifest, from its checkpoint",
+               _add_repair_arguments, _cmd_repair),
     "evaluate": ("exact evaluation demo: exploitability, payoff matrix, mixture", _add_evaluate_arguments, _cmd_evaluate),
     "approx-exploitability": ("approximate exploitability of a run's mixtures: trained best responses scored by "
                               "sampled games (a lower bound of NashConv / 2 with its confidence interval)",

@@ -12,8 +12,10 @@ a new file each iteration they train). A checkpoint file holds the meta-game mat
 meta-strategies and a JSON record of everything else: counters, which member file is each
 population slot, P-PSRO's active learners, the last best responses. Every file is written
 to a temporary name and renamed, so a crash mid-write leaves the previous checkpoint
-usable; the two most recent checkpoints are kept, and resuming falls back to the older one
-if the newer cannot be read.
+usable; the two most recent checkpoints are kept (pruned only after the run's manifest,
+:mod:`fusion_psro.experiments.manifest`, stops listing them), every file is read through
+the manifest, and resuming falls back to the older checkpoint if the newer differs from
+what the manifest vouches for or cannot be read.
 
 The loop draws every random number from seeds derived from (run seed, iteration, player,
 slot), so restoring this state is enough to continue exactly as an uninterrupted run. The
@@ -23,6 +25,8 @@ saved and handed back to its ``load_state_dict`` without this module knowing its
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 import logging
 import re
@@ -31,9 +35,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
 
+from fusion_psro.experiments.manifest import ListedFileMissingError, RunFiles, RunIntegrityError, sha256_bytes
 from fusion_psro.experiments.rundir import RunDirectoryError
 from fusion_psro.files import atomic_path
 from fusion_psro.psro.loop import PSRO, PSROState
@@ -55,20 +61,52 @@ class CheckpointError(RunDirectoryError):
     """No usable checkpoint, or one from an incompatible version."""
 
 
-def _atomic_write(path: Path, write) -> None:
-    with atomic_path(path) as tmp:
-        write(str(tmp))
+def _write_bytes(path: Path, data: bytes) -> str:
+    """Write ``data`` to ``path`` atomically; returns its sha256. A full disk is a :class:`RunDirectoryError`."""
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(data)
+    except OSError as exc:
+        raise RunDirectoryError(f"cannot write {path}: {exc.strerror or exc}; what was recorded before is kept "
+                                f"(free space, then `fusion-psro run --resume {path.parent.parent}`)") from None
+    return sha256_bytes(data)
+
+
+def _serialized(save, what: Path) -> bytes:
+    """``save()``'s bytes; a serializer's own error (safetensors wraps I/O errors) is a :class:`RunDirectoryError`."""
+    try:
+        return save()
+    except (OSError, SafetensorError) as exc:
+        raise RunDirectoryError(f"cannot write {what}: {exc}; what was recorded before is kept") from None
 
 
 class Checkpointer:
-    """Writes a checkpoint of a :class:`PSRO` run after each iteration."""
+    """Writes a checkpoint of a :class:`PSRO` run after each iteration, and knows the files each one uses.
+
+    :meth:`save` writes the iteration's files; once the manifest vouches for them
+    (:meth:`vouched`), :meth:`prune` removes the checkpoints before the last
+    :data:`KEEP_CHECKPOINTS` and the member files no kept checkpoint uses.
+    """
 
     def __init__(self, run_dir: Path):
-        self.directory = Path(run_dir) / CHECKPOINT_DIR
+        self.run_dir = Path(run_dir)
+        self.directory = self.run_dir / CHECKPOINT_DIR
         self.members = self.directory / MEMBERS_DIR
         self.members.mkdir(parents=True, exist_ok=True)
         # Member objects already on disk, by identity -> file name.
         self._written: dict[int, tuple[Member, str]] = {}
+        #: sha256 of each file written (or adopted), by path relative to the run directory.
+        self.hashes: dict[str, str] = {}
+        #: The member files each checkpoint uses, by checkpoint file name, oldest first.
+        self.references: dict[str, list[str]] = {}
+
+    def adopt(self, files: RunFiles, restored: Restored) -> None:
+        """Continue after ``restored`` (a resume): its files are known, its members not written again."""
+        self.references[restored.name] = restored.member_files
+        for relative in [f"{CHECKPOINT_DIR}/{restored.name}"] + [_member_path(n) for n in restored.member_files]:
+            self.hashes[relative] = files.manifest.files[relative]
+        for member, name in restored.members:
+            self._written[id(member)] = (member, name)
 
     def _member_file(self, player: int, index: int, member: Member, iteration: int) -> str:
         known = self._written.get(id(member))
@@ -78,7 +116,8 @@ class Checkpointer:
         tensors = {_POLICY_KEY: torch.from_numpy(np.ascontiguousarray(member.policy))}
         if member.parameters is not None:
             tensors.update({k: v.detach().cpu().contiguous() for k, v in member.parameters.items()})
-        _atomic_write(self.members / name, lambda tmp: save_file(tensors, tmp, metadata={"origin": member.origin}))
+        data = _serialized(lambda: save_safetensors(tensors, metadata={"origin": member.origin}), self.members / name)
+        self.hashes[_member_path(name)] = _write_bytes(self.members / name, data)
         self._written[id(member)] = (member, name)
         return name
 
@@ -107,37 +146,43 @@ class Checkpointer:
         # A meta-game may keep more than its matrix (a sampled one: standard errors, games).
         extra = getattr(state.meta_game, "checkpoint_arrays", dict)()
 
-        def write(tmp: str) -> None:
-            with open(tmp, "wb") as handle:
-                np.savez(
-                    handle,
-                    record=np.asarray(json.dumps(record)),
-                    matrix=state.meta_game.matrix,
-                    sigma0=state.meta_strategies[0],
-                    sigma1=state.meta_strategies[1],
-                    **{_META_PREFIX + name: value for name, value in extra.items()},
-                )
+        def serialize() -> bytes:
+            buffer = io.BytesIO()
+            np.savez(buffer, record=np.asarray(json.dumps(record)), matrix=state.meta_game.matrix,
+                     sigma0=state.meta_strategies[0], sigma1=state.meta_strategies[1],
+                     **{_META_PREFIX + name: value for name, value in extra.items()})
+            return buffer.getvalue()
 
-        _atomic_write(path, write)
-        self._prune()
+        self.hashes[f"{CHECKPOINT_DIR}/{path.name}"] = _write_bytes(path, _serialized(serialize, path))
+        self.references.pop(path.name, None)
+        self.references[path.name] = [name for pop in files for name in pop]
         return path
 
-    def _prune(self) -> None:
-        checkpoints = sorted(_checkpoints(self.directory))
-        for _, old in checkpoints[:-KEEP_CHECKPOINTS]:
-            old.unlink(missing_ok=True)
-        referenced: set[str] = set()
-        for _, path in checkpoints[-KEEP_CHECKPOINTS:]:
-            try:
-                with np.load(path) as data:
-                    record = json.loads(str(data["record"]))
-                referenced.update(name for pop in record["members"] for name in pop)
-            except _UNREADABLE:
-                return  # never delete member files while a kept checkpoint is unreadable
+    def vouched(self) -> dict[str, str]:
+        """The files of the last :data:`KEEP_CHECKPOINTS` checkpoints, with their sha256: what the manifest lists."""
+        kept = sorted(self.references)[-KEEP_CHECKPOINTS:]
+        names = {f"{CHECKPOINT_DIR}/{name}" for name in kept}
+        names.update(_member_path(m) for name in kept for m in self.references[name])
+        return {name: self.hashes[name] for name in names}
+
+    def prune(self) -> None:
+        """Remove the checkpoints and member files the manifest no longer lists (call after writing it)."""
+        kept = sorted(self.references)[-KEEP_CHECKPOINTS:]
+        for _, old in _checkpoints(self.directory):
+            if old.name not in kept:
+                old.unlink(missing_ok=True)
+        referenced = {m for name in kept for m in self.references[name]}
         for member_file in self.members.glob("*.safetensors"):
             if member_file.name not in referenced:
                 member_file.unlink(missing_ok=True)
+        self.references = {name: self.references[name] for name in kept}
         self._written = {k: v for k, v in self._written.items() if v[1] in referenced}
+        self.hashes = {k: v for k, v in self.hashes.items()
+                       if not k.startswith(f"{CHECKPOINT_DIR}/{MEMBERS_DIR}/") or k.rsplit("/", 1)[1] in referenced}
+
+
+def _member_path(name: str) -> str:
+    return f"{CHECKPOINT_DIR}/{MEMBERS_DIR}/{name}"
 
 
 def _checkpoints(directory: Path) -> list[tuple[int, Path]]:
@@ -151,40 +196,76 @@ def _checkpoints(directory: Path) -> list[tuple[int, Path]]:
     return found
 
 
-def _load_member(path: Path, has_parameters: bool) -> Member:
-    tensors = load_file(str(path))
-    with safe_open(str(path), framework="pt") as handle:
-        metadata = handle.metadata() or {}
+def _listed_checkpoints(files: RunFiles, at_most: int | None) -> list[tuple[int, str]]:
+    """The checkpoints the manifest lists (iteration, file name), newest first, up to ``at_most``."""
+    found = []
+    for relative in files.listed(f"{CHECKPOINT_DIR}/"):
+        match = _CHECKPOINT_NAME.match(relative[len(CHECKPOINT_DIR) + 1:])
+        if match and (at_most is None or int(match.group(1)) <= at_most):
+            found.append((int(match.group(1)), match.group(0)))
+    return sorted(found, reverse=True)
+
+
+def _safetensors_metadata(data: bytes) -> dict:
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + size])
+    return header.get("__metadata__") or {}
+
+
+def _load_member(data: bytes, has_parameters: bool) -> Member:
+    tensors = load_safetensors(data)
+    metadata = _safetensors_metadata(data)
     policy = tensors.pop(_POLICY_KEY).numpy().astype(np.float64)
     return Member(policy=policy, parameters=tensors if has_parameters else None, origin=metadata.get("origin", ""))
 
 
-def _read(path: Path) -> tuple[dict, np.ndarray, tuple[np.ndarray, np.ndarray], list[list[Member]], dict]:
-    """A checkpoint file's record, meta-game matrix, meta-strategies, populations and the space's extra arrays."""
-    with np.load(path, allow_pickle=False) as data:
+@dataclasses.dataclass
+class Restored:
+    """A checkpoint read back: its contents, and which member file each member came from."""
+
+    name: str
+    record: dict
+    matrix: np.ndarray
+    sigma: tuple[np.ndarray, np.ndarray]
+    populations: list[list[Member]]
+    extra: dict
+    members: list[tuple[Member, str]]
+
+    @property
+    def member_files(self) -> list[str]:
+        return [name for _, name in self.members]
+
+
+def _read(files: RunFiles, name: str) -> Restored:
+    """A checkpoint file's record, meta-game matrix, meta-strategies, populations and the space's extra arrays,
+    each file checked against the manifest."""
+    with np.load(io.BytesIO(files.read(f"{CHECKPOINT_DIR}/{name}")), allow_pickle=False) as data:
         record = json.loads(str(data["record"]))
         matrix, sigma = data["matrix"], (data["sigma0"], data["sigma1"])
-        extra = {name[len(_META_PREFIX):]: data[name] for name in data.files if name.startswith(_META_PREFIX)}
+        extra = {key[len(_META_PREFIX):]: data[key] for key in data.files if key.startswith(_META_PREFIX)}
     if record.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
-            f"{path} was written by checkpoint format {record.get('format')}; this version of fusion-psro "
-            f"reads format {CHECKPOINT_FORMAT}. Rerun with the version that wrote it, or start a new run"
+            f"{files.path / CHECKPOINT_DIR / name} was written by checkpoint format {record.get('format')}; this "
+            f"version of fusion-psro reads format {CHECKPOINT_FORMAT}. Rerun with the version that wrote it, or "
+            "start a new run"
         )
-    members_dir = path.parent / MEMBERS_DIR
-    populations = [
-        [_load_member(members_dir / name, has) for name, has in zip(record["members"][p], record["has_parameters"][p])]
-        for p in range(2)
-    ]
-    return record, matrix, sigma, populations, extra
+    members = [[(_load_member(files.read(_member_path(n)), has), n)
+                for n, has in zip(record["members"][p], record["has_parameters"][p], strict=True)] for p in range(2)]
+    populations = [[m for m, _ in pop] for pop in members]
+    if [len(pop) for pop in populations] != [len(s) for s in sigma] or matrix.shape != tuple(map(len, populations)):
+        raise RunIntegrityError(f"{files.path / CHECKPOINT_DIR / name}: its meta-game, meta-strategies and "
+                                "populations do not fit together; the file is damaged")
+    return Restored(name, record, matrix, sigma, populations, extra, [m for pop in members for m in pop])
 
 
-def _restore_from(psro: PSRO, path: Path) -> tuple[PSROState, dict]:
-    record, matrix, sigma, populations, extra = _read(path)
-    meta_game = psro.space.restore_meta_game([[m.policy for m in pop] for pop in populations], matrix, **extra)
+def _restore_from(psro: PSRO, restored: Restored) -> tuple[PSROState, dict]:
+    record, populations = restored.record, restored.populations
+    meta_game = psro.space.restore_meta_game([[m.policy for m in pop] for pop in populations], restored.matrix,
+                                             **restored.extra)
     state = PSROState(
         populations=populations,
         meta_game=meta_game,
-        meta_strategies=(np.array(sigma[0]), np.array(sigma[1])),
+        meta_strategies=(np.array(restored.sigma[0]), np.array(restored.sigma[1])),
         iteration=record["iteration"],
         episodes=record["episodes"],
         wall_s=record["wall_s"],
@@ -195,21 +276,31 @@ def _restore_from(psro: PSRO, path: Path) -> tuple[PSROState, dict]:
     return state, record["variant"]
 
 
-def read_checkpoint(run_dir: Path | str, *, at_most: int | None = None) -> tuple[int, list[list[Member]]]:
-    """The iteration and populations of the newest readable checkpoint of ``run_dir``
-    (of an iteration up to ``at_most``), without restoring a run; :class:`CheckpointError` if none."""
-    directory = Path(run_dir) / CHECKPOINT_DIR
+def read_checkpoint(files: RunFiles, *, at_most: int | None = None) -> tuple[int, list[list[Member]]]:
+    """The iteration and populations of the newest good checkpoint of an opened run (:func:`open_run`)
+    (of an iteration up to ``at_most``), without restoring a run; :class:`CheckpointError` if none.
+
+    A checkpoint that differs from what the manifest vouches for, or cannot be read, is
+    skipped with a warning; a file pruned away by a live run under the reader raises
+    :class:`~fusion_psro.experiments.manifest.ListedFileMissingError` (to open the run again).
+    """
     problems = []
-    for iteration, path in sorted(_checkpoints(directory), reverse=True):
-        if at_most is not None and iteration > at_most:
-            continue
+    for iteration, name in _listed_checkpoints(files, at_most):
         try:
-            return iteration, _read(path)[3]
-        except CheckpointError:
+            restored = _read(files, name)
+        except (CheckpointError, ListedFileMissingError):
             raise
-        except _UNREADABLE as exc:
-            problems.append(f"{path.name} ({type(exc).__name__}: {exc})")
-    raise CheckpointError(f"{run_dir} has no readable checkpoint{': ' + '; '.join(problems) if problems else ''}")
+        except (RunIntegrityError, *_UNREADABLE) as exc:
+            problems.append(_problem(name, exc))
+            continue
+        if problems:
+            log.warning("%s: read the checkpoint of iteration %d; skipped %s", files.path, iteration, "; ".join(problems))
+        return iteration, restored.populations
+    raise CheckpointError(f"{files.path} has no good checkpoint{': ' + '; '.join(problems) if problems else ''}")
+
+
+def _problem(name: str, exc: BaseException) -> str:
+    return f"{name} ({exc if isinstance(exc, RunIntegrityError) else f'{type(exc).__name__}: {exc}'})"
 
 
 #: What reading a damaged checkpoint raises (truncated zip archives, cut-short arrays, bad JSON, ...).
@@ -217,38 +308,39 @@ _UNREADABLE = (OSError, ValueError, KeyError, IndexError, TypeError, EOFError, z
                StopIteration)
 
 
-def restore_latest(psro: PSRO, run_dir: Path, *, at_most: int | None = None) -> int:
-    """Restore ``psro`` to the newest readable checkpoint of ``run_dir``; return its iteration.
+def restore_latest(psro: PSRO, files: RunFiles, *, at_most: int | None = None) -> Restored | None:
+    """Restore ``psro`` to the newest good checkpoint of an opened run (:func:`open_run`); returns it.
 
-    Only checkpoints of iterations up to ``at_most`` are considered (the last iteration
-    whose metrics row was recorded); ``at_most=0`` leaves ``psro`` in its initial state and
-    returns 0. A newest checkpoint that cannot be read (a crash while writing it, a
-    damaged or truncated file) is skipped with a warning in favour of the previous one.
-    Raises :class:`CheckpointError` when none is usable.
+    Only checkpoints the manifest lists, of iterations up to ``at_most`` (the last
+    iteration whose metrics row is vouched for), are considered; ``at_most=0`` leaves
+    ``psro`` in its initial state and returns None. A newest checkpoint that differs from
+    the manifest or cannot be read is skipped with a warning in favour of the previous one
+    (the run then recomputes the iterations after it, to the same result). Raises
+    :class:`CheckpointError` when none is usable.
     """
     if at_most == 0:
-        return 0
-    directory = Path(run_dir) / CHECKPOINT_DIR
-    candidates = sorted(((i, p) for i, p in _checkpoints(directory) if at_most is None or i <= at_most),
-                        reverse=True)
+        return None
+    candidates = _listed_checkpoints(files, at_most)
     if not candidates:
-        raise CheckpointError(f"{run_dir} has no checkpoints to resume from (looked in {directory})")
+        raise CheckpointError(f"{files.path} has no checkpoints to resume from (looked in {files.path / CHECKPOINT_DIR})")
     problems = []
-    for iteration, path in candidates:
+    for iteration, name in candidates:
         try:
-            psro.state, variant_state = _restore_from(psro, path)
+            restored = _read(files, name)
+            psro.state, variant_state = _restore_from(psro, restored)
             psro.variant.load_state_dict(psro, variant_state)
-            if problems:
-                log.warning("resuming from %s; skipped unreadable %s", path.name, "; ".join(problems))
-            return iteration
         except CheckpointError:
             raise
-        except _UNREADABLE as exc:
-            problems.append(f"{path.name} ({type(exc).__name__}: {exc})")
+        except (RunIntegrityError, *_UNREADABLE) as exc:
+            problems.append(_problem(name, exc))
+            continue
+        if problems:
+            log.warning("resuming from %s; skipped unreadable %s", name, "; ".join(problems))
+        return restored
     raise CheckpointError(
-        f"no usable checkpoint in {directory}: {'; '.join(problems)}. The run's metrics.jsonl is intact; "
-        "start a new run (or --overwrite this one) to recompute"
+        f"no usable checkpoint in {files.path / CHECKPOINT_DIR}: {'; '.join(problems)}. The run's metrics.jsonl is "
+        "intact; start a new run (or --overwrite this one) to recompute"
     )
 
 
-__all__ = ["CHECKPOINT_DIR", "CheckpointError", "Checkpointer", "read_checkpoint", "restore_latest"]
+__all__ = ["CHECKPOINT_DIR", "CheckpointError", "Checkpointer", "Restored", "read_checkpoint", "restore_latest"]

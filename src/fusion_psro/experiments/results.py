@@ -23,20 +23,15 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
+import io
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fusion_psro.experiments.rundir import (
-    CONFIG_FILE,
-    POPULATION_DIR,
-    RunDirectoryError,
-    check_iterations,
-    make_directory,
-    read_metrics,
-)
+from fusion_psro.experiments.manifest import RunFiles, RunIntegrityError, read_with_retry
+from fusion_psro.experiments.rundir import CONFIG_FILE, POPULATION_DIR, RunDirectoryError, make_directory
 from fusion_psro.files import write_json_atomic
 from fusion_psro.psro.config import PSROConfig
 from fusion_psro.psro.population import Member
@@ -97,7 +92,15 @@ class SavedRun:
         """The run's policy space (:mod:`fusion_psro.psro.spaces`): its game's payoffs and evaluation."""
         from fusion_psro.psro.spaces import make_space  # noqa: PLC0415
 
-        return make_space(self.config.resolved())
+        space = make_space(self.config.resolved())
+        for player, members in enumerate(self.populations):
+            expected = np.shape(space.initial_policy(player))
+            shapes = {np.shape(m.policy) for m in members}
+            if shapes != {expected}:
+                raise RunIntegrityError(f"{self.path}: player {player}'s members have policies of shape "
+                                        f"{sorted(shapes)}, not {expected} as the game {self.config.game!r} of its "
+                                        f"{CONFIG_FILE} needs; the files do not belong together")
+        return space
 
     def networks(self, player: int) -> list[Any]:
         """``player``'s members as torch modules (None for members without parameters)."""
@@ -151,41 +154,71 @@ def _meta_game(space, row_members: list[Member], column_members: list[Member]):
 
 
 def load_run(path: Path | str) -> SavedRun:
-    """Read a run directory (config, metrics and populations); see the module docstring."""
-    path = Path(path)
-    if not (path / CONFIG_FILE).is_file():
-        raise RunDirectoryError(f"{path} has no {CONFIG_FILE}; it is not a fusion-psro run directory")
+    """Read a run directory (config, metrics and populations); see the module docstring.
+
+    Every file read is checked against the run's manifest
+    (:mod:`fusion_psro.experiments.manifest`); a difference is a
+    :class:`~fusion_psro.experiments.manifest.RunIntegrityError`. A live run is read at its
+    newest complete checkpoint (opened again if the run prunes it while it is read).
+    """
+    return read_with_retry(path, _load)
+
+
+def _load(files: RunFiles) -> SavedRun:
+    path = files.path
     try:
-        record = json.loads((path / CONFIG_FILE).read_text())
-        config = PSROConfig.from_record(record["psro"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        config = PSROConfig.from_record(files.record["psro"])
+    except (ValueError, KeyError, TypeError) as exc:
         raise RunDirectoryError(f"cannot read the settings in {path / CONFIG_FILE}: {exc}") from None
-    rows = read_metrics(path)
-    check_iterations(rows, path)
-    try:
-        records = [IterationRecord.from_json(row) for row in rows]
-    except (TypeError, ValueError) as exc:
-        raise RunDirectoryError(f"{path}: a metrics row cannot be read ({exc})") from None
-    game_string = str(record.get("game_string", config.game))
-    if all((path / POPULATION_DIR / f"player{p}.npz").is_file() for p in range(2)):
-        return SavedRun(path, config, records, [_members(path, p) for p in range(2)], game_string)
+    records = [IterationRecord.from_json(row) for row in files.rows]
+    game_string = str(files.record.get("game_string", config.game))
+    if files.manifest.finished:
+        populations = [_members(files, p) for p in range(2)]
+        sizes = [len(pop) for pop in populations]
+        if not records or sizes != records[-1].population_sizes:
+            raise RunIntegrityError(f"{path / POPULATION_DIR} holds {sizes[0]} and {sizes[1]} members; the last "
+                                    f"metrics row has meta-strategies over {records[-1].population_sizes if records else 0}")
+        return SavedRun(path, config, records, populations, game_string)
     from fusion_psro.experiments.checkpoint import read_checkpoint  # noqa: PLC0415 (loads PyTorch)
 
-    iteration, populations = read_checkpoint(path, at_most=records[-1].iteration if records else 0)
+    iteration, populations = read_checkpoint(files, at_most=len(records))
     return SavedRun(path, config, records[:iteration], populations, game_string, finished=False)
 
 
-def _members(path: Path, player: int) -> list[Member]:
-    from safetensors.torch import load_file  # noqa: PLC0415
+def _members(files: RunFiles, player: int) -> list[Member]:
+    from safetensors import SafetensorError  # noqa: PLC0415
+    from safetensors.torch import load  # noqa: PLC0415
 
-    with np.load(path / POPULATION_DIR / f"player{player}.npz") as data:
-        policies, origins = data["policies"], data["origins"]
+    relative = f"{POPULATION_DIR}/player{player}.npz"
+    try:
+        with np.load(io.BytesIO(files.read(relative)), allow_pickle=False) as data:
+            policies, origins = data["policies"], data["origins"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise RunIntegrityError(f"{files.path / relative} cannot be read ({type(exc).__name__}: {exc}); the file "
+                                "is damaged") from None
+    if policies.ndim < 2 or origins.shape != policies.shape[:1] or not np.isfinite(policies).all():
+        raise RunIntegrityError(f"{files.path / relative} does not hold a population (policies of shape "
+                                f"{policies.shape}, {origins.shape[0] if origins.ndim else 0} origins)")
     members = []
     for k, (policy, origin) in enumerate(zip(policies, origins)):
-        parameters_file = path / POPULATION_DIR / f"player{player}_member{k:03d}.safetensors"
-        parameters = load_file(str(parameters_file)) if parameters_file.is_file() else None
+        parameters_file = f"{POPULATION_DIR}/player{player}_member{k:03d}.safetensors"
+        parameters = None
+        if parameters_file in files.manifest.files:
+            try:
+                parameters = load(files.read(parameters_file))
+            except (ValueError, KeyError, SafetensorError) as exc:
+                raise RunIntegrityError(f"{files.path / parameters_file} cannot be read ({exc}); the file is "
+                                        "damaged") from None
         members.append(Member(policy=np.asarray(policy, dtype=np.float64), parameters=parameters, origin=str(origin)))
     return members
+
+
+def load_population_policies(run_dir: Path | str, player: int) -> np.ndarray:
+    """Tabular policies ``[K, I, A]`` of ``player``'s final population (checked against the manifest)."""
+    run = load_run(run_dir)
+    if not run.finished:
+        raise RunDirectoryError(f"{run.path / POPULATION_DIR} does not exist; the run has not finished")
+    return run.policies(player)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -273,4 +306,5 @@ def export_meta_game(run: SavedRun | Path | str, out: Path | str, *, overwrite: 
     return paths
 
 
-__all__ = ["EXPORT_FILES", "MatchResult", "SavedRun", "export_meta_game", "load_run", "match_runs"]
+__all__ = ["EXPORT_FILES", "MatchResult", "SavedRun", "export_meta_game", "load_population_policies", "load_run",
+           "match_runs"]

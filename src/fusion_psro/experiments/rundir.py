@@ -9,6 +9,8 @@ A run directory holds:
 * ``population/``: the final populations: ``player{p}.npz`` (tabular policies
   ``[K, I, A]`` and each member's origin) and, for learned oracles,
   ``player{p}_member{k:03d}.safetensors`` (network parameters);
+* ``manifest.json``: what the run vouches for, to check every file a reader reads
+  (:mod:`fusion_psro.experiments.manifest`);
 * ``run.lock``: present while a process writes the directory (:class:`RunLock`).
 
 A directory that already holds a run is never overwritten unless the caller says so, and
@@ -18,6 +20,8 @@ never written by two processes at once.
 from __future__ import annotations
 
 import datetime
+import hashlib
+import io
 import json
 import logging
 import os
@@ -25,6 +29,7 @@ import shlex
 import shutil
 import socket
 import sys
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,8 +50,11 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 POPULATION_DIR = "population"
 LOCK_FILE = "run.lock"
+MANIFEST_FILE = "manifest.json"
 #: Everything a run writes; ``--overwrite`` removes exactly these.
-RUN_FILES = (CONFIG_FILE, METRICS_FILE, POPULATION_DIR, "checkpoints", "tensorboard")
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, MANIFEST_FILE, POPULATION_DIR, "checkpoints", "tensorboard")
+#: Directories of a run where a killed atomic write (:mod:`fusion_psro.files`) can leave a temporary file.
+_WRITTEN_DIRS = (".", POPULATION_DIR, "checkpoints", "checkpoints/members")
 
 
 class RunDirectoryError(FusionPSROError, ValueError):
@@ -210,6 +218,25 @@ def prepare_run_directory(path: Path | str, run_config: dict[str, Any], *, overw
     return path
 
 
+def read_config_record(run_dir: Path | str) -> dict[str, Any]:
+    """The record in ``run_dir/config.json``: an object whose ``psro`` is an object of settings.
+
+    :class:`RunDirectoryError`, naming the file and what is wrong, otherwise.
+    """
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise RunDirectoryError(f"{run_dir} has no {CONFIG_FILE}; it is not a fusion-psro run directory")
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise RunDirectoryError(f"cannot read {path}: {exc}") from None
+    if not isinstance(record, dict) or not isinstance(record.get("psro"), dict):
+        found = type(record.get("psro") if isinstance(record, dict) else record).__name__
+        raise RunDirectoryError(f"{path} does not hold a run's settings: expected an object whose \"psro\" is an "
+                                f"object of settings, found {found}; the file was edited or damaged")
+    return record
+
+
 def _check_reuse(path: Path, entries: list[str], run_config: dict[str, Any], same: Callable[[Any], bool]) -> bool:
     """True if ``path`` holds this run, stopped before its first checkpoint (to start again); else refuses."""
     config_path = path / CONFIG_FILE
@@ -266,11 +293,38 @@ class MetricsLog:
     def __init__(self, path: Path):
         self.path = path
 
-    def append(self, row: dict[str, Any]) -> None:
-        with open(self.path, "a") as handle:
-            handle.write(json.dumps(row, sort_keys=True) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+    def append(self, row: dict[str, Any]) -> bytes:
+        """Append ``row``; returns the line written (for the manifest). A full disk is a :class:`RunDirectoryError`."""
+        line = (json.dumps(row, sort_keys=True) + "\n").encode()
+        try:
+            with open(self.path, "ab") as handle:
+                handle.write(line)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise RunDirectoryError(f"cannot write {self.path}: {exc.strerror or exc}; what was recorded before is "
+                                    f"kept (free space, then `fusion-psro run --resume {self.path.parent}`)") from None
+        return line
+
+
+def remove_leftovers(run_dir: Path) -> list[Path]:
+    """Remove what killed atomic writes left in ``run_dir`` (``.NAME.*.tmp`` files, ``.population.tmp``).
+
+    Call only while holding the run's lock (:class:`RunLock`): a live writer's temporary
+    files look the same. Returns what was removed.
+    """
+    removed = []
+    for sub in _WRITTEN_DIRS:
+        directory = run_dir / sub
+        if not directory.is_dir():
+            continue
+        for path in directory.iterdir():
+            if path.name.startswith(".") and path.name.endswith(".tmp"):
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)
+                removed.append(path)
+    if removed:
+        log.info("removed %d temporary files left by interrupted writes in %s", len(removed), run_dir)
+    return removed
 
 
 def read_metrics(run_dir: Path | str) -> list[dict[str, Any]]:
@@ -315,35 +369,59 @@ def check_iterations(rows: list[dict[str, Any]], where: Path | str) -> None:
         )
 
 
-def save_population(run_dir: Path, populations) -> Path:
-    """Write the final populations (see the module docstring); returns the directory."""
-    from safetensors.torch import save_file
+def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """A compressed ``.npz`` archive of ``arrays``, the same bytes for the same arrays (no timestamps)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, array in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with archive.open(info, "w", force_zip64=True) as handle:
+                np.lib.format.write_array(handle, np.asanyarray(array), allow_pickle=False)
+    return buffer.getvalue()
 
-    final = run_dir / POPULATION_DIR
-    staging = run_dir / f".{POPULATION_DIR}.tmp"
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
+
+def population_files(populations) -> dict[str, bytes]:
+    """The final population's files (see the module docstring), by path inside the run directory.
+
+    The same populations give the same bytes, so a population rebuilt from a checkpoint can
+    be compared with the one written at the end of the run.
+    """
+    from safetensors.torch import save  # noqa: PLC0415 (PyTorch, only when a run ends)
+
+    files = {}
     for player, members in enumerate(populations):
-        np.savez_compressed(
-            staging / f"player{player}.npz",
-            policies=np.stack([m.policy for m in members]),
-            origins=np.asarray([m.origin for m in members], dtype=np.str_),
-        )
+        files[f"{POPULATION_DIR}/player{player}.npz"] = _npz_bytes({
+            "policies": np.stack([m.policy for m in members]),
+            "origins": np.asarray([m.origin for m in members], dtype=np.str_),
+        })
         for k, member in enumerate(members):
             if member.parameters is not None:
                 tensors = {name: t.detach().cpu().contiguous() for name, t in member.parameters.items()}
-                save_file(tensors, str(staging / f"player{player}_member{k:03d}.safetensors"))
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(staging, final)
-    return final
+                files[f"{POPULATION_DIR}/player{player}_member{k:03d}.safetensors"] = save(tensors)
+    return files
 
 
-def load_population_policies(run_dir: Path | str, player: int) -> np.ndarray:
-    """Tabular policies ``[K, I, A]`` of ``player``'s final population."""
-    path = Path(run_dir) / POPULATION_DIR / f"player{player}.npz"
-    if not path.exists():
-        raise RunDirectoryError(f"{path} does not exist; the run may not have finished")
-    with np.load(path) as data:
-        return data["policies"]
+def save_population(run_dir: Path, populations) -> dict[str, str]:
+    """Write the final populations (see the module docstring); returns each file's sha256, by relative path.
+
+    A full disk is a :class:`RunDirectoryError` (the checkpoints and metrics are kept).
+    """
+    final = run_dir / POPULATION_DIR
+    staging = run_dir / f".{POPULATION_DIR}.tmp"
+    try:
+        files = population_files(populations)
+        if staging.exists():
+            shutil.rmtree(staging)
+        staging.mkdir(parents=True)
+        for relative, data in files.items():
+            (staging / relative.split("/", 1)[1]).write_bytes(data)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(staging, final)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise RunDirectoryError(f"cannot write the population to {final}: {exc.strerror or exc}; "
+                                f"the checkpoints and metrics are kept (free space, then `fusion-psro run --resume "
+                                f"{run_dir}`)") from None
+    return {relative: hashlib.sha256(data).hexdigest() for relative, data in files.items()}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import platform
 import shutil
 import time
@@ -18,6 +17,7 @@ from tqdm.auto import tqdm
 import fusion_psro
 from fusion_psro.experiments.approximate import evaluate_during_run
 from fusion_psro.experiments.checkpoint import CHECKPOINT_DIR, Checkpointer, CheckpointError, restore_latest
+from fusion_psro.experiments.manifest import MANIFEST_FILE, ManifestWriter, RunFiles, open_run
 from fusion_psro.experiments.rundir import (
     CONFIG_FILE,
     METRICS_FILE,
@@ -25,15 +25,14 @@ from fusion_psro.experiments.rundir import (
     MetricsLog,
     RunDirectoryError,
     RunLock,
-    check_iterations,
     make_directory,
     prepare_run_directory,
-    read_metrics,
     remove_created,
+    remove_leftovers,
     remove_run_files,
     save_population,
 )
-from fusion_psro.files import check_output_path, write_json_atomic
+from fusion_psro.files import atomic_path, check_output_path, write_json_atomic
 from fusion_psro.games.loading import openspiel_version
 from fusion_psro.psro import PSRO, IterationRecord, PSROConfig, resolved_settings
 
@@ -87,25 +86,33 @@ def run_config_record(config: PSROConfig, compiled_game_string: str, out: Path |
             "python": platform.python_version(),
         },
         "command": run_command(config, out),
+        # Says that the run keeps a manifest: one missing from a run that has files was deleted.
+        "integrity": MANIFEST_FILE,
     }
 
 
 def finished_run_metrics(out: Path | str, config: PSROConfig) -> list[IterationRecord] | None:
     """The metrics of ``out`` if it holds a finished run of exactly ``config``, else None.
 
-    A run is finished when its population is saved and it recorded ``config.iterations``
-    iterations, or stopped earlier at its target exploitability.
+    A run is finished when its manifest says so (its population is saved) and it recorded
+    ``config.iterations`` iterations, or stopped earlier at its target exploitability. The
+    run's files are checked against its manifest first
+    (:class:`~fusion_psro.experiments.manifest.RunIntegrityError` if they differ).
     """
     out = Path(out)
-    try:
-        recorded = json.loads((out / CONFIG_FILE).read_text()).get("psro")
-        rows = [IterationRecord.from_json(row) for row in read_metrics(out)]
-    except (OSError, ValueError, AttributeError):
+    if not (out / CONFIG_FILE).is_file():
         return None
-    saved = all((out / POPULATION_DIR / f"player{p}.npz").exists() for p in range(2))
-    in_order = [row.iteration for row in rows] == list(range(1, len(rows) + 1))
-    if not (rows and in_order and saved and same_settings(recorded, config)):
+    return _finished_rows(open_run(out), config)
+
+
+def _finished_rows(files: RunFiles, config: PSROConfig) -> list[IterationRecord] | None:
+    if not files.manifest.finished:
         return None
+    for relative in files.listed(POPULATION_DIR + "/"):
+        files.read(relative)  # the saved population is what the manifest vouches for (even to extend the run)
+    if not (files.rows and same_settings(files.record["psro"], config)):
+        return None
+    rows = [IterationRecord.from_json(row) for row in files.rows]
     target = config.target_exploitability
     reached = target is not None and rows[-1].exploitability <= target
     return rows if rows[-1].iteration == config.iterations or reached else None
@@ -160,7 +167,7 @@ def run_psro(
     config: PSROConfig, out: Path | str, *, overwrite: bool = False, progress: bool = True, tensorboard: bool = False,
     workers: int = 1, address: str | None = None,
 ) -> list[IterationRecord]:
-    """Run PSRO as configured, writing ``config.json``, ``metrics.jsonl`` and the population.
+    """Run PSRO as configured, writing ``config.json``, ``metrics.jsonl``, the population and the manifest.
 
     Returns the metrics rows. The settings and the directory are checked before any work
     starts, and the directory is locked (:class:`~fusion_psro.experiments.rundir.RunLock`)
@@ -169,7 +176,8 @@ def run_psro(
     was recorded, the run starts again. A checkpoint is written after every iteration (see
     :mod:`fusion_psro.experiments.checkpoint`), so :func:`resume_psro` can continue the run
     if it is interrupted; a run that fails before its first checkpoint leaves nothing
-    behind. With ``tensorboard``, each iteration's numbers are also written as TensorBoard
+    behind. ``manifest.json`` vouches for the files (:mod:`fusion_psro.experiments.manifest`).
+    With ``tensorboard``, each iteration's numbers are also written as TensorBoard
     scalars under ``out/tensorboard`` (needs the ``tensorboard`` package:
     ``pip install -e '.[tensorboard]'``). With ``workers`` > 1 or an ``address``,
     independent best responses, sampled meta-game entries and approximate best responses
@@ -182,14 +190,17 @@ def run_psro(
     created = make_directory(out)
     try:
         with RunLock(out):
-            finished = finished_run_metrics(out, psro.config)
-            if finished is not None and not overwrite:
+            remove_leftovers(out)
+            finished = None if overwrite else finished_run_metrics(out, psro.config)
+            if finished is not None:
                 log.warning("%s already holds this finished run; nothing to do (pass --overwrite to run it again)", out)
                 return finished
             record = run_config_record(psro.config, psro.space.game_string, out)
             prepare_run_directory(out, record, overwrite=overwrite, same=lambda r: same_settings(r, psro.config))
             try:
-                return _run_to_end(psro, out, [], progress, tensorboard)
+                manifest = ManifestWriter(out, record)
+                manifest.commit({}, _sizes(psro))
+                return _run_to_end(psro, out, [], progress, tensorboard, manifest, Checkpointer(out))
             except BaseException:
                 if not any((out / CHECKPOINT_DIR).glob("iteration-*.npz")):
                     remove_run_files(out)  # nothing computed yet: leave the directory as it was
@@ -197,6 +208,10 @@ def run_psro(
     finally:
         executor.close()
         remove_created(created)  # only directories left empty
+
+
+def _sizes(psro: PSRO) -> list[int]:
+    return [len(population) for population in psro.state.populations]
 
 
 def resume_psro(out: Path | str, *, iterations: int | None = None, progress: bool = True,
@@ -207,48 +222,59 @@ def resume_psro(out: Path | str, *, iterations: int | None = None, progress: boo
     with the same seed. Metrics rows written after the checkpoint (a crash between the two
     writes) are dropped and recomputed. ``iterations`` changes the run's number of
     iterations: a finished run is extended to it, with the same results as a run asked for
-    that many from the start.
+    that many from the start; no other setting may differ from what the run's manifest
+    vouches for (:class:`~fusion_psro.experiments.manifest.RunIntegrityError`).
     """
     out = Path(out)
     if not out.is_dir():
         raise CheckpointError(f"{out} is not a directory; --resume takes the run directory of an earlier run")
     with RunLock(out):
-        config = _recorded_config(out)
+        remove_leftovers(out)
+        files = open_run(out, allow_more_iterations=iterations is not None)
+        config = _recorded_config(out, files.record)
         if iterations is not None:
             config = dataclasses.replace(config, iterations=iterations)
         psro = PSRO(config, executor=_executor(config, workers, address))
-        finished = finished_run_metrics(out, psro.config)
+        finished = _finished_rows(files, psro.config)
         if finished is not None:
             log.warning("%s is already finished; nothing to resume", out)
             return finished
-        rows = read_metrics(out) if (out / METRICS_FILE).exists() else []
-        if iterations is not None and rows and rows[-1].get("iteration", 0) > iterations:
+        rows = files.rows
+        if iterations is not None and rows and rows[-1]["iteration"] > iterations:
             raise CheckpointError(
                 f"{out} has run {rows[-1]['iteration']} iterations already; --iterations must be at least that"
             )
-        iteration = restore_latest(psro, out, at_most=rows[-1].get("iteration", 0) if rows else 0)
-        rows = [row for row in rows if row.get("iteration", 0) <= iteration]
-        check_iterations(rows, out)
+        restored = restore_latest(psro, files, at_most=len(rows))
+        iteration = restored.record["iteration"] if restored else 0
+        rows = rows[:iteration]
         if rows:  # the recorded wall time includes checkpoint writing, which the loop's own clock leaves out
-            psro.state.wall_s = float(rows[-1].get("wall_s", psro.state.wall_s))
-        _record_settings(out, psro, changed=iterations is not None)
-        # Rewrite the metrics to exactly the checkpointed iterations, atomically.
-        tmp = out / f".{METRICS_FILE}.tmp"
-        tmp.write_text("".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
-        os.replace(tmp, out / METRICS_FILE)
+            psro.state.wall_s = float(rows[-1]["wall_s"])
+        record = _record_settings(out, psro, files.record, changed=iterations is not None)
+        checkpointer = Checkpointer(out)
+        if restored is not None:
+            checkpointer.adopt(files, restored)
+        lines = _metrics_prefix(out, iteration)
+        manifest = ManifestWriter(out, record, lines)
+        manifest.commit(checkpointer.vouched(), _sizes(psro))
+        # Rewrite the metrics to exactly the checkpointed iterations, atomically; the saved population goes
+        # (the manifest no longer lists it): it is written again when the run ends.
+        with atomic_path(out / METRICS_FILE) as tmp:
+            tmp.write_bytes(b"".join(lines))
+        shutil.rmtree(out / POPULATION_DIR, ignore_errors=True)
         log.info("resuming %s after iteration %d", out, iteration)
-        return _run_to_end(psro, out, [IterationRecord.from_json(row) for row in rows], progress, tensorboard)
+        return _run_to_end(psro, out, [IterationRecord.from_json(row) for row in rows], progress, tensorboard,
+                           manifest, checkpointer)
 
 
-def _recorded_config(out: Path) -> PSROConfig:
-    """The settings in ``out/config.json``, refused if another fusion-psro version wrote them."""
-    try:
-        record = json.loads((out / CONFIG_FILE).read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"{out} has no {CONFIG_FILE}; it is not a fusion-psro run directory") from None
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"cannot read {out / CONFIG_FILE}: {exc}") from None
-    written_by = record.get("versions", {}).get("fusion_psro") if isinstance(record, dict) else None
+def _metrics_prefix(out: Path, rows: int) -> list[bytes]:
+    """The first ``rows`` lines of ``out/metrics.jsonl`` as written (checked against the manifest by the caller)."""
+    return [line + b"\n" for line in (out / METRICS_FILE).read_bytes().split(b"\n")[:rows]] if rows else []
+
+
+def _recorded_config(out: Path, record: dict[str, Any]) -> PSROConfig:
+    """The settings in ``out/config.json`` (``record``), refused if another fusion-psro version wrote them."""
+    versions = record.get("versions")
+    written_by = versions.get("fusion_psro") if isinstance(versions, dict) else None
     if written_by != fusion_psro.__version__:
         raise CheckpointError(
             f"{out} was written by fusion-psro {written_by}; this is {fusion_psro.__version__}. Resume it with "
@@ -260,16 +286,13 @@ def _recorded_config(out: Path) -> PSROConfig:
         raise CheckpointError(f"{out / CONFIG_FILE} does not describe a PSRO run ({exc})") from None
 
 
-def _record_settings(out: Path, psro: PSRO, *, changed: bool) -> None:
-    """With ``changed`` settings (more iterations), record them; the saved population is no longer the final one."""
+def _record_settings(out: Path, psro: PSRO, record: dict[str, Any], *, changed: bool) -> dict[str, Any]:
+    """With ``changed`` settings (more iterations), record them in ``config.json``; returns its record."""
     if not changed:
-        return
-    record = json.loads((out / CONFIG_FILE).read_text())
-    record["psro"] = dataclasses.asdict(psro.config)
-    record["command"] = run_command(psro.config, out)
+        return record
+    record = {**record, "psro": dataclasses.asdict(psro.config), "command": run_command(psro.config, out)}
     write_json_atomic(out / CONFIG_FILE, record)
-    if (out / POPULATION_DIR).exists():
-        shutil.rmtree(out / POPULATION_DIR)
+    return json.loads((out / CONFIG_FILE).read_text())  # as JSON reads it back (tuples are lists)
 
 
 #: Numbers of a metrics row written as TensorBoard scalars, by tag.
@@ -289,18 +312,19 @@ def _tensorboard_writer(out: Path):
     return SummaryWriter(log_dir=str(out / "tensorboard"))
 
 
-def _run_to_end(psro: PSRO, out: Path, rows: list[IterationRecord], progress: bool,
-                tensorboard: bool = False) -> list[IterationRecord]:
+def _run_to_end(psro: PSRO, out: Path, rows: list[IterationRecord], progress: bool, tensorboard: bool,
+                manifest: ManifestWriter, checkpointer: Checkpointer) -> list[IterationRecord]:
     """Run the remaining iterations; after each, write its checkpoint, then its metrics row.
 
     The row's ``wall_s`` is the time since the run started (resumed runs: the time recorded
     before, plus the time since the resume), checkpoint writing included; ``checkpoint_s``
     is the time this iteration's checkpoint took. A checkpoint is written before its row,
     so every recorded iteration has had a checkpoint; resuming starts from the newest
-    checkpoint whose row was recorded.
+    checkpoint whose row was recorded. The manifest is written after the row, and only
+    then are the checkpoints it no longer lists pruned; the last manifest, written with
+    the population, says the run is finished.
     """
     metrics = MetricsLog(out / METRICS_FILE)
-    checkpointer = Checkpointer(out)
     writer = _tensorboard_writer(out) if tensorboard else None
     log.info("running %s into %s", psro.config, out)
     label = f"{psro.config.variant} {psro.config.oracle}" + (f" {psro.config.init}" if psro.config.init else "")
@@ -319,7 +343,9 @@ def _run_to_end(psro: PSRO, out: Path, rows: list[IterationRecord], progress: bo
             checkpointer.save(psro)
             row.extra["checkpoint_s"] = time.perf_counter() - checkpoint_started
             row.wall_s = psro.state.wall_s = base + (time.perf_counter() - started)
-            metrics.append(row.to_json())
+            manifest.row_appended(metrics.append(row.to_json()))
+            manifest.commit(checkpointer.vouched(), _sizes(psro))
+            checkpointer.prune()
             if writer is not None:
                 _write_scalars(writer, row)
             rows.append(row)
@@ -333,7 +359,8 @@ def _run_to_end(psro: PSRO, out: Path, rows: list[IterationRecord], progress: bo
             psro.executor.close()
             if writer is not None:
                 writer.close()
-    save_population(out, psro.state.populations)
+    population = save_population(out, psro.state.populations)
+    manifest.commit({**checkpointer.vouched(), **population}, _sizes(psro), finished=True)
     log.info("wrote %s, %s and the population to %s", CONFIG_FILE, METRICS_FILE, out)
     return rows
 

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from fusion_psro.experiments.rundir import CONFIG_FILE, RunDirectoryError, check_iterations, read_metrics
+from fusion_psro.experiments.manifest import open_run
+from fusion_psro.experiments.rundir import RunDirectoryError
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +44,10 @@ def load_runs(run_dirs: Iterable[Path | str]) -> list[RunSummary]:
 
     A directory given twice (by any path) counts once, with a warning. A path that is a
     file, not a directory, is skipped (``DIR/*`` over a sweep also names its report.md and
-    figures). Metrics must record iterations 1..N once each
-    (:func:`~fusion_psro.experiments.rundir.check_iterations`); a last line cut short by a
-    kill is left out.
+    figures). The config and the metrics rows are checked against the run's manifest
+    (:func:`~fusion_psro.experiments.manifest.open_run`): rows must record iterations 1..N
+    once each, with every number a report uses, and as many as the manifest vouches for;
+    rows a live run has written but not yet vouched for are left out.
     """
     from fusion_psro.psro.config import recorded_settings  # noqa: PLC0415
 
@@ -61,19 +63,13 @@ def load_runs(run_dirs: Iterable[Path | str]) -> list[RunSummary]:
             log.warning("%s is %s given again; counted once", path, seen[path.resolve()])
             continue
         seen[path.resolve()] = path
-        config_path = path / CONFIG_FILE
-        if not config_path.is_file():
-            raise RunDirectoryError(f"{path} has no {CONFIG_FILE}; is it a fusion-psro run directory?")
-        try:
-            recorded = json.loads(config_path.read_text())["psro"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise RunDirectoryError(f"cannot read the settings in {config_path}: {exc}") from None
+        files = open_run(path)  # config.json and the metrics, checked against the run's manifest
+        recorded = files.record["psro"]
         # Resolved with today's defaults, so seeds written by different versions group together.
         settings = recorded_settings(recorded) or recorded
-        rows = read_metrics(path)
+        rows = files.rows
         if not rows:
             raise RunDirectoryError(f"{path} has no iterations recorded yet")
-        check_iterations(rows, path)
         runs.append(RunSummary(path, settings, rows))
     if skipped:
         log.info("skipped %d file(s) that are no run directories: %s", len(skipped), ", ".join(skipped))
