@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run_killed
+from conftest import as_if_written_before_manifests, run_killed
 from fusion_psro.cli import main
 from fusion_psro.errors import FusionPSROError
 from fusion_psro.experiments import RunDirectoryError, RunIntegrityError, load_run, resume_psro, run_psro
@@ -165,10 +165,7 @@ def test_8_a_population_with_a_member_too_few_is_refused(run, sources, tmp_path,
 @pytest.mark.parametrize("damage", ["truncated member", "random member", "truncated player0.npz"])
 def test_unreadable_population_files_are_one_line_errors_with_or_without_a_manifest(
         run, sources, tmp_path, capsys, damage):
-    (run / MANIFEST_FILE).unlink()
-    record = json.loads((run / "config.json").read_text())
-    del record["integrity"]  # a run written before manifests
-    (run / "config.json").write_text(json.dumps(record))
+    as_if_written_before_manifests(run)
     name = "player0.npz" if "npz" in damage else "player0_member001.safetensors"
     path = run / "population" / name
     data = path.read_bytes()
@@ -181,10 +178,7 @@ def test_unreadable_population_files_are_one_line_errors_with_or_without_a_manif
 
 @pytest.mark.parametrize("edit", ["missing", "string", "nan wall time", "infinite exploitability", "bool episodes"])
 def test_missing_or_non_numeric_metric_fields_without_a_manifest(run, tmp_path, capsys, edit):
-    (run / MANIFEST_FILE).unlink()
-    record = json.loads((run / "config.json").read_text())
-    del record["integrity"]
-    (run / "config.json").write_text(json.dumps(record))
+    as_if_written_before_manifests(run)
     path = run / "metrics.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     last = rows[-1]
@@ -221,9 +215,7 @@ def test_a_config_that_names_another_game_is_refused_by_export(run, tmp_path, ca
     record["psro"]["game"], record["game_string"] = "leduc_poker", "leduc_poker()"
     (run / "config.json").write_text(json.dumps(record))
     if not manifest:
-        (run / MANIFEST_FILE).unlink()
-        del record["integrity"]
-        (run / "config.json").write_text(json.dumps(record))
+        as_if_written_before_manifests(run)
     _one_line_error(capsys, ["export", str(run), "--meta-game", "--out", str(tmp_path / "e")],
                     "config.json" if manifest else "shape")
 
@@ -247,6 +239,9 @@ def test_an_edited_manifest_is_refused(run, capsys):
 def test_added_rows_after_a_finished_run_are_refused(run, capsys):
     lines = (run / "metrics.jsonl").read_text().splitlines(keepends=True)
     (run / "metrics.jsonl").write_text("".join(lines) + lines[-1])
+    _one_line_error(capsys, ["report", str(run)], "metrics.jsonl", "records iterations [1, 2, 3, 4, 4]")
+    extra = {**json.loads(lines[-1]), "iteration": 5}
+    (run / "metrics.jsonl").write_text("".join(lines) + json.dumps(extra, sort_keys=True) + "\n")
     _one_line_error(capsys, ["report", str(run)], "metrics.jsonl", "rows were added")
 
 
@@ -364,10 +359,7 @@ def test_temporary_files_of_killed_writes_are_removed_on_resume_and_run(sources,
 def test_a_run_written_before_manifests_gets_one_on_first_read(sources, tmp_path, caplog):
     out = tmp_path / "legacy"
     shutil.copytree(sources["exact"][0], out)
-    (out / MANIFEST_FILE).unlink()
-    record = json.loads((out / "config.json").read_text())
-    del record["integrity"]
-    (out / "config.json").write_text(json.dumps(record))
+    as_if_written_before_manifests(out)
     with caplog.at_level("WARNING"):
         load_runs([out])
     assert "has no manifest.json" in caplog.text and (out / MANIFEST_FILE).exists()
@@ -381,10 +373,7 @@ def test_a_run_written_before_manifests_gets_one_on_first_read(sources, tmp_path
 def test_a_read_only_run_written_before_manifests_is_read_without_writing(sources, tmp_path, caplog, monkeypatch):
     out = tmp_path / "legacy"
     shutil.copytree(sources["exact"][0], out)
-    (out / MANIFEST_FILE).unlink()
-    record = json.loads((out / "config.json").read_text())
-    del record["integrity"]
-    (out / "config.json").write_text(json.dumps(record))
+    as_if_written_before_manifests(out)
     from fusion_psro.experiments import manifest
 
     def read_only(path, *args, **kwargs):  # what a read-only directory (or file system) answers

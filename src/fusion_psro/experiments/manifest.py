@@ -52,6 +52,7 @@ from fusion_psro.experiments.rundir import (
     read_config_record,
 )
 from fusion_psro.files import write_json_atomic
+from fusion_psro.psro.records import IterationRecord
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +153,16 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+#: Every field of the metrics schema (:class:`~fusion_psro.psro.records.IterationRecord`).
+_SCHEMA = tuple(f.name for f in dataclasses.fields(IterationRecord) if f.name != "extra")
+
+
 def check_row(row: dict[str, Any], where: str) -> None:
-    """:class:`RunIntegrityError` unless ``row`` holds every number a report or reader uses, finite."""
+    """:class:`RunIntegrityError` unless ``row`` holds every field of the schema, and every number a
+    report or reader uses, finite."""
+    missing = [key for key in _SCHEMA if key not in row]
+    if missing:
+        raise RunIntegrityError(f"{where} has no {', '.join(map(repr, missing))}; the file was edited or damaged")
     for key in ("episodes", *_FINITE, *_EXACT, *_OPTIONAL_FINITE):
         if key in _OPTIONAL_FINITE and row.get(key) is None:
             continue

@@ -170,19 +170,25 @@ def _load(files: RunFiles) -> SavedRun:
         config = PSROConfig.from_record(files.record["psro"])
     except (ValueError, KeyError, TypeError) as exc:
         raise RunDirectoryError(f"cannot read the settings in {path / CONFIG_FILE}: {exc}") from None
-    records = [IterationRecord.from_json(row) for row in files.rows]
+    try:
+        records = [IterationRecord.from_json(row) for row in files.rows]
+    except (TypeError, ValueError) as exc:
+        raise RunIntegrityError(f"{path}: a metrics row cannot be read ({exc})") from None
     game_string = str(files.record.get("game_string", config.game))
     if files.manifest.finished:
-        populations = [_members(files, p) for p in range(2)]
-        sizes = [len(pop) for pop in populations]
-        if not records or sizes != records[-1].population_sizes:
-            raise RunIntegrityError(f"{path / POPULATION_DIR} holds {sizes[0]} and {sizes[1]} members; the last "
-                                    f"metrics row has meta-strategies over {records[-1].population_sizes if records else 0}")
-        return SavedRun(path, config, records, populations, game_string)
-    from fusion_psro.experiments.checkpoint import read_checkpoint  # noqa: PLC0415 (loads PyTorch)
+        run = SavedRun(path, config, records, [_members(files, p) for p in range(2)], game_string)
+    else:
+        from fusion_psro.experiments.checkpoint import read_checkpoint  # noqa: PLC0415 (loads PyTorch)
 
-    iteration, populations = read_checkpoint(files, at_most=len(records))
-    return SavedRun(path, config, records[:iteration], populations, game_string, finished=False)
+        iteration, populations = read_checkpoint(files, at_most=len(records))
+        run = SavedRun(path, config, records[:iteration], populations, game_string, finished=False)
+    sizes = [len(population) for population in run.populations]
+    if not run.records or sizes != run.records[-1].population_sizes:
+        where = path / POPULATION_DIR if run.finished else path / "checkpoints"
+        recorded = run.records[-1].population_sizes if run.records else "no members"
+        raise RunIntegrityError(f"{where} holds {sizes[0]} and {sizes[1]} members; the metrics row of iteration "
+                                f"{run.iterations} has meta-strategies over {recorded}")
+    return run
 
 
 def _members(files: RunFiles, player: int) -> list[Member]:
