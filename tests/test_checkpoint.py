@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import run_killed
+from conftest import as_if_written_before_manifests, run_killed
 from fusion_psro.cli import main
 from fusion_psro.experiments import CheckpointError, read_metrics, resume_psro, run_psro
 from fusion_psro.psro import PSROConfig
@@ -100,10 +100,10 @@ def test_no_usable_checkpoint_is_a_clear_error_and_keeps_the_metrics(tmp_path):
 def test_resume_refuses_another_version(tmp_path):
     out = tmp_path / "run"
     run_psro(_config(oracle="exact", init=None, iterations=2), out, progress=False)
+    as_if_written_before_manifests(out)  # that version kept no manifest
     record = json.loads((out / "config.json").read_text())
     record["versions"]["fusion_psro"] = "0.0.1"
     (out / "config.json").write_text(json.dumps(record))
-    (out / "manifest.json").unlink()  # that version wrote no manifest
     with pytest.raises(CheckpointError, match="written by fusion-psro 0.0.1"):
         resume_psro(out, progress=False)
 

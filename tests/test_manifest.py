@@ -308,17 +308,23 @@ def test_a_full_disk_is_a_one_line_error_and_keeps_what_was_recorded(tmp_path, c
     if where == "metrics":
         from fusion_psro.experiments import rundir
 
-        original = rundir.MetricsLog.append
+        class FullDisk:  # the os module, whose fsync of the third metrics row finds the disk full
+            fsyncs = 0
 
-        def full_append(self, row):
-            if row["iteration"] == 3:
-                raise rundir.RunDirectoryError(f"cannot write {self.path}: {os.strerror(errno.ENOSPC)}")
-            return original(self, row)
+            def __getattr__(self, name):
+                return getattr(os, name)
 
-        monkeypatch.setattr(rundir.MetricsLog, "append", full_append)
+            def fsync(self, fd):
+                FullDisk.fsyncs += 1
+                if FullDisk.fsyncs == 3:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                return os.fsync(fd)
+
+        monkeypatch.setattr(rundir, "os", FullDisk())
     argv = ["run", "--game", "kuhn_poker", "--oracle", "pg", "--steps", "5", "--iterations", "4", "--seed", "3",
             "--out", str(out), "--quiet"]
-    _one_line_error(capsys, argv, "No space left on device" if where != "metrics" else "cannot write")
+    _one_line_error(capsys, argv, "No space left on device", "what was recorded before is kept" if where != "population"
+                    else "the checkpoints and metrics are kept")
     monkeypatch.undo()
     kept = open_run(out)
     assert kept.rows and not kept.manifest.finished  # what was recorded is kept, and vouched for

@@ -392,12 +392,16 @@ class ManifestWriter:
         self._metrics.update(line)
         self.rows += 1
 
+    def build(self, files: dict[str, str], members: list[int], *, finished: bool = False) -> Manifest:
+        """The manifest vouching for the rows so far, ``files`` and ``members``."""
+        self.members = list(members)
+        return Manifest(config_sha256=config_sha256(self.record), config=self.record, rows=self.rows,
+                        metrics_sha256=self._metrics.hexdigest(), members=self.members, finished=finished,
+                        files=dict(sorted(files.items())))
+
     def commit(self, files: dict[str, str], members: list[int], *, finished: bool = False) -> Manifest:
         """Write the manifest vouching for the rows so far, ``files`` and ``members``; returns it."""
-        self.members = list(members)
-        manifest = Manifest(config_sha256=config_sha256(self.record), config=self.record,
-                            rows=self.rows, metrics_sha256=self._metrics.hexdigest(), members=self.members,
-                            finished=finished, files=dict(sorted(files.items())))
+        manifest = self.build(files, members, finished=finished)
         manifest.write(self.run_dir)
         return manifest
 
@@ -417,16 +421,13 @@ def adopt_legacy_run(run_dir: Path, record: dict[str, Any]) -> Manifest:
                 if file.is_file() and not file.name.startswith("."):
                     files[file.relative_to(run_dir).as_posix()] = sha256_bytes(file.read_bytes())
     finished = all(f"{POPULATION_PREFIX}player{p}.npz" in files for p in range(2))
-    writer = ManifestWriter(run_dir, record, lines)
     members = list(rows[-1]["population_sizes"]) if rows else [0, 0]
+    manifest = ManifestWriter(run_dir, record, lines).build(files, members, finished=finished)
     try:
-        manifest = writer.commit(files, members, finished=finished)
+        manifest.write(run_dir)
         log.warning("%s has no %s (written before fusion-psro kept one); wrote one vouching for what it holds now",
                     run_dir, MANIFEST_FILE)
     except RunDirectoryError:
-        manifest = Manifest(config_sha256=config_sha256(record), config=record, rows=writer.rows,
-                            metrics_sha256=writer._metrics.hexdigest(), members=members, finished=finished,
-                            files=files)
         log.warning("%s has no %s (written before fusion-psro kept one) and cannot be written; its files are read "
                     "unchecked", run_dir, MANIFEST_FILE)
     return manifest

@@ -258,8 +258,11 @@ def resume_psro(out: Path | str, *, iterations: int | None = None, progress: boo
         manifest.commit(checkpointer.vouched(), _sizes(psro))
         # Rewrite the metrics to exactly the checkpointed iterations, atomically; the saved population goes
         # (the manifest no longer lists it): it is written again when the run ends.
-        with atomic_path(out / METRICS_FILE) as tmp:
-            tmp.write_bytes(b"".join(lines))
+        try:
+            with atomic_path(out / METRICS_FILE) as tmp:
+                tmp.write_bytes(b"".join(lines))
+        except OSError as exc:
+            raise RunDirectoryError(f"cannot write {out / METRICS_FILE}: {exc.strerror or exc}") from None
         shutil.rmtree(out / POPULATION_DIR, ignore_errors=True)
         log.info("resuming %s after iteration %d", out, iteration)
         return _run_to_end(psro, out, [IterationRecord.from_json(row) for row in rows], progress, tensorboard,
@@ -291,7 +294,10 @@ def _record_settings(out: Path, psro: PSRO, record: dict[str, Any], *, changed: 
     if not changed:
         return record
     record = {**record, "psro": dataclasses.asdict(psro.config), "command": run_command(psro.config, out)}
-    write_json_atomic(out / CONFIG_FILE, record)
+    try:
+        write_json_atomic(out / CONFIG_FILE, record)
+    except OSError as exc:
+        raise RunDirectoryError(f"cannot write {out / CONFIG_FILE}: {exc.strerror or exc}") from None
     return json.loads((out / CONFIG_FILE).read_text())  # as JSON reads it back (tuples are lists)
 
 
