@@ -236,6 +236,16 @@ def test_an_edited_manifest_is_refused(run, capsys):
     _one_line_error(capsys, ["report", str(run)], "manifest.json", "damaged")
 
 
+def test_a_member_file_taken_out_of_the_manifest_too_is_refused(run):
+    """Deleting a member's parameters and its line in the manifest does not turn it into a member without any."""
+    manifest = json.loads((run / MANIFEST_FILE).read_text())
+    del manifest["files"]["population/player0_member002.safetensors"]
+    (run / MANIFEST_FILE).write_text(json.dumps(manifest))
+    (run / "population" / "player0_member002.safetensors").unlink()
+    with pytest.raises(RunIntegrityError, match="member 2 has network parameters"):
+        load_run(run)
+
+
 def test_added_rows_after_a_finished_run_are_refused(run, capsys):
     lines = (run / "metrics.jsonl").read_text().splitlines(keepends=True)
     (run / "metrics.jsonl").write_text("".join(lines) + lines[-1])

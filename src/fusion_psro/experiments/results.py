@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from fusion_psro.experiments.manifest import RunFiles, RunIntegrityError, read_with_retry
+from fusion_psro.experiments.manifest import MANIFEST_FILE, RunFiles, RunIntegrityError, read_with_retry
 from fusion_psro.experiments.rundir import CONFIG_FILE, POPULATION_DIR, RunDirectoryError, make_directory
 from fusion_psro.files import write_json_atomic
 from fusion_psro.psro.config import PSROConfig
@@ -196,22 +196,32 @@ def _members(files: RunFiles, player: int) -> list[Member]:
     from safetensors.torch import load  # noqa: PLC0415
 
     relative = f"{POPULATION_DIR}/player{player}.npz"
+    raw = files.read(relative)  # checked against the manifest; what follows parses exactly these bytes
     try:
-        with np.load(io.BytesIO(files.read(relative)), allow_pickle=False) as data:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as data:
             policies, origins = data["policies"], data["origins"]
+            # Runs written before population files said which members have parameters: those listed.
+            has = data["has_parameters"] if "has_parameters" in data.files else None
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise RunIntegrityError(f"{files.path / relative} cannot be read ({type(exc).__name__}: {exc}); the file "
                                 "is damaged") from None
-    if policies.ndim < 2 or origins.shape != policies.shape[:1] or not np.isfinite(policies).all():
+    shapes_fit = origins.shape == policies.shape[:1] and (has is None or has.shape == policies.shape[:1])
+    if policies.ndim < 2 or not shapes_fit or not np.isfinite(policies).all():
         raise RunIntegrityError(f"{files.path / relative} does not hold a population (policies of shape "
                                 f"{policies.shape}, {origins.shape[0] if origins.ndim else 0} origins)")
     members = []
     for k, (policy, origin) in enumerate(zip(policies, origins)):
         parameters_file = f"{POPULATION_DIR}/player{player}_member{k:03d}.safetensors"
         parameters = None
-        if parameters_file in files.manifest.files:
+        listed = parameters_file in files.manifest.files
+        if has is not None and bool(has[k]) != listed:
+            raise RunIntegrityError(f"{files.path / relative} says member {k} has {'' if has[k] else 'no '}network "
+                                    f"parameters; {MANIFEST_FILE} {'lists no' if has[k] else 'lists'} {parameters_file}: "
+                                    "the files do not belong together")
+        if listed:
+            raw = files.read(parameters_file)
             try:
-                parameters = load(files.read(parameters_file))
+                parameters = load(raw)
             except (ValueError, KeyError, SafetensorError) as exc:
                 raise RunIntegrityError(f"{files.path / parameters_file} cannot be read ({exc}); the file is "
                                         "damaged") from None

@@ -7,7 +7,7 @@ A run directory holds:
 * ``checkpoints/``: the loop's state after the last two iterations, for ``--resume``
   (see :mod:`fusion_psro.experiments.checkpoint`);
 * ``population/``: the final populations: ``player{p}.npz`` (tabular policies
-  ``[K, I, A]`` and each member's origin) and, for learned oracles,
+  ``[K, I, A]``, each member's origin and whether it has network parameters) and, for learned oracles,
   ``player{p}_member{k:03d}.safetensors`` (network parameters);
 * ``manifest.json``: what the run vouches for, to check every file a reader reads
   (:mod:`fusion_psro.experiments.manifest`);
@@ -394,6 +394,7 @@ def population_files(populations) -> dict[str, bytes]:
         files[f"{POPULATION_DIR}/player{player}.npz"] = _npz_bytes({
             "policies": np.stack([m.policy for m in members]),
             "origins": np.asarray([m.origin for m in members], dtype=np.str_),
+            "has_parameters": np.asarray([m.parameters is not None for m in members]),
         })
         for k, member in enumerate(members):
             if member.parameters is not None:
