@@ -404,7 +404,8 @@ def test_a_read_only_run_written_before_manifests_is_read_without_writing(source
 
 def test_export_and_load_run_of_a_live_run_read_its_newest_complete_checkpoint(tmp_path):
     out = tmp_path / "live"
-    argv = [sys.executable, "-m", "fusion_psro.cli", "run", "--game", "leduc_poker", "--iterations", "400",
+    # Kuhn poker's iterations take milliseconds: the run prunes checkpoints while they are read.
+    argv = [sys.executable, "-m", "fusion_psro.cli", "run", "--game", "kuhn_poker", "--iterations", "1000",
             "--out", str(out), "--quiet"]
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -412,7 +413,7 @@ def test_export_and_load_run_of_a_live_run_read_its_newest_complete_checkpoint(t
         while time.monotonic() < deadline and len(_lines(out / "metrics.jsonl")) < 2:
             time.sleep(0.05)
         seen = []
-        for attempt in range(6):
+        for attempt in range(12):
             assert process.poll() is None, process.stderr.read().decode()[-2000:]
             run = load_run(out)
             assert not run.finished and [len(p) for p in run.populations] == run.records[-1].population_sizes
