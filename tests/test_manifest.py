@@ -279,6 +279,7 @@ def test_repair_refuses_without_a_good_copy(run, capsys):
     record["psro"]["seed"] = 9
     (run / "config.json").write_text(json.dumps(record))
     _one_line_error(capsys, ["repair", str(run)], "cannot repair", "config.json", "population files only")
+    _one_line_error(capsys, ["repair", str(run / "nowhere")], "is not a directory")
 
 
 def test_resume_extends_only_with_more_iterations(sources, tmp_path, capsys):

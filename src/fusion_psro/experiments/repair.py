@@ -36,6 +36,8 @@ def repair_run(run_dir: Path | str) -> list[str]:
     repaired (the message says why).
     """
     path = Path(run_dir)
+    if not path.is_dir():
+        raise RunDirectoryError(f"{path} is not a directory; repair takes the directory of a finished run")
     with RunLock(path):
         remove_leftovers(path)
         try:
