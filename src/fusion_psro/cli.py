@@ -490,8 +490,10 @@ def _add_init_study_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=3, help="training seeds per state, player and init (default: %(default)s)")
     p.add_argument("--init-option", action="append", default=[], type=_parse_option, metavar="KEY=VALUE",
                    help="setting of the inits that have it, e.g. shrink=0.5 (shrink-perturb); repeatable")
-    p.add_argument("--seed", type=_non_negative, default=0, help="seed of the study's training seeds (default: %(default)s)")
-    p.add_argument("--workers", type=_positive, default=None, help="local Ray workers (default: the CPU count; 1 runs in-process)")
+    p.add_argument("--seed", type=_non_negative, default=0,
+                   help="seed of the study's training seeds (default: %(default)s)")
+    p.add_argument("--workers", type=_positive, default=None,
+                   help="local Ray workers (default: the CPU count; 1 runs in-process)")
     p.add_argument("--address", help="join this Ray cluster (HOST:PORT) instead of starting a local Ray")
     p.add_argument("--shard", default="0/1", metavar="K/N", help="run only every N-th cell from the K-th (default: all)")
     p.add_argument("--report-only", action="store_true", help="write the report of the finished cells, train nothing")

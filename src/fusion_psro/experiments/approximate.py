@@ -43,8 +43,8 @@ def member_vectors(config: PSROConfig, populations) -> list[list[np.ndarray]]:
         return [[np.asarray(m.policy, dtype=np.float64) for m in pop] for pop in populations]
     if "sampled" not in ORACLES.get(config.oracle).game_kinds:
         raise ConfigError(
-            f"the members of {_article(config.oracle)} {config.oracle}-oracle run are not networks that play sampled games, so no best "
-            f"response can be trained against them by sampling; accepted: runs of "
+            f"the members of {_article(config.oracle)} {config.oracle}-oracle run are not networks that play "
+            f"sampled games, so no best response can be trained against them by sampling; accepted: runs of "
             f"{ORACLES.accepted(lambda o: 'sampled' in o.game_kinds)} (the exploitability of this run is exact: "
             "see its metrics.jsonl)"
         )

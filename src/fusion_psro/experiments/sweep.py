@@ -38,8 +38,8 @@ import itertools
 import json
 import logging
 import os
-import sys
 import re
+import sys
 import threading
 import tomllib
 from pathlib import Path
@@ -346,8 +346,7 @@ class SweepProgress:
         self.cells, self.todo = sweep.cells, list(todo)
         self.ended = 0
         planned = sum(cell.config.iterations for cell in self.cells)
-        self.before = {i: min(recorded_iterations(self.cells[i].out), self.cells[i].config.iterations) for i in todo}
-        done = planned - sum(self.cells[i].config.iterations - n for i, n in self.before.items())
+        done = planned - sum(self._left(i) for i in todo)
         self.bar = tqdm(total=planned, initial=done, desc=f"sweep ({len(todo)} of {len(self.cells)} cells to run)",
                         unit="it", disable=not enabled, dynamic_ncols=True)
         self.enabled = enabled and bool(todo)
@@ -366,6 +365,11 @@ class SweepProgress:
             self._thread.join()
         self.bar.close()
 
+    def _left(self, index: int) -> int:
+        """Iterations cell ``index`` has still to run."""
+        planned = self.cells[index].config.iterations
+        return planned - min(recorded_iterations(self.cells[index].out), planned)
+
     def _poll(self) -> None:
         while not self._stop.wait(self.INTERVAL):
             self.refresh()
@@ -373,10 +377,7 @@ class SweepProgress:
     def refresh(self) -> None:
         """Move the bar to the iterations the cells have recorded so far."""
         with self._lock:
-            now = self.bar.total - sum(
-                self.cells[i].config.iterations - min(recorded_iterations(self.cells[i].out), self.cells[i].config.iterations)
-                for i in self.todo
-            )
+            now = self.bar.total - sum(self._left(i) for i in self.todo)
             if now > self.bar.n:
                 self.bar.update(now - self.bar.n)
 

@@ -67,8 +67,8 @@ def check_network_size(input_size: int, hidden_sizes: tuple[int, ...], num_actio
         raise ConfigError(
             f"{owner}: hidden_sizes {list(hidden_sizes)} make a network of {count:,} parameters; training it needs "
             f"about {_bytes(needed)} (an estimate: {TRAINING_COPIES} float32 copies of the parameters for the "
-            f"weights, gradients, optimizer state and the copies kept) and {_bytes(available)} of memory is available. Use smaller hidden_sizes, "
-            "e.g. [256,256,256]"
+            f"weights, gradients, optimizer state and the copies kept) and {_bytes(available)} of memory is "
+            "available. Use smaller hidden_sizes, e.g. [256,256,256]"
         )
 
 
@@ -270,6 +270,7 @@ def network_diagnostics(network: MLP, observations: np.ndarray, legal_mask: np.n
 
 
 __all__ = [
-    "MAX_STEPS", "MLP", "SCHEMES", "adam", "check_network_size", "check_steps", "available_cpus", "fit_network", "fresh_parameters", "greedy_policy", "initialize", "network_diagnostics",
+    "MAX_STEPS", "MLP", "SCHEMES", "adam", "available_cpus", "check_network_size", "check_steps", "fit_network",
+    "fresh_parameters", "greedy_policy", "initialize", "network_diagnostics",
     "output_layer_names", "resolve_device", "torch_threads",
 ]
