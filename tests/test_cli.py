@@ -109,6 +109,8 @@ def _bad_input_cases(tmp_path: Path) -> list[tuple[list[str], str, Path | None]]
         ([*run, "--oracle", "pg", "--steps", str(10 ** 12), "--out", str(out)], "steps must be at most 10,000,000", out),
         ([*run, "--out", str(tmp_path / ("x" * 300) / "run")], "is too long; this file system allows 255 bytes", None),
         ([*run, "--out", "/dev/null"], "/dev/null is under /dev", None),
+        (["report", str(tmp_path / ("y" * 300))], "(300 characters) is too long; this file system allows 255", None),
+        (["run", "--resume", str(tmp_path / ("y" * 300))], "(300 characters) is too long", None),
         (["plot", str(done), "--out", "/dev/null"], "/dev/null is under /dev", None),
         (["report", str(done), "--out", "/dev/fusion-psro-report.md"], "is under /dev", None),
         (["evaluate", "--game", "kuhn_poker", "--max-histories", "10"], "kuhn_poker() has more than 10 histories", None),
@@ -180,7 +182,7 @@ def test_ctrl_c_while_the_command_line_starts_is_one_line(tmp_path):
     """SIGINT from the moment the interpreter runs the package: one line, status 130, no traceback."""
     import signal
 
-    for delay in (0.2, 0.5, 1.0):
+    for delay in (0.3, 0.6, 1.0):
         out = tmp_path / f"run-{delay}"
         process = subprocess.Popen(
             [sys.executable, "-m", "fusion_psro.cli", "run", "--game", "leduc_poker", "--oracle", "dqn",

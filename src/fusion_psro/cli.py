@@ -7,6 +7,7 @@ import sys
 try:  # Ctrl-C while the command line loads is answered like Ctrl-C later: one line, status 130
     import argparse
     import dataclasses
+    import errno
     import json
     import logging
     import time
@@ -681,6 +682,11 @@ def _main(argv: list[str], parsed: dict[str, argparse.Namespace]) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
         return 141  # what a shell reports for a writer ended by SIGPIPE
     except OSError as exc:  # the file system failed under a running command (disk full, ...)
+        if exc.errno == errno.ENAMETOOLONG and exc.filename:  # a path given too long: bad input
+            from fusion_psro.files import name_too_long  # noqa: PLC0415
+
+            print(f"fusion-psro: error: {name_too_long(exc.filename) or exc.strerror}", file=sys.stderr)
+            return 2
         if args.verbose:
             raise
         print(f"fusion-psro: error: {exc} (-v shows where)", file=sys.stderr)

@@ -62,14 +62,9 @@ def check_output_path(path: Path | str, *, suffix_bytes: int = 0) -> Path:
         if candidate == Path("/dev") or Path("/dev") in candidate.parents:
             raise OutputPathError(f"{path} is under /dev, where devices live, not files; give a path in a "
                                   "directory of your own, e.g. runs/NAME")
-    limit = _name_max(absolute)
-    for index, part in enumerate(absolute.parts[1:], start=1):
-        size = len(os.fsencode(part)) + (suffix_bytes if index == len(absolute.parts) - 1 else 0)
-        if size > limit:
-            shown = part if len(part) <= 40 else f"{part[:20]}...{part[-10:]} ({len(part)} characters)"
-            where = f"{path}: the name" if len(str(path)) <= 120 else "the output path has a name"
-            raise OutputPathError(f"{where} {shown} is too long; this file system allows {limit} bytes per name "
-                                  "(file or directory)")
+    too_long = name_too_long(absolute, suffix_bytes=suffix_bytes)
+    if too_long:
+        raise OutputPathError(too_long)
     try:
         mode = os.stat(absolute).st_mode
     except OSError:
@@ -78,6 +73,21 @@ def check_output_path(path: Path | str, *, suffix_bytes: int = 0) -> Path:
         raise OutputPathError(f"{path} exists and is a device, pipe or socket, not a file or directory; give "
                               "another path")
     return path
+
+
+def name_too_long(path: Path | str, *, suffix_bytes: int = 0) -> str | None:
+    """A sentence naming the component of ``path`` longer than its file system allows (with
+    ``suffix_bytes`` more on the last one), or None when every name fits."""
+    path = Path(path)
+    absolute = Path(os.path.abspath(path))
+    limit = _name_max(absolute)
+    for index, part in enumerate(absolute.parts[1:], start=1):
+        size = len(os.fsencode(part)) + (suffix_bytes if index == len(absolute.parts) - 1 else 0)
+        if size > limit:
+            shown = part if len(part) <= 40 else f"{part[:20]}...{part[-10:]} ({len(part)} characters)"
+            where = f"{path}: the name" if len(str(path)) <= 120 else "the path has a name"
+            return f"{where} {shown} is too long; this file system allows {limit} bytes per name (file or directory)"
+    return None
 
 
 def _name_max(path: Path) -> int:
@@ -91,4 +101,4 @@ def _name_max(path: Path) -> int:
     return 255
 
 
-__all__ = ["atomic_path", "check_output_path", "write_json_atomic"]
+__all__ = ["atomic_path", "check_output_path", "name_too_long", "write_json_atomic"]
