@@ -309,6 +309,11 @@ def test_progress_counts_iterations_and_names_cells_and_a_longer_rerun_extends(t
     results = run_sweep(load_sweep(config), progress=False)
     assert [r["action"] for r in results] == ["finished at 3 iterations; extended to 4"] * 4
     assert all(len(read_metrics(r["out"])) == 4 for r in results)
+    config.write_text(config.read_text().replace("iterations = 4", "iterations = 2"))
+    (failed, *_) = run_sweep(load_sweep(config), progress=False)
+    assert failed["action"] == "failed" and failed["error"] == (
+        f"RunDirectoryError: {failed['out']} holds this cell finished at 4 iterations, more than this sweep's 2; "
+        "nothing was changed. Give iterations = 4 or more, or move the run away")
 
 
 def test_rerunning_a_finished_sweep_says_nothing_ran(tmp_path, capsys):

@@ -260,6 +260,11 @@ def run_cell(config: PSROConfig, out: str, plugins: tuple[str, ...] = ()) -> dic
         if isinstance(recorded, dict) and same_settings({**recorded, "iterations": config.iterations}, config):
             done = len(read_metrics(out_path))
             state = "finished" if done == recorded.get("iterations") else "stopped"
+            if done > config.iterations:
+                raise RunDirectoryError(
+                    f"{out_path} holds this cell {state} at {done} iterations, more than this sweep's "
+                    f"{config.iterations}; nothing was changed. Give iterations = {done} or more, or move the run away"
+                )
             rows = resume_psro(out_path, iterations=config.iterations, progress=False)
             return {"action": f"{state} at {done} iterations; extended to {config.iterations}",
                     "last": rows[-1].to_json()}
