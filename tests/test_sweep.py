@@ -331,3 +331,15 @@ def test_rerunning_a_finished_sweep_says_nothing_ran(tmp_path, capsys):
     assert main(["report", *sorted(map(str, (tmp_path / "runs").iterdir()))]) == 0
     assert [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][:len(table)] == table
     assert table[1].startswith("| P-PSRO |") and table[2].startswith("| PSRO |")  # p_psro-seed0 < psro-seed0
+
+
+def test_progress_counts_a_cell_whose_metrics_this_process_cannot_read_when_it_ends(tmp_path):
+    from fusion_psro.experiments.parallel import TaskOutcome
+    from fusion_psro.experiments.sweep import SweepProgress
+
+    sweep = load_sweep(_write(tmp_path, KUHN))  # no cell directory exists here: as on a cluster's nodes
+    with SweepProgress(sweep, [0, 1, 2, 3], enabled=True) as progress:
+        assert progress.bar.n == 0 and progress.bar.total == 12
+        progress.cell_done(2, TaskOutcome(result={"action": "ran", "last": {"exploitability": 0.1}}))
+        progress.cell_done(3, TaskOutcome(error="RuntimeError: boom"))
+        assert progress.bar.n == 3

@@ -349,7 +349,7 @@ class SweepProgress:
         from tqdm.auto import tqdm  # noqa: PLC0415
 
         self.cells, self.todo = sweep.cells, list(todo)
-        self.ended = 0
+        self.ended, self.ended_cells = 0, set()
         planned = sum(cell.config.iterations for cell in self.cells)
         done = planned - sum(self._left(i) for i in todo)
         self.bar = tqdm(total=planned, initial=done, desc=f"sweep ({len(todo)} of {len(self.cells)} cells to run)",
@@ -371,8 +371,11 @@ class SweepProgress:
         self.bar.close()
 
     def _left(self, index: int) -> int:
-        """Iterations cell ``index`` has still to run."""
+        """Iterations cell ``index`` has still to run (none once it ended: its metrics may be on a
+        cluster node this process cannot read)."""
         planned = self.cells[index].config.iterations
+        if index in self.ended_cells:
+            return 0
         return planned - min(recorded_iterations(self.cells[index].out), planned)
 
     def _poll(self) -> None:
@@ -390,6 +393,8 @@ class SweepProgress:
         """Name the cell that ended, with its seed, init and result, above the bar."""
         cell = self.cells[index]
         self.ended += 1
+        if not outcome.failed:
+            self.ended_cells.add(index)
         what = (f"failed: {outcome.error}" if outcome.failed else
                 f"{outcome.result['action']}, exploitability {outcome.result['last']['exploitability']:.4f}")
         init = f", init {cell.config.init}" if cell.config.init else ""
