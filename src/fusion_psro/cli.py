@@ -268,7 +268,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     finished = sorted(r["out"] for r in results if r["action"] != "failed")
     if finished:
         # The report and figures are derived from the runs, so they are rewritten each time.
-        report, figures = write_report(finished, sweep.out / "report.md", overwrite=True,
+        report, figures = write_report(finished, sweep.out / "report.md", overwrite=True, sweeps=[sweep.out],
                                        title=f"sweep {Path(args.config).stem}" + (" (quick)" if args.quick else ""))
         print(report.read_text(), end="")
         print(f"report: {report}\nplot: {next(f for f in figures if f.suffix == '.png')}")
@@ -327,7 +327,14 @@ def _cmd_init_study(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from fusion_psro.experiments.report import fusion_section, summary_table, unequal_length_notes, write_report
+    from fusion_psro.experiments.protocol_report import expand_sweeps
+    from fusion_psro.experiments.report import (
+        analysis_sections,
+        fusion_section,
+        summary_table,
+        unequal_length_notes,
+        write_report,
+    )
     from fusion_psro.experiments.runs import load_runs
 
     if args.out:
@@ -335,7 +342,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
         print(report.read_text(), end="")
         print(f"wrote {report} and {', '.join(str(f) for f in figures)}", file=sys.stderr)
         return 0
-    runs = load_runs(args.run_dirs)
+    run_dirs, sweeps = expand_sweeps(args.run_dirs)
+    runs = load_runs(run_dirs)
     print(f"Final exploitability (NashConv / 2) over {len(runs)} runs; mean ± standard error over seeds.\n")
     print(summary_table(runs))
     section = fusion_section(runs)
@@ -343,6 +351,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         print("\n" + "\n".join(section).rstrip())
     for note in unequal_length_notes(runs):
         print(f"\nNote: {note}.")
+    print("\n" + "\n".join(analysis_sections(runs, sweeps)), end="")
     return 0
 
 
@@ -501,7 +510,9 @@ def _add_init_study_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _add_report_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dirs", nargs="+", metavar="DIR", help="run directories written by fusion-psro run")
+    p.add_argument("run_dirs", nargs="+", metavar="DIR",
+                   help="run directories written by fusion-psro run, or a sweep's directory (its runs, and the "
+                        "analysis of its protocol)")
     p.add_argument("--out", help="write the Markdown report to this file, with its figures beside it")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
 

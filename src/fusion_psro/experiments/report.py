@@ -120,22 +120,41 @@ def fusion_section(runs: list[RunSummary]) -> list[str]:
     table = fusion_differences_table(runs)
     if table is None:
         return []
-    return ["Each method against its Fusion-X counterpart (same settings but the init); a positive difference "
-            "means Fusion-X ends less exploitable:", "", table, ""]
+    return ["Secondary view: each method against its Fusion-X counterpart (same settings but the init); endpoint "
+            "the final exploitability, n seeds per method as shown, unpaired Welch 95% intervals, no correction "
+            "over the rows. A positive difference means Fusion-X ends less exploitable. Exploratory, except as a "
+            "secondary view of a comparison that a protocol above fixes:", "", table, ""]
+
+
+def analysis_sections(runs: list[RunSummary], sweeps: list[Path]) -> list[str]:
+    """The protocol analysis of each sweep directory (:mod:`~fusion_psro.experiments.protocol_report`),
+    or, without any sweep, the note that every comparison is exploratory."""
+    from fusion_psro.experiments.protocol_report import protocol_sections  # noqa: PLC0415
+
+    if not sweeps:
+        return ["No protocol: these run directories were given one by one, not as a sweep directory with a recorded "
+                "protocol, so every comparison in this report is exploratory.", ""]
+    return [line for sweep in sweeps for line in protocol_sections(runs, sweep)[0]]
 
 
 def write_report(run_dirs: Iterable[Path | str], out: Path | str, *, overwrite: bool = False,
-                 title: str = "fusion-psro report") -> tuple[Path, list[Path]]:
-    """Write a Markdown report over run directories: the summary table and the curves.
+                 title: str = "fusion-psro report", sweeps: Iterable[Path] = ()) -> tuple[Path, list[Path]]:
+    """Write a Markdown report over run directories: the summary table, the protocol analysis
+    of sweep directories (a sweep directory stands for its runs), and the curves.
 
-    The curves (exploitability against iterations and against training episodes, see
+    ``sweeps`` are sweep directories whose protocols are analysed besides those among
+    ``run_dirs``. The curves (exploitability against iterations and against training episodes, see
     :func:`fusion_psro.experiments.plots.plot_runs`) are written beside the report as
     ``<report name>-exploitability.png`` and ``.svg``. Existing files are replaced only
     with ``overwrite``. Returns the report's path and the figures' paths.
     """
+    from fusion_psro.experiments.protocol_report import expand_sweeps  # noqa: PLC0415
+
     out = check_output_path(out, suffix_bytes=len("-exploitability.png"))
     if out.exists() and not overwrite:
         raise RunDirectoryError(f"{out} exists; pass --overwrite to replace it")
+    run_dirs, given = expand_sweeps(run_dirs)
+    sweeps = list(dict.fromkeys([*given, *map(Path, sweeps)]))
     runs = load_runs(run_dirs)
     run_dirs = [run.path for run in runs]
     make_directory(out.parent)
@@ -155,6 +174,7 @@ def write_report(run_dirs: Iterable[Path | str], out: Path | str, *, overwrite: 
         "",
         summary_table(runs),
         "",
+        *analysis_sections(runs, sweeps),
         *fusion_section(runs),
         *[f"Note: {note}." for note in notes],
         *([""] if notes else []),

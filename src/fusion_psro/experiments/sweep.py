@@ -18,6 +18,13 @@ A sweep config is a TOML file::
     iterations = 15
     episodes = 6000
 
+An optional ``[protocol]`` section fixes the study before its runs: the arms, the seeds, the
+primary endpoint, the comparisons and the equivalence margin
+(:mod:`fusion_psro.experiments.protocol`). It must fit the grid (every arm runs every
+protocol seed once), and the sweep records it, with its hash, in ``<out>/protocol.json``
+before the first run is written; once runs exist, a changed protocol is refused. The
+``[quick]`` scale checks the protocol's form only and records nothing: it is no study.
+
 An optional ``[quick]`` table gives replacement values (for grid or settings keys) for a
 small scale, selected with ``fusion-psro sweep CONFIG --quick``. Keys of ``[grid]``,
 ``[settings]`` and ``[quick]`` are the fields of
@@ -45,13 +52,13 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from fusion_psro.errors import FusionPSROError
-from fusion_psro.errors import ConfigError
+from fusion_psro.errors import ConfigError, FusionPSROError
+from fusion_psro.experiments.protocol import Protocol, ProtocolError, check_cells, parse_protocol, record_protocol
 from fusion_psro.psro.config import PSROConfig
 
 log = logging.getLogger(__name__)
 
-_SECTIONS = {"sweep", "grid", "settings", "quick"}
+_SECTIONS = {"sweep", "grid", "settings", "quick", "protocol"}
 _SWEEP_KEYS = {"out", "workers", "plugins"}
 _CONFIG_FIELDS = {field.name for field in dataclasses.fields(PSROConfig)}
 
@@ -76,6 +83,10 @@ class Sweep:
     cells: tuple[Cell, ...]
     #: What every worker loads before running a cell (see :func:`fusion_psro.registry.plugin_sources`).
     plugins: tuple[str, ...] = ()
+    #: The ``[protocol]`` to record before the first run (None: none, or the quick scale).
+    protocol: Protocol | None = None
+    #: The config file the sweep was read from.
+    config: Path | None = None
 
 
 def _cell_name(values: dict[str, Any]) -> str:
@@ -106,8 +117,9 @@ def load_sweep(path: Path | str, *, quick: bool = False) -> Sweep:
         raise SweepConfigError(f"{path} is not valid TOML: {exc}") from None
     unknown = sorted(set(data) - _SECTIONS)
     if unknown:
-        raise SweepConfigError(f"{path}: unknown section(s) {unknown}; accepted: [sweep], [grid], [settings], [quick]")
-    for section in ("sweep", "grid", "settings", "quick"):
+        raise SweepConfigError(f"{path}: unknown section(s) {unknown}; accepted: [sweep], [grid], [settings], [quick], "
+                               "[protocol]")
+    for section in ("sweep", "grid", "settings", "quick", "protocol"):
         if not isinstance(data.get(section, {}), dict):
             raise SweepConfigError(f"{path}: [{section}] must be a table, got {data[section]!r}")
     sweep_section = data.get("sweep", {})
@@ -168,7 +180,23 @@ def load_sweep(path: Path | str, *, quick: bool = False) -> Sweep:
     if len(set(names)) != len(names):
         raise SweepConfigError(f"{path}: grid values give duplicate run names; make the values distinct")
     _check_cells(path, cells, set(grid) | set(settings))
-    return Sweep(out=out, workers=workers, cells=tuple(cells), plugins=tuple(_cell_plugins(cells)))
+    protocol = _protocol(path, data, cells, quick)
+    return Sweep(out=out, workers=workers, cells=tuple(cells), plugins=tuple(_cell_plugins(cells)),
+                 protocol=protocol, config=path)
+
+
+def _protocol(path: Path, data: dict[str, Any], cells: list[Cell], quick: bool) -> Protocol | None:
+    """The config's validated ``[protocol]`` (checked against the cells), None at the quick scale."""
+    if "protocol" not in data:
+        return None
+    try:
+        protocol = parse_protocol(data["protocol"])
+        if quick:
+            return None
+        check_cells(protocol, [(cell.name, cell.config.to_json()) for cell in cells])
+    except ProtocolError as exc:
+        raise SweepConfigError(f"{path}: {exc}") from None
+    return protocol
 
 
 def _check_out(path: Path, out: Path) -> None:
@@ -276,6 +304,18 @@ def run_cell(config: PSROConfig, out: str, plugins: tuple[str, ...] = ()) -> dic
     return {"action": "ran", "last": rows[-1].to_json()}
 
 
+def _record_protocol(sweep: Sweep) -> None:
+    """Record the sweep's protocol before its first run, or refuse one changed after it."""
+    from fusion_psro.experiments.rundir import METRICS_FILE  # noqa: PLC0415
+
+    written = [cell.name for cell in sweep.cells
+               if (cell.out / METRICS_FILE).is_file() and (cell.out / METRICS_FILE).stat().st_size > 0]
+    try:
+        record_protocol(sweep.out, sweep.protocol, sweep.config or Path("?"), written)
+    except ProtocolError as exc:
+        raise SweepConfigError(str(exc)) from None
+
+
 def run_sweep(sweep: Sweep, *, address: str | None = None, progress: bool = True) -> list[dict[str, Any]]:
     """Run every cell of ``sweep`` as a Ray task; returns one result per cell, in grid order.
 
@@ -302,6 +342,8 @@ def run_sweep(sweep: Sweep, *, address: str | None = None, progress: bool = True
                                   "last": finished[-1].to_json()}
         log.info("%d of %d cells finished already; running %d", len(sweep.cells) - len(todo), len(sweep.cells),
                  len(todo))
+        if sweep.protocol is not None:
+            _record_protocol(sweep)
         with SweepProgress(sweep, todo, enabled=progress) as bar:
             try:
                 outcomes = run_tasks(

@@ -1,0 +1,166 @@
+"""Sweep protocols: validation, the record and its hash, and the report's protocol analysis."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from fusion_psro.cli import main
+from fusion_psro.experiments.protocol import PROTOCOL_FILE, ProtocolError, parse_protocol, protocol_status
+from fusion_psro.experiments.protocol_report import comparison_rows, endpoint, iterations_to
+from fusion_psro.experiments.runs import RunSummary
+from fusion_psro.experiments.statistics import holm
+from fusion_psro.experiments.sweep import SweepConfigError, load_sweep, run_sweep
+
+SWEEP = """
+[sweep]
+out = "{out}"
+workers = 1
+
+[grid]
+variant = ["psro", "psro-rn"]
+seed = [0, 1]
+
+[settings]
+game = "kuhn_poker"
+iterations = 3
+
+[protocol]
+arms = {{ psro = {{ variant = "psro" }}, rn = {{ variant = "psro-rn" }} }}
+seeds = [0, 1]
+comparisons = [["rn", "psro"]]
+margin = 0.05
+"""
+
+GOOD = {"arms": ["normal", "fusion"], "seeds": [0, 1], "comparisons": [["fusion", "normal"]], "margin": 0.05}
+
+
+def _write(tmp_path: Path, text: str = SWEEP) -> Path:
+    path = tmp_path / "sweep.toml"
+    path.write_text(text.format(out=tmp_path / "runs"))
+    return path
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"margin": 0}, r"margin must be a positive number"),
+    ({"margin": "0.1"}, r"margin must be a positive number"),
+    ({"seeds": [0, 0]}, r"seeds must be a non-empty list of distinct integers"),
+    ({"arms": []}, r"arms must be a list of init names"),
+    ({"arms": {"a": {"learning_rate": 1}}}, r"arm 'a' names unknown setting\(s\) \['learning_rate'\]"),
+    ({"arms": {"a": {"seed": 1}}}, r"arm 'a' names a seed"),
+    ({"comparisons": [["fusion", "inherit"]]}, r"names 'inherit', which is no arm; arms: normal, fusion"),
+    ({"comparisons": [["fusion", "fusion"]]}, r"compares an arm with itself"),
+    ({"comparisons": [["fusion"]]}, r"comparisons must be a non-empty list of \[A, B\] arm pairs"),
+    ({"endpoint": "median"}, r"endpoint 'median' is unknown; accepted: mean_last_half, final"),
+    ({"alpha": 0.7}, r"alpha must be a number in \(0, 0.5\)"),
+    ({"margins": 1}, r"unknown key\(s\) \['margins'\] in \[protocol\]"),
+    ({"margin": None}, r"\[protocol\] needs margin"),
+])
+def test_bad_protocols_are_one_line_errors(change, message):
+    table = {k: v for k, v in {**GOOD, **change}.items() if v is not None}
+    with pytest.raises(ProtocolError, match=message) as info:
+        parse_protocol(table)
+    assert "\n" not in str(info.value)
+
+
+def test_the_hash_is_of_the_protocols_content_not_its_spelling():
+    a = parse_protocol(GOOD)
+    b = parse_protocol({**GOOD, "alpha": 0.05, "endpoint": "mean_last_half"})  # the defaults, written out
+    assert a.sha256 == b.sha256 and len(a.sha256) == 64
+    assert parse_protocol({**GOOD, "margin": 0.06}).sha256 != a.sha256
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ("seeds = [0, 1]", "seeds = [0, 1, 2]", r"arm 'psro' has no cell with seed 2"),
+    ('rn = {{ variant = "psro-rn" }}', 'rn = {{ game = "kuhn_poker" }}', r"cell psro-seed0 is in the arms"),
+    ('arms = {{ psro = {{ variant = "psro" }}, rn = {{ variant = "psro-rn" }} }}',
+     'arms = {{ psro = {{ game = "kuhn_poker" }}, rn = {{ variant = "psro-rn" }} }}', r"cell psro_rn-seed0 is in"),
+])
+def test_a_protocol_must_fit_the_grid(tmp_path, old, new, message):
+    assert old in SWEEP
+    with pytest.raises(SweepConfigError, match=message):
+        load_sweep(_write(tmp_path, SWEEP.replace(old, new)))
+
+
+def test_the_protocol_hash_check_fails_when_the_protocol_is_edited_after_a_run(tmp_path, capsys):
+    config = _write(tmp_path)
+    sweep = load_sweep(config)
+    run_sweep(sweep, progress=False)
+    record = json.loads((sweep.out / PROTOCOL_FILE).read_text())
+    assert record["sha256"] == sweep.protocol.sha256 and record["runs_before"] == []
+    assert record["config"] == "../sweep.toml"  # relative to the sweep directory
+    assert main(["report", str(sweep.out)]) == 0
+    out = capsys.readouterr().out
+    assert f"sha256 `{sweep.protocol.sha256}`" in out and "unchanged since it was recorded" in out
+    assert "### Primary endpoint: mean exploitability (NashConv / 2) over iterations 2-3" in out
+    assert "| rn vs psro | 2 |" in out and "(exploratory)" not in out
+
+    config.write_text(config.read_text().replace("margin = 0.05", "margin = 0.2"))
+    with pytest.raises(SweepConfigError, match=r"differs from the one recorded in .*protocol.json"):
+        run_sweep(load_sweep(config), progress=False)
+    assert main(["report", str(sweep.out)]) == 0
+    out = capsys.readouterr().out
+    assert "has changed since the first run was written" in out
+    assert protocol_status(sweep.out).changed_to == parse_protocol(
+        {**GOOD, "arms": {"psro": {"variant": "psro"}, "rn": {"variant": "psro-rn"}},
+         "comparisons": [["rn", "psro"]], "margin": 0.2}).sha256
+
+    record["protocol"]["margin"] = 0.2  # the record itself edited by hand
+    (sweep.out / PROTOCOL_FILE).write_text(json.dumps(record))
+    assert main(["report", str(sweep.out)]) == 0
+    out = capsys.readouterr().out
+    assert "The record was edited" in out and "### Primary endpoint (exploratory)" in out
+
+
+def test_a_protocol_recorded_after_runs_makes_them_exploratory(tmp_path, capsys):
+    config = _write(tmp_path, SWEEP.split("[protocol]")[0])
+    run_sweep(load_sweep(config), progress=False)
+    assert main(["report", str(tmp_path / "runs")]) == 0
+    assert "has no `protocol.json`: nothing was fixed before its runs" in capsys.readouterr().out
+    config.write_text(SWEEP.format(out=tmp_path / "runs"))  # the protocol, written after the runs
+    run_sweep(load_sweep(config), progress=False)
+    assert main(["report", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out
+    assert "recorded after 4 run(s) had been written" in out and "### Primary endpoint (exploratory)" in out
+    assert main(["report", str(tmp_path / "runs" / "psro-seed0")]) == 0
+    assert "every comparison in this report is exploratory" in capsys.readouterr().out
+
+
+def test_the_quick_scale_records_no_protocol(tmp_path):
+    config = _write(tmp_path, SWEEP + '\n[quick]\nseed = [0]\n')
+    sweep = load_sweep(config, quick=True)
+    assert sweep.protocol is None and len(sweep.cells) == 2
+
+
+def _run(seed: int, init: str, curve: list[float]) -> RunSummary:
+    rows = [{"iteration": i + 1, "exploitability": v} for i, v in enumerate(curve)]
+    return RunSummary(Path(f"{init}-seed{seed}"), {"init": init, "seed": seed}, rows)
+
+
+def test_endpoints_and_comparisons_against_scipy():
+    run = _run(0, "fusion", [1.0, 0.8, 0.5, 0.4, 0.3])
+    assert endpoint(run, "final", 5) == 0.3 and endpoint(run, "final", 4) == 0.4
+    assert endpoint(run, "mean_last_half", 5) == pytest.approx((0.5 + 0.4 + 0.3) / 3)  # iterations 3-5
+    assert endpoint(run, "mean_last_half", 4) == pytest.approx((0.5 + 0.4) / 2)  # iterations 3-4
+    assert iterations_to(run, 0.5, 5) == 3 and iterations_to(run, 0.1, 5) is None
+
+    protocol = parse_protocol({"arms": ["normal", "inherit", "fusion"], "seeds": [0, 1, 2, 3],
+                               "comparisons": [["fusion", "inherit"], ["fusion", "normal"]], "margin": 0.05})
+    values = {"fusion": {0: 0.20, 1: 0.25, 2: 0.22, 3: 0.21}, "inherit": {0: 0.22, 1: 0.24, 2: 0.25, 3: 0.22},
+              "normal": {0: 0.40, 1: 0.35, 2: 0.38, 3: 0.41}}
+    rows = comparison_rows(values, protocol)
+    p_values = []
+    for row, other in zip(rows, ("inherit", "normal")):
+        a, b = np.array(list(values["fusion"].values())), np.array(list(values[other].values()))
+        reference = stats.ttest_rel(b, a)
+        assert row["paired"].mean == pytest.approx((b - a).mean())
+        assert row["paired"].p == pytest.approx(reference.pvalue)
+        p_values.append(reference.pvalue)
+    assert [row["holm"] for row in rows] == pytest.approx(holm(p_values))
+    assert rows[1]["tost"].verdict == "better by at least 0.05" and rows[1]["poi"][0] == 1.0
+    # inherit - fusion = 0.02, -0.01, 0.03, 0.01: mean 0.0125, s.e. 0.0085, both one-sided tests reject.
+    assert rows[0]["tost"].verdict == "equivalent within ±0.05" and rows[0]["tost"].p < 0.05
