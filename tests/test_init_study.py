@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from fusion_psro.cli import main
 from fusion_psro.evaluation import mixture_best_response, mixture_plan, realization_plans
@@ -108,25 +109,52 @@ def test_the_report_splits_units_by_the_source_runs_init(tmp_path, monkeypatch):
     text = write_study_report(tmp_path)[0].read_text()
     by_normal = text.split("states from runs with init normal (1 unit)")[1].split("###")[0]
     by_fusion = text.split("states from runs with init fusion (1 unit)")[1].split("###")[0]
-    assert "| normal | 0 | 1 | +0.500 | 1 / 0 / 0 |" in by_normal
-    assert "| normal | 0 | 1 | -1.000 | 0 / 1 / 0 |" in by_fusion
+    assert "| normal | 0 | 1 (1) | +0.500 | – | – | – | 1 / 0 / 0 |" in by_normal  # one run: no interval
+    assert "| normal | 0 | 1 (1) | -1.000 | – | – | – | 0 / 1 / 0 |" in by_fusion
     assert "2 units (state x player) from 2 runs, 1 repeat;" in text
     assert "Fusion differs from inherit in every unit" in text and "units where fusion differs from inherit\n" not in text
     cells[2]["measurements"][0]["gap"] = 2.0 - 1e-15  # a difference of -1e-15 prints as +0.000, not -0.000
     text = write_study_report(tmp_path)[0].read_text()
-    assert "| normal | 0 | 1 | +0.000 | 0 / 0 / 1 |" in text and "-0.000" not in text
+    assert "| normal | 0 | 1 (1) | +0.000 | – | – | – | 0 / 0 / 1 |" in text and "-0.000" not in text
     single = [c for c in cells if c["run_key"] == "a"]
     monkeypatch.setattr(init_study_report, "load_study", lambda out: single)
     assert "states from runs with init" not in write_study_report(tmp_path)[0].read_text()
 
 
 def test_paired_difference_counts_and_interval():
-    rows = [{"run": "r", "iteration": i, "player": 0, "init": init, "gap": gap}
+    rows = [{"run": f"r{i % 2}", "iteration": i, "player": 0, "init": init, "gap": gap}
             for i, (a, b) in enumerate([(1.0, 0.5), (2.0, 1.0), (0.5, 0.5), (1.0, 1.5)])
             for init, gap in (("normal", a), ("fusion", b))]
     d = paired_difference(rows, "normal")
-    assert (d["n"], d["fusion_wins"], d["fusion_loses"], d["ties"]) == (4, 2, 1, 1)
-    assert d["mean"] == pytest.approx(0.25) and d["low"] < 0.25 < d["high"]
+    assert (d["n"], d["runs"], d["fusion_wins"], d["fusion_loses"], d["ties"]) == (4, 2, 2, 1, 1)
+    assert d["mean"] == pytest.approx(0.25) and d["low"] < 0.25 < d["high"] and 0 < d["p"] <= 1
+    differences = np.array([0.5, 1.0, 0.0, -0.5])
+    t = stats.ttest_1samp(differences, 0.0).confidence_interval(0.95)
+    assert (d["t_low"], d["t_high"]) == pytest.approx((t.low, t.high))
+
+
+def test_the_init_study_interval_is_clustered_by_source_run(tmp_path, monkeypatch):
+    """Units nested in runs: every unit of a run shares the run's effect, so the clustered
+    interval is wider than the t interval over units; the table's p-values are Holm-adjusted."""
+    from fusion_psro.experiments import init_study_report
+    from fusion_psro.experiments.statistics import holm
+
+    rng = np.random.default_rng(0)
+    effects = {"a": 0.3, "b": -0.2, "c": 0.1, "d": 0.4}
+    rows = []
+    for run, effect in effects.items():
+        for iteration in range(10):
+            difference = effect + rng.normal(0, 0.02)
+            for init, gap in (("normal", 1.0 + difference), ("fusion", 1.0), ("inherit", 1.0 + difference / 2)):
+                rows.append({"run": run, "iteration": iteration, "player": 0, "init": init, "gap": gap, "budget": 0})
+    d = paired_difference(rows, "normal")
+    assert (d["n"], d["runs"]) == (40, 4)
+    assert d["high"] - d["low"] > 2 * (d["t_high"] - d["t_low"])  # about sqrt(10 units per run) wider
+    table = init_study_report._differences_table(rows, ["fusion", "inherit", "normal"], [0])
+    assert "Holm-adjusted over the 2 rows of this table" in table[0]
+    p_values = [paired_difference(rows, init)["p"] for init in ("inherit", "normal")]
+    for line, adjusted in zip(table[4:], holm(p_values)):
+        assert f"| {adjusted:.3f} |" in line
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -107,3 +107,22 @@ def test_a_clustered_interval_is_wider_than_the_naive_one_on_nested_data():
     assert flat.high - flat.low == pytest.approx(naive.high - naive.low, rel=0.25)
     one_run = clustered_interval(values[:30], [0] * 30)
     assert one_run.clusters == 1 and math.isnan(one_run.low)
+
+
+def test_the_clustered_bootstrap_matches_a_two_stage_loop():
+    """The multinomial shortcut against the two stages written out: runs, then units within each drawn run."""
+    from fusion_psro.experiments.statistics import clustered_bootstrap
+
+    rng = np.random.default_rng(2)
+    sizes = [3, 8, 5, 12]
+    clusters = np.repeat(np.arange(4), sizes)
+    values = rng.normal(0, 0.2, 4)[clusters] + rng.normal(0, 0.05, clusters.size)
+    groups = [values[clusters == c] for c in range(4)]
+    loop = []
+    for _ in range(4000):
+        drawn = [groups[k] for k in rng.integers(0, 4, size=4)]
+        units = np.concatenate([g[rng.integers(0, g.size, size=g.size)] for g in drawn])
+        loop.append(units.mean())
+    fast = clustered_bootstrap(values, clusters.tolist(), reps=4000, seed=1)
+    assert fast.mean() == pytest.approx(np.mean(loop), abs=0.01)
+    assert fast.std() == pytest.approx(np.std(loop), rel=0.08)

@@ -7,8 +7,11 @@ each game and budget the report gives:
   error over units x repeats, at budget 0 (the start, before any training) and after each
   training budget;
 * the paired difference of each init's gap against fusion's, over the units both have: its
-  mean with a 95% t interval, and how many units fusion wins (smaller gap), loses or ties.
-  A positive difference means fusion's response is better;
+  mean with a 95% interval clustered by source run (a two-stage bootstrap: runs, then units
+  within each drawn run, since units of one run are not independent), the t interval that
+  treats units as independent beside it, a bootstrap p-value Holm-adjusted over the rows of
+  the table, and how many units fusion wins (smaller gap), loses or ties. A positive
+  difference means fusion's response is better;
 * the same for the units where fusion does not start where inherit does (the meta-Nash of
   the player's members is not pure on the latest one): there fusion is actually tested;
 * where the states come from runs with different inits, the same by the source run's init:
@@ -72,20 +75,31 @@ def _unit_means(rows: list[dict[str, Any]], key: str) -> dict[tuple, dict[str, f
 
 
 def paired_difference(rows: list[dict[str, Any]], init: str, key: str = "gap") -> dict[str, Any]:
-    """``init``'s ``key`` minus fusion's over the units both have: mean, 95% t interval, wins."""
+    """``init``'s ``key`` minus fusion's over the units both have: mean, wins, and intervals.
+
+    ``low``/``high`` and ``p`` come from the two-stage bootstrap over source runs, then the
+    units within each run (:func:`~fusion_psro.experiments.statistics.clustered_interval`:
+    units of one run share its states, so they are not independent); ``t_low``/``t_high``
+    are the 95% t interval that treats the units as independent, for comparison.
+    """
     from scipy import stats  # noqa: PLC0415
 
+    from fusion_psro.experiments.statistics import clustered_interval  # noqa: PLC0415
+
     units = _unit_means(rows, key)
-    differences = np.array([v[init] - v[REFERENCE] for v in units.values() if init in v and REFERENCE in v])
+    paired = [(unit, v[init] - v[REFERENCE]) for unit, v in units.items() if init in v and REFERENCE in v]
+    differences = np.array([d for _, d in paired])
     n = differences.size
-    result = {"n": int(n), "mean": math.nan, "low": math.nan, "high": math.nan,
+    result = {"n": int(n), "runs": len({unit[0] for unit, _ in paired}), "mean": math.nan, "low": math.nan,
+              "high": math.nan, "p": math.nan, "t_low": math.nan, "t_high": math.nan,
               "fusion_wins": int((differences > 1e-9).sum()), "fusion_loses": int((differences < -1e-9).sum())}
     result["ties"] = n - result["fusion_wins"] - result["fusion_loses"]
     if n:
-        result["mean"] = float(differences.mean())
+        clustered = clustered_interval(differences, [unit[0] for unit, _ in paired])
+        result.update(mean=clustered.mean, low=clustered.low, high=clustered.high, p=clustered.p)
     if n > 1:
         half = float(stats.t.ppf(0.975, n - 1) * differences.std(ddof=1) / math.sqrt(n))
-        result["low"], result["high"] = result["mean"] - half, result["mean"] + half
+        result["t_low"], result["t_high"] = result["mean"] - half, result["mean"] + half
     return result
 
 
@@ -111,19 +125,34 @@ def _table(rows: list[dict[str, Any]], inits: list[str], budgets: list[int], key
 
 def _differences_table(rows: list[dict[str, Any]], inits: list[str], budgets: list[int],
                        key: str = "gap") -> list[str]:
-    """Paired ``key`` differences against fusion; "wins" count the units where fusion's ``key`` is smaller."""
-    lines = [f"| init | budget | units | {key}(init) − {key}(fusion), mean [95% CI] | fusion smaller / larger / ties |",
-             "|---|---|---|---|---|"]
+    """Paired ``key`` differences against fusion with run-clustered intervals and Holm-adjusted
+    p-values over the table's rows; "wins" count the units where fusion's ``key`` is smaller."""
+    from fusion_psro.experiments.statistics import holm  # noqa: PLC0415
+
+    found = []
     for init in (i for i in inits if i != REFERENCE):
         for budget in budgets:
             d = paired_difference([r for r in rows if r["budget"] == budget and r.get(key) is not None], init, key)
-            if d["n"] == 0:
-                continue
-            mean, low, high = (_unsigned_zero(d[k]) for k in ("mean", "low", "high"))
-            interval = "" if math.isnan(low) else f" [{low:+.3f}, {high:+.3f}]"
-            lines.append(f"| {init} | {budget:,} | {d['n']} | {mean:+.3f}{interval} | "
-                         f"{d['fusion_wins']} / {d['fusion_loses']} / {d['ties']} |")
+            if d["n"]:
+                found.append((init, budget, d))
+    adjusted = holm([d["p"] for _, _, d in found])
+    lines = [f"{key}(init) − {key}(fusion) per unit; n units from r source runs; 95% intervals from a two-stage "
+             "bootstrap (source runs, then units within each drawn run), and the t interval that treats units as "
+             f"independent; p from the same bootstrap, Holm-adjusted over the {len(found)} rows of this table.", "",
+             f"| init | budget | units (runs) | {key}(init) − {key}(fusion), mean [95% CI, clustered] | "
+             "t interval, units independent | p | Holm p | fusion smaller / larger / ties |",
+             "|---|---|---|---|---|---|---|---|"]
+    for (init, budget, d), holm_p in zip(found, adjusted):
+        mean, low, high, t_low, t_high = (_unsigned_zero(d[k]) for k in ("mean", "low", "high", "t_low", "t_high"))
+        interval = "" if math.isnan(low) else f" [{low:+.3f}, {high:+.3f}]"
+        t_interval = "–" if math.isnan(t_low) else f"[{t_low:+.3f}, {t_high:+.3f}]"
+        lines.append(f"| {init} | {budget:,} | {d['n']} ({d['runs']}) | {mean:+.3f}{interval} | {t_interval} | "
+                     f"{_p(d['p'])} | {_p(holm_p)} | {d['fusion_wins']} / {d['fusion_loses']} / {d['ties']} |")
     return lines
+
+
+def _p(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:.3f}"
 
 
 def _diagnostics_table(rows: list[dict[str, Any]], inits: list[str], budgets: list[int]) -> list[str]:
@@ -262,7 +291,9 @@ def write_study_report(out: Path | str) -> tuple[Path, list[Path]]:
     lines = ["# Initialization study", "",
              "Exact values (sequence form); the gap is the best-response value minus the value of the response's "
              "policy against the opponent's meta-strategy mixture. A unit is one state (run, iteration) and player; "
-             "differences are paired within units, with 95% t intervals over units.", "",
+             "differences are paired within units. Their 95% intervals are clustered by source run (a two-stage "
+             "bootstrap over runs, then units within runs), and the p-values of each table are Holm-adjusted over "
+             "its rows.", "",
              f"![gap against budget]({figures[0].name})", "", _compute_time(cells), ""]
     for game in sorted({r["game"] for r in rows}):
         lines += _game_section(game, [r for r in rows if r["game"] == game])

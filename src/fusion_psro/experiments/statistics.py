@@ -231,18 +231,23 @@ def holm(p_values: Sequence[float]) -> list[float]:
 def clustered_bootstrap(values: Sequence[float], clusters: Sequence[object], *, reps: int = REPS,
                         seed: int = 0) -> np.ndarray:
     """Bootstrap means of ``values`` nested in ``clusters``: resample the clusters with
-    replacement, then the units within each drawn cluster; the mean pools the drawn units."""
+    replacement, then the units within each drawn cluster; the mean pools the drawn units.
+
+    Drawing cluster c m times, each time resampling its n units, draws m * n units from it
+    with replacement: the counts per cluster are multinomial, and so are the counts per unit.
+    """
     values = np.asarray(values, dtype=np.float64)
     index = {cluster: i for i, cluster in enumerate(dict.fromkeys(clusters))}
     labels = np.asarray([index[c] for c in clusters], dtype=np.int64)
     groups = [values[labels == i] for i in range(len(index))]
     rng = np.random.default_rng(seed)
-    means = np.empty(reps)
-    for r in range(reps):
-        drawn = [groups[i] for i in rng.integers(0, len(groups), size=len(groups))]
-        total = sum(float(g[rng.integers(0, g.size, size=g.size)].sum()) for g in drawn)
-        means[r] = total / sum(g.size for g in drawn)
-    return means
+    drawn = rng.multinomial(len(groups), np.full(len(groups), 1 / len(groups)), size=reps)  # reps x clusters
+    total, count = np.zeros(reps), np.zeros(reps)
+    for c, group in enumerate(groups):
+        units = drawn[:, c] * group.size
+        total += rng.multinomial(units, np.full(group.size, 1 / group.size)) @ group
+        count += units
+    return total / count
 
 
 @dataclasses.dataclass(frozen=True)
