@@ -44,6 +44,18 @@ def test_probability_of_improvement_counts_pairs_where_x_is_less_exploitable():
     assert 0.0 <= low <= point <= high <= 1.0
 
 
+def test_the_probability_of_improvement_interval_is_rliables_independent_bootstrap():
+    from rliable import library, metrics
+
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(0.3, 0.05, 15), rng.normal(0.32, 0.05, 12)
+    point, low, high = probability_of_improvement(x, y, reps=3000, seed=0)
+    np.random.seed(0)
+    _, reference = library.get_interval_estimates({"p": (-x[:, None], -y[:, None])}, metrics.probability_of_improvement,
+                                                  reps=3000)
+    assert (low, high) == pytest.approx(tuple(np.ravel(reference["p"])), abs=0.03)
+
+
 def test_performance_profile_is_the_fraction_of_runs_below_each_threshold():
     values = [0.1, 0.2, 0.3, 0.4]
     profile = performance_profile({"a": values}, [0.05, 0.25, 0.5], reps=100)["a"]

@@ -7,9 +7,9 @@ All of it is about *exploitability* (NashConv / 2), where lower is better:
   each arm's scores, with rliable's stratified bootstrap percentile intervals (one task:
   the runs are resampled with replacement);
 * :func:`probability_of_improvement`: rliable's P(X better than Y) (a Mann-Whitney
-  statistic) with its stratified bootstrap interval. rliable counts higher scores as
-  better, so it is given the negated exploitabilities: the result is P(a run of X is less
-  exploitable than a run of Y), ties counting one half;
+  statistic) with an independent-samples bootstrap interval. rliable counts higher scores
+  as better, so it is given the negated exploitabilities: the result is P(a run of X is
+  less exploitable than a run of Y), ties counting one half;
 * :func:`performance_profile`: the fraction of runs whose exploitability is at most tau,
   for each tau of a grid, with rliable's bootstrap bands (again on the negated values:
   "score > -tau" is "exploitability < tau");
@@ -91,15 +91,25 @@ def aggregates(scores: Mapping[str, Sequence[float]], *, reps: int = REPS, seed:
 
 def probability_of_improvement(x: Sequence[float], y: Sequence[float], *, reps: int = REPS, seed: int = 0,
                                confidence: float = CONFIDENCE) -> tuple[float, float, float]:
-    """P(a run of ``x`` is less exploitable than a run of ``y``) with its bootstrap interval."""
-    from rliable import library, metrics  # noqa: PLC0415 (slow import)
+    """P(a run of ``x`` is less exploitable than a run of ``y``) with its bootstrap interval.
 
-    pair = (-_column(x), -_column(y))
-    with _seeded_global_numpy(seed):
-        points, intervals = library.get_interval_estimates(
-            {"pair": pair}, metrics.probability_of_improvement, reps=reps, confidence_interval_size=confidence)
-    low, high = np.ravel(intervals["pair"])
-    return float(points["pair"]), float(low), float(high)
+    The point is rliable's; the interval resamples ``x`` and ``y`` independently, as
+    rliable's ``StratifiedIndependentBootstrap`` does, but vectorized (rliable's takes
+    seconds per comparison: a SciPy Mann-Whitney test per resample).
+    """
+    from rliable import metrics  # noqa: PLC0415 (slow import)
+
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    point = float(metrics.probability_of_improvement(-_column(x), -_column(y)))
+    rng = np.random.default_rng(seed)
+    samples = np.empty(reps)
+    for start in range(0, reps, 100):
+        count = min(100, reps - start)
+        bx = x[rng.integers(0, x.size, size=(count, x.size))][:, :, None]
+        by = y[rng.integers(0, y.size, size=(count, y.size))][:, None, :]
+        samples[start:start + count] = ((bx < by).mean(axis=(1, 2)) + 0.5 * (bx == by).mean(axis=(1, 2)))
+    low, high = percentile_interval(samples, confidence)
+    return point, low, high
 
 
 def performance_profile(scores: Mapping[str, Sequence[float]], taus: Sequence[float], *, reps: int = REPS,
