@@ -120,7 +120,11 @@ def test_report_groups_seeds_into_methods(tmp_path, capsys):
     finals = [read_metrics(tmp_path / f"psro-{s}")[-1]["exploitability"] for s in (0, 1)]
     assert f"{np.mean(finals):.4f} ± {np.std(finals, ddof=1) / np.sqrt(2):.4f}" in text
     assert main(["report", str(tmp_path / "psro-0"), "--out", str(report_path)]) == 2  # never overwritten silently
-    assert main(["report", str(tmp_path)]) == 2
+    capsys.readouterr()
+    assert main(["report", str(tmp_path)]) == 0  # a directory of runs is a sweep's: its runs, no protocol
+    assert "| PSRO | 2 | 3 |" in capsys.readouterr().out
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(tmp_path / "empty")]) == 2  # neither a run nor a directory of runs
     assert "no config.json" in capsys.readouterr().err
 
 
