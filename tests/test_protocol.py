@@ -98,6 +98,9 @@ def test_the_protocol_hash_check_fails_when_the_protocol_is_edited_after_a_run(t
     assert f"sha256 `{sweep.protocol.sha256}`" in out and "unchanged since it was recorded" in out
     assert "### Primary endpoint: mean exploitability (NashConv / 2) over iterations 2-3" in out
     assert "| rn vs psro | 2 |" in out and "(exploratory)" not in out
+    assert main(["report", str(sweep.out), "--out", str(tmp_path / "report.md")]) == 0
+    assert "![performance profile](report-profile.png)" in (tmp_path / "report.md").read_text()
+    assert (tmp_path / "report-profile.png").stat().st_size > 5000
 
     config.write_text(config.read_text().replace("margin = 0.05", "margin = 0.2"))
     with pytest.raises(SweepConfigError, match=r"differs from the one recorded in .*protocol.json"):
@@ -122,6 +125,11 @@ def test_a_protocol_recorded_after_runs_makes_them_exploratory(tmp_path, capsys)
     assert main(["report", str(tmp_path / "runs")]) == 0
     assert "has no `protocol.json`: nothing was fixed before its runs" in capsys.readouterr().out
     config.write_text(SWEEP.format(out=tmp_path / "runs"))  # the protocol, written after the runs
+    assert main(["report", str(tmp_path / "runs"), "--protocol", str(config)]) == 0  # applied, not recorded
+    out = capsys.readouterr().out
+    assert "this one is applied after the fact" in out and "### Primary endpoint (exploratory)" in out
+    assert main(["report", str(tmp_path / "runs" / "psro-seed0"), "--protocol", str(config)]) == 2
+    assert "applies to sweep directories, and none was given" in capsys.readouterr().err
     run_sweep(load_sweep(config), progress=False)
     assert main(["report", str(tmp_path / "runs")]) == 0
     out = capsys.readouterr().out

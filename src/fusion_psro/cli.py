@@ -338,7 +338,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from fusion_psro.experiments.runs import load_runs
 
     if args.out:
-        report, figures = write_report(args.run_dirs, args.out, overwrite=args.overwrite)
+        report, figures = write_report(args.run_dirs, args.out, overwrite=args.overwrite, protocol=args.protocol)
         print(report.read_text(), end="")
         print(f"wrote {report} and {', '.join(str(f) for f in figures)}", file=sys.stderr)
         return 0
@@ -346,12 +346,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
     runs = load_runs(run_dirs)
     print(f"Final exploitability (NashConv / 2) over {len(runs)} runs; mean ± standard error over seeds.\n")
     print(summary_table(runs))
+    for note in unequal_length_notes(runs):
+        print(f"\nNote: {note}.")
+    print("\n" + "\n".join(analysis_sections(runs, sweeps, apply=args.protocol)).rstrip())
     section = fusion_section(runs)
     if section:
         print("\n" + "\n".join(section).rstrip())
-    for note in unequal_length_notes(runs):
-        print(f"\nNote: {note}.")
-    print("\n" + "\n".join(analysis_sections(runs, sweeps)), end="")
     return 0
 
 
@@ -515,6 +515,8 @@ def _add_report_arguments(p: argparse.ArgumentParser) -> None:
                         "analysis of its protocol)")
     p.add_argument("--out", help="write the Markdown report to this file, with its figures beside it")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument("--protocol", type=Path, metavar="CONFIG",
+                   help="apply this sweep config's [protocol] to sweep directories that recorded none (exploratory)")
 
 
 def _add_plot_arguments(p: argparse.ArgumentParser) -> None:

@@ -383,3 +383,31 @@ def _draw(panels: dict[str, list[MethodCurve]], *, title: str | None, log_y: boo
     _fitted_legend(figure, [h for h, _ in ordered], [label for _, label in ordered], min(len(ordered), 3))
     return figure
 
+
+
+def plot_performance_profile(scores: dict[str, Sequence[float]], out_prefix: Path | str, *, title: str,
+                             xlabel: str) -> list[Path]:
+    """Performance profile: per arm, the fraction of runs whose score (an exploitability,
+    lower is better) is below each threshold tau, with rliable's 95% bootstrap band; PNG and SVG."""
+    from fusion_psro.experiments.statistics import performance_profile  # noqa: PLC0415
+
+    values = np.concatenate([np.asarray(v, dtype=np.float64) for v in scores.values()])
+    taus = np.linspace(values.min() - 1e-9, values.max() + 1e-9, 101)
+    profiles = performance_profile(scores, taus)
+    figure = Figure(figsize=(6.4, 4.2), layout="constrained")
+    FigureCanvasAgg(figure)
+    ax = figure.subplots()
+    palette = matplotlib.colormaps["tab10"]
+    for k, (arm, (profile, low, high)) in enumerate(profiles.items()):
+        ax.plot(taus, profile, color=palette(k % 10), label=f"{arm} ({len(scores[arm])} runs)")
+        ax.fill_between(taus, low, high, color=palette(k % 10), alpha=0.15, linewidth=0)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("fraction of runs below tau")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    paths = output_paths(out_prefix)
+    for path in paths:
+        save_figure(figure, path, path.suffix[1:], dpi=130)
+    return paths

@@ -273,11 +273,22 @@ class ProtocolStatus:
     changed_to: str | None
     #: Why the config could not be compared (None when it was).
     unchecked: str | None = None
+    #: False for a protocol applied after the fact to a sweep that recorded none (:func:`applied_status`).
+    recorded: bool = True
 
     @property
     def confirmatory(self) -> bool:
         """Whether the recorded protocol's comparisons are pre-registered (else exploratory)."""
-        return self.intact and not self.runs_before
+        return self.recorded and self.intact and not self.runs_before
+
+
+def applied_status(config: Path) -> ProtocolStatus:
+    """The ``[protocol]`` of ``config`` applied to a sweep that recorded none: exploratory."""
+    protocol = config_protocol(config)
+    if protocol is None:
+        raise ProtocolError(f"{config} has no [protocol] section to apply")
+    return ProtocolStatus(protocol=protocol, sha256=protocol.sha256, recorded_at="never", config=str(config),
+                          runs_before=(), intact=True, changed_to=None, recorded=False)
 
 
 def protocol_status(sweep_dir: Path) -> ProtocolStatus | None:
@@ -328,5 +339,5 @@ def config_protocol(config: Path) -> Protocol | None:
     return parse_protocol(data["protocol"])
 
 
-__all__ = ["ENDPOINTS", "PROTOCOL_FILE", "Protocol", "ProtocolError", "ProtocolStatus", "check_cells",
+__all__ = ["ENDPOINTS", "PROTOCOL_FILE", "Protocol", "ProtocolError", "ProtocolStatus", "applied_status", "check_cells",
            "config_protocol", "parse_protocol", "protocol_status", "read_record", "record_protocol"]

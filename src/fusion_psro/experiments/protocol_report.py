@@ -15,6 +15,9 @@ For a sweep directory whose ``protocol.json`` was recorded before its first run
 * the secondary endpoints: the final exploitability (the same comparisons, their own Holm
   correction) and, when the protocol gives a threshold, the iterations to reach it.
 
+A sweep that recorded no protocol can be given one after the fact (``fusion-psro report
+SWEEP_DIR --protocol CONFIG``): the same tables, all labelled exploratory.
+
 :func:`expand_sweeps` turns sweep directories given to ``fusion-psro report`` into their
 run directories.
 """
@@ -28,7 +31,14 @@ from typing import Any
 
 import numpy as np
 
-from fusion_psro.experiments.protocol import ENDPOINTS, PROTOCOL_FILE, Protocol, ProtocolStatus, protocol_status
+from fusion_psro.experiments.protocol import (
+    ENDPOINTS,
+    PROTOCOL_FILE,
+    Protocol,
+    ProtocolStatus,
+    applied_status,
+    protocol_status,
+)
 from fusion_psro.experiments.rundir import CONFIG_FILE
 from fusion_psro.experiments.runs import RunSummary, common_iteration
 from fusion_psro.experiments.statistics import (
@@ -92,6 +102,11 @@ def _p(value: float) -> str:
 
 def status_lines(status: ProtocolStatus, sweep_dir: Path) -> list[str]:
     """The protocol, its hash and whether it still holds."""
+    if not status.recorded:
+        return [f"## Protocol of {status.config}, applied to {sweep_dir} (exploratory)", "",
+                f"sha256 `{status.sha256}` (of the protocol's canonical JSON). `{sweep_dir}` recorded no protocol "
+                "before its runs: this one is applied after the fact, so every comparison below is exploratory.", "",
+                *status.protocol.describe(), ""]
     lines = [f"## Protocol of {sweep_dir}", "",
              f"sha256 `{status.sha256}` (of the protocol's canonical JSON), recorded {status.recorded_at} in "
              f"`{sweep_dir / PROTOCOL_FILE}` from `{status.config}`.", ""]
@@ -176,7 +191,20 @@ def _threshold_table(arms: dict[str, dict[int, RunSummary]], threshold: float, a
     return lines
 
 
-def _endpoint_sections(arms: dict[str, dict[int, RunSummary]], status: ProtocolStatus, at: int, label: str) -> list[str]:
+def _profile_lines(values: dict[str, dict[int, float]], what: str, prefix: Path | None) -> list[str]:
+    """The performance profile figure of the primary endpoint, when a report file is written."""
+    if prefix is None or not any(values.values()):
+        return []
+    from fusion_psro.experiments.plots import plot_performance_profile  # noqa: PLC0415 (loads matplotlib)
+
+    paths = plot_performance_profile({arm: list(v.values()) for arm, v in values.items() if v}, prefix,
+                                     title="performance profile", xlabel=f"tau: {what}")
+    return [f"Performance profile: per arm, the fraction of runs whose primary endpoint is below tau, with "
+            f"rliable's 95% bootstrap band.", "", f"![performance profile]({paths[0].name})", ""]
+
+
+def _endpoint_sections(arms: dict[str, dict[int, RunSummary]], status: ProtocolStatus, at: int, label: str,
+                       figure_prefix: Path | None = None) -> list[str]:
     protocol = status.protocol
     lines = []
     for name, kind in ((protocol.endpoint, "Primary"), ("final" if protocol.endpoint != "final" else None, "Secondary")):
@@ -194,7 +222,8 @@ def _endpoint_sections(arms: dict[str, dict[int, RunSummary]], status: ProtocolS
                   f"Holm-adjusted over the {k} comparison{'s' if k != 1 else ''} of this table; probability of "
                   f"improvement (rliable, bootstrap interval); two one-sided t tests against ±{protocol.margin:g} at "
                   f"alpha = {protocol.alpha:g}.", "",
-                  *_comparison_table(values, status), ""]
+                  *_comparison_table(values, status), "",
+                  *(_profile_lines(values, what, figure_prefix) if kind == "Primary" else [])]
     if protocol.threshold is not None:
         lines += [f"### Secondary endpoint{label}: iterations to reach exploitability <= {protocol.threshold:g}", "",
                   f"Within the first {at} iterations; no test.", "",
@@ -202,9 +231,15 @@ def _endpoint_sections(arms: dict[str, dict[int, RunSummary]], status: ProtocolS
     return lines
 
 
-def protocol_sections(runs: list[RunSummary], sweep_dir: Path) -> tuple[list[str], set[Path]]:
-    """The Markdown of a sweep's protocol analysis and the runs it covers (empty without a record)."""
+def protocol_sections(runs: list[RunSummary], sweep_dir: Path, figure_prefix: Path | None = None,
+                      apply: Path | None = None) -> tuple[list[str], set[Path]]:
+    """The Markdown of a sweep's protocol analysis and the runs it covers (empty without a
+    record); with ``figure_prefix``, the primary endpoint's performance profile is drawn
+    there (PNG and SVG) and shown. ``apply`` is a sweep config whose ``[protocol]`` is
+    applied, as exploratory, when the sweep recorded none."""
     status = protocol_status(sweep_dir)
+    if status is None and apply is not None:
+        status = applied_status(apply)
     sweep_runs = [r for r in runs if Path(r.path).parent.resolve() == Path(sweep_dir).resolve()]
     if status is None:
         return [f"## {sweep_dir}: no protocol", "",
@@ -226,7 +261,7 @@ def protocol_sections(runs: list[RunSummary], sweep_dir: Path) -> tuple[list[str
         lines += [f"Note: the protocol's runs recorded different numbers of iterations; all are compared over their "
                   f"first {at}, the most every one recorded.", ""]
     label = "" if status.confirmatory else " (exploratory)"
-    lines += _endpoint_sections(arms, status, at, label)
+    lines += _endpoint_sections(arms, status, at, label, figure_prefix)
     return lines, {Path(r.path) for r in covered}
 
 

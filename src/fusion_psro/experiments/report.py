@@ -126,24 +126,39 @@ def fusion_section(runs: list[RunSummary]) -> list[str]:
             "secondary view of a comparison that a protocol above fixes:", "", table, ""]
 
 
-def analysis_sections(runs: list[RunSummary], sweeps: list[Path]) -> list[str]:
+def analysis_sections(runs: list[RunSummary], sweeps: list[Path], figure_prefix: Path | None = None,
+                      apply: Path | None = None) -> list[str]:
     """The protocol analysis of each sweep directory (:mod:`~fusion_psro.experiments.protocol_report`),
-    or, without any sweep, the note that every comparison is exploratory."""
+    or, without any sweep, the note that every comparison is exploratory. With
+    ``figure_prefix``, each sweep's performance profile is drawn at ``<prefix>-profile[-k]``;
+    ``apply`` is a sweep config whose ``[protocol]`` is applied (exploratory) to sweeps that
+    recorded none."""
     from fusion_psro.experiments.protocol_report import protocol_sections  # noqa: PLC0415
 
+    if not sweeps and apply is not None:
+        from fusion_psro.experiments.protocol import ProtocolError  # noqa: PLC0415
+
+        raise ProtocolError(f"--protocol {apply} applies to sweep directories, and none was given (give the "
+                            "sweep's directory, not its runs)")
     if not sweeps:
         return ["No protocol: these run directories were given one by one, not as a sweep directory with a recorded "
                 "protocol, so every comparison in this report is exploratory.", ""]
-    return [line for sweep in sweeps for line in protocol_sections(runs, sweep)[0]]
+    lines = []
+    for k, sweep in enumerate(sweeps):
+        prefix = None if figure_prefix is None else Path(f"{figure_prefix}-profile" + (f"-{k + 1}" if k else ""))
+        lines += protocol_sections(runs, sweep, prefix, apply)[0]
+    return lines
 
 
 def write_report(run_dirs: Iterable[Path | str], out: Path | str, *, overwrite: bool = False,
-                 title: str = "fusion-psro report", sweeps: Iterable[Path] = ()) -> tuple[Path, list[Path]]:
+                 title: str = "fusion-psro report", sweeps: Iterable[Path] = (),
+                 protocol: Path | None = None) -> tuple[Path, list[Path]]:
     """Write a Markdown report over run directories: the summary table, the protocol analysis
     of sweep directories (a sweep directory stands for its runs), and the curves.
 
     ``sweeps`` are sweep directories whose protocols are analysed besides those among
-    ``run_dirs``. The curves (exploitability against iterations and against training episodes, see
+    ``run_dirs``; ``protocol``, a sweep config, gives its ``[protocol]`` (exploratory) to
+    sweeps that recorded none. The curves (exploitability against iterations and against training episodes, see
     :func:`fusion_psro.experiments.plots.plot_runs`) are written beside the report as
     ``<report name>-exploitability.png`` and ``.svg``. Existing files are replaced only
     with ``overwrite``. Returns the report's path and the figures' paths.
@@ -174,7 +189,7 @@ def write_report(run_dirs: Iterable[Path | str], out: Path | str, *, overwrite: 
         "",
         summary_table(runs),
         "",
-        *analysis_sections(runs, sweeps),
+        *analysis_sections(runs, sweeps, out.parent / out.stem, protocol),
         *fusion_section(runs),
         *[f"Note: {note}." for note in notes],
         *([""] if notes else []),
