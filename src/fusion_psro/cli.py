@@ -344,7 +344,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
         return 0
     run_dirs, sweeps = expand_sweeps(args.run_dirs)
     runs = load_runs(run_dirs)
-    print(f"Final exploitability (NashConv / 2) over {len(runs)} runs; mean ± standard error over seeds.\n")
+    print(f"Final exploitability (NashConv / 2) over {len(runs)} runs; mean ± standard error over seeds "
+          "(n: the seeds column; descriptive, no test or correction).\n")
     print(summary_table(runs))
     for note in unequal_length_notes(runs):
         print(f"\nNote: {note}.")

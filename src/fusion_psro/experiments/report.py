@@ -184,7 +184,7 @@ def write_report(run_dirs: Iterable[Path | str], out: Path | str, *, overwrite: 
         "",
         f"{len(runs)} runs. Exploitability is NashConv / 2, computed exactly (nan where the game is too large "
         "to compile: see the approximate exploitability, when the runs measured it); final values are "
-        "mean ± standard error over seeds. Wall time and episodes are per run (mean over seeds); "
+        "mean ± standard error over seeds (n: the seeds column; descriptive, no test or correction). Wall time and episodes are per run (mean over seeds); "
         "fusion overhead is the share of run time spent fusing parameters.",
         "",
         summary_table(runs),
