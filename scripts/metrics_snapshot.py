@@ -35,17 +35,22 @@ DQN_INITS = ("normal", "orthogonal", "kaiming", "inherit", "fusion")
 POINT_INITS = ("normal", "inherit", "fusion")
 
 
+def _pipeline(variant: str) -> dict:
+    """The pipeline settings of every case of a pipeline variant (2 learners, frozen after 2 iterations)."""
+    return {"learners": 2, "max_iterations": 2} if variant == "p-psro" else {}
+
+
 def cases() -> dict[str, dict]:
     """Name -> PSROConfig keyword arguments."""
     found = {}
     for game, variant, init in itertools.product(("kuhn_poker", "leduc_poker"), VARIANTS, DQN_INITS):
         found[f"{game}-dqn-{variant}-{init}"] = dict(
             game=game, oracle="dqn", variant=variant, init=init, iterations=3, episodes=200, seed=3,
-            pipeline_learners=2, pipeline_max_iterations=2, oracle_options=dict(SMALL_DQN),
+            variant_options=_pipeline(variant), oracle_options=dict(SMALL_DQN),
         )
     for game, variant in itertools.product(("kuhn_poker", "leduc_poker"), ("psro", "psro-rn", "p-psro")):
         found[f"{game}-exact-{variant}"] = dict(game=game, oracle="exact", variant=variant, iterations=6,
-                                                pipeline_learners=2, pipeline_max_iterations=2)
+                                                variant_options=_pipeline(variant))
     for solver in ("uniform", "prd", "rm"):
         found[f"leduc_poker-exact-psro-{solver}"] = dict(game="leduc_poker", oracle="exact", meta_solver=solver,
                                                          iterations=5)
@@ -54,12 +59,12 @@ def cases() -> dict[str, dict]:
         game="leduc_poker", oracle="dqn", init="fusion", fusion_start=3, fusion_fallback="inherit", iterations=4,
         episodes=200, seed=5, oracle_options=dict(SMALL_DQN))
     found["kuhn_poker-dqn-rn2-prd"] = dict(game="kuhn_poker", oracle="dqn", init="fusion", variant="psro-rn",
-                                           rn_learners=2, meta_solver="prd", iterations=3, episodes=200,
+                                           variant_options={"learners": 2}, meta_solver="prd", iterations=3, episodes=200,
                                            oracle_options=dict(SMALL_DQN))
     for game, variant, init in itertools.product(("mixture", "mixture_dpp_code"), VARIANTS, POINT_INITS):
         found[f"{game}-gradient-{variant}-{init}"] = dict(
-            game=game, variant=variant, init=init, iterations=5, seed=2, pipeline_learners=2,
-            pipeline_max_iterations=2, oracle_options={"steps": 20})
+            game=game, variant=variant, init=init, iterations=5, seed=2, variant_options=_pipeline(variant),
+            oracle_options={"steps": 20})
     return found
 
 

@@ -36,20 +36,25 @@ def _config(**changes):
     return PSROConfig(**settings)
 
 
+def _learners(variant: str, learners: int) -> dict:
+    """The variant options of a pipeline with ``learners`` learners (none for other variants)."""
+    return {"learners": learners} if variant == "p-psro" else {}
+
+
 def _cli_args(config: PSROConfig, out) -> list[str]:
     args = [sys.executable, "-m", "fusion_psro.cli", "run", "--game", config.game, "--oracle", config.oracle,
             "--init", config.init, "--iterations", str(config.iterations), "--episodes", str(config.episodes),
             "--seed", str(config.seed), "--variant", config.variant, "--out", str(out), "--quiet"]
     for key, value in config.oracle_options.items():
         args += ["--oracle-option", f"{key}={json.dumps(value)}"]
-    if config.variant == "p-psro":
-        args += ["--pipeline-learners", str(config.pipeline_learners)]
+    for key, value in config.variant_options.items():
+        args += ["--variant-option", f"{key}={json.dumps(value)}"]
     return args
 
 
 @pytest.mark.parametrize("variant", ["psro", "p-psro"])
 def test_resume_after_kill_equals_uninterrupted_run(tmp_path, variant):
-    config = _config(variant=variant, pipeline_learners=2)
+    config = _config(variant=variant, variant_options=_learners(variant, 2))
     reference = run_psro(config, tmp_path / "reference", progress=False)
 
     out = tmp_path / "killed"
@@ -173,10 +178,11 @@ def test_killed_between_the_checkpoint_and_its_metrics_row(tmp_path, killed_exac
 
 @pytest.mark.parametrize("variant", ["psro", "p-psro"])
 def test_more_iterations_extend_a_finished_run_as_if_asked_from_the_start(tmp_path, variant, capsys):
-    reference = run_psro(_config(variant=variant, pipeline_learners=2, iterations=5), tmp_path / "reference",
+    reference = run_psro(_config(variant=variant, variant_options=_learners(variant, 2), iterations=5),
+                         tmp_path / "reference",
                          progress=False)
     out = tmp_path / "extended"
-    run_psro(_config(variant=variant, pipeline_learners=2, iterations=3), out, progress=False)
+    run_psro(_config(variant=variant, variant_options=_learners(variant, 2), iterations=3), out, progress=False)
     assert main(["run", "--resume", str(out), "--iterations", "5", "--quiet"]) == 0
     assert "5 iterations" in capsys.readouterr().out
     assert _comparable(read_metrics(out)) == _comparable(reference)

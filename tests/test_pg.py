@@ -377,7 +377,8 @@ def test_every_init_that_applies_runs_in_the_loop(variant):
     from fusion_psro.registry import INITS
 
     for init in INITS.names(lambda i: i.unsupported_by(PolicyGradientOracle) is None):
-        config = PSROConfig(game=KUHN, oracle="pg", init=init, variant=variant, iterations=3, pipeline_learners=2,
+        config = PSROConfig(game=KUHN, oracle="pg", init=init, variant=variant, iterations=3,
+                            variant_options={"learners": 2} if variant == "p-psro" else {},
                             oracle_options={"hidden_sizes": (16,), "steps": 5},
                             init_options={"steps": 20} if init == "nash-distill" else {})
         rows = PSRO(config).run()

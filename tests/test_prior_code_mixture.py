@@ -27,8 +27,9 @@ RPS = np.array([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]])
 VARIANTS_TESTED = ["psro", "psro-rn", "p-psro", "dpp", "bdrd", "psd"]
 #: The experiment's settings at a small scale.
 PRIOR_CODE = dict(game="mixture_dpp_code", meta_solver="fp", meta_solver_options={"iterations": 200},
-                  population="symmetric", oracle_options={"steps": 5, "start_scale": 0.01}, pipeline_learners=3,
-                  pipeline_max_iterations=1, diversity_schedule="prior-code", exploitability_prior_code=True)
+                  population="symmetric", oracle_options={"steps": 5, "start_scale": 0.01},
+                  variant_options={"learners": 3, "max_iterations": 1}, diversity_schedule="prior-code",
+                  exploitability_prior_code=True)
 
 
 # ---------------------------------------------------------------------------- fictitious play
@@ -103,7 +104,7 @@ def test_the_loop_passes_a_fresh_reproducible_seed_to_each_call_of_a_seeded_solv
         def run(seed):
             seen.clear()
             rows = PSRO(PSROConfig(game="mixture", meta_solver="recording-fp", iterations=3, seed=seed,
-                                   variant="p-psro", pipeline_learners=2, oracle_options={"steps": 5})).run()
+                                   variant="p-psro", variant_options={"learners": 2}, oracle_options={"steps": 5})).run()
             return list(seen), [r.meta_strategies for r in rows]
 
         first, again, other = run(0), run(0), run(1)
@@ -236,7 +237,7 @@ def test_schedules_that_weigh_the_payoff_need_an_oracle_that_does():
 
 
 def test_prior_code_exploitability_is_a_lower_bound_of_the_certified_one():
-    rows = PSRO(PSROConfig(**{**PRIOR_CODE, "iterations": 6, "seed": 1})).run()
+    rows = PSRO(PSROConfig(**{**PRIOR_CODE, "variant_options": {}, "iterations": 6, "seed": 1})).run()
     gaps = [row.exploitability - row.extra["exploitability_prior_code"] for row in rows]
     assert min(gaps) >= -1e-9
     assert max(gaps) > 1e-3  # the local ascent misses the best hump somewhere (not the same number)
@@ -326,7 +327,7 @@ def test_start_statistics_measure_distances_to_centres_and_repeated_points():
 @pytest.mark.parametrize("population", ["per-player", "symmetric"])
 def test_pipeline_diversity_variants_measure_each_learner_against_the_members_below_it(variant, population):
     psro = PSRO(PSROConfig(game="mixture", variant=variant, init="fusion", population=population, iterations=2,
-                           pipeline_learners=3, pipeline_max_iterations=1, oracle_options={"steps": 10}))
+                           variant_options={"learners": 3, "max_iterations": 1}, oracle_options={"steps": 10}))
     seen = []
     measure = psro.diversity_term
 

@@ -56,7 +56,7 @@ def test_each_best_response_is_exact_against_the_meta_strategy():
 
 
 def test_rectified_variant_adds_rn_learners_per_player():
-    rows = PSRO(PSROConfig(game="kuhn_poker", variant="psro-rn", iterations=4, rn_learners=2)).run()
+    rows = PSRO(PSROConfig(game="kuhn_poker", variant="psro-rn", iterations=4, variant_options={"learners": 2})).run()
     sizes = [r.population_sizes for r in rows]
     # Iteration 1: the meta-Nash support is the uniform member only, so one learner each.
     assert sizes[0] == [2, 2]
@@ -100,8 +100,8 @@ def test_rectified_learner_trains_only_against_opponents_it_beats():
 
 
 def test_pipeline_variant_keeps_active_learners_and_freezes_the_lowest():
-    psro = PSRO(PSROConfig(game="kuhn_poker", variant="p-psro", iterations=6, pipeline_learners=3,
-                           pipeline_max_iterations=2))
+    psro = PSRO(PSROConfig(game="kuhn_poker", variant="p-psro", iterations=6,
+                           variant_options={"learners": 3, "max_iterations": 2}))
     rows = psro.run()
     for row in rows:
         assert row.extra["active_learners"] == [2, 2] or row.extra["active_learners"] == [3, 3]
@@ -245,7 +245,8 @@ SMALL_DQN = {"hidden_sizes": (32,), "num_envs": 32, "min_replay_before_learning"
 def test_dqn_psro_end_to_end_is_deterministic(variant):
     def run(seed):
         config = PSROConfig(game="kuhn_poker", oracle="dqn", init="fusion", variant=variant, iterations=3,
-                            episodes=300, seed=seed, pipeline_learners=2, oracle_options=SMALL_DQN)
+                            episodes=300, seed=seed, oracle_options=SMALL_DQN,
+                            variant_options={"learners": 2} if variant == "p-psro" else {})
         psro = PSRO(config)
         rows = psro.run()
         return rows, psro
@@ -258,3 +259,74 @@ def test_dqn_psro_end_to_end_is_deterministic(variant):
     assert any("fusion" in r.inits for r in rows_a)
     members = [m for pop in psro_a.state.populations for m in pop if m.parameters is not None]
     assert members and all(set(m.parameters) == set(members[0].parameters) for m in members)
+
+
+def test_plans_and_the_snapshot_that_take_sees_are_as_planned():
+    from fusion_psro.psro.variants import PSROVariant
+    from fusion_psro.registry import VARIANTS, register_variant
+
+    seen = []
+
+    class Checking(PSROVariant):
+        def take(self, run, plans, responses):
+            sizes = run.planned.sizes
+            for plan, response in zip(plans, responses):
+                run.add(plan.player, response.member)
+                # The live population grew; the plan and the snapshot did not.
+                assert isinstance(plan.opponents, tuple) and isinstance(plan.own, tuple)
+                assert plan.own_count == sizes[plan.player] == len(run.state.populations[plan.player]) - 1
+                assert run.planned.sizes == sizes and run.planned.matrix.shape == sizes
+                with pytest.raises(ValueError):
+                    plan.opponent_weights[0] = 0.5
+                seen.append(plan.own_count)
+
+    register_variant("checking-frozen", Checking)
+    try:
+        PSRO(PSROConfig(game="kuhn_poker", variant="checking-frozen", iterations=3)).run()
+    finally:
+        VARIANTS.unregister("checking-frozen")
+    assert seen == [1, 1, 2, 2, 3, 3]
+
+
+def test_old_flat_variant_settings_load_and_new_code_is_told_where_they_went():
+    record = {**PSROConfig(variant="p-psro").to_json(), "pipeline_learners": 3, "pipeline_max_iterations": 1,
+              "rn_learners": 1, "pipeline_plateau": 0.001, "pipeline_parallel": False}
+    del record["variant_options"]
+    config = PSROConfig.from_record(record)
+    assert config.variant_options == {"learners": 3, "max_iterations": 1, "plateau": 0.001, "parallel": False}
+    # A record of that time holds every old setting, also those its variant did not read.
+    old_psro = PSROConfig.from_record({**record, "variant": "psro"})
+    assert old_psro.variant_options == {}
+    assert PSROConfig(variant="psro-rn", rn_learners=2).variant_options == {"learners": 2}
+    with pytest.raises(ConfigError, match="pipeline_learners does not apply to the psro variant; variants that have "
+                                          "it: p-psro, p-dpp, p-bdrd, p-psd"):
+        PSROConfig(variant="psro", pipeline_learners=2)
+    with pytest.raises(ConfigError, match="learners is given twice"):
+        PSROConfig(variant="psro-rn", rn_learners=2, variant_options={"learners": 3})
+    with pytest.raises(ConfigError, match="unknown p-psro variant option"):
+        PSROConfig(variant="p-psro", variant_options={"window": 2}).resolved()
+
+
+def test_fusion_start_applies_to_the_inits_that_declare_they_build_on_the_population():
+    from fusion_psro.experiments.runner import unused_settings
+    from fusion_psro.psro import Initialization, InitializationChoice, fall_back, fused_population
+    from fusion_psro.registry import INITS
+
+    class HalfFused(Initialization):
+        builds_on_population = True
+
+        def choose(self, context):
+            fused = fused_population(context)
+            return fall_back(context) if fused is None else InitializationChoice(fused.parameters, "half-fused")
+
+    INITS.register("half-fused", HalfFused())
+    try:
+        config = PSROConfig(game="kuhn_poker", oracle="dqn", init="half-fused").resolved()
+        assert unused_settings(config, {"fusion_start", "fusion_fallback"}) == {}
+        assert "half-fused" in INITS.names(lambda i: i.builds_on_population)
+        with pytest.raises(ConfigError, match="unknown fusion fallback 'half-fused'"):
+            PSROConfig(game="kuhn_poker", oracle="dqn", init="fusion", fusion_fallback="half-fused").resolved()
+        inherit = PSROConfig(game="kuhn_poker", oracle="dqn", init="inherit").resolved()
+        assert "fusion_start" in unused_settings(inherit, {"fusion_start"})
+    finally:
+        INITS.unregister("half-fused")

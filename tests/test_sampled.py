@@ -217,7 +217,7 @@ def test_fusion_and_pipeline_run_in_sampled_play():
     fused = PSRO(_config(init="fusion", iterations=3)).run()
     assert fused[-1].inits[-1] in ("fusion", "normal")
     assert any(init == "fusion" for r in fused for init in r.inits)
-    pipeline = PSRO(_config(variant="p-psro", pipeline_learners=2, pipeline_max_iterations=2, iterations=2)).run()
+    pipeline = PSRO(_config(variant="p-psro", variant_options={"learners": 2, "max_iterations": 2}, iterations=2)).run()
     assert set(pipeline[-1].extra) >= {"active_learners", "frozen", "meta_game"}
     assert pipeline[-1].population_sizes[0] >= 3
 
@@ -405,17 +405,17 @@ def test_the_parallel_pipeline_plans_every_learner_in_one_round():
             self.rounds.append(len(plans))
             return super().respond(run, plans)
 
-    settings = dict(variant="p-psro", pipeline_learners=2, iterations=1)
-    PSRO(_config(**settings), executor=Recording()).run()
+    settings = dict(variant="p-psro", iterations=1)
+    PSRO(_config(**settings, variant_options={"learners": 2}), executor=Recording()).run()
     assert Recording.rounds == [1, 1, 1, 1]  # the default: one learner a round
     Recording.rounds = []
-    PSRO(_config(**settings, pipeline_parallel=True), executor=Recording()).run()
+    PSRO(_config(**settings, variant_options={"learners": 2, "parallel": True}), executor=Recording()).run()
     assert Recording.rounds == [4]
-    pipelines = VARIANTS.accepted(lambda v: getattr(v, "parallel_pipeline", False))
-    assert "p-psro" in pipelines
-    with pytest.raises(ConfigError, match=re.escape(f"--pipeline-parallel applies to the variants with a pipeline of "
-                                                    f"learners ({pipelines}), not to --variant psro")):
-        _config(pipeline_parallel=True).resolved()
+    with pytest.raises(ConfigError, match=re.escape("the psro variant has no settings; got ['parallel']")):
+        _config(variant_options={"parallel": True}).resolved()
+    with pytest.raises(ConfigError, match=re.escape("pipeline_parallel does not apply to the psro variant; variants "
+                                                    "that have it: p-psro, p-dpp, p-bdrd, p-psd")):
+        _config(pipeline_parallel=True)
 
 
 def test_a_seat_never_takes_another_tables_cached_actions():

@@ -455,7 +455,8 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
         choices = meta.get("choices")
         if "registry" in meta:
             components = getattr(registry, meta["registry"])
-            choices = components.names(lambda c: c.fallback) if meta.get("fallback") else components.names()
+            choices = components.names(lambda c: not c.builds_on_population) if meta.get("fallback_init") \
+                else components.names()
         default = "" if field.default is None else f" (default: {field.default})"
         kind = _option_type(field, hints) if "parse" not in meta else _PARSERS[meta["parse"]]
         metavar = None if choices else {int: "N", float: "X"}.get(kind, field.name.upper())

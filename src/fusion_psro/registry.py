@@ -171,6 +171,29 @@ def _describe(component: Any) -> str:
     return f"{module}.{qualname}" if module else qualname
 
 
+def component_settings(what: str, settings_class: type | None, options: dict[str, Any]) -> Any:
+    """The settings of a component (an instance of its frozen dataclass ``settings_class``) from
+    ``options`` by name; ``what`` names the component in errors (``"psro-rn variant"``).
+
+    Unknown names, and values the class refuses (``TypeError``/``ValueError`` in its
+    ``__post_init__``), are a :class:`ConfigError` that says what is accepted.
+    """
+    if settings_class is None:
+        if options:
+            raise ConfigError(f"the {what} has no settings; got {sorted(options)}")
+        return None
+    import dataclasses  # noqa: PLC0415
+
+    known = {f.name for f in dataclasses.fields(settings_class)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigError(f"unknown {what} option(s) {unknown}; accepted: {', '.join(sorted(known))}")
+    try:
+        return settings_class(**options)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{what}: {exc}") from None
+
+
 #: Plug-in modules loaded with :func:`load_plugin`, in loading order (dotted names or file paths).
 PLUGINS: list[str] = []
 
@@ -279,7 +302,7 @@ def register_game_kind(name: str, space: Any = None, *, replace: bool = False) -
 
 __all__ = [
     "DIVERSITY_TERMS", "GAME_KINDS", "INITS", "META_SOLVERS", "ORACLES", "PLUGINS", "VARIANTS", "Registry",
-    "load_plugin", "plugin_sources",
+    "component_settings", "load_plugin", "plugin_sources",
     "register_diversity_term", "register_game_kind", "register_init", "register_meta_solver",
     "register_oracle", "register_variant",
 ]

@@ -32,9 +32,11 @@ from fusion_psro.experiments.rundir import (
     remove_run_files,
     save_population,
 )
+from fusion_psro.errors import ConfigError, UnknownComponentError
 from fusion_psro.files import atomic_path, check_output_path, write_json_atomic
 from fusion_psro.games.loading import openspiel_version
 from fusion_psro.psro import PSRO, IterationRecord, PSROConfig, resolved_settings
+from fusion_psro.psro.config import ignored_settings
 
 log = logging.getLogger(__name__)
 
@@ -45,22 +47,23 @@ def run_command(config: PSROConfig, out: Path | str) -> list[str]:
     Settings are given as ``--setting-name VALUE`` when they differ from their defaults;
     plug-ins that define components of the run come first as ``--plugin``.
     """
-    from fusion_psro.registry import INITS, META_SOLVERS, ORACLES, VARIANTS, plugin_sources
+    from fusion_psro.registry import VARIANTS
 
     defaults = PSROConfig()
     command = ["fusion-psro"]
-    components = [ORACLES.get(config.oracle), VARIANTS.get(config.variant), META_SOLVERS.get(config.meta_solver)]
-    components += [INITS.get(name) for name in (config.init, config.fusion_fallback) if name is not None]
-    for plugin in plugin_sources(components):
+    for plugin in run_plugins(config):
         command += ["--plugin", plugin]
     command += ["run"]
+    variant = VARIANTS.get(config.variant)
+    variant_defaults = _json_settings(variant.settings_from({}))
     for field in dataclasses.fields(PSROConfig):
         value = getattr(config, field.name)
         option = "--" + field.name.replace("_", "-")
         if field.name.endswith("_options"):
             flag = "--" + field.name[: -len("_options")].replace("_", "-") + "-option"
             for key, item in sorted(value.items()):
-                command += [flag, f"{key}={json.dumps(item)}"]
+                if field.name != "variant_options" or variant_defaults.get(key) != item:  # defaults go without saying
+                    command += [flag, f"{key}={json.dumps(item)}"]
         elif isinstance(value, bool):  # a flag, as the command line takes it
             if value != getattr(defaults, field.name):
                 command += [option if value else "--no-" + option[2:]]
@@ -69,14 +72,31 @@ def run_command(config: PSROConfig, out: Path | str) -> list[str]:
     return command + ["--out", str(out)]
 
 
+def run_plugins(config: PSROConfig) -> list[str]:
+    """The plug-ins (modules or ``.py`` files) another process must load to know the components of ``config``
+    (:func:`fusion_psro.registry.plugin_sources`)."""
+    from fusion_psro.registry import INITS, META_SOLVERS, ORACLES, VARIANTS, plugin_sources
+
+    components = [ORACLES.get(config.oracle or "exact"), VARIANTS.get(config.variant),
+                  META_SOLVERS.get(config.meta_solver)]
+    components += [INITS.get(name) for name in (config.init, config.fusion_fallback) if name is not None]
+    return plugin_sources(components)
+
+
+def _json_settings(settings: Any) -> dict[str, Any]:
+    return {} if settings is None else json.loads(json.dumps(dataclasses.asdict(settings)))
+
+
 def run_config_record(config: PSROConfig, compiled_game_string: str, out: Path | str) -> dict[str, Any]:
-    """What ``config.json`` holds: the resolved settings, the versions that ran them, and a
-    command that reruns them (:func:`run_command`)."""
+    """What ``config.json`` holds: the resolved settings, the plug-ins that define their components
+    (``plugins``, loaded again by :func:`resume_psro`), the versions that ran them, and a command
+    that reruns them (:func:`run_command`)."""
     import numpy
     import torch
 
     return {
         "psro": dataclasses.asdict(config),
+        "plugins": run_plugins(config),
         "game_string": compiled_game_string,
         "versions": {
             "fusion_psro": fusion_psro.__version__,
@@ -119,27 +139,9 @@ def _finished_rows(files: RunFiles, config: PSROConfig) -> list[IterationRecord]
 
 
 def unused_settings(config: PSROConfig, given: Iterable[str]) -> dict[str, str]:
-    """The settings among ``given`` that a run of ``config`` (resolved) would not use, each with why.
-
-    A setting left at its default says nothing; one given explicitly that the run ignores
-    is a mistake worth a clear error (``--episodes`` with the exact oracle, ``--fusion-start``
-    without an init that fuses).
-    """
-    from fusion_psro.registry import INITS, ORACLES  # noqa: PLC0415
-
-    given = set(given)
-    unused = {}
-    oracle = ORACLES.get(config.oracle)
-    if "episodes" in given and oracle.budget_setting != "episodes":
-        budget = "it trains nothing" if oracle.budget_setting is None else f"its budget is {oracle.budget_setting}"
-        unused["episodes"] = (f"the {config.oracle} oracle has no episode budget ({budget}); oracles that train "
-                              f"for a number of episodes: {ORACLES.accepted(lambda o: o.budget_setting == 'episodes')}")
-    builds_on_population = config.init is not None and not INITS.get(config.init).fallback
-    for name in ("fusion_start", "fusion_fallback"):
-        if name in given and not builds_on_population:
-            unused[name] = (f"it applies to inits that build on the population "
-                            f"({INITS.accepted(lambda i: not i.fallback)}), not to init {config.init}")
-    return unused
+    """The settings among ``given`` that a run of ``config`` (resolved) would not use, each with why
+    (:func:`fusion_psro.psro.config.ignored_settings`: asked of the run's components)."""
+    return ignored_settings(config, set(given))
 
 
 def same_settings(recorded: dict[str, Any] | None, config: PSROConfig) -> bool:
@@ -155,12 +157,8 @@ def same_settings(recorded: dict[str, Any] | None, config: PSROConfig) -> bool:
 def _executor(config: PSROConfig, workers: int, address: str | None):
     """Where the run's independent work goes (:mod:`fusion_psro.psro.executors`): this process, or Ray."""
     from fusion_psro.psro.executors import make_executor
-    from fusion_psro.registry import INITS, META_SOLVERS, ORACLES, VARIANTS, plugin_sources
 
-    components = [ORACLES.get(config.oracle or "exact"), VARIANTS.get(config.variant),
-                  META_SOLVERS.get(config.meta_solver)]
-    components += [INITS.get(name) for name in (config.init, config.fusion_fallback) if name is not None]
-    return make_executor(workers, address, plugin_sources(components))
+    return make_executor(workers, address, run_plugins(config))
 
 
 def run_psro(
@@ -283,10 +281,30 @@ def _recorded_config(out: Path, record: dict[str, Any]) -> PSROConfig:
             f"{out} was written by fusion-psro {written_by}; this is {fusion_psro.__version__}. Resume it with "
             "the version that wrote it, or start a new run"
         )
+    _load_recorded_plugins(out, record.get("plugins", []))
     try:
-        return PSROConfig.from_record(record["psro"])
+        config = PSROConfig.from_record(record["psro"])
+        run_plugins(config)  # looks up every component the run names
+    except UnknownComponentError as exc:
+        raise CheckpointError(f"{out} was run with a component no loaded plug-in registers ({exc}); pass the "
+                              "--plugin that registers it: fusion-psro --plugin MODULE run --resume DIR") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{out / CONFIG_FILE} does not describe a PSRO run ({exc})") from None
+    return config
+
+
+def _load_recorded_plugins(out: Path, plugins: Any) -> None:
+    """Load the plug-ins ``config.json`` records (:func:`run_plugins`), so a run of plug-in components resumes."""
+    from fusion_psro.registry import load_plugin  # noqa: PLC0415
+
+    if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
+        raise CheckpointError(f"{out / CONFIG_FILE}: plugins must be a list of modules or .py files, got {plugins!r}")
+    for plugin in plugins:
+        try:
+            load_plugin(plugin)
+        except ConfigError as exc:
+            raise CheckpointError(f"{out} was run with the plug-in {plugin}, which does not load now ({exc}); "
+                                  "pass the --plugin that registers its components instead") from None
 
 
 def _record_settings(out: Path, psro: PSRO, record: dict[str, Any], *, changed: bool) -> dict[str, Any]:

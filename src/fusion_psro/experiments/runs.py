@@ -108,8 +108,19 @@ def method_label(settings: dict[str, Any], varying: Iterable[str]) -> str:
     if init and init != "fusion":
         name += f" ({init} init)"
     # An unset setting (None, e.g. the diversity weight of a non-diversity variant) says nothing.
-    extras = [f"{k}={settings[k]}" for k in varying if k not in ("variant", "init") and settings.get(k) is not None]
+    flat = _flat(settings)
+    extras = [f"{k.rpartition('.')[2]}={flat[k]}" for k in varying
+              if k not in ("variant", "init") and flat.get(k) is not None]
     return name + (f" [{', '.join(extras)}]" if extras else "")
+
+
+def _flat(settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` with each variant setting as its own ``variant_options.NAME`` entry (variants
+    have different settings: one that a variant does not have is absent, not different)."""
+    flat = {k: v for k, v in settings.items() if k != "variant_options"}
+    options = settings.get("variant_options")
+    flat.update({f"variant_options.{k}": v for k, v in (options.items() if isinstance(options, dict) else ())})
+    return flat
 
 
 def mean_and_standard_error(values: list[float]) -> tuple[float, float]:
@@ -131,5 +142,6 @@ def group_by_method(runs: list[RunSummary]) -> dict[tuple, list[RunSummary]]:
 
 def varying_settings(runs: list[RunSummary]) -> list[str]:
     """The settings (other than the seed) whose value differs between runs."""
-    keys = sorted({k for run in runs for k in run.settings if k != "seed"})
-    return [k for k in keys if len({json.dumps(r.settings.get(k), sort_keys=True) for r in runs}) > 1]
+    flat = [_flat(run.settings) for run in runs]
+    keys = sorted({k for settings in flat for k in settings if k != "seed"})
+    return [k for k in keys if len({json.dumps(s[k], sort_keys=True) for s in flat if k in s}) > 1]

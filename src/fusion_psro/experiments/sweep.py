@@ -28,7 +28,10 @@ before the first run is written; once runs exist, a changed protocol is refused.
 An optional ``[quick]`` table gives replacement values (for grid or settings keys) for a
 small scale, selected with ``fusion-psro sweep CONFIG --quick``. Keys of ``[grid]``,
 ``[settings]`` and ``[quick]`` are the fields of
-:class:`fusion_psro.psro.PSROConfig` (``oracle_options`` as an inline table). Every cell
+:class:`fusion_psro.psro.PSROConfig` (``oracle_options`` as an inline table). A grid over
+variants shares its ``variant_options`` table: each cell takes the entries its variant has
+(a key that no cell's variant has is an error); the old flat names of variant settings
+(``pipeline_learners``, ...) are taken the same way. Every cell
 is an ordinary run directory named after its grid values, so a finished cell is skipped
 when the sweep runs again, and a killed one is resumed from its checkpoint, not restarted.
 
@@ -54,13 +57,14 @@ from typing import Any
 
 from fusion_psro.errors import ConfigError, FusionPSROError
 from fusion_psro.experiments.protocol import Protocol, ProtocolError, check_cells, parse_protocol, record_protocol
-from fusion_psro.psro.config import PSROConfig
+from fusion_psro.psro.config import LEGACY_VARIANT_SETTINGS, PSROConfig
 
 log = logging.getLogger(__name__)
 
 _SECTIONS = {"sweep", "grid", "settings", "quick", "protocol"}
 _SWEEP_KEYS = {"out", "workers", "plugins"}
-_CONFIG_FIELDS = {field.name for field in dataclasses.fields(PSROConfig)}
+#: Keys of [grid], [settings] and [quick]: the PSROConfig fields, and the old names of variant settings.
+_CONFIG_FIELDS = {field.name for field in dataclasses.fields(PSROConfig)} | set(LEGACY_VARIANT_SETTINGS)
 
 
 class SweepConfigError(FusionPSROError, ValueError):
@@ -163,9 +167,10 @@ def load_sweep(path: Path | str, *, quick: bool = False) -> Sweep:
 
     cells = []
     keys = list(grid)
+    used: set[str] = set()
     for combination in itertools.product(*(grid[k] for k in keys)):
         values = dict(zip(keys, combination))
-        options = {**settings, **values}
+        options = _variant_settings_of_cell({**settings, **values}, used)
         if isinstance(options.get("oracle_options"), dict):
             options["oracle_options"] = {
                 k: tuple(v) if isinstance(v, list) else v for k, v in options["oracle_options"].items()
@@ -176,6 +181,7 @@ def load_sweep(path: Path | str, *, quick: bool = False) -> Sweep:
         except (ConfigError, TypeError) as exc:
             raise SweepConfigError(f"{path}: cell {name} ({values}): {exc}") from None
         cells.append(Cell(name=name, config=config, out=out / name))
+    _check_variant_settings_used(path, {**grid, **settings}, used)
     names = [c.name for c in cells]
     if len(set(names)) != len(names):
         raise SweepConfigError(f"{path}: grid values give duplicate run names; make the values distinct")
@@ -211,6 +217,37 @@ def _check_out(path: Path, out: Path) -> None:
     if blocker is not None and not blocker.is_dir():
         raise SweepConfigError(f"{path}: [sweep] out {out}: {blocker} is a file, not a directory; the cells' run "
                                "directories go below out")
+
+
+def _variant_settings_of_cell(options: dict[str, Any], used: set[str]) -> dict[str, Any]:
+    """``options`` with the variant settings (``variant_options`` entries, and the old flat names such
+    as ``pipeline_learners``) that the cell's variant does not have left out; those it has are
+    added to ``used`` (by name as given). A grid over variants shares one ``[settings]`` table."""
+    from fusion_psro.registry import VARIANTS  # noqa: PLC0415
+
+    name = options.get("variant", PSROConfig().variant)
+    if not isinstance(name, str) or name not in VARIANTS:
+        return options  # refused by the config check, naming what is accepted
+    variant = VARIANTS.get(name)
+    accepted = {f.name for f in dataclasses.fields(variant.settings_class)} if variant.settings_class else set()
+    kept = dict(options)
+    if isinstance(options.get("variant_options"), dict):
+        kept["variant_options"] = {k: v for k, v in options["variant_options"].items() if k in accepted}
+        used.update(f"variant_options.{k}" for k in kept["variant_options"])
+    for old in LEGACY_VARIANT_SETTINGS:
+        if old in kept and old not in variant.legacy_settings:
+            del kept[old]
+        elif old in kept:
+            used.add(old)
+    return kept
+
+
+def _check_variant_settings_used(path: Path, given: dict[str, Any], used: set[str]) -> None:
+    options = given.get("variant_options")
+    names = [f"variant_options.{k}" for k in options] if isinstance(options, dict) else []
+    unused = [n for n in names + [old for old in LEGACY_VARIANT_SETTINGS if old in given] if n not in used]
+    if unused:
+        raise SweepConfigError(f"{path}: {unused[0]} is a setting of none of the cells' variants. Leave it out")
 
 
 def _check_cells(path: Path, cells: list[Cell], given: set[str]) -> None:

@@ -6,13 +6,15 @@ from fusion_psro.psro.initialization import (
     Initialization,
     InitializationChoice,
     StartContext,
+    fall_back,
     fuse_parameters,
+    fused_population,
     initial_parameters,
 )
-from fusion_psro.psro.loop import PSRO, PSROState, Response, make_oracle
+from fusion_psro.psro.loop import PSRO, PreparedResponse, PSROState, Response, make_oracle
 from fusion_psro.psro.population import Member
 from fusion_psro.psro.records import IterationRecord
-from fusion_psro.psro.variants import ResponsePlan, Variant
+from fusion_psro.psro.variants import ResponsePlan, Snapshot, Variant
 
 __all__ = [
     "POPULATION_MODES",
@@ -24,11 +26,15 @@ __all__ = [
     "Member",
     "PSROConfig",
     "PSROState",
+    "PreparedResponse",
     "Response",
     "ResponsePlan",
+    "Snapshot",
     "StartContext",
     "Variant",
+    "fall_back",
     "fuse_parameters",
+    "fused_population",
     "initial_parameters",
     "make_oracle",
     "resolved_settings",

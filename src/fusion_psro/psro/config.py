@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -65,13 +65,13 @@ class PSROConfig:
     meta_solver: str = _setting("nash", "meta-solver of the meta-game", registry="META_SOLVERS")
     iterations: int = _setting(20, "PSRO iterations")
     seed: int = _setting(0, "seed of every random draw of the run")
-    fusion_start: int = _setting(1, "first iteration that fuses, with --init fusion")
-    fusion_fallback: str = _setting("normal", "init before --fusion-start", registry="INITS", fallback=True)
-    episodes: int = _setting(20_000, "training episodes per best response (oracles with an episodes setting)")
-    rn_learners: int = _setting(1, "psro-rn: learners per player per iteration")
-    pipeline_learners: int = _setting(4, "p-psro: active learners per player")
-    pipeline_max_iterations: int = _setting(5, "p-psro: iterations before the lowest learner is frozen")
-    pipeline_plateau: float = _setting(1e-3, "p-psro: freeze the lowest learner when its exact value improves by less")
+    fusion_start: int = _setting(1, "first iteration that fuses, with --init fusion", read_by="init")
+    fusion_fallback: str = _setting("normal", "init before --fusion-start (an init that does not build on the "
+                                    "population)", registry="INITS", fallback_init=True, read_by="init")
+    episodes: int = _setting(20_000, "training episodes per best response (oracles with an episodes setting)",
+                             read_by="oracle")
+    variant_options: dict[str, Any] = _setting(dict, "settings of the variant by name (the fields of its settings "
+                                               "class), e.g. learners=2 (psro-rn) or max_iterations=1 (p-psro)")
     population: str = _setting("per-player", "one population per player; one shared population of two-seat "
                                "agents (member k of both players' lists is agent k; the meta-game is the "
                                "symmetrized agent game and both players use its symmetric meta-Nash); or, in a "
@@ -79,7 +79,7 @@ class PSROConfig:
                                "lists; one symmetric meta-strategy)",
                                choices=POPULATION_MODES)
     diversity_weight: float | None = _setting(None, "weight of the diversity term of the variants that have one "
-                                              "(default: the term's, 0.1)")
+                                              "(default: the term's, 0.1)", read_by="variant")
     oracle_options: dict[str, Any] = _setting(dict, "oracle settings by name (the fields of the oracle's settings "
                                               "class), e.g. learning_rate=0.001 or hidden_sizes=[64,64]")
     init_options: dict[str, Any] = _setting(dict, "settings of the init by name, e.g. shrink=0.5 (shrink-perturb) "
@@ -117,8 +117,18 @@ class PSROConfig:
     eval_br_seeds: int | None = _setting(None, "--eval approx: best-response training seeds per player (default 2)")
     eval_games: int | None = _setting(None, "--eval approx: sampled games that score each best response (default "
                                       "10000)")
-    pipeline_parallel: bool = _setting(False, "p-psro: train every active learner in one round, each against the "
-                                       "populations as the iteration began (parallel tasks with --workers)")
+    # The variant settings that were PSROConfig fields before variants had settings: given
+    # (by old code or an old config.json), they become variant_options (see __post_init__).
+    rn_learners: dataclasses.InitVar[Any] = None
+    pipeline_learners: dataclasses.InitVar[Any] = None
+    pipeline_max_iterations: dataclasses.InitVar[Any] = None
+    pipeline_plateau: dataclasses.InitVar[Any] = None
+    pipeline_parallel: dataclasses.InitVar[Any] = None
+
+    def __post_init__(self, *legacy: Any) -> None:
+        given = {name: value for name, value in zip(LEGACY_VARIANT_SETTINGS, legacy) if value is not None}
+        if given:
+            self.variant_options = _legacy_variant_options(self.variant, dict(self.variant_options), given)
 
     def resolved(self, *, oracle: type | None = None) -> PSROConfig:
         """A validated copy with defaults filled in; raises :class:`ConfigError`.
@@ -130,12 +140,12 @@ class PSROConfig:
 
         check_types(self)
         config = dataclasses.replace(self, oracle_options=dict(self.oracle_options), init_options=dict(self.init_options),
-                                     meta_solver_options=dict(self.meta_solver_options))
+                                     meta_solver_options=dict(self.meta_solver_options),
+                                     variant_options=dict(self.variant_options))
         kind = game_kind(config.game, config.evaluation)
         config.evaluation = kind.evaluation
         oracle_class = _resolve_oracle(config, kind, oracle)
         _resolve_variant(config, kind, oracle_class)
-        _check_pipeline_parallel(config)
         _resolve_population(config, kind, oracle_class)
         _resolve_meta_solver(config)
         _resolve_init(config, oracle_class, kind)
@@ -152,15 +162,59 @@ class PSROConfig:
         settings the record predates. Unknown keys are a :class:`ConfigError`."""
         if not isinstance(record, Mapping):
             raise ConfigError(f"a PSRO config record must be a JSON object, got {type(record).__name__}")
-        fields = {field.name for field in dataclasses.fields(cls)}
+        fields = {field.name for field in dataclasses.fields(cls)} | set(LEGACY_VARIANT_SETTINGS)
         unknown = sorted(set(record) - fields)
         if unknown:
             raise ConfigError(f"unknown PSRO setting(s) {unknown}; accepted: {', '.join(sorted(fields))}")
-        return cls(**record)
+        record = dict(record)
+        legacy = {name: record.pop(name) for name in LEGACY_VARIANT_SETTINGS if record.get(name) is not None}
+        config = cls(**record)
+        if config.variant in VARIANTS:  # a plug-in's variant may not be loaded to read a run
+            # A record of that time holds every old setting, also those its variant did not read.
+            options = _legacy_variant_options(config.variant, dict(config.variant_options), legacy, strict=False)
+            settings = VARIANTS.get(config.variant).settings_from(options)
+            config.variant_options = {} if settings is None else _json(dataclasses.asdict(settings))
+        return config
 
     def to_json(self) -> dict[str, Any]:
         """The settings as JSON values (tuples become lists), as ``config.json`` records them."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        return _json(dataclasses.asdict(self))
+
+
+def _json(value: Any) -> Any:
+    """``value`` as JSON values (tuples become lists)."""
+    return json.loads(json.dumps(value))
+
+
+#: The variant settings that were flat ``PSROConfig`` fields, with the values every
+#: ``config.json`` of that time recorded for variants that do not read them.
+LEGACY_VARIANT_SETTINGS = {"rn_learners": 1, "pipeline_learners": 4, "pipeline_max_iterations": 5,
+                           "pipeline_plateau": 1e-3, "pipeline_parallel": False}
+
+
+def _legacy_variant_options(variant_name: str, options: dict[str, Any], given: dict[str, Any], *,
+                            strict: bool = True) -> dict[str, Any]:
+    """``options`` with the old flat settings ``given`` moved in, under the names the variant's
+    :attr:`~fusion_psro.psro.variants.Variant.legacy_settings` gives them.
+
+    An old setting the variant does not have is dropped at its old default, and refused
+    otherwise (naming the variants that have it) unless not ``strict``: a ``config.json`` of
+    that time records every old setting, also those its variant did not read.
+    """
+    variant = VARIANTS.get(variant_name)
+    for old, value in given.items():
+        new = variant.legacy_settings.get(old)
+        if new is None:
+            if strict and value != LEGACY_VARIANT_SETTINGS[old]:
+                raise ConfigError(f"{old} does not apply to the {variant_name} variant; variants that have it: "
+                                  f"{VARIANTS.accepted(lambda v: old in v.legacy_settings)} (give it as "
+                                  "variant_options, --variant-option)")
+            continue
+        if options.get(new, value) != value:
+            raise ConfigError(f"the {variant_name} variant's {new} is given twice ({old}={value!r} and "
+                              f"variant option {new}={options[new]!r}); give it once, as a variant option")
+        options[new] = value
+    return options
 
 
 #: What a value of each annotated type may be, and how an error names the type.
@@ -216,6 +270,38 @@ def recorded_settings(recorded: Any) -> dict[str, Any] | None:
         return None
 
 
+#: How to ask each kind of component which settings it reads (a field's ``metadata["read_by"]``):
+#: its registry, the run's component of that kind, and the settings a component reads.
+_READERS = {
+    "oracle": (ORACLES, lambda c: c.oracle, lambda oracle: (oracle.budget_setting,)),
+    "variant": (VARIANTS, lambda c: c.variant, lambda variant: variant.settings_read()),
+    "init": (INITS, lambda c: c.init, lambda init: init.settings_read()),
+}
+
+
+def ignored_settings(config: PSROConfig, given: Iterable[str]) -> dict[str, str]:
+    """The settings among ``given`` that a run of ``config`` (resolved) would not read, each with why.
+
+    A setting whose field names the kind of component that reads it (``metadata["read_by"]``)
+    applies when the run's component of that kind declares it reads it (an oracle's
+    ``budget_setting``, a variant's or an init's ``settings_read()``). A setting left at its
+    default says nothing; one given explicitly that the run ignores is a mistake worth an error.
+    """
+    ignored = {}
+    for field in dataclasses.fields(PSROConfig):
+        kind = field.metadata.get("read_by")
+        if kind is None or field.name not in given:
+            continue
+        registry, chosen, reads = _READERS[kind]
+        name = chosen(config)
+        if name is not None and field.name in reads(registry.get(name)):
+            continue
+        readers = registry.accepted(lambda component: field.name in reads(component))
+        which = f"the {kind} {name} does not read it" if name is not None else f"the run has no {kind}"
+        ignored[field.name] = f"{which}; {kind}s that do: {readers}"
+    return ignored
+
+
 def _resolve_oracle(config: PSROConfig, kind, given: type | None):
     if given is None:
         config.oracle = config.oracle or kind.default_oracle
@@ -234,6 +320,8 @@ def _resolve_oracle(config: PSROConfig, kind, given: type | None):
 
 def _resolve_variant(config: PSROConfig, kind, oracle_class) -> None:
     variant = VARIANTS.get(config.variant)
+    settings = variant.settings_from(config.variant_options)
+    config.variant_options = {} if settings is None else _json(dataclasses.asdict(settings))
     if config.diversity_schedule not in DIVERSITY_SCHEDULES:
         raise ConfigError(f"unknown diversity schedule {config.diversity_schedule!r}; "
                           f"accepted: {', '.join(DIVERSITY_SCHEDULES)}")
@@ -269,15 +357,6 @@ def _resolve_variant(config: PSROConfig, kind, oracle_class) -> None:
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not np.isfinite(weight) or weight < 0:
         raise ConfigError(f"diversity_weight must be a non-negative number, got {weight!r}")
     config.diversity_weight = float(weight)
-
-
-def _check_pipeline_parallel(config: PSROConfig) -> None:
-    if not isinstance(config.pipeline_parallel, bool):
-        raise ConfigError(f"pipeline_parallel must be true or false, got {config.pipeline_parallel!r}")
-    if config.pipeline_parallel and not getattr(VARIANTS.get(config.variant), "parallel_pipeline", False):
-        raise ConfigError(f"--pipeline-parallel applies to the variants with a pipeline of learners "
-                          f"({VARIANTS.accepted(lambda v: getattr(v, 'parallel_pipeline', False))}), "
-                          f"not to --variant {config.variant}")
 
 
 def _resolve_population(config: PSROConfig, kind, oracle_class) -> None:
@@ -339,7 +418,7 @@ def _resolve_init(config: PSROConfig, oracle_class, kind=None) -> None:
             )
     else:
         config.init = config.init or "normal"
-    fallbacks = INITS.names(lambda i: i.fallback)
+    fallbacks = INITS.names(lambda i: not i.builds_on_population)
     if config.fusion_fallback not in fallbacks:
         raise ConfigError(f"unknown fusion fallback {config.fusion_fallback!r}; accepted: {', '.join(fallbacks)}")
     if not oracle_class.trains_parameters:
@@ -359,8 +438,7 @@ def _resolve_init(config: PSROConfig, oracle_class, kind=None) -> None:
                               f"accepted: {', '.join(usable)}")
 
 
-_MINIMA = (("iterations", 1), ("fusion_start", 1), ("episodes", 1), ("rn_learners", 1),
-           ("pipeline_learners", 1), ("pipeline_max_iterations", 1))
+_MINIMA = (("iterations", 1), ("fusion_start", 1), ("episodes", 1))
 #: Upper bounds, each with why a larger value is a mistake rather than a long run.
 MAXIMA = {
     "iterations": (10_000, "each iteration adds a member per player and a row and column to the meta-game, and "
@@ -378,7 +456,7 @@ def _check_numbers(config: PSROConfig) -> None:
     for name, (maximum, why) in MAXIMA.items():
         if getattr(config, name) > maximum:
             raise ConfigError(f"{name} must be at most {maximum:,}, got {getattr(config, name):,}: {why}")
-    builds_on_population = config.init is not None and not INITS.get(config.init).fallback
+    builds_on_population = config.init is not None and INITS.get(config.init).builds_on_population
     if builds_on_population and config.fusion_start > config.iterations:
         raise ConfigError(
             f"fusion_start {config.fusion_start:,} is after the last iteration ({config.iterations}): a run labelled "
@@ -386,12 +464,11 @@ def _check_numbers(config: PSROConfig) -> None:
         )
     if not isinstance(config.seed, (int, np.integer)) or isinstance(config.seed, bool) or config.seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {config.seed!r}")
-    if not np.isfinite(config.pipeline_plateau) or config.pipeline_plateau < 0:
-        raise ConfigError(f"pipeline_plateau must be >= 0, got {config.pipeline_plateau!r}")
     target = config.target_exploitability
     if target is not None and (isinstance(target, bool) or not isinstance(target, (int, float, np.floating))
                                or not np.isfinite(target) or target < 0):
         raise ConfigError(f"target_exploitability must be a finite number >= 0, got {target!r}")
 
 
-__all__ = ["EVALS", "POPULATION_MODES", "PSROConfig", "parse_int_list", "recorded_settings", "resolved_settings"]
+__all__ = ["EVALS", "LEGACY_VARIANT_SETTINGS", "POPULATION_MODES", "PSROConfig", "ignored_settings", "parse_int_list",
+           "recorded_settings", "resolved_settings"]

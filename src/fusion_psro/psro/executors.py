@@ -62,8 +62,8 @@ class SerialExecutor:
         return results
 
     def respond(self, run, plans: list) -> list:
-        """The responses to ``plans`` (:meth:`fusion_psro.psro.loop.PSRO._respond`), in order."""
-        return [run._respond(plan) for plan in plans]
+        """The responses to ``plans`` (:meth:`fusion_psro.psro.loop.PSRO.respond`), in order."""
+        return [run.respond(plan) for plan in plans]
 
     def close(self) -> None:
         """Nothing to release."""
@@ -115,15 +115,14 @@ class RayExecutor(SerialExecutor):
     def respond(self, run, plans: list) -> list:
         if len(plans) < 2:
             return super().respond(run, plans)
-        prepared = [run._prepare(plan) for plan in plans]
+        prepared = [run.prepare(plan) for plan in plans]
         spec = json.loads(json.dumps(run.config.to_json()))
         # A progress callback lives in this process (the run's progress bar); workers report none.
-        requests = [dataclasses.replace(request, on_progress=None) for request, _, _ in prepared]
+        requests = [dataclasses.replace(p.request, on_progress=None) for p in prepared]
         results = self.map(remote_best_response, [(spec, request) for request in requests])
         for result in results:  # arrays out of Ray's object store are read-only views
             result.policy = np.array(result.policy)
-        return [run._accept(plan, result, init, fusion_s)
-                for plan, (_, init, fusion_s), result in zip(plans, prepared, results)]
+        return [run.accept(p, result) for p, result in zip(prepared, results)]
 
     def close(self) -> None:
         if self._ray is not None:

@@ -2,8 +2,9 @@
 
 Each strategy is an :class:`Initialization` registered by name in
 :data:`fusion_psro.registry.INITS` (``--init``); it declares which oracles it applies to
-(:meth:`Initialization.unsupported_by`) and whether it can stand in for fusion before
-``fusion_start`` (:attr:`Initialization.fallback`). The built-in ones:
+(:meth:`Initialization.unsupported_by`) and whether it builds on the population
+(:attr:`Initialization.builds_on_population`: then ``fusion_start`` and
+``fusion_fallback`` apply to it, and it cannot itself be the fallback). The built-in ones:
 
 * ``normal``, ``orthogonal``, ``kaiming``: fresh weights from that scheme (the oracle
   defines the exact distributions, see :meth:`fusion_psro.oracles.base.Oracle.scratch_parameters`).
@@ -13,7 +14,7 @@ Each strategy is an :class:`Initialization` registered by name in
   ``theta_new = sum_k sigma(k) theta_k``, every tensor of the network. The oracle copies
   it into its target network and starts a fresh optimizer. Fusion starts at iteration
   ``fusion_start``; before it, and whenever no member with positive weight has
-  parameters, the ``fusion_fallback`` strategy is used.
+  parameters, the ``fusion_fallback`` strategy is used (:func:`fall_back`).
 * ``shrink-perturb``: ``lambda * fused + (1 - lambda) * fresh`` (Ash and Adams 2020);
   ``fusion-reset-output``: the fused network with a freshly drawn output layer;
   ``nash-distill``: a fresh network fitted to the exact behaviour strategy of the
@@ -38,7 +39,7 @@ import numpy as np
 
 from fusion_psro.errors import ConfigError, FusionPSROError
 from fusion_psro.psro.population import StateDict
-from fusion_psro.registry import INITS, register_init
+from fusion_psro.registry import INITS, component_settings, register_init
 
 if TYPE_CHECKING:
     import torch
@@ -153,8 +154,11 @@ class Initialization(abc.ABC):
 
     #: Registered name (set when registered).
     name: str = ""
-    #: Whether it can stand in for fusion before ``fusion_start`` (it needs no population).
-    fallback: bool = False
+    #: Whether it builds on the player's population, as fusion does: ``fusion_start`` and
+    #: ``fusion_fallback`` apply to it (it calls :func:`fall_back` until it has something to
+    #: build on), and it cannot be a ``fusion_fallback`` itself. False: it needs no
+    #: population, and can stand in for fusion before ``fusion_start``.
+    builds_on_population: bool = False
     #: Frozen dataclass of its settings (``--init-option KEY=VALUE``), or None.
     settings_class: type | None = None
 
@@ -168,18 +172,12 @@ class Initialization(abc.ABC):
 
     def settings(self, options: dict[str, Any]) -> Any:
         """Its settings from ``options`` (a :class:`ConfigError` names unknown or bad ones)."""
-        if self.settings_class is None:
-            if options:
-                raise ConfigError(f"init {self.name!r} has no settings; got {sorted(options)}")
-            return None
-        known = {f.name for f in dataclasses.fields(self.settings_class)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ConfigError(f"unknown {self.name} init option(s) {unknown}; accepted: {', '.join(sorted(known))}")
-        try:
-            return self.settings_class(**options)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"init {self.name!r}: {exc}") from None
+        return component_settings(f"{self.name} init", self.settings_class, options)
+
+    def settings_read(self) -> tuple[str, ...]:
+        """The :class:`~fusion_psro.psro.PSROConfig` settings it reads besides its own: the fusion
+        schedule, if it builds on the population."""
+        return ("fusion_start", "fusion_fallback") if self.builds_on_population else ()
 
     @abc.abstractmethod
     def choose(self, context: StartContext) -> InitializationChoice:
@@ -188,8 +186,6 @@ class Initialization(abc.ABC):
 
 class ScratchInit(Initialization):
     """Fresh parameters from one of the oracle's scratch schemes."""
-
-    fallback = True
 
     def __init__(self, scheme: str) -> None:
         self.scheme = scheme
@@ -207,8 +203,6 @@ class ScratchInit(Initialization):
 class InheritInit(Initialization):
     """A copy of the player's previous best response ("Inherited-BR"); the first one starts from ``normal``."""
 
-    fallback = True
-
     def choose(self, context: StartContext) -> InitializationChoice:
         if context.previous_parameters is None:  # the first best response has nobody to inherit from
             return INITS.get("normal").choose(context)
@@ -219,9 +213,11 @@ class InheritInit(Initialization):
 class FusionInit(Initialization):
     """Nash Policy Fusion: the meta-Nash-weighted average of the population's parameters."""
 
+    builds_on_population = True
+
     def choose(self, context: StartContext) -> InitializationChoice:
         fused = fused_population(context)
-        return _fall_back(context) if fused is None else fused
+        return fall_back(context) if fused is None else fused
 
 
 def fused_population(context: StartContext) -> InitializationChoice | None:
@@ -270,6 +266,7 @@ class ShrinkPerturbInit(Initialization):
     """
 
     settings_class = ShrinkPerturbSettings
+    builds_on_population = True
 
     def unsupported_by(self, oracle_class: type) -> str | None:
         return _needs_normal(oracle_class)
@@ -277,7 +274,7 @@ class ShrinkPerturbInit(Initialization):
     def choose(self, context: StartContext) -> InitializationChoice:
         fused = fused_population(context)
         if fused is None:
-            return _fall_back(context)
+            return fall_back(context)
         shrink = (context.settings or ShrinkPerturbSettings()).shrink
         fresh = _fresh(context)
         mixed = {name: (shrink * tensor.double() + (1 - shrink) * fresh[name].double()).to(tensor.dtype)
@@ -293,6 +290,8 @@ class FusionResetOutputInit(Initialization):
     the population learned.
     """
 
+    builds_on_population = True
+
     def unsupported_by(self, oracle_class: type) -> str | None:
         if not getattr(oracle_class, "has_output_layer", False):
             return "its policies have no output layer"
@@ -301,7 +300,7 @@ class FusionResetOutputInit(Initialization):
     def choose(self, context: StartContext) -> InitializationChoice:
         fused = fused_population(context)
         if fused is None:
-            return _fall_back(context)
+            return fall_back(context)
         fresh = _fresh(context)
         head = set(context.oracle.output_layer_names(context.player))
         parameters = {name: fresh[name] if name in head else tensor for name, tensor in fused.parameters.items()}
@@ -338,6 +337,7 @@ class NashDistillInit(Initialization):
     """
 
     settings_class = DistillSettings
+    builds_on_population = True
 
     def unsupported_by(self, oracle_class: type) -> str | None:
         if not getattr(oracle_class, "distills", False):
@@ -352,7 +352,7 @@ class NashDistillInit(Initialization):
     def choose(self, context: StartContext) -> InitializationChoice:
         weights = np.asarray(context.meta_strategy, dtype=np.float64)
         if context.iteration < context.fusion_start or not len(context.population_policies) or weights.sum() <= 0:
-            return _fall_back(context)
+            return fall_back(context)
         settings = context.settings or DistillSettings()
         started = time.perf_counter()
         parameters = context.oracle.distill(
@@ -363,8 +363,10 @@ class NashDistillInit(Initialization):
         return InitializationChoice(parameters, self.name, time.perf_counter() - started)
 
 
-def _fall_back(context: StartContext) -> InitializationChoice:
-    """The fallback init of a fusion-like init that has nothing to start from yet."""
+def fall_back(context: StartContext) -> InitializationChoice:
+    """The start chosen by ``context.fusion_fallback``: what an init that builds on the population
+    (:attr:`Initialization.builds_on_population`) returns before ``fusion_start`` or while it
+    has nothing to build on."""
     return INITS.get(context.fusion_fallback).choose(
         dataclasses.replace(context, fusion_fallback="normal", settings=None))
 

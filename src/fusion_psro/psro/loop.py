@@ -49,7 +49,7 @@ from fusion_psro.psro.population import Member, StateDict, stack_policies
 from fusion_psro.psro.records import IterationRecord
 from fusion_psro.psro.schedules import DIVERSITY_SCHEDULES
 from fusion_psro.psro.spaces import PolicySpace, make_space
-from fusion_psro.psro.variants import ResponsePlan
+from fusion_psro.psro.variants import ResponsePlan, Snapshot, frozen_weights
 from fusion_psro.registry import INITS, ORACLES, VARIANTS
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class PSROState:
     last_best_response: list[Member | None] = dataclasses.field(default_factory=lambda: [None, None])
 
 
-@dataclasses.dataclass(eq=False)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Response:
     """A new member and how it was made (what the metrics row records of it)."""
 
@@ -84,6 +84,19 @@ class Response:
     fusion_s: float = 0.0
     episodes: int = 0
     metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class PreparedResponse:
+    """A plan made ready for an oracle (:meth:`PSRO.prepare`): the request and how its start was chosen."""
+
+    plan: ResponsePlan
+    #: The :class:`~fusion_psro.oracles.base.BestResponseRequest` to compute.
+    request: Any
+    #: The init that chose the starting parameters (``"continue"`` for a learner that keeps training), or None.
+    init: str | None
+    #: Seconds the init took to fuse.
+    fusion_s: float = 0.0
 
 
 def make_oracle(config: PSROConfig, space: PolicySpace):
@@ -124,11 +137,14 @@ class PSRO:
         self.meta_solver = get_meta_solver(self.config.meta_solver, **self.config.meta_solver_options)
         self._seeded_solver = takes_seed(self.meta_solver)
         self._solves = 0  # meta-solver calls in this iteration (each seeded solve draws afresh)
-        self.variant = VARIANTS.get(self.config.variant)()
+        variant_class = VARIANTS.get(self.config.variant)
+        self.variant = variant_class(variant_class.settings_from(self.config.variant_options))
         self.init_settings = INITS.get(self.config.init).settings(self.config.init_options) if self.config.init else None
         #: The players whose best responses the run computes (player 0 alone in a symmetric population).
         self.players: tuple[int, ...] = (0,) if self.config.population == "symmetric" else (0, 1)
         self.state = self._initial_state()
+        #: The populations and meta-game as the current round was planned (:meth:`snapshot`).
+        self.planned: Snapshot = self.snapshot()
         self._responses: list[Response] = []
         #: Called as ``on_progress(done, total)`` while an oracle trains (training episodes of
         #: the current best response), for a progress display.
@@ -162,7 +178,7 @@ class PSRO:
         self._solves = 0
         # state.meta_strategies already solve the current meta-game (set below, or restored).
         round = 0
-        while plans := self.variant.plan(self, round):
+        while plans := self._plan(round):
             self._check_plans(plans)
             self.variant.take(self, plans, self.executor.respond(self, plans))
             self._check_mirrors()
@@ -190,6 +206,20 @@ class PSRO:
             meta_strategies=[sigma0.tolist(), sigma1.tolist()],
             inits=[r.init for r in self._responses], oracle=[r.metrics for r in self._responses], extra=extra,
         )
+
+    def _plan(self, round: int) -> list[ResponsePlan]:
+        """The variant's plans of ``round``, made with :attr:`planned` taken just before."""
+        self.planned = self.snapshot()
+        return self.variant.plan(self, round)
+
+    def snapshot(self) -> Snapshot:
+        """The populations (tuples), payoff matrix and meta-strategies now, frozen (:class:`Snapshot`)."""
+        state = self.state
+        matrix = np.array(state.meta_game.matrix)
+        matrix.flags.writeable = False
+        return Snapshot(iteration=state.iteration, populations=tuple(tuple(p) for p in state.populations),
+                        meta_strategies=tuple(frozen_weights(s) for s in state.meta_strategies), matrix=matrix,
+                        last_best_response=tuple(state.last_best_response))
 
     def run(self, callback: Callable[[IterationRecord], None] | None = None) -> list[IterationRecord]:
         """Run the remaining iterations; ``callback`` receives each metrics row.
@@ -333,12 +363,17 @@ class PSRO:
             settings=self.init_settings,
         ))
 
-    def _respond(self, plan: ResponsePlan) -> Response:
-        request, init, fusion_s = self._prepare(plan)
-        return self._accept(plan, self.oracle.best_response(request), init, fusion_s)
+    def respond(self, plan: ResponsePlan) -> Response:
+        """The response to ``plan`` computed in this process: :meth:`prepare`, the oracle, :meth:`accept`."""
+        prepared = self.prepare(plan)
+        return self.accept(prepared, self.oracle.best_response(prepared.request))
 
-    def _prepare(self, plan: ResponsePlan):
-        """The oracle request of ``plan``, with the init it starts from and the seconds fusion took."""
+    def prepare(self, plan: ResponsePlan) -> PreparedResponse:
+        """The oracle request of ``plan``, with the init it starts from and the seconds fusion took.
+
+        An executor may send ``prepared.request`` to an oracle elsewhere and hand the result
+        to :meth:`accept`.
+        """
         from fusion_psro.oracles.base import BestResponseRequest  # noqa: PLC0415
 
         init, fusion_s, start = None, 0.0, plan.continue_from
@@ -355,14 +390,15 @@ class PSRO:
             opponent_meta_strategy=plan.opponent_weights[keep] / plan.opponent_weights[keep].sum(),
             initial_parameters=start, seed=plan.seed, diversity=plan.diversity, on_progress=self.on_progress,
         )
-        return request, init, fusion_s
+        return PreparedResponse(plan, request, init, fusion_s)
 
-    def _accept(self, plan: ResponsePlan, result, init: str | None, fusion_s: float) -> Response:
-        """The response made of the oracle's ``result`` for ``plan`` (recorded in this iteration's metrics)."""
+    def accept(self, prepared: PreparedResponse, result) -> Response:
+        """The response made of the oracle's ``result`` (a ``BestResponseResult``) to ``prepared``,
+        recorded in this iteration's metrics."""
         member = Member(policy=result.policy, parameters=result.parameters, origin=f"iteration {self.state.iteration}")
-        response = Response(member, init, fusion_s, result.episodes, result.metrics.to_json())
+        response = Response(member, prepared.init, prepared.fusion_s, result.episodes, result.metrics.to_json())
         self._responses.append(response)
         return response
 
 
-__all__ = ["PSRO", "PSROState", "Response", "make_oracle"]
+__all__ = ["PSRO", "PSROState", "PreparedResponse", "Response", "make_oracle"]

@@ -5,10 +5,12 @@ A variant is a :class:`Variant` subclass registered by name in
 asks :meth:`Variant.plan` for the best responses to compute next (independent of each
 other, so they could run in parallel), computes them, hands them to :meth:`Variant.take`,
 and repeats until ``plan`` returns none; :meth:`Variant.finish` then closes the iteration
-and returns the variant's own numbers for the metrics row. A variant that keeps state
-between iterations saves it with :meth:`Variant.state_dict` (JSON values; members are
-referred to by their index in the populations) and restores it with
-:meth:`Variant.load_state_dict`, so checkpoints need not know its fields.
+and returns the variant's own numbers for the metrics row. A variant's settings
+(``--variant-option KEY=VALUE``) are an instance of its :attr:`Variant.settings_class`, its
+:attr:`Variant.settings`. A variant that keeps state between iterations saves it with
+:meth:`Variant.state_dict` (JSON values; members are referred to by their index in the
+populations) and restores it with :meth:`Variant.load_state_dict`, so checkpoints need
+not know its fields.
 
 A variant plans best responses for the players in ``run.players`` and changes only their
 populations (through ``run.add`` and ``run.replace``). That is both players, except in a
@@ -19,20 +21,20 @@ Built-in variants:
 
 * ``psro``: one best response per player per iteration (Lanctot et al. 2017).
 * ``psro-rn``: rectified Nash (Balduzzi et al., *Open-ended learning in symmetric zero-sum
-  games*, ICML 2019). The ``rn_learners`` members with the largest meta-Nash weight each
+  games*, ICML 2019). The ``learners`` members with the largest meta-Nash weight each
   get a best response to the opponents they beat or tie (meta-game payoff >= half the
   utility sum, i.e. >= 0 in zero-sum games), weighted by the opponent's meta-Nash. A
   member that beats nobody trains against the full meta-Nash. With ``init=inherit`` a
   rectified learner starts from the member it improves on, as in the paper.
 * ``p-psro``: pipeline PSRO (McAleer et al., NeurIPS 2020). Each player keeps
-  ``pipeline_learners`` active learners above a fixed population; learner ``j`` trains
+  ``learners`` active learners above a fixed population; learner ``j`` trains
   against the meta-Nash of the fixed population plus the learners below it, continuing
   from its own parameters. The lowest learner is frozen into the fixed population when its
-  exact value against its opponent mixture improves by less than ``pipeline_plateau`` in
-  an iteration (the plateau test) or after ``pipeline_max_iterations`` iterations (the
+  exact value against its opponent mixture improves by less than ``plateau`` in
+  an iteration (the plateau test) or after ``max_iterations`` iterations (the
   budget), and a new learner starts at the top. Exploitability is that of the meta-Nash
   over all policies, fixed and active. Learners train one after the other, each against
-  the populations as the learners before it left them; with ``pipeline_parallel`` all of
+  the populations as the learners before it left them; with ``parallel`` all of
   them train in one round, each against the populations as the iteration began (the
   paper's parallel pipeline), so that they can run as parallel tasks.
 * ``dpp``, ``bdrd``, ``psd``: the diversity variants (DPP-PSRO, Perez-Nieves et al. 2021;
@@ -50,20 +52,33 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import TYPE_CHECKING, Any
+import math
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from fusion_psro.psro.population import Member, StateDict
-from fusion_psro.registry import register_variant
+from fusion_psro.errors import ConfigError
+from fusion_psro.registry import component_settings, register_variant
 
 if TYPE_CHECKING:
     from fusion_psro.psro.loop import PSRO, Response
 
 
-@dataclasses.dataclass(eq=False)
+def frozen_weights(weights: Any) -> np.ndarray:
+    """A read-only float copy of ``weights`` (a meta-strategy that later solves cannot change)."""
+    array = np.array(weights, dtype=np.float64)
+    array.flags.writeable = False
+    return array
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class ResponsePlan:
-    """One best response a variant asks the loop to compute.
+    """One best response a variant asks the loop to compute; frozen when made.
+
+    The member lists become tuples and the weights read-only copies, so a plan describes
+    the populations and meta-strategies as they were when it was planned, also inside
+    :meth:`Variant.take`, after ``run.add`` has grown the populations.
 
     Attributes
     ----------
@@ -84,18 +99,64 @@ class ResponsePlan:
     """
 
     player: int
-    opponents: list[Member]
+    opponents: tuple[Member, ...]
     opponent_weights: np.ndarray
     seed: int
-    own: list[Member] = dataclasses.field(default_factory=list)
+    own: tuple[Member, ...] = ()
     own_weights: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
     previous: Member | None = None
     continue_from: StateDict | None = None
     diversity: Any = None
 
+    def __post_init__(self) -> None:
+        for name in ("opponents", "own"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        for name in ("opponent_weights", "own_weights"):
+            object.__setattr__(self, name, frozen_weights(getattr(self, name)))
+
+    @property
+    def opponent_count(self) -> int:
+        """How many opponent members the plan responds to (a prefix of the opponent's population)."""
+        return len(self.opponents)
+
+    @property
+    def own_count(self) -> int:
+        """How many of the player's own members the plan draws on."""
+        return len(self.own)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Snapshot:
+    """The populations and meta-game as a round of an iteration was planned (:meth:`PSRO.snapshot`).
+
+    Populations are tuples, the meta-strategies (the iteration's: they solve the meta-game
+    as it was when the iteration began) and the payoff matrix read-only copies; nothing a
+    variant or the loop does later changes them.
+    """
+
+    iteration: int
+    populations: tuple[tuple[Member, ...], tuple[Member, ...]]
+    meta_strategies: tuple[np.ndarray, np.ndarray]
+    matrix: np.ndarray
+    last_best_response: tuple[Member | None, Member | None]
+
+    @property
+    def sizes(self) -> tuple[int, int]:
+        """Population sizes (the counts of ``populations``)."""
+        return len(self.populations[0]), len(self.populations[1])
+
 
 class Variant(abc.ABC):
-    """A PSRO variant; see the module docstring. One instance serves one run."""
+    """A PSRO variant; see the module docstring. One instance serves one run.
+
+    What :meth:`take` is given is frozen: each :class:`ResponsePlan` holds its members as
+    tuples and its weights as read-only copies, made when it was planned, and
+    ``run.planned`` is the :class:`Snapshot` of the populations (tuples, with their sizes),
+    the payoff matrix and the iteration's meta-strategies taken just before :meth:`plan`
+    was called for the round. So ``take`` sees the round as it was planned even after
+    ``run.add`` has grown the live populations (``run.state``), whose meta-strategies are
+    solved again only when the iteration ends.
+    """
 
     #: Registered name (set when registered).
     name: str = ""
@@ -106,6 +167,27 @@ class Variant(abc.ABC):
     #: Whether members never change once they joined (so the populations after iteration k
     #: are the first members of the final ones).
     appends_members: bool = True
+    #: Frozen dataclass of its settings (``--variant-option KEY=VALUE``), or None; an instance
+    #: is :attr:`settings`.
+    settings_class: type | None = None
+    #: Names that ``config.json`` files written before variants had settings gave its
+    #: settings (a flat ``PSROConfig`` field -> the setting), so those runs still load.
+    legacy_settings: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, settings: Any = None) -> None:
+        #: Its settings (an instance of :attr:`settings_class`, defaults if none were given), or None.
+        self.settings = self.settings_from({}) if settings is None else settings
+
+    @classmethod
+    def settings_from(cls, options: dict[str, Any]) -> Any:
+        """Its settings from ``options`` by name (a :class:`ConfigError` names unknown or bad ones)."""
+        return component_settings(f"{cls.name or cls.__name__} variant", cls.settings_class, options)
+
+    @classmethod
+    def settings_read(cls) -> tuple[str, ...]:
+        """The :class:`~fusion_psro.psro.PSROConfig` settings it reads besides its own: the
+        diversity weight, if its best responses carry a diversity term."""
+        return ("diversity_weight",) if cls.diversity else ()
 
     @abc.abstractmethod
     def plan(self, run: PSRO, round: int) -> list[ResponsePlan]:
@@ -113,7 +195,7 @@ class Variant(abc.ABC):
 
     @abc.abstractmethod
     def take(self, run: PSRO, plans: list[ResponsePlan], responses: list[Response]) -> None:
-        """Integrate the responses to ``plans`` (same order) into the populations."""
+        """Integrate the responses to ``plans`` (same order; both frozen) into the populations."""
 
     def finish(self, run: PSRO) -> dict[str, Any]:
         """Close the iteration; returns the variant's own numbers for the metrics row."""
@@ -135,14 +217,14 @@ class PSROVariant(Variant):
     def plan(self, run: PSRO, round: int) -> list[ResponsePlan]:
         if round > 0:
             return []
-        state, sigma = run.state, run.state.meta_strategies
+        planned, sigma = run.planned, run.planned.meta_strategies
         plans = []
         for player in run.players:
-            seed = run.seed(state.iteration, player)
+            seed = run.seed(planned.iteration, player)
             plans.append(ResponsePlan(
-                player=player, opponents=state.populations[1 - player], opponent_weights=sigma[1 - player],
-                seed=seed, own=state.populations[player], own_weights=sigma[player],
-                previous=state.last_best_response[player],
+                player=player, opponents=planned.populations[1 - player], opponent_weights=sigma[1 - player],
+                seed=seed, own=planned.populations[player], own_weights=sigma[player],
+                previous=planned.last_best_response[player],
                 diversity=run.diversity_term(player, seed) if self.diversity else None,
             ))
         return plans
@@ -152,10 +234,28 @@ class PSROVariant(Variant):
             run.add(plan.player, response.member)
 
 
+def _check_integer(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class RectifiedNashSettings:
+    """Settings of ``psro-rn`` (:class:`RectifiedNash`)."""
+
+    #: Members (the heaviest in the meta-Nash) that get a rectified best response, per player per iteration.
+    learners: int = 1
+
+    def __post_init__(self) -> None:
+        _check_integer("learners", self.learners, 1)
+
+
 class RectifiedNash(Variant):
     """PSRO-rN: best responses of the heaviest members to the opponents they beat or tie."""
 
     label = "PSRO-rN"
+    settings_class = RectifiedNashSettings
+    legacy_settings: ClassVar[dict[str, str]] = {"rn_learners": "learners"}
 
     def plan(self, run: PSRO, round: int) -> list[ResponsePlan]:
         if round > 0:
@@ -167,7 +267,7 @@ class RectifiedNash(Variant):
             payoffs = state.meta_game.payoffs(player)
             support = np.flatnonzero(sigma[player] > 0)
             # The heaviest members first; ties to the lower index.
-            chosen = support[np.argsort(-sigma[player][support], kind="stable")][: run.config.rn_learners]
+            chosen = support[np.argsort(-sigma[player][support], kind="stable")][: self.settings.learners]
             for slot, learner in enumerate(chosen):
                 weights = sigma[1 - player] * (payoffs[learner] >= threshold - 1e-12)
                 if weights.sum() <= 0:
@@ -184,6 +284,30 @@ class RectifiedNash(Variant):
             run.add(plan.player, response.member)
 
 
+@dataclasses.dataclass(frozen=True)
+class PipelineSettings:
+    """Settings of ``p-psro`` and the other pipeline variants (:class:`Pipeline`)."""
+
+    #: Active learners per player.
+    learners: int = 4
+    #: Iterations a learner trains before it is frozen (the budget).
+    max_iterations: int = 5
+    #: Freeze the lowest learner when its exact value improves by less than this in an iteration.
+    plateau: float = 1e-3
+    #: Train every active learner in one round, each against the populations as the iteration
+    #: began (parallel tasks with ``--workers``), instead of one after the other.
+    parallel: bool = False
+
+    def __post_init__(self) -> None:
+        _check_integer("learners", self.learners, 1)
+        _check_integer("max_iterations", self.max_iterations, 1)
+        if isinstance(self.plateau, bool) or not isinstance(self.plateau, (int, float)) \
+                or not math.isfinite(self.plateau) or self.plateau < 0:
+            raise ConfigError(f"plateau must be a finite number >= 0, got {self.plateau!r}")
+        if not isinstance(self.parallel, bool):
+            raise ConfigError(f"parallel must be true or false, got {self.parallel!r}")
+
+
 @dataclasses.dataclass
 class _Learner:
     """A P-PSRO learner still in training."""
@@ -198,10 +322,14 @@ class Pipeline(Variant):
 
     label = "P-PSRO"
     appends_members = False
-    #: It can plan all its learners in one round (``pipeline_parallel``).
-    parallel_pipeline = True
+    settings_class = PipelineSettings
+    legacy_settings: ClassVar[dict[str, str]] = {
+        "pipeline_learners": "learners", "pipeline_max_iterations": "max_iterations",
+        "pipeline_plateau": "plateau", "pipeline_parallel": "parallel",
+    }
 
-    def __init__(self) -> None:
+    def __init__(self, settings: PipelineSettings | None = None) -> None:
+        super().__init__(settings)
         #: Active learners per player; they are also the last members of the populations.
         self.active: list[list[_Learner]] = [[], []]
         #: The (player, slot) of the learners of the round being trained.
@@ -211,7 +339,7 @@ class Pipeline(Variant):
         if round == 0:
             self._fill(run)
         slots = [(p, s) for p in run.players for s in range(len(self.active[p]))]
-        if getattr(run.config, "pipeline_parallel", False):
+        if self.settings.parallel:
             # Every learner at once, each against the populations as the iteration began.
             self._training = slots if round == 0 else []
         else:
@@ -250,9 +378,9 @@ class Pipeline(Variant):
             lowest = self.active[player][0]
             opponents, weights, _ = self._target(run, player, 0)
             value = run.space.value_against(run.state.meta_game, player, lowest.member.policy, len(opponents), weights)
-            plateau = value - lowest.last_value < run.config.pipeline_plateau
+            plateau = value - lowest.last_value < self.settings.plateau
             lowest.last_value = value
-            decisions.append(plateau or lowest.iterations_trained >= run.config.pipeline_max_iterations)
+            decisions.append(plateau or lowest.iterations_trained >= self.settings.max_iterations)
         if run.config.population == "shared":
             decisions = [all(decisions)] * len(decisions)
         frozen = []
@@ -284,7 +412,7 @@ class Pipeline(Variant):
         """
         state = run.state
         for player in run.players:
-            while len(self.active[player]) < run.config.pipeline_learners:
+            while len(self.active[player]) < self.settings.learners:
                 slot = len(self.active[player])
                 fixed = self._fixed(run, player)
                 member = Member(policy=run.space.initial_policy(player), origin=f"iteration {state.iteration}")
@@ -367,4 +495,5 @@ register_variant("p-bdrd", PipelineBDRD)
 register_variant("p-psd", PipelinePSD)
 
 __all__ = ["BDRDPSRO", "DPPPSRO", "PSDPSRO", "Pipeline", "PipelineBDRD", "PipelineDPP", "PipelinePSD", "PSROVariant",
-           "RectifiedNash", "ResponsePlan", "Variant"]
+           "PipelineSettings", "RectifiedNash", "RectifiedNashSettings", "ResponsePlan", "Snapshot", "Variant",
+           "frozen_weights"]
