@@ -37,14 +37,15 @@ def _is_type_checking_guard(node: ast.If) -> bool:
     )
 
 
-def _module_level_imports(tree: ast.Module):
-    """Import statements run when the module is imported (not in functions, not type-only)."""
+def _module_level_imports(tree: ast.Module, *, in_functions: bool = False):
+    """Import statements run when the module is imported (not in functions, not type-only);
+    with ``in_functions``, those inside functions too."""
     pending = list(tree.body)
     while pending:
         node = pending.pop()
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             yield node
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) and not in_functions:
             continue
         elif isinstance(node, ast.If) and _is_type_checking_guard(node):
             pending.extend(node.orelse)
@@ -223,3 +224,61 @@ def test_commands_that_do_not_train_do_not_load_pytorch():
            "print('torch' in sys.modules, file=sys.stderr)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stderr.strip().splitlines()[-1] == "True"
+
+
+def deferred_import_graph(root: Path = SOURCE_ROOT) -> dict[str, set[str]]:
+    """Module -> the package modules it imports anywhere, imports inside functions included."""
+    modules = module_files(root)
+    graph = {}
+    for module, path in modules.items():
+        tree = ast.parse(path.read_text(), filename=str(path))
+        edges = set()
+        for node in _module_level_imports(tree, in_functions=True):
+            edges |= _imported_modules(node, module, path.name == "__init__.py", modules)
+        edges.discard(module)
+        graph[module] = edges
+    return graph
+
+
+def test_the_deferred_import_graph_sees_imports_inside_functions(tmp_path):
+    package = tmp_path / PACKAGE
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "low.py").write_text("def f():\n    from fusion_psro import high\n")
+    (package / "high.py").write_text("from fusion_psro import low\n"
+                                     "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from fusion_psro import hint\n")
+    (package / "hint.py").write_text("from fusion_psro import high\n")
+    assert find_cycle(import_graph(tmp_path)) is None
+    graph = deferred_import_graph(tmp_path)
+    assert graph["fusion_psro.high"] == {"fusion_psro.low"}
+    assert find_cycle(graph) == ["fusion_psro.high", "fusion_psro.low", "fusion_psro.high"]
+
+
+def test_the_package_has_no_import_cycle_even_through_deferred_imports():
+    """An import deferred into a function hides a cycle from the module-level check, not from this one."""
+    graph = deferred_import_graph()
+    assert "fusion_psro.psro.executors" in graph["fusion_psro.psro.loop"]
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle through deferred imports: " + " -> ".join(cycle)
+    cycle = find_cycle(layer_graph(graph))
+    assert cycle is None, "import cycle between layers through deferred imports: " + " -> ".join(cycle)
+
+
+def _hasattr_calls(paths):
+    """``(place, source line)`` of every ``hasattr(...)`` call in ``paths``."""
+    for path in paths:
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "hasattr":
+                yield f"{path}:{node.lineno}", ast.get_source_segment(path.read_text(), node)
+
+
+def test_the_loop_and_the_experiments_declare_hooks_instead_of_probing_with_hasattr(tmp_path):
+    """psro/ and experiments/ call the hooks that PolicySpace, MetaGame and the components declare
+    (with defaults); ``hasattr`` would attach behaviour by duck typing."""
+    layers = [SOURCE_ROOT / PACKAGE / "psro", SOURCE_ROOT / PACKAGE / "experiments"]
+    found = list(_hasattr_calls(p for layer in layers for p in sorted(layer.rglob("*.py"))))
+    assert not found, f"hasattr in psro/ or experiments/: {found}"
+    probe = tmp_path / "probe.py"
+    probe.write_text("x = 1\nif hasattr(x, 'real'):\n    pass\n")
+    assert [line for _, line in _hasattr_calls([probe])] == ["hasattr(x, 'real')"]

@@ -330,3 +330,20 @@ def test_fusion_start_applies_to_the_inits_that_declare_they_build_on_the_popula
         assert "fusion_start" in unused_settings(inherit, {"fusion_start"})
     finally:
         INITS.unregister("half-fused")
+
+
+def test_every_setting_is_in_one_section_and_the_flat_record_is_unchanged():
+    import dataclasses
+
+    from fusion_psro.psro.config import SECTIONS
+
+    named = [setting for settings in SECTIONS.values() for setting in settings]
+    assert sorted(named) == sorted(f.name for f in dataclasses.fields(PSROConfig))
+    assert len(named) == len(set(named))
+    config = PSROConfig(game="kuhn_poker", iterations=3, variant="psro-rn", variant_options={"learners": 2})
+    assert config.section("loop")["iterations"] == 3
+    assert config.section("variant") == {"variant": "psro-rn", "variant_options": {"learners": 2},
+                                         "diversity_weight": None, "diversity_schedule": "constant"}
+    assert set(config.to_json()) == set(named)  # config.json stays flat
+    with pytest.raises(ConfigError, match="unknown settings section 'oracle'; accepted: loop, variant, evaluation"):
+        config.section("oracle")

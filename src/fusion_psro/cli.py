@@ -22,14 +22,21 @@ except KeyboardInterrupt:  # pragma: no cover - a race with the user's finger
 log = logging.getLogger("fusion_psro")
 
 
+def _claiming_kind(game: str):
+    """The registered game kind that claims ``game`` by its name (not the fallback kind), or None."""
+    from fusion_psro.registry import GAME_KINDS
+
+    return next((kind for _, kind in GAME_KINDS.items() if not kind.fallback and kind.claims(game)), None)
+
+
 def _cmd_compile(args: argparse.Namespace) -> int:
     from fusion_psro.games import cache_path, compile_game
 
-    from fusion_psro.psro.spaces import MIXTURE_GAMES
-
     for game in args.games:
-        if game in MIXTURE_GAMES:
-            print(f"{game}: nothing to compile (payoffs and best responses are closed-form)")
+        kind = _claiming_kind(game)
+        note = kind.compile_note(game) if kind is not None else None
+        if note is not None:
+            print(f"{game}: {note}")
             continue
         started = time.perf_counter()
         compiled = compile_game(game, max_histories=args.max_histories, cache=not args.no_cache)
@@ -46,39 +53,18 @@ def _number(value: float) -> str:
     return text[1:] if text == "-0.000000" else text
 
 
-def _evaluate_mixture_game(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from fusion_psro.psro.spaces import MIXTURE_GAMES
-
-    game = MIXTURE_GAMES[args.game]()
-    print(f"{args.game}: {game.num_humps} humps, policies are points in the plane")
-    rng = np.random.default_rng(args.seed)
-    populations = [2.0 * rng.standard_normal((args.population_size, 2)) for _ in range(2)]
-    meta = [rng.dirichlet(np.ones(args.population_size)) for _ in range(2)]
-    started = time.perf_counter()
-    matrix = game.payoff_matrix(populations[0], populations[1])
-    matrix_s = time.perf_counter() - started
-    started = time.perf_counter()
-    nash_conv = game.nash_conv(populations[0], meta[0], populations[1], meta[1])
-    mixture_s = time.perf_counter() - started
-    print(f"payoff matrix of two populations of {args.population_size} random points: "
-          f"{matrix.shape[0]}x{matrix.shape[1]}, entries in [{matrix.min():+.3f}, {matrix.max():+.3f}]  [{matrix_s * 1e3:.1f} ms]")
-    print(f"random meta-strategy mixture of those populations: exploitability {_number(nash_conv / 2)} "
-          f"(NashConv {_number(nash_conv)}), global best responses  [{mixture_s * 1e3:.1f} ms]")
-    return 0
-
-
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
     from fusion_psro.evaluation import evaluate_mixture, payoff_matrix
     from fusion_psro.games import compile_game
     from fusion_psro.policies import random_policy, uniform_policy
-    from fusion_psro.psro.spaces import MIXTURE_GAMES
 
-    if args.game in MIXTURE_GAMES:
-        return _evaluate_mixture_game(args)
+    kind = _claiming_kind(args.game)
+    demo = kind.evaluation_demo(args.game, args.population_size, args.seed) if kind is not None else None
+    if demo is not None:
+        print(demo)
+        return 0
 
     started = time.perf_counter()
     compiled = compile_game(args.game, max_histories=args.max_histories)
@@ -436,21 +422,26 @@ _PARSERS = {"int_list": _int_list}
 
 
 def _add_config_options(p: argparse.ArgumentParser) -> None:
-    """One option per :class:`~fusion_psro.psro.PSROConfig` setting, choices from the registries."""
+    """One option per :class:`~fusion_psro.psro.PSROConfig` setting, choices from the registries,
+    grouped by the settings' sections (:data:`~fusion_psro.psro.config.SECTIONS`)."""
     from fusion_psro import registry
     from fusion_psro.psro import PSROConfig
+    from fusion_psro.psro.config import SECTIONS
 
     hints = typing.get_type_hints(PSROConfig)
+    groups = {section: p.add_argument_group(f"{section} settings") for section in SECTIONS}
+    section_of = {setting: groups[section] for section, settings in SECTIONS.items() for setting in settings}
     for field in dataclasses.fields(PSROConfig):
-        meta = field.metadata
+        meta, group = field.metadata, section_of[field.name]
         if field.name.endswith("_options"):
-            p.add_argument("--" + field.name[: -len("_options")].replace("_", "-") + "-option", dest=field.name,
-                           action="append", default=[], type=_parse_option, metavar="KEY=VALUE",
-                           help=meta["help"] + "; repeatable")
+            group.add_argument("--" + field.name[: -len("_options")].replace("_", "-") + "-option", dest=field.name,
+                               action="append", default=[], type=_parse_option, metavar="KEY=VALUE",
+                               help=meta["help"] + "; repeatable")
             continue
         if field.type in (bool, "bool"):  # a flag: --name / --no-name
-            p.add_argument("--" + field.name.replace("_", "-"), dest=field.name, action=argparse.BooleanOptionalAction,
-                           default=None, help=meta["help"] + f" (default: {'yes' if field.default else 'no'})")
+            group.add_argument("--" + field.name.replace("_", "-"), dest=field.name,
+                               action=argparse.BooleanOptionalAction, default=None,
+                               help=meta["help"] + f" (default: {'yes' if field.default else 'no'})")
             continue
         choices = meta.get("choices")
         if "registry" in meta:
@@ -460,10 +451,10 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
         default = "" if field.default is None else f" (default: {field.default})"
         kind = _option_type(field, hints) if "parse" not in meta else _PARSERS[meta["parse"]]
         metavar = None if choices else {int: "N", float: "X"}.get(kind, field.name.upper())
-        p.add_argument("--" + field.name.replace("_", "-"), type=kind, choices=choices, metavar=metavar,
-                       default=None, help=meta["help"] + default)
-    p.add_argument("--steps", "--gradient-steps", type=int, default=None, dest="steps", metavar="N",
-                   help="gradient steps per best response (the oracle option steps: pg, gradient)")
+        group.add_argument("--" + field.name.replace("_", "-"), type=kind, choices=choices, metavar=metavar,
+                           default=None, help=meta["help"] + default)
+    groups["loop"].add_argument("--steps", "--gradient-steps", type=int, default=None, dest="steps", metavar="N",
+                                help="gradient steps per best response (the oracle option steps: pg, gradient)")
 
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:

@@ -144,7 +144,7 @@ class Checkpointer:
         }
         path = self.directory / f"iteration-{state.iteration:05d}.npz"
         # A meta-game may keep more than its matrix (a sampled one: standard errors, games).
-        extra = getattr(state.meta_game, "checkpoint_arrays", dict)()
+        extra = state.meta_game.checkpoint_arrays()
 
         def serialize() -> bytes:
             buffer = io.BytesIO()

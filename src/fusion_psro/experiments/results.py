@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from fusion_psro.errors import OracleError
 from fusion_psro.experiments.manifest import MANIFEST_FILE, RunFiles, RunIntegrityError, read_with_retry
 from fusion_psro.experiments.rundir import CONFIG_FILE, POPULATION_DIR, RunDirectoryError, make_directory
 from fusion_psro.files import write_json_atomic
@@ -108,11 +109,15 @@ class SavedRun:
 
         config = self.config.resolved()
         oracle = make_oracle(config, self.space())
-        if not hasattr(oracle, "network"):
-            raise RunDirectoryError(f"the {config.oracle} oracle of {self.path} has no networks; its members are "
-                                    "the tabular policies in run.populations")
-        return [None if m.parameters is None else oracle.network(player, m.parameters)
-                for m in self.populations[_player(player)]]
+        none = RunDirectoryError(f"the {config.oracle} oracle of {self.path} has no networks; its members are the "
+                                 "policies in run.populations")
+        if not oracle.trains_parameters:
+            raise none
+        try:
+            return [None if m.parameters is None else oracle.network(player, m.parameters)
+                    for m in self.populations[_player(player)]]
+        except OracleError:
+            raise none from None
 
     def final_policy(self):
         """The final meta-strategy mixtures of both players as one OpenSpiel ``TabularPolicy``.
@@ -124,7 +129,7 @@ class SavedRun:
         from fusion_psro.interop import to_openspiel_policy  # noqa: PLC0415
         from fusion_psro.evaluation.behaviour import mixture_behaviour  # noqa: PLC0415
 
-        compiled = getattr(self.space(), "compiled", None)
+        compiled = self.space().compiled
         if compiled is None:
             raise RunDirectoryError(f"{self.path} ran {self.config.game!r}, which is not an OpenSpiel game; its "
                                     "final mixtures are run.populations weighted by run.meta_strategies()")

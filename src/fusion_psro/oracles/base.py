@@ -223,6 +223,10 @@ class Oracle(abc.ABC):
         mixture ``weights @ population`` of ``player``'s policies (oracles with :attr:`distills`)."""
         raise OracleError(f"the {self.name or type(self).__name__} oracle cannot fit its network to a policy")
 
+    def network(self, player: int, parameters: StateDict) -> Any:
+        """``player``'s policy with ``parameters`` as a torch module (oracles whose members are networks)."""
+        raise OracleError(f"the {self.name or type(self).__name__} oracle's members are not networks")
+
     def diagnostics(self, player: int, parameters: StateDict | None) -> dict[str, Any]:
         """Numbers that describe a response's parameters (a network's dead units, norm, ...); none by default."""
         return {}

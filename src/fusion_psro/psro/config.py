@@ -17,34 +17,37 @@ from typing import Any
 import numpy as np
 
 from fusion_psro.errors import ConfigError
+from fusion_psro.psro.evaluation_settings import (  # noqa: F401 (EVALS, the defaults and parse_int_list: re-exported)
+    DEFAULT_EVAL_BR_SEEDS,
+    DEFAULT_EVAL_GAMES,
+    EVALS,
+    parse_int_list,
+    resolve_evaluation,
+)
 from fusion_psro.psro.schedules import DIVERSITY_SCHEDULES
 from fusion_psro.registry import DIVERSITY_TERMS, GAME_KINDS, INITS, META_SOLVERS, ORACLES, VARIANTS
 
 #: ``per-player``: one population per player; ``shared``: one population of two-seat agents;
 #: ``symmetric``: one population of a symmetric game, player 1's list repeating player 0's.
 POPULATION_MODES = ("per-player", "shared", "symmetric")
-#: ``--eval``: the space's own (exact) exploitability, or also the approximate one.
-EVALS = ("exact", "approx")
-#: Defaults of the approximate evaluation during a run.
-DEFAULT_EVAL_BR_SEEDS, DEFAULT_EVAL_GAMES = 2, 10_000
-
-
-def parse_int_list(text: Any) -> tuple[int, ...]:
-    """``"20000,100000"`` (or a list) -> ``(20000, 100000)``; a :class:`ConfigError` names a bad value."""
-    parts = text.strip("()[] ").split(",") if isinstance(text, str) else list(text)
-    try:
-        values = tuple(int(str(part).strip()) for part in parts if str(part).strip())
-    except ValueError:
-        raise ConfigError(f"expected comma-separated integers such as 20000,100000; got {text!r}") from None
-    if not values or min(values) < 1:
-        raise ConfigError(f"expected positive integers such as 20000,100000; got {text!r}")
-    return values
-
-
 def _setting(default: Any, help: str, **metadata: Any) -> Any:
     """A setting with its command-line help (``fusion-psro run --help`` is built from these)."""
     factory = {"default_factory": default} if callable(default) else {"default": default}
     return dataclasses.field(**factory, metadata={"help": help, **metadata})
+
+
+#: The sections of a run's settings, each with its settings: the loop (game, oracle, init,
+#: meta-solver, budget), the variant (and its diversity term), and the evaluation (how
+#: payoffs and exploitability are computed). Validated in that order, by
+#: :meth:`PSROConfig.resolved` (the evaluation by :mod:`fusion_psro.psro.evaluation_settings`).
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "loop": ("game", "oracle", "init", "meta_solver", "iterations", "seed", "fusion_start", "fusion_fallback",
+             "episodes", "population", "oracle_options", "init_options", "target_exploitability",
+             "meta_solver_options"),
+    "variant": ("variant", "variant_options", "diversity_weight", "diversity_schedule"),
+    "evaluation": ("exploitability_prior_code", "evaluation", "sims_per_entry", "payoff_tolerance",
+                   "max_sims_per_entry", "eval", "eval_every", "eval_br_episodes", "eval_br_seeds", "eval_games"),
+}
 
 
 @dataclasses.dataclass
@@ -52,7 +55,9 @@ class PSROConfig:
     """Everything a PSRO run depends on. Same config and seed, same results.
 
     Each field's ``metadata["help"]`` says what it is; components are named by their
-    registered names (:mod:`fusion_psro.registry`).
+    registered names (:mod:`fusion_psro.registry`). The settings fall into the sections of
+    :data:`SECTIONS` (:meth:`section`); they are given and recorded flat
+    (``PSROConfig(game=..., iterations=...)``, ``config.json``), one name per setting.
     """
 
     game: str = _setting("leduc_poker", "an OpenSpiel game string, or a game of another kind: 'mixture' (the "
@@ -151,8 +156,6 @@ class PSROConfig:
         _resolve_init(config, oracle_class, kind)
         _resolve_evaluation(config, kind)
         _check_numbers(config)
-        from fusion_psro.psro.evaluation_settings import resolve_evaluation  # noqa: PLC0415
-
         resolve_evaluation(config, kind, oracle_class)
         return config
 
@@ -175,6 +178,12 @@ class PSROConfig:
             settings = VARIANTS.get(config.variant).settings_from(options)
             config.variant_options = {} if settings is None else _json(dataclasses.asdict(settings))
         return config
+
+    def section(self, name: str) -> dict[str, Any]:
+        """The settings of section ``name`` of :data:`SECTIONS` (``"loop"``, ``"variant"``, ``"evaluation"``)."""
+        if name not in SECTIONS:
+            raise ConfigError(f"unknown settings section {name!r}; accepted: {', '.join(SECTIONS)}")
+        return {setting: getattr(self, setting) for setting in SECTIONS[name]}
 
     def to_json(self) -> dict[str, Any]:
         """The settings as JSON values (tuples become lists), as ``config.json`` records them."""
@@ -470,5 +479,5 @@ def _check_numbers(config: PSROConfig) -> None:
         raise ConfigError(f"target_exploitability must be a finite number >= 0, got {target!r}")
 
 
-__all__ = ["EVALS", "LEGACY_VARIANT_SETTINGS", "POPULATION_MODES", "PSROConfig", "ignored_settings", "parse_int_list",
+__all__ = ["EVALS", "LEGACY_VARIANT_SETTINGS", "POPULATION_MODES", "PSROConfig", "SECTIONS", "ignored_settings", "parse_int_list",
            "recorded_settings", "resolved_settings"]

@@ -15,6 +15,24 @@ from typing import Any
 from fusion_psro.errors import ConfigError
 from fusion_psro.registry import GAME_KINDS, ORACLES
 
+#: ``--eval``: the space's own (exact) exploitability, or also the approximate one.
+EVALS = ("exact", "approx")
+#: Defaults of the approximate evaluation during a run.
+DEFAULT_EVAL_BR_SEEDS, DEFAULT_EVAL_GAMES = 2, 10_000
+
+
+def parse_int_list(text: Any) -> tuple[int, ...]:
+    """``"20000,100000"`` (or a list) -> ``(20000, 100000)``; a :class:`ConfigError` names a bad value."""
+    parts = text.strip("()[] ").split(",") if isinstance(text, str) else list(text)
+    try:
+        values = tuple(int(str(part).strip()) for part in parts if str(part).strip())
+    except ValueError:
+        raise ConfigError(f"expected comma-separated integers such as 20000,100000; got {text!r}") from None
+    if not values or min(values) < 1:
+        raise ConfigError(f"expected positive integers such as 20000,100000; got {text!r}")
+    return values
+
+
 _SAMPLING = ("sims_per_entry", "payoff_tolerance", "max_sims_per_entry")
 _APPROX = ("eval_every", "eval_br_episodes", "eval_br_seeds", "eval_games")
 
@@ -56,8 +74,6 @@ def _resolve_sampling(config: Any, kind: type) -> None:
 
 
 def _resolve_approx(config: Any, oracle_class: type) -> None:
-    from fusion_psro.psro.config import EVALS, parse_int_list  # noqa: PLC0415
-
     if config.eval not in EVALS:
         raise ConfigError(f"unknown eval {config.eval!r}; accepted: {', '.join(EVALS)}")
     if config.eval != "approx":
@@ -84,4 +100,4 @@ def _positive_int(config: Any, name: str, minimum: int) -> None:
         raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
-__all__ = ["resolve_evaluation"]
+__all__ = ["DEFAULT_EVAL_BR_SEEDS", "DEFAULT_EVAL_GAMES", "EVALS", "parse_int_list", "resolve_evaluation"]

@@ -148,7 +148,7 @@ def remote_best_response(config_record: dict[str, Any], request) -> Any:
     oracle = _WORKER_ORACLES.get(key)
     if oracle is None:
         from fusion_psro.psro.config import PSROConfig  # noqa: PLC0415
-        from fusion_psro.psro.loop import make_oracle  # noqa: PLC0415
+        from fusion_psro.psro.oracle_factory import make_oracle  # noqa: PLC0415
         from fusion_psro.psro.spaces import make_space  # noqa: PLC0415
 
         config = PSROConfig.from_record(config_record).resolved()

@@ -45,12 +45,13 @@ from fusion_psro.psro.config import PSROConfig
 from fusion_psro.psro.executors import SerialExecutor
 from fusion_psro.psro.initialization import StartContext
 from fusion_psro.psro.meta_game import MetaGame
+from fusion_psro.psro.oracle_factory import make_oracle
 from fusion_psro.psro.population import Member, StateDict, stack_policies
 from fusion_psro.psro.records import IterationRecord
 from fusion_psro.psro.schedules import DIVERSITY_SCHEDULES
 from fusion_psro.psro.spaces import PolicySpace, make_space
 from fusion_psro.psro.variants import ResponsePlan, Snapshot, frozen_weights
-from fusion_psro.registry import INITS, ORACLES, VARIANTS
+from fusion_psro.registry import INITS, VARIANTS
 
 log = logging.getLogger(__name__)
 
@@ -99,24 +100,6 @@ class PreparedResponse:
     fusion_s: float = 0.0
 
 
-def make_oracle(config: PSROConfig, space: PolicySpace):
-    """The registered oracle ``config.oracle`` (a resolved config) for the game of ``space``.
-
-    An oracle whose budget is episodes gets ``config.episodes``; giving it also in
-    ``oracle_options`` with another value is an error.
-    """
-    oracle_class = ORACLES.get(config.oracle)
-    options = dict(config.oracle_options)
-    if oracle_class.budget_setting == "episodes":
-        if options.get("episodes", config.episodes) != config.episodes:
-            raise ConfigError(
-                f"the episode budget is given twice (episodes={config.episodes}, oracle option "
-                f"episodes={options['episodes']}); give it once, with --episodes"
-            )
-        options["episodes"] = config.episodes
-    return oracle_class.create(space, options)
-
-
 class PSRO:
     """A PSRO run: ``PSRO(config).run()``, or :meth:`step` one iteration at a time.
 
@@ -129,10 +112,9 @@ class PSRO:
         self.space = make_space(self.config, compiled=compiled)
         #: Where independent best responses (and sampled meta-game entries) are computed.
         self.executor = executor if executor is not None else SerialExecutor()
-        if hasattr(self.space, "set_executor"):
-            self.space.set_executor(self.executor)
+        self.space.set_executor(self.executor)
         #: The compiled OpenSpiel game (None for games of other kinds).
-        self.compiled = getattr(self.space, "compiled", None)
+        self.compiled = self.space.compiled
         self.oracle = oracle if oracle is not None else make_oracle(self.config, self.space)
         self.meta_solver = get_meta_solver(self.config.meta_solver, **self.config.meta_solver_options)
         self._seeded_solver = takes_seed(self.meta_solver)
@@ -185,8 +167,7 @@ class PSRO:
             round += 1
         extra = self.variant.finish(self)
         self._check_mirrors()
-        if hasattr(state.meta_game, "take_report"):  # a sampled meta-game: what this iteration sampled
-            extra = {**extra, **state.meta_game.take_report()}
+        extra = {**extra, **state.meta_game.take_report()}  # a sampled meta-game: what this iteration sampled
         state.meta_strategies = self.solve(state.meta_game.matrix)
         evaluation = self.space.evaluate(state.meta_game, state.meta_strategies)
         if self.config.exploitability_prior_code:

@@ -50,8 +50,18 @@ class MetaGame(Protocol):
     def mixed_plan(self, player: int, weights: np.ndarray) -> np.ndarray:
         """The plan of ``player``'s mixture with ``weights``."""
 
+    def take_report(self) -> dict:
+        """What the meta-game did since the last call, for the iteration's metrics row (a sampled
+        meta-game: the games it played); emptied by the call. Exact meta-games report nothing."""
+        return {}
 
-class TabularMetaGame:
+    def checkpoint_arrays(self) -> dict[str, np.ndarray]:
+        """Arrays a checkpoint keeps beside the payoff matrix (a sampled meta-game: its standard
+        errors and game counts), handed back to :meth:`PolicySpace.restore_meta_game`. None by default."""
+        return {}
+
+
+class TabularMetaGame(MetaGame):
     """Payoff matrix ``M[i, j]`` = player 0's exact expected utility, member i vs member j.
 
     Player 1's payoff is ``utility_sum - M``.
@@ -136,7 +146,7 @@ class TabularMetaGame:
         return self.compiled.utility_sum - self.matrix.T
 
 
-class MixtureMetaGame:
+class MixtureMetaGame(MetaGame):
     """Meta-game of the mixture game: ``M[i, j] = u(x_i, y_j)``, player 1 gets ``-M``.
 
     Keeps each member's point and hump-activation vector; ``plan`` and ``mixed_plan``

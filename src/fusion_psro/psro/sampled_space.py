@@ -41,6 +41,7 @@ import numpy as np
 from fusion_psro.errors import ConfigError, GameNotSupportedError, GameTooLargeError
 from fusion_psro.games.compiled import CompiledGame, compile_game
 from fusion_psro.games.sampled import load_sampled_game, tensor_size, too_large_to_compile
+from fusion_psro.psro.meta_game import MetaGame
 from fusion_psro.psro.spaces import PolicySpace, SpaceEvaluation
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ def standard_error(total: float, squares: float, count: int) -> float:
     return math.sqrt(variance / count)
 
 
-class SampledMetaGame:
+class SampledMetaGame(MetaGame):
     """Estimated payoffs between the two populations; see the module docstring.
 
     ``matrix[i, j]`` is the sampled mean of player 0's return, member ``i`` against member

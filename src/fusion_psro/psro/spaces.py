@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import time
 from typing import Any
 
 import numpy as np
@@ -89,6 +90,8 @@ class PolicySpace(abc.ABC):
     symmetric: bool = False
     #: Whether :meth:`prior_code_exploitability_of` is defined (``--exploitability-prior-code``).
     prior_code_exploitability: bool = False
+    #: The compiled OpenSpiel game its policies are tabular policies of, or None.
+    compiled: CompiledGame | None = None
 
     @classmethod
     def claims(cls, game: str) -> bool:
@@ -102,9 +105,25 @@ class PolicySpace(abc.ABC):
         return cls.fallback or cls.claims(game)
 
     @classmethod
+    def compile_note(cls, game: str) -> str | None:
+        """What ``fusion-psro compile`` says of ``game`` (a game this kind claims) instead of compiling
+        it, or None to compile it as an OpenSpiel game."""
+        return None
+
+    @classmethod
+    def evaluation_demo(cls, game: str, population_size: int, seed: int) -> str | None:
+        """What ``fusion-psro evaluate`` prints for ``game`` (a game this kind claims): its evaluation
+        of random populations; None for the demo of a compiled OpenSpiel game."""
+        return None
+
+    @classmethod
     @abc.abstractmethod
     def create(cls, config: Any, *, compiled: CompiledGame | None = None) -> PolicySpace:
         """The space of ``config.game`` for a run with ``config`` (a :class:`~fusion_psro.psro.PSROConfig`)."""
+
+    def set_executor(self, executor) -> None:
+        """Use ``executor`` (:mod:`fusion_psro.psro.executors`) for independent work of its own, such as
+        the sampled games of new meta-game entries; a space that has none ignores it."""
 
     @abc.abstractmethod
     def initial_policy(self, player: int) -> np.ndarray:
@@ -200,6 +219,31 @@ class MixtureSpace(PolicySpace):
     @classmethod
     def claims(cls, game: str) -> bool:
         return game in MIXTURE_GAMES
+
+    @classmethod
+    def compile_note(cls, game: str) -> str | None:
+        return "nothing to compile (payoffs and best responses are closed-form)"
+
+    @classmethod
+    def evaluation_demo(cls, game: str, population_size: int, seed: int) -> str | None:
+        """Random points: their payoff matrix, and the exploitability of a random mixture of them."""
+        mixture = MIXTURE_GAMES[game]()
+        rng = np.random.default_rng(seed)
+        populations = [2.0 * rng.standard_normal((population_size, 2)) for _ in range(2)]
+        meta = [rng.dirichlet(np.ones(population_size)) for _ in range(2)]
+        started = time.perf_counter()
+        matrix = mixture.payoff_matrix(populations[0], populations[1])
+        matrix_s = time.perf_counter() - started
+        started = time.perf_counter()
+        # NashConv >= 0: a negative value is round-off (printed -0.000000 otherwise).
+        nash_conv = max(mixture.nash_conv(populations[0], meta[0], populations[1], meta[1]), 0.0)
+        mixture_s = time.perf_counter() - started
+        return (f"{game}: {mixture.num_humps} humps, policies are points in the plane\n"
+                f"payoff matrix of two populations of {population_size} random points: "
+                f"{matrix.shape[0]}x{matrix.shape[1]}, entries in [{matrix.min():+.3f}, {matrix.max():+.3f}]  "
+                f"[{matrix_s * 1e3:.1f} ms]\n"
+                f"random meta-strategy mixture of those populations: exploitability {nash_conv / 2:.6f} "
+                f"(NashConv {nash_conv:.6f}), global best responses  [{mixture_s * 1e3:.1f} ms]")
 
     @classmethod
     def create(cls, config: Any, *, compiled: CompiledGame | None = None) -> MixtureSpace:
