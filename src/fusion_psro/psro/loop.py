@@ -49,7 +49,7 @@ from fusion_psro.psro.oracle_factory import make_oracle
 from fusion_psro.psro.population import Member, StateDict, stack_policies
 from fusion_psro.psro.records import IterationRecord
 from fusion_psro.psro.schedules import DIVERSITY_SCHEDULES
-from fusion_psro.psro.spaces import PolicySpace, make_space
+from fusion_psro.psro.spaces import make_space
 from fusion_psro.psro.variants import ResponsePlan, Snapshot, frozen_weights
 from fusion_psro.registry import INITS, VARIANTS
 
