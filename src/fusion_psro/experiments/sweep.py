@@ -165,23 +165,7 @@ def load_sweep(path: Path | str, *, quick: bool = False) -> Sweep:
         raise SweepConfigError(f"{path}: [sweep] workers must be a positive integer, got {workers!r}")
     _load_plugins(path, sweep_section.get("plugins", []))
 
-    cells = []
-    keys = list(grid)
-    used: set[str] = set()
-    for combination in itertools.product(*(grid[k] for k in keys)):
-        values = dict(zip(keys, combination))
-        options = _variant_settings_of_cell({**settings, **values}, used)
-        if isinstance(options.get("oracle_options"), dict):
-            options["oracle_options"] = {
-                k: tuple(v) if isinstance(v, list) else v for k, v in options["oracle_options"].items()
-            }
-        name = _cell_name(values)
-        try:
-            config = PSROConfig(**options).resolved()
-        except (ConfigError, TypeError) as exc:
-            raise SweepConfigError(f"{path}: cell {name} ({values}): {exc}") from None
-        cells.append(Cell(name=name, config=config, out=out / name))
-    _check_variant_settings_used(path, {**grid, **settings}, used)
+    cells = _grid_cells(path, grid, settings, out)
     names = [c.name for c in cells]
     if len(set(names)) != len(names):
         raise SweepConfigError(f"{path}: grid values give duplicate run names; make the values distinct")
@@ -203,6 +187,28 @@ def _protocol(path: Path, data: dict[str, Any], cells: list[Cell], quick: bool) 
     except ProtocolError as exc:
         raise SweepConfigError(f"{path}: {exc}") from None
     return protocol
+
+
+def _grid_cells(path: Path, grid: dict[str, list], settings: dict[str, Any], out: Path) -> list[Cell]:
+    """One cell per combination of the ``grid`` values, with the ``settings``; each cell's settings checked."""
+    cells = []
+    keys = list(grid)
+    used: set[str] = set()
+    for combination in itertools.product(*(grid[k] for k in keys)):
+        values = dict(zip(keys, combination))
+        options = _variant_settings_of_cell({**settings, **values}, used)
+        if isinstance(options.get("oracle_options"), dict):
+            options["oracle_options"] = {
+                k: tuple(v) if isinstance(v, list) else v for k, v in options["oracle_options"].items()
+            }
+        name = _cell_name(values)
+        try:
+            config = PSROConfig(**options).resolved()
+        except (ConfigError, TypeError) as exc:
+            raise SweepConfigError(f"{path}: cell {name} ({values}): {exc}") from None
+        cells.append(Cell(name=name, config=config, out=out / name))
+    _check_variant_settings_used(path, {**grid, **settings}, used)
+    return cells
 
 
 def _check_out(path: Path, out: Path) -> None:
