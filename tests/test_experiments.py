@@ -19,7 +19,7 @@ from fusion_psro.cli import main
 from fusion_psro.evaluation import evaluate_mixture
 from fusion_psro.experiments import (
     RunDirectoryError,
-    load_population_policies,
+    load_run,
     prepare_run_directory,
     read_metrics,
     resume_psro,
@@ -43,7 +43,7 @@ def test_run_writes_config_metrics_and_population(tmp_path):
         assert {"iteration", "exploitability", "nash_conv", "wall_s", "episodes", "fusion_s"} <= set(row)
     # The saved population reproduces the last recorded exploitability exactly.
     compiled = compile_game("kuhn_poker")
-    populations = [load_population_policies(out, p) for p in range(2)]
+    populations = [load_run(out).policies(p) for p in range(2)]
     assert [len(p) for p in populations] == metrics[-1]["population_sizes"]
     sigma = [np.array(s) for s in metrics[-1]["meta_strategies"]]
     assert evaluate_mixture(compiled, populations, sigma).exploitability == pytest.approx(metrics[-1]["exploitability"], abs=1e-12)

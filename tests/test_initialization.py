@@ -8,7 +8,8 @@ import torch
 
 from fusion_psro.oracles.base import BestResponseRequest, BestResponseResult, Oracle
 from fusion_psro.errors import ConfigError
-from fusion_psro.psro.initialization import FusionError, fuse_parameters, initial_parameters
+from fusion_psro.psro.initialization import FusionError, StartContext, fuse_parameters
+from fusion_psro.registry import INITS
 
 
 def _net_params(seed: int, hidden: int = 4) -> dict[str, torch.Tensor]:
@@ -66,11 +67,11 @@ def test_fusing_different_architectures_is_a_clear_error():
 def _choose(strategy, *, iteration=3, fusion_start=1, population=None, weights=None, previous=None, fallback="normal"):
     population = population if population is not None else [None, _net_params(1), _net_params(2)]
     weights = weights if weights is not None else np.array([0.5, 0.25, 0.25])
-    return initial_parameters(
-        strategy=strategy, oracle=RecordingOracle(), player=0, iteration=iteration,
+    return INITS.get(strategy).choose(StartContext(
+        oracle=RecordingOracle(), player=0, iteration=iteration,
         population_parameters=population, meta_strategy=weights, previous_parameters=previous,
         fusion_start=fusion_start, fusion_fallback=fallback, seed=11,
-    )
+    ))
 
 
 @pytest.mark.parametrize("scheme", ["normal", "orthogonal", "kaiming"])

@@ -142,8 +142,14 @@ def test_prior_code_order_is_not_rotational():
     assert U[0, 1] > 0 and U[0, 2] > 0
 
 
+def regular_game(num_humps: int, radius: float) -> MixtureGame:
+    """The rotational variant of later codes: centres at ``radius * (cos, sin)(2 pi i / H)``."""
+    angles = 2.0 * np.pi * np.arange(num_humps) / num_humps
+    return MixtureGame(centres=radius * np.stack([np.cos(angles), np.sin(angles)], axis=1))
+
+
 def test_regular_variant():
-    game = MixtureGame.regular(9, 4.0)
+    game = regular_game(9, 4.0)  # the 9-hump game of the BD&RD-PSRO code
     assert game.num_humps == 9 and game.S.shape == (9, 9)
     U = game.payoff_matrix(game.centres, game.centres)
     assert all(U[k, (k + 1) % 9] > 0 for k in range(9))
@@ -180,7 +186,6 @@ def test_mixture_payoff_is_weighted_sum_of_pairwise_payoffs():
     mine, v = random_mixture(rng, 4)
     M = GAME.payoff_matrix(mine, opp)
     assert np.allclose(GAME.payoff_against_mixture(mine, opp, w), M @ w, atol=1e-12)
-    assert GAME.mixture_payoff(mine, v, opp, w) == pytest.approx(v @ M @ w, abs=1e-12)
     assert np.allclose(GAME.mixture_activation(opp, w), w @ GAME.activations(opp))
 
 
@@ -258,7 +263,7 @@ def test_exploitability_is_half_nash_conv_of_the_symmetric_profile():
     expl = GAME.exploitability(points, w)
     assert expl == GAME.global_best_response(points, w).value
     assert expl > 0
-    assert GAME.mixture_payoff(points, w, points, w) == pytest.approx(0.0, abs=1e-12)
+    assert w @ GAME.payoff_matrix(points, points) @ w == pytest.approx(0.0, abs=1e-12)
     # Player 1's best deviation, computed independently: minimise u(sigma, y) over a grid of y.
     nodes = np.arange(-6.0, 6.0 + 1e-9, 0.03)
     ys = np.stack(np.meshgrid(nodes, nodes), axis=-1).reshape(-1, 2)

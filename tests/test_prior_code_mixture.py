@@ -246,7 +246,8 @@ def test_prior_code_exploitability_is_a_lower_bound_of_the_certified_one():
 def test_prior_code_exploitability_equals_the_certified_one_when_every_hump_is_as_good():
     # Against the origin every hump scores the same (the regular heptagon), so any hump the
     # ascent climbs is a global best response.
-    game = MixtureGame.regular(7, 2.8723)
+    angles = 2.0 * np.pi * np.arange(7) / 7
+    game = MixtureGame(centres=2.8723 * np.stack([np.cos(angles), np.sin(angles)], axis=1))
     origin, one = np.zeros((1, 2)), np.ones(1)
     for seed in range(3):
         estimate = game.prior_code_nash_conv(origin, one, origin, one, seeds=(seed, seed + 10))

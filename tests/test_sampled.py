@@ -27,9 +27,9 @@ from fusion_psro.games import compile_game
 from fusion_psro.games.sampled import (
     ObservationTable,
     SampledEpisodes,
-    UniformSeat,
     load_sampled_game,
     play_games,
+    random_legal_actions,
     tensor_size,
     too_large_to_compile,
 )
@@ -45,6 +45,15 @@ from fusion_psro.psro.spaces import TabularSpace, game_kind
 
 SMALL = {"hidden_sizes": [16], "batch_size": 32, "min_replay_before_learning": 64, "num_envs": 32}
 TWO_DICE = "liars_dice(numdice=2)"
+
+
+class UniformSeat:
+    """A seat that plays a uniformly random legal action (one member, the uniform policy)."""
+
+    weights = np.ones(1)
+
+    def act(self, members, ids, table, uniforms) -> np.ndarray:
+        return random_legal_actions(table.legal_mask[ids], uniforms)
 
 
 def _config(**changes) -> PSROConfig:

@@ -14,7 +14,6 @@ policy that starts each population stays the uniform policy).
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,6 @@ from typing import Any
 import numpy as np
 
 from fusion_psro.errors import ConfigError
-from fusion_psro.experiments.rundir import RunDirectoryError
 from fusion_psro.files import write_json_atomic
 from fusion_psro.psro.config import DEFAULT_EVAL_BR_SEEDS, DEFAULT_EVAL_GAMES, PSROConfig
 
@@ -208,12 +206,5 @@ def approx_section(runs) -> list[str]:
     return lines + [""]
 
 
-def read_record(path: Path | str) -> dict[str, Any]:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RunDirectoryError(f"cannot read {path}: {exc}") from None
-
-
-__all__ = ["FILE_PATTERN", "approx_for_run", "approx_section", "evaluate_during_run", "format_record", "member_vectors", "read_record",
+__all__ = ["FILE_PATTERN", "approx_for_run", "approx_section", "evaluate_during_run", "format_record", "member_vectors",
            "settings_for"]

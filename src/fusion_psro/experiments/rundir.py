@@ -387,8 +387,6 @@ def population_files(populations) -> dict[str, bytes]:
     The same populations give the same bytes, so a population rebuilt from a checkpoint can
     be compared with the one written at the end of the run.
     """
-    from safetensors.torch import save  # noqa: PLC0415 (PyTorch, only when a run ends)
-
     files = {}
     for player, members in enumerate(populations):
         files[f"{POPULATION_DIR}/player{player}.npz"] = _npz_bytes({
@@ -398,6 +396,8 @@ def population_files(populations) -> dict[str, bytes]:
         })
         for k, member in enumerate(members):
             if member.parameters is not None:
+                from safetensors.torch import save  # noqa: PLC0415 (parameters only: they are PyTorch's)
+
                 tensors = {name: t.detach().cpu().contiguous() for name, t in member.parameters.items()}
                 files[f"{POPULATION_DIR}/player{player}_member{k:03d}.safetensors"] = save(tensors)
     return files

@@ -55,7 +55,7 @@ dominate which in the plane depends on the order in which the centres are listed
   :meth:`MixtureGame.dpp_psro_prior_code` to reproduce that code exactly. (Its later
   derivatives, e.g. the BD&RD-PSRO code, generate centres counter-clockwise with
   ``cos/sin(2 pi i / H)`` and a cyclic ``S`` -- the rotational game -- but with 9 humps
-  on radius 4; :meth:`MixtureGame.regular` builds such variants.)
+  on radius 4: ``MixtureGame(centres=...)`` builds such variants.)
 
 Oracles and exploitability
 ~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -332,17 +332,6 @@ class MixtureGame:
         """
         return cls(centres=DPP_PSRO_CENTRES)
 
-    @classmethod
-    def regular(cls, num_humps: int = 7, radius: float = 2.8723, **kwargs: Any) -> MixtureGame:
-        """A rotational variant: ``num_humps`` centres at ``radius * (cos, sin)(2 pi i / H)``.
-
-        ``regular(9, 4.0)`` is the 9-hump game of the BD&RD-PSRO code. ``kwargs`` go to
-        the constructor (``precision``, ``linear_weight``).
-        """
-        angles = 2.0 * np.pi * np.arange(int(num_humps)) / int(num_humps)
-        centres = float(radius) * np.stack([np.cos(angles), np.sin(angles)], axis=1)
-        return cls(centres=centres, **kwargs)
-
     # ------------------------------------------------------------------ payoffs
 
     @property
@@ -457,12 +446,6 @@ class MixtureGame:
         """
         c, const = self.response_coefficients(opponent_points, opponent_weights)
         return self.activations(points) @ c + const
-
-    def mixture_payoff(self, points_a, weights_a, points_b, weights_b) -> float:
-        """Expected payoff ``u(sigma_a, sigma_b) = w_a^T M w_b`` of one mixture against another."""
-        qa = self.mixture_activation(points_a, weights_a)
-        qb = self.mixture_activation(points_b, weights_b)
-        return float(self._payoff_from_activations(qa[None], qb[None])[0, 0])
 
     # ------------------------------------------------------------------ oracles
 

@@ -169,15 +169,6 @@ class SeatPolicy(Protocol):
         """
 
 
-class UniformSeat:
-    """A seat that plays a uniformly random legal action (one member, the uniform policy)."""
-
-    weights = np.ones(1)
-
-    def act(self, members, ids, table, uniforms) -> np.ndarray:
-        return random_legal_actions(table.legal_mask[ids], uniforms)
-
-
 def random_legal_actions(legal: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
     """For each row of ``legal`` the ``floor(u * count)``-th legal action (uniform over legal actions)."""
     counts = legal.sum(axis=1)
@@ -400,6 +391,6 @@ def play_games(game: pyspiel.Game, seats, games: int, *, seed, num_envs: int = 2
 
 
 __all__ = [
-    "ObservationTable", "SampledEpisodes", "SeatPolicy", "StepResult", "UniformSeat", "load_sampled_game",
+    "ObservationTable", "SampledEpisodes", "SeatPolicy", "StepResult", "load_sampled_game",
     "play_games", "random_legal_actions", "tensor_size", "too_large_to_compile",
 ]

@@ -9,7 +9,6 @@ from fusion_psro.psro.initialization import (
     fall_back,
     fuse_parameters,
     fused_population,
-    initial_parameters,
 )
 from fusion_psro.psro.loop import PSRO, PreparedResponse, PSROState, Response, make_oracle
 from fusion_psro.psro.population import Member
@@ -35,7 +34,6 @@ __all__ = [
     "fall_back",
     "fuse_parameters",
     "fused_population",
-    "initial_parameters",
     "make_oracle",
     "resolved_settings",
 ]

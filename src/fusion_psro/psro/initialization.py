@@ -378,13 +378,3 @@ register_init("fusion", FusionInit())
 register_init("shrink-perturb", ShrinkPerturbInit())
 register_init("fusion-reset-output", FusionResetOutputInit())
 register_init("nash-distill", NashDistillInit())
-
-
-def initial_parameters(*, strategy: str, **context: Any) -> InitializationChoice:
-    """Choose a new best response's starting parameters with the registered ``strategy``.
-
-    ``context`` holds the fields of :class:`StartContext` (``oracle``, ``player``,
-    ``iteration``, ``seed``, ``population_parameters``, ``meta_strategy``,
-    ``previous_parameters``, ``fusion_start``, ``fusion_fallback``).
-    """
-    return INITS.get(strategy).choose(StartContext(**context))
