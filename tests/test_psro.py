@@ -209,7 +209,7 @@ def test_same_seed_same_learned_run_and_other_seed_differs():
         ({"oracle": "dqn", "init": "xavier"}, "unknown init 'xavier'"),
         ({"iterations": 0}, "iterations must be an integer >= 1"),
         ({"fusion_start": 0}, "fusion_start must be an integer >= 1"),
-        ({"seed": -1}, "seed must be a non-negative integer"),
+        ({"seed": -1}, "seed must be an integer >= 0"),
         ({"fusion_fallback": "fusion"}, "unknown fusion fallback"),
     ],
 )

@@ -63,6 +63,9 @@ def test_the_readme_components_are_validated_like_built_in_ones(plugin, capsys):
     assert main(["--plugin", plugin, "run", "--game", "kuhn_poker", "--oracle", "exact-epsilon",
                  "--init", "inherit-noisy", "--out", "x"]) == 2
     assert "does not apply to the exact-epsilon oracle" in capsys.readouterr().err
+    assert main(["--plugin", plugin, "run", "--game", "kuhn_poker", "--oracle", "exact-epsilon",
+                 "--oracle-option", "epsilon=2.0", "--out", "x"]) == 2
+    assert "exact-epsilon oracle: epsilon must be a number in [0, 1], got 2.0" in capsys.readouterr().err
 
 
 def _numbers(rows: list[dict]) -> list[tuple]:

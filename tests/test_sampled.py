@@ -171,7 +171,7 @@ def test_games_are_routed_by_size_and_requested_evaluation():
     (dict(variant="dpp"), "--variant dpp does not apply to 'kuhn_poker'.*accepted: psro, psro-rn, p-psro"),
     (dict(init="nash-distill"), "init 'nash-distill' does not apply to 'kuhn_poker'.*accepted: normal"),
     (dict(oracle="exact", oracle_options={}), "the exact oracle does not apply to 'kuhn_poker'.*accepted: dqn"),
-    (dict(payoff_tolerance=-1.0), "payoff_tolerance must be a positive number"),
+    (dict(payoff_tolerance=-1.0), "payoff_tolerance must be a positive finite number"),
     (dict(max_sims_per_entry=500), "--max-sims-per-entry caps sampling to a --payoff-tolerance"),
     (dict(eval_every=2), "--eval-every applies to --eval approx only"),
     (dict(eval="approx", oracle="pg", oracle_options={}, evaluation="exact", sims_per_entry=None),

@@ -95,12 +95,12 @@ def test_mixture_run_resumes_to_the_uninterrupted_result(tmp_path):
         (dict(game="mixture", oracle="dqn"), "accepted: gradient"),
         (dict(game="kuhn_poker", oracle="gradient"), "does not apply to 'kuhn_poker' .a tabular OpenSpiel game.; accepted: exact, dqn"),
         (dict(game="mixture", init="orthogonal"), "accepted: normal, inherit, fusion"),
-        (dict(game="mixture", variant="psd", diversity_weight=-0.5), "non-negative"),
+        (dict(game="mixture", variant="psd", diversity_weight=-0.5), "diversity_weight must be a finite number >= 0"),
         (dict(game="mixture", variant="psro", diversity_weight=0.5), "applies to the variants with a diversity term"),
         (dict(game="kuhn_poker", variant="psd"), "Use --oracle dqn"),
         (dict(game="kuhn_poker", variant="bdrd"), "exact oracle supports none. Use --oracle dqn"),
         (dict(game="mixture", oracle_options={"momentum": 0.9}), "accepted: lr, start_scale, steps"),
-        (dict(game="mixture", oracle_options={"lr": -1.0}), "lr must be a positive number"),
+        (dict(game="mixture", oracle_options={"lr": -1.0}), "lr must be a positive finite number"),
     ],
 )
 def test_bad_settings_name_what_is_accepted(settings, message):
@@ -127,7 +127,7 @@ def test_cli_runs_the_mixture_game_and_draws_the_trajectory_figure(tmp_path, cap
     capsys.readouterr()
     assert main(["run", "--game", "mixture", "--variant", "psd", "--diversity-weight", "-1",
                  "--out", str(tmp_path / "bad")]) == 2
-    assert "non-negative" in capsys.readouterr().err
+    assert "diversity_weight must be a finite number >= 0" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
 
 

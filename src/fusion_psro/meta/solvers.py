@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import math
 import numbers
 from dataclasses import dataclass
 from functools import partial
@@ -44,6 +43,7 @@ from typing import Callable, Sequence
 import numpy as np
 from scipy.optimize import linprog
 
+from fusion_psro import options
 from fusion_psro.errors import ConfigError, FusionPSROError, InvalidMetaStrategyError, NumericalError
 from fusion_psro.registry import META_SOLVERS, register_meta_solver
 from fusion_psro.validation import validate_meta_strategy
@@ -161,21 +161,6 @@ def _clip_normalise(p: np.ndarray) -> np.ndarray:
     if not total > 0.0:  # cannot happen for an LP solution of a simplex; be safe
         return np.full(p.shape, 1.0 / p.size)
     return p / total
-
-
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise InvalidMetaSolverError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_real(name: str, value, *, low: float, low_inclusive: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise InvalidMetaSolverError(f"{name} must be a finite real number, got {value!r}")
-    if value < low or (value == low and not low_inclusive):
-        op = ">=" if low_inclusive else ">"
-        raise InvalidMetaSolverError(f"{name} must be {op} {low}, got {value!r}")
-    return float(value)
 
 
 def _initial_strategies(initial, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -464,15 +449,15 @@ def solve_prd(
 def _prd_parameters(iterations, step, exploration, average_last,
                     shape: tuple[int, int]) -> tuple[int, float, float, int | None]:
     """Checked ``(iterations, step, exploration, average_last)`` of :func:`solve_prd`."""
-    iterations = _check_int("iterations", iterations, 0)
-    step = _check_real("step", step, low=0.0, low_inclusive=False)
-    gamma = _check_real("exploration", exploration, low=0.0, low_inclusive=True)
+    iterations = options.integer(iterations, "iterations", minimum=0, error=InvalidMetaSolverError)
+    step = options.positive_float(step, "step", error=InvalidMetaSolverError)
+    gamma = options.non_negative_float(exploration, "exploration", error=InvalidMetaSolverError)
     if gamma * max(shape) >= 1.0:
         raise InvalidMetaSolverError(
             f"exploration must satisfy exploration * max(K, L) < 1, got {gamma!r} for a {shape[0]}x{shape[1]} meta-game"
         )
     if average_last is not None:
-        average_last = _check_int("average_last", average_last, 1)
+        average_last = options.positive_int(average_last, "average_last", error=InvalidMetaSolverError)
     return iterations, step, gamma, average_last
 
 
@@ -554,7 +539,7 @@ def solve_regret_matching(
     Equilibrium", Econometrica 68(5), 2000.
     """
     M = _as_meta_game(M)
-    iterations = _check_int("iterations", iterations, 1)
+    iterations = options.positive_int(iterations, "iterations", error=InvalidMetaSolverError)
     K, L = M.shape
     x0, y0 = _initial_strategies(initial_strategies, (K, L))
 
@@ -627,7 +612,7 @@ def solve_fictitious_play(M, iterations: int = 1_000, *, seed: int | None = None
     iterative method of solving a game", Annals of Mathematics 54(2), 1951.
     """
     M = _as_meta_game(M)
-    iterations = _check_int("iterations", iterations, 1)
+    iterations = options.positive_int(iterations, "iterations", error=InvalidMetaSolverError)
     K, L = M.shape
     rng = np.random.default_rng(seed)
     row_start = rng.uniform(0.0, 1.0, K)

@@ -102,7 +102,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -113,6 +112,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fusion_psro import options
 from fusion_psro.errors import ConfigError, GameNotSupportedError, OracleError
 from fusion_psro.games.compiled import CompiledGame
 from fusion_psro.games.sampled import load_sampled_game
@@ -129,8 +129,6 @@ from fusion_psro.oracles.networks import (
     fit_network,
     fresh_parameters,
     greedy_policy,
-    is_integer,
-    is_number,
     network_diagnostics,
     output_layer_names,
     resolve_device,
@@ -213,41 +211,24 @@ class DQNConfig:
     diversity_candidates: int = 10
 
     def __post_init__(self) -> None:
-        sizes = self.hidden_sizes
-        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__") or not all(
-            is_integer(h) and h >= 1 for h in sizes
-        ):
-            raise ConfigError(f"DQNConfig.hidden_sizes must be a list of integers >= 1, e.g. [64,64]; got {sizes!r}")
-        object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in sizes))
-        positive = ("replay_capacity", "batch_size", "learn_every", "target_update_every", "num_envs",
-                    "diversity_candidates")
-        for name in positive:
-            value = getattr(self, name)
-            if not is_integer(value) or value <= 0:
-                raise ConfigError(f"DQNConfig.{name} must be a positive integer, got {value!r}")
+        object.__setattr__(self, "hidden_sizes", options.int_tuple(self.hidden_sizes, "DQNConfig.hidden_sizes"))
+        for name in ("replay_capacity", "batch_size", "learn_every", "target_update_every", "num_envs",
+                     "diversity_candidates"):
+            options.positive_int(getattr(self, name), f"DQNConfig.{name}")
         for name in ("episodes", "min_replay_before_learning"):
-            value = getattr(self, name)
-            if not is_integer(value) or value < 0:
-                raise ConfigError(f"DQNConfig.{name} must be a non-negative integer, got {value!r}")
+            options.non_negative_int(getattr(self, name), f"DQNConfig.{name}")
         if max(self.batch_size, self.min_replay_before_learning) > self.replay_capacity:
             raise ConfigError(
                 "DQNConfig.batch_size and min_replay_before_learning cannot exceed replay_capacity "
                 "(the buffer would never hold enough transitions to learn)"
             )
-        for name, low, high in (("epsilon", 0.0, 1.0), ("discount", 0.0, 1.0), ("learning_rate", 0.0, math.inf)):
-            value = getattr(self, name)
-            if not is_number(value) or not low <= value <= high or not math.isfinite(value):
-                allowed = f"lie in [{low:g}, {high:g}]" if math.isfinite(high) else f"be a finite number >= {low:g}"
-                raise ConfigError(f"DQNConfig.{name} must {allowed}, got {value!r}")
-        if not is_number(self.huber_delta) or not math.isfinite(self.huber_delta) or self.huber_delta <= 0:
-            raise ConfigError(f"DQNConfig.huber_delta must be a finite number > 0, got {self.huber_delta!r}")
-        clipping = self.gradient_clipping
-        if clipping is not None and (not is_number(clipping) or not math.isfinite(clipping) or clipping <= 0):
-            raise ConfigError(f"DQNConfig.gradient_clipping must be a finite number > 0 or null, got {clipping!r}")
-        if self.loss not in LOSSES:
-            raise ConfigError(f"DQNConfig.loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
-        if self.torch_threads is not None and (not is_integer(self.torch_threads) or self.torch_threads <= 0):
-            raise ConfigError(f"DQNConfig.torch_threads must be a positive integer or null, got {self.torch_threads!r}")
+        options.probability(self.epsilon, "DQNConfig.epsilon")
+        options.probability(self.discount, "DQNConfig.discount")
+        options.non_negative_float(self.learning_rate, "DQNConfig.learning_rate")
+        options.positive_float(self.huber_delta, "DQNConfig.huber_delta")
+        options.positive_float(self.gradient_clipping, "DQNConfig.gradient_clipping", optional=True)
+        options.choice(self.loss, "DQNConfig.loss", LOSSES)
+        options.positive_int(self.torch_threads, "DQNConfig.torch_threads", optional=True)
         check_device(self.device, "DQNConfig")
 
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fusion_psro import options
 from fusion_psro.errors import ConfigError
 
 #: Scratch initialization schemes of :func:`initialize`.
@@ -30,8 +31,7 @@ TRAINING_COPIES = 6
 
 def check_steps(steps: object, owner: str) -> None:
     """:class:`ConfigError` unless ``steps`` is an integer from 1 to :data:`MAX_STEPS`."""
-    if not is_integer(steps) or steps < 1:
-        raise ConfigError(f"{owner}: steps must be an integer >= 1, got {steps!r}")
+    options.positive_int(steps, f"{owner}: steps")
     if steps > MAX_STEPS:
         raise ConfigError(f"{owner}: steps must be at most {MAX_STEPS:,}, got {steps:,}: one best response of that "
                           "many gradient steps would train for weeks")
@@ -193,16 +193,6 @@ def check_device(device: object, owner: str) -> None:
                               f"cuda:0..cuda:{count - 1}")
     if parsed.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"{owner}: device {device!r} is not available here; use device=auto or device=cpu")
-
-
-def is_integer(value: object) -> bool:
-    """An integer that is not a bool."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def is_number(value: object) -> bool:
-    """A real number that is not a bool (NaN and infinities included)."""
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 def available_cpus() -> int:

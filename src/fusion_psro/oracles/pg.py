@@ -54,13 +54,13 @@ names as the DQN's (``layers.{k}.weight`` / ``layers.{k}.bias``).
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from typing import Any
 
 import numpy as np
 import torch
 
+from fusion_psro import options
 from fusion_psro.errors import ConfigError, OracleError
 from fusion_psro.evaluation import mixture_plan
 from fusion_psro.evaluation.behaviour import mixture_behaviour, opponent_reach
@@ -87,14 +87,6 @@ from fusion_psro.registry import register_oracle
 
 #: What joins the population: the greedy policy of the network, or its softmax policy.
 POPULATION_POLICIES = ("greedy", "stochastic")
-
-
-def _is_integer(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,33 +151,16 @@ class PGConfig:
     diversity_candidates: int = 10
 
     def __post_init__(self) -> None:
-        sizes = self.hidden_sizes
-        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__") or not all(
-            _is_integer(h) and h >= 1 for h in sizes
-        ):
-            raise ConfigError(f"pg oracle: hidden_sizes must be a sequence of integers >= 1, got {sizes!r}")
-        object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in sizes))
-        if not _is_number(self.learning_rate) or not math.isfinite(self.learning_rate) or self.learning_rate <= 0:
-            raise ConfigError(f"pg oracle: learning_rate must be a positive finite number, got {self.learning_rate!r}")
+        object.__setattr__(self, "hidden_sizes", options.int_tuple(self.hidden_sizes, "pg oracle: hidden_sizes"))
+        options.positive_float(self.learning_rate, "pg oracle: learning_rate")
         check_steps(self.steps, "pg oracle")
-        if not _is_number(self.entropy_coefficient) or not math.isfinite(self.entropy_coefficient) \
-                or self.entropy_coefficient < 0:
-            raise ConfigError(
-                f"pg oracle: entropy_coefficient must be a finite number >= 0, got {self.entropy_coefficient!r}"
-            )
-        fraction = self.entropy_anneal_fraction
-        if not _is_number(fraction) or not 0 < fraction <= 1:
-            raise ConfigError(f"pg oracle: entropy_anneal_fraction must lie in (0, 1], got {fraction!r}")
-        if self.population_policy not in POPULATION_POLICIES:
-            raise ConfigError(
-                f"pg oracle: population_policy must be one of {', '.join(POPULATION_POLICIES)}, "
-                f"got {self.population_policy!r}"
-            )
+        options.non_negative_float(self.entropy_coefficient, "pg oracle: entropy_coefficient")
+        options.number(self.entropy_anneal_fraction, "pg oracle: entropy_anneal_fraction", low=0.0, high=1.0,
+                       low_open=True)
+        options.choice(self.population_policy, "pg oracle: population_policy", POPULATION_POLICIES)
         check_device(self.device, "pg oracle")
-        if not _is_integer(self.diversity_candidates) or self.diversity_candidates < 1:
-            raise ConfigError(f"pg oracle: diversity_candidates must be an integer >= 1, got {self.diversity_candidates!r}")
-        if self.torch_threads is not None and (not _is_integer(self.torch_threads) or self.torch_threads < 1):
-            raise ConfigError(f"pg oracle: torch_threads must be an integer >= 1 or None, got {self.torch_threads!r}")
+        options.positive_int(self.diversity_candidates, "pg oracle: diversity_candidates")
+        options.positive_int(self.torch_threads, "pg oracle: torch_threads", optional=True)
 
 
 def masked_log_softmax(logits: torch.Tensor, legal_mask: torch.Tensor) -> torch.Tensor:
@@ -314,7 +289,7 @@ class PolicyGradientOracle(Oracle):
     # ------------------------------------------------------------------ networks
 
     def _check_player(self, player: object) -> int:
-        if not _is_integer(player) or player not in (0, 1):
+        if not options.is_integer(player) or player not in (0, 1):
             raise OracleError(f"player must be 0 or 1, got {player!r}")
         return int(player)
 

@@ -28,7 +28,8 @@ import dataclasses
 import numpy as np
 import torch
 
-from fusion_psro.errors import ConfigError, OracleError
+from fusion_psro import options
+from fusion_psro.errors import OracleError
 from fusion_psro.games.mixture import MixtureGame
 from fusion_psro.registry import register_oracle
 from fusion_psro.oracles.base import (
@@ -66,10 +67,8 @@ class GradientConfig:
 
     def __post_init__(self) -> None:
         check_steps(self.steps, "gradient oracle")
-        for name in ("lr", "start_scale"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
-                raise ConfigError(f"gradient oracle: {name} must be a positive number, got {value!r}")
+        options.positive_float(self.lr, "gradient oracle: lr")
+        options.positive_float(self.start_scale, "gradient oracle: start_scale")
 
 
 @dataclasses.dataclass

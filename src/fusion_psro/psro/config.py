@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from fusion_psro import options
 from fusion_psro.errors import ConfigError
 from fusion_psro.psro.evaluation_settings import (  # noqa: F401 (EVALS, the defaults and parse_int_list: re-exported)
     DEFAULT_EVAL_BR_SEEDS,
@@ -363,8 +364,7 @@ def _resolve_variant(config: PSROConfig, kind, oracle_class) -> None:
             f"oracle does not; use --diversity-schedule constant, or --oracle {' or '.join(able) or '(none is registered)'}"
         )
     weight = getattr(term, schedule.default_weight) if config.diversity_weight is None else config.diversity_weight
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not np.isfinite(weight) or weight < 0:
-        raise ConfigError(f"diversity_weight must be a non-negative number, got {weight!r}")
+    options.non_negative_float(weight, "diversity_weight")
     config.diversity_weight = float(weight)
 
 
@@ -391,13 +391,13 @@ def _resolve_meta_solver(config: PSROConfig) -> None:
     from fusion_psro.meta.solvers import get_meta_solver, takes_seed  # noqa: PLC0415 (SciPy)
 
     solver = META_SOLVERS.get(config.meta_solver)
-    options = config.meta_solver_options
-    if not options:
+    solver_options = config.meta_solver_options
+    if not solver_options:
         return
-    if "seed" in options and takes_seed(solver):
+    if "seed" in solver_options and takes_seed(solver):
         raise ConfigError(f"meta-solver {config.meta_solver}: its seed comes from the run's --seed and the "
                           "iteration; drop the seed option")
-    bound = get_meta_solver(config.meta_solver, **options)
+    bound = get_meta_solver(config.meta_solver, **solver_options)
     try:
         bound(np.zeros((1, 1)), **({"seed": 0} if takes_seed(solver) else {}))
     except ConfigError as exc:
@@ -408,8 +408,7 @@ def _resolve_evaluation(config: PSROConfig, kind) -> None:
     if config.target_exploitability is not None and kind.estimates_payoffs and kind.claims(config.game):
         raise ConfigError(f"--target-exploitability needs the exact exploitability, which {config.game!r} (too large "
                           "to compile) does not have; give --iterations alone")
-    if not isinstance(config.exploitability_prior_code, bool):
-        raise ConfigError(f"exploitability_prior_code must be true or false, got {config.exploitability_prior_code!r}")
+    options.flag(config.exploitability_prior_code, "exploitability_prior_code")
     if config.exploitability_prior_code and not kind.prior_code_exploitability:
         raise ConfigError(
             f"--exploitability-prior-code does not apply to {config.game!r} ({kind.description}); game kinds "
@@ -459,9 +458,7 @@ MAXIMA = {
 
 def _check_numbers(config: PSROConfig) -> None:
     for name, minimum in _MINIMA:
-        value = getattr(config, name)
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-            raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        options.integer(getattr(config, name), name, minimum=minimum)
     for name, (maximum, why) in MAXIMA.items():
         if getattr(config, name) > maximum:
             raise ConfigError(f"{name} must be at most {maximum:,}, got {getattr(config, name):,}: {why}")
@@ -471,12 +468,8 @@ def _check_numbers(config: PSROConfig) -> None:
             f"fusion_start {config.fusion_start:,} is after the last iteration ({config.iterations}): a run labelled "
             f"init {config.init} that never uses it. Give a fusion_start of at most the iterations"
         )
-    if not isinstance(config.seed, (int, np.integer)) or isinstance(config.seed, bool) or config.seed < 0:
-        raise ConfigError(f"seed must be a non-negative integer, got {config.seed!r}")
-    target = config.target_exploitability
-    if target is not None and (isinstance(target, bool) or not isinstance(target, (int, float, np.floating))
-                               or not np.isfinite(target) or target < 0):
-        raise ConfigError(f"target_exploitability must be a finite number >= 0, got {target!r}")
+    options.non_negative_int(config.seed, "seed")
+    options.non_negative_float(config.target_exploitability, "target_exploitability", optional=True)
 
 
 __all__ = ["EVALS", "LEGACY_VARIANT_SETTINGS", "POPULATION_MODES", "PSROConfig", "SECTIONS", "ignored_settings", "parse_int_list",

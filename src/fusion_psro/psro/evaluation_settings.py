@@ -9,9 +9,9 @@ kind produces).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
+from fusion_psro import options
 from fusion_psro.errors import ConfigError
 from fusion_psro.registry import GAME_KINDS, ORACLES
 
@@ -60,9 +60,7 @@ def _resolve_sampling(config: Any, kind: type) -> None:
     _positive_int(config, "sims_per_entry", 1)
     tolerance = config.payoff_tolerance
     if tolerance is not None:
-        if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not math.isfinite(tolerance) \
-                or tolerance <= 0:
-            raise ConfigError(f"payoff_tolerance must be a positive number, got {tolerance!r}")
+        options.positive_float(tolerance, "payoff_tolerance")
         _positive_int(config, "sims_per_entry", 2)  # a standard error needs two games
         _positive_int(config, "max_sims_per_entry", 2)
         if config.max_sims_per_entry is not None and config.sims_per_entry is not None \
@@ -95,9 +93,7 @@ def _resolve_approx(config: Any, oracle_class: type) -> None:
 
 
 def _positive_int(config: Any, name: str, minimum: int) -> None:
-    value = getattr(config, name)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    options.integer(getattr(config, name), name, minimum=minimum, optional=True)
 
 
 __all__ = ["DEFAULT_EVAL_BR_SEEDS", "DEFAULT_EVAL_GAMES", "EVALS", "parse_int_list", "resolve_evaluation"]

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from fusion_psro import options
 from fusion_psro.errors import FusionPSROError
 from fusion_psro.ray_session import check_ray_address, ray_session
 
@@ -77,8 +78,7 @@ class RayExecutor(SerialExecutor):
     """
 
     def __init__(self, workers: int = 2, address: str | None = None, plugins: Sequence[str] = ()) -> None:
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise ExecutorError(f"workers must be a positive integer, got {workers!r}")
+        options.positive_int(workers, "workers", error=ExecutorError)
         if address is not None:
             check_ray_address(address)
         self.workers, self.address, self.plugins = workers, address, tuple(plugins)

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fusion_psro import options
 from fusion_psro.errors import ConfigError, FusionPSROError
 from fusion_psro.psro.population import StateDict
 from fusion_psro.registry import INITS, component_settings, register_init
@@ -251,8 +252,7 @@ class ShrinkPerturbSettings:
     shrink: float = 0.5
 
     def __post_init__(self) -> None:
-        if isinstance(self.shrink, bool) or not isinstance(self.shrink, (int, float)) or not 0 <= self.shrink <= 1:
-            raise ConfigError(f"shrink must be a number in [0, 1], got {self.shrink!r}")
+        options.probability(self.shrink, "shrink")
 
 
 class ShrinkPerturbInit(Initialization):
@@ -317,11 +317,8 @@ class DistillSettings:
     learning_rate: float = 1e-3
 
     def __post_init__(self) -> None:
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
-            raise ConfigError(f"steps must be an integer >= 1, got {self.steps!r}")
-        if isinstance(self.learning_rate, bool) or not isinstance(self.learning_rate, (int, float)) \
-                or not self.learning_rate > 0:
-            raise ConfigError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
+        options.positive_int(self.steps, "steps")
+        options.positive_float(self.learning_rate, "learning_rate")
 
 
 class NashDistillInit(Initialization):
