@@ -208,22 +208,35 @@ def test_the_length_check_sees_long_functions(tmp_path):
     assert [lines for _, _, lines in _function_lengths(tmp_path)] == [MAX_FUNCTION_LINES + 1]
 
 
-def test_commands_that_do_not_train_do_not_load_pytorch():
-    """``report``, ``plot`` and ``compile`` (their help included) import no torch: they start fast."""
+def _loads_pytorch(command: list[str]) -> bool:
+    """Whether ``fusion-psro COMMAND`` imports PyTorch, run in a fresh interpreter."""
     import subprocess
     import sys
 
+    code = ("import sys\nfrom fusion_psro.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
+            "print('torch' in sys.modules, file=sys.stderr)" % command)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    last = result.stderr.strip().splitlines()[-1]
+    assert last in ("True", "False"), (command, result.stderr[-500:])
+    return last == "True"
+
+
+def test_commands_that_do_not_train_do_not_load_pytorch(tmp_path):
+    """A run of the exact oracle (and its resumption), ``evaluate``, ``report``, ``plot``,
+    ``compile`` and their help import no torch: they start fast and need no PyTorch."""
     runs = sorted(str(p) for p in (SOURCE_ROOT.parent / "results" / "leduc-psd" / "runs").iterdir())
-    for command in (["report", "--help"], ["plot", "--help"], ["compile", "--help"], ["--help"], ["report", *runs]):
-        code = ("import sys\nfrom fusion_psro.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
-                "print('torch' in sys.modules, file=sys.stderr)" % command)
-        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-        assert result.stderr.strip().splitlines()[-1] == "False", (command, result.stderr[-500:])
-    # The check itself: a training command's help does load it.
-    code = "import sys\nfrom fusion_psro.cli import main\ntry:\n    main(['run', '--help'])\nexcept SystemExit:\n    pass\n" \
-           "print('torch' in sys.modules, file=sys.stderr)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.stderr.strip().splitlines()[-1] == "True"
+    exact = str(tmp_path / "exact")
+    for command in (["report", "--help"], ["plot", "--help"], ["compile", "--help"], ["--help"], ["run", "--help"],
+                    ["run", "--game", "kuhn_poker", "--iterations", "2", "--out", exact, "--quiet"],
+                    ["run", "--resume", exact, "--iterations", "3", "--quiet"],
+                    ["evaluate", "--game", "kuhn_poker"], ["report", exact, *runs],
+                    ["plot", exact, "--out", str(tmp_path / "curves")]):
+        assert not _loads_pytorch(command), command
+    assert (tmp_path / "curves.svg").exists() and len(Path(exact, "metrics.jsonl").read_text().splitlines()) == 3
+    # The check itself: a command that trains a network does load it.
+    assert _loads_pytorch(["run", "--game", "kuhn_poker", "--oracle", "pg", "--steps", "2", "--oracle-option",
+                           "hidden_sizes=[4]", "--iterations", "1", "--out", str(tmp_path / "pg"), "--quiet"])
+
 
 
 def deferred_import_graph(root: Path = SOURCE_ROOT) -> dict[str, set[str]]:

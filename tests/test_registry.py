@@ -181,6 +181,52 @@ def test_registry_names_errors_and_replacement():
         things.register(" a", 4)
 
 
+def test_deferred_components_are_imported_when_first_needed(tmp_path, monkeypatch):
+    (tmp_path / "deferred_things.py").write_text(
+        "import sys\nfrom test_registry_deferred import THINGS\n"
+        "class Big:\n    size = 3\n"
+        "class Small:\n    size = 1\n"
+        "THINGS.register('big', Big)\n"  # registers itself; 'small' is found as the attribute
+    )
+    (tmp_path / "test_registry_deferred.py").write_text(
+        "from fusion_psro.registry import Registry\n"
+        "THINGS = Registry('thing', builtins='json', group='fusion_psro.test_things')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import sys
+
+    from test_registry_deferred import THINGS
+
+    THINGS.register("eager", 7)
+    THINGS.register_deferred("big", "deferred_things", "Big")
+    THINGS.register_deferred("small", "deferred_things", "Small")
+    assert THINGS.names() == ("eager", "big", "small") and "big" in THINGS
+    assert "deferred_things" not in sys.modules  # listing the names imports nothing
+    with pytest.raises(ConfigError, match="thing 'big' is already registered .deferred_things.Big."):
+        THINGS.register("big", str)
+    assert "deferred_things" not in sys.modules
+    assert THINGS.get("small").size == 1 and THINGS.get("small").name == "small"
+    assert THINGS.get("big").__module__ == "deferred_things" and THINGS.get("big").size == 3
+    assert THINGS.names(lambda thing: getattr(thing, "size", 0) > 2) == ("big",)
+    assert THINGS.names() == ("eager", "big", "small")  # registration order kept
+    monkeypatch.delitem(sys.modules, "deferred_things")
+    monkeypatch.delitem(sys.modules, "test_registry_deferred")
+
+
+def test_the_pytorch_oracles_are_registered_without_importing_them():
+    """``fusion_psro.oracles`` lists dqn, pg and gradient by name; their classes still import by name."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom fusion_psro.registry import ORACLES\nnames = ORACLES.names()\n"
+            "print(names, 'torch' in sys.modules)\n"
+            "from fusion_psro.oracles import DQNOracle\n"
+            "print(ORACLES.get('dqn') is DQNOracle, 'torch' in sys.modules)")
+    lines = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                           check=True).stdout.splitlines()
+    assert lines == ["('exact', 'dqn', 'pg', 'gradient') False", "True True"]
+
+
 def test_entry_points_register_objects_and_skip_broken_ones(monkeypatch, caplog):
     group = "fusion_psro.test_things"
     found = [

@@ -18,7 +18,10 @@ and ``game_kinds``, a variant's ``diversity`` term, ...); settings are validated
 them, and every list of accepted names (errors, command-line choices) comes from here.
 
 A registry fills itself on first use: it imports the package that registers the built-in
-components, then loads the installed entry points of its group (``fusion_psro.oracles``,
+components (a built-in whose module is heavy, such as the PyTorch oracles, is registered
+*deferred*, by module path: :meth:`Registry.register_deferred`; its module is imported the
+first time the component itself is asked for, so a run of the exact oracle never imports
+PyTorch), then loads the installed entry points of its group (``fusion_psro.oracles``,
 ``fusion_psro.variants``, ...). An entry point names either a module whose import registers
 its components, or an object, registered under the entry point's name. Code outside the
 package registers directly::
@@ -36,6 +39,7 @@ worker (:func:`plugin_sources`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import importlib.util
@@ -53,6 +57,14 @@ from fusion_psro.errors import ConfigError, UnknownComponentError
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Deferred:
+    """A component not imported yet: ``module`` registers it (or defines it as ``attribute``) when imported."""
+
+    module: str
+    attribute: str
 
 
 class Registry(Generic[T]):
@@ -92,6 +104,8 @@ class Registry(Generic[T]):
                 return target
             return decorator
         existing = self._components.get(name)
+        if isinstance(existing, _Deferred) and getattr(component, "__module__", None) == existing.module:
+            existing = None  # the deferred module registering its component
         if existing is not None and existing is not component and not replace:
             raise ConfigError(
                 f"{self.kind} {name!r} is already registered ({_describe(existing)}); "
@@ -102,6 +116,27 @@ class Registry(Generic[T]):
         self._components[name] = component
         return component
 
+    def register_deferred(self, name: str, module: str, attribute: str) -> None:
+        """Register ``name`` as ``module.attribute`` without importing ``module`` yet.
+
+        The module is imported the first time the component is needed (:meth:`get`,
+        :meth:`items`, or :meth:`names` with a condition); its own ``register`` call, or
+        else the attribute, takes the place. Until then the name is listed like any other.
+        """
+        self._ensure_loaded()
+        if name in self._components:
+            raise ConfigError(f"{self.kind} {name!r} is already registered ({_describe(self._components[name])})")
+        self._components[name] = _Deferred(module, attribute)  # type: ignore[assignment]
+
+    def _resolved(self, name: str) -> T:
+        component = self._components[name]
+        if not isinstance(component, _Deferred):
+            return component
+        module = importlib.import_module(component.module)  # normally registers the component
+        if isinstance(self._components.get(name), _Deferred):
+            self.register(name, getattr(module, component.attribute), replace=True)
+        return self._components[name]
+
     def unregister(self, name: str) -> None:
         """Remove ``name`` (tests and interactive sessions that register throw-away components)."""
         self._components.pop(name, None)
@@ -110,14 +145,20 @@ class Registry(Generic[T]):
         """The component registered as ``name``; :class:`UnknownComponentError` lists the accepted names."""
         self._ensure_loaded()
         try:
-            return self._components[name]
-        except (KeyError, TypeError):
-            raise UnknownComponentError(f"unknown {self.kind} {name!r}; accepted: {self.accepted()}") from None
+            known = name in self._components
+        except TypeError:  # an unhashable name
+            known = False
+        if not known:
+            raise UnknownComponentError(f"unknown {self.kind} {name!r}; accepted: {self.accepted()}")
+        return self._resolved(name)
 
     def names(self, where: Callable[[T], bool] | None = None) -> tuple[str, ...]:
-        """Registered names in registration order; with ``where``, those whose component satisfies it."""
+        """Registered names in registration order; with ``where``, those whose component satisfies it
+        (which imports the deferred ones)."""
         self._ensure_loaded()
-        return tuple(name for name, component in self._components.items() if where is None or where(component))
+        if where is None:
+            return tuple(self._components)
+        return tuple(name for name in list(self._components) if where(self._resolved(name)))
 
     def accepted(self, where: Callable[[T], bool] | None = None) -> str:
         """``"a, b, c"``: the names for an error message (``"none"`` when there are none)."""
@@ -125,7 +166,7 @@ class Registry(Generic[T]):
 
     def items(self) -> Iterator[tuple[str, T]]:
         self._ensure_loaded()
-        return iter(list(self._components.items()))
+        return iter([(name, self._resolved(name)) for name in list(self._components)])
 
     def __contains__(self, name: object) -> bool:
         self._ensure_loaded()
@@ -166,6 +207,8 @@ class Registry(Generic[T]):
 
 
 def _describe(component: Any) -> str:
+    if isinstance(component, _Deferred):
+        return f"{component.module}.{component.attribute}"
     module = getattr(component, "__module__", None)
     qualname = getattr(component, "__qualname__", None) or type(component).__qualname__
     return f"{module}.{qualname}" if module else qualname

@@ -7,7 +7,7 @@ Layout inside a run directory::
       iteration-{n:05d}.npz                                  the loop's state after iteration n
 
 A member file holds the member's tabular policy and, for learned oracles, its network
-parameters; it is written once, when the member is created (P-PSRO's active learners get
+parameters (a member without parameters is written and read without PyTorch); it is written once, when the member is created (P-PSRO's active learners get
 a new file each iteration they train). A checkpoint file holds the meta-game matrix, the
 meta-strategies and a JSON record of everything else: counters, which member file is each
 population slot, P-PSRO's active learners, the last best responses. Every file is written
@@ -34,10 +34,8 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import torch
+import safetensors.numpy
 from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors
-from safetensors.torch import save as save_safetensors
 
 from fusion_psro.experiments.manifest import ListedFileMissingError, RunFiles, RunIntegrityError, sha256_bytes
 from fusion_psro.experiments.rundir import RunDirectoryError
@@ -113,10 +111,7 @@ class Checkpointer:
         if known is not None and known[0] is member:
             return known[1]
         name = f"p{player}-m{index:04d}-i{iteration:05d}.safetensors"
-        tensors = {_POLICY_KEY: torch.from_numpy(np.ascontiguousarray(member.policy))}
-        if member.parameters is not None:
-            tensors.update({k: v.detach().cpu().contiguous() for k, v in member.parameters.items()})
-        data = _serialized(lambda: save_safetensors(tensors, metadata={"origin": member.origin}), self.members / name)
+        data = _serialized(lambda: _member_bytes(member), self.members / name)
         self.hashes[_member_path(name)] = _write_bytes(self.members / name, data)
         self._written[id(member)] = (member, name)
         return name
@@ -212,11 +207,29 @@ def _safetensors_metadata(data: bytes) -> dict:
     return header.get("__metadata__") or {}
 
 
+def _member_bytes(member: Member) -> bytes:
+    """A member file: the policy and, for a member with parameters, its tensors (only those need PyTorch)."""
+    policy, metadata = np.ascontiguousarray(member.policy), {"origin": member.origin}
+    if member.parameters is None:
+        return safetensors.numpy.save({_POLICY_KEY: policy}, metadata=metadata)
+    import torch  # noqa: PLC0415 (a member with parameters comes from PyTorch)
+    from safetensors.torch import save  # noqa: PLC0415
+
+    tensors = {_POLICY_KEY: torch.from_numpy(policy)}
+    tensors.update({k: v.detach().cpu().contiguous() for k, v in member.parameters.items()})
+    return save(tensors, metadata=metadata)
+
+
 def _load_member(data: bytes, has_parameters: bool) -> Member:
-    tensors = load_safetensors(data)
     metadata = _safetensors_metadata(data)
+    if not has_parameters:
+        policy = safetensors.numpy.load(data)[_POLICY_KEY].astype(np.float64)
+        return Member(policy=policy, parameters=None, origin=metadata.get("origin", ""))
+    from safetensors.torch import load  # noqa: PLC0415 (only members with parameters need PyTorch)
+
+    tensors = load(data)
     policy = tensors.pop(_POLICY_KEY).numpy().astype(np.float64)
-    return Member(policy=policy, parameters=tensors if has_parameters else None, origin=metadata.get("origin", ""))
+    return Member(policy=policy, parameters=tensors, origin=metadata.get("origin", ""))
 
 
 @dataclasses.dataclass

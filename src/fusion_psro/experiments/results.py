@@ -198,7 +198,6 @@ def _load(files: RunFiles) -> SavedRun:
 
 def _members(files: RunFiles, player: int) -> list[Member]:
     from safetensors import SafetensorError  # noqa: PLC0415
-    from safetensors.torch import load  # noqa: PLC0415
 
     relative = f"{POPULATION_DIR}/player{player}.npz"
     raw = files.read(relative)  # checked against the manifest; what follows parses exactly these bytes
@@ -224,6 +223,8 @@ def _members(files: RunFiles, player: int) -> list[Member]:
                                     f"parameters; {MANIFEST_FILE} {'lists no' if has[k] else 'lists'} {parameters_file}: "
                                     "the files do not belong together")
         if listed:
+            from safetensors.torch import load  # noqa: PLC0415 (parameters only: they are PyTorch's)
+
             raw = files.read(parameters_file)
             try:
                 parameters = load(raw)

@@ -92,7 +92,7 @@ def run_config_record(config: PSROConfig, compiled_game_string: str, out: Path |
     (``plugins``, loaded again by :func:`resume_psro`), the versions that ran them, and a command
     that reruns them (:func:`run_command`)."""
     import numpy
-    import torch
+    from importlib.metadata import version  # noqa: PLC0415 (PyTorch's version without importing it)
 
     return {
         "psro": dataclasses.asdict(config),
@@ -102,7 +102,7 @@ def run_config_record(config: PSROConfig, compiled_game_string: str, out: Path |
             "fusion_psro": fusion_psro.__version__,
             "open_spiel": openspiel_version(),
             "numpy": numpy.__version__,
-            "torch": torch.__version__,
+            "torch": version("torch"),
             "python": platform.python_version(),
         },
         "command": run_command(config, out),

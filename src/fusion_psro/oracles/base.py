@@ -15,15 +15,18 @@ from __future__ import annotations
 import abc
 import dataclasses
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from fusion_psro.errors import ConfigError, OracleError
 from fusion_psro.oracles.diversity import DiversityTerm
 
-StateDict = Mapping[str, torch.Tensor]
+if TYPE_CHECKING:
+    import torch
+
+#: A network's parameters by name (PyTorch tensors; this module does not import PyTorch).
+StateDict = Mapping[str, "torch.Tensor"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

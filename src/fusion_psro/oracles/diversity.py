@@ -76,10 +76,10 @@ from __future__ import annotations
 import abc
 import dataclasses
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.optimize
-import torch
 
 from fusion_psro.errors import ConfigError, OracleError
 from fusion_psro.evaluation.sequence_form import realization_plans, sequence_form
@@ -87,6 +87,9 @@ from fusion_psro.games.compiled import CompiledGame
 from fusion_psro.evaluation.behaviour import mixture_behaviour
 from fusion_psro.policies import uniform_policy
 from fusion_psro.registry import DIVERSITY_TERMS, register_diversity_term
+
+if TYPE_CHECKING:
+    import torch
 
 #: Default weight of a diversity term (:attr:`DiversityMeasure.default_weight`).
 DEFAULT_DIVERSITY_WEIGHT = 0.1
@@ -158,6 +161,7 @@ def dpp_expected_cardinality(payoff_rows: torch.Tensor) -> torch.Tensor:
     Lies in ``[0, n / 2]`` for ``n`` rows: ``n / 2`` when the rows are orthogonal, about
     ``1/2`` when they all point the same way. A zero row counts as no direction.
     """
+    import torch  # noqa: PLC0415 (PyTorch only where a term is computed)
     rows = torch.nn.functional.normalize(payoff_rows, p=2, dim=1)
     kernel = rows @ rows.T
     eye = torch.eye(kernel.shape[0], dtype=kernel.dtype)
@@ -186,6 +190,7 @@ def convex_hull_distance(vector: torch.Tensor, rows: np.ndarray) -> torch.Tensor
     Differentiable in ``vector`` (the minimizing hull point is held fixed, which gives the
     exact gradient of the distance).
     """
+    import torch  # noqa: PLC0415 (PyTorch only where a term is computed)
     beta = hull_coefficients(rows, vector.detach().cpu().numpy())
     closest = torch.as_tensor(beta @ np.asarray(rows, dtype=np.float64), dtype=vector.dtype)
     return ((vector - closest) ** 2).sum()
@@ -193,6 +198,7 @@ def convex_hull_distance(vector: torch.Tensor, rows: np.ndarray) -> torch.Tensor
 
 def kl_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """``KL(p || q) = sum p log(p / q)`` over the last axis (``0 log 0 = 0``); ``q > 0`` where ``p > 0``."""
+    import torch  # noqa: PLC0415 (PyTorch only where a term is computed)
     ratio = torch.where(p > 0, p / q, torch.ones_like(p))
     return (p * torch.log(ratio)).sum(dim=-1)
 
@@ -320,6 +326,7 @@ class DiverseSnapshots:
 
 
 def _point_activations(game, points) -> torch.Tensor:
+    import torch  # noqa: PLC0415 (PyTorch only where a term is computed)
     return game.torch_activations(torch.as_tensor(np.asarray(points, dtype=np.float64)))
 
 
@@ -331,6 +338,7 @@ def _point_behaviours(game, points) -> torch.Tensor:
 
 def _point_payoffs(game, activation: torch.Tensor, opponent_activations: torch.Tensor) -> torch.Tensor:
     """``u(x, y_l)`` for each opponent ``l``, from ``activation = p(x)``."""
+    import torch  # noqa: PLC0415 (PyTorch only where a term is computed)
     dominance = torch.tensor(np.array(game.S), dtype=torch.float64)
     linear = game.linear_weight * (activation.sum() - opponent_activations.sum(dim=1))
     return opponent_activations @ (dominance.T @ activation) + linear
@@ -390,6 +398,7 @@ class DPPDiversity(DiversityMeasure):
     game_kinds = ("tabular", "mixture")
 
     def for_tabular(self, compiled: CompiledGame, player: int, term: DiversityTerm) -> TabularDiversity:
+        import torch  # noqa: PLC0415 (PyTorch only where a term is computed)
         payoffs = TabularPayoffs(compiled, player, term.opponent_population)
         own_payoffs = np.asarray(term.own_payoffs, dtype=np.float64)
 
@@ -400,6 +409,7 @@ class DPPDiversity(DiversityMeasure):
         return TabularDiversity(score=score)
 
     def for_points(self, game, term: DiversityTerm) -> Callable[[torch.Tensor], torch.Tensor]:
+        import torch  # noqa: PLC0415 (PyTorch only where a term is computed)
         opponents = _point_activations(game, term.opponent_population)
         own_payoffs = torch.as_tensor(np.asarray(term.own_payoffs, dtype=np.float64))
 
@@ -416,6 +426,7 @@ class BDRDDiversity(DiversityMeasure):
     game_kinds = ("tabular", "mixture")
 
     def for_tabular(self, compiled: CompiledGame, player: int, term: DiversityTerm) -> TabularDiversity:
+        import torch  # noqa: PLC0415 (PyTorch only where a term is computed)
         population = np.asarray(term.own_population, dtype=np.float64)
         meta_nash = np.asarray(term.own_meta_strategy, dtype=np.float64)[None]
         reference = hull_behaviour_policies(compiled, player, population, meta_nash)
@@ -432,6 +443,7 @@ class BDRDDiversity(DiversityMeasure):
         return TabularDiversity(bonus_table=bonus_table, score=score)
 
     def for_points(self, game, term: DiversityTerm) -> Callable[[torch.Tensor], torch.Tensor]:
+        import torch  # noqa: PLC0415 (PyTorch only where a term is computed)
         opponents = _point_activations(game, term.opponent_population)
         meta_nash = torch.as_tensor(np.asarray(term.own_meta_strategy, dtype=np.float64))
         meta_behaviour = meta_nash @ _point_behaviours(game, term.own_population)
@@ -463,6 +475,7 @@ class PSDDiversity(DiversityMeasure):
         return TabularDiversity(bonus_table=bonus_table)
 
     def for_points(self, game, term: DiversityTerm) -> Callable[[torch.Tensor], torch.Tensor]:
+        import torch  # noqa: PLC0415 (PyTorch only where a term is computed)
         population = np.asarray(term.own_population, dtype=np.float64)
         weights = torch.as_tensor(hull_weights(population.shape[0], term.hull_samples, term.seed))
         hull_behaviours = weights @ _point_behaviours(game, population)
