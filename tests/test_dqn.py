@@ -15,7 +15,8 @@ from fusion_psro.errors import ConfigError, OracleError
 from fusion_psro.evaluation import expected_payoff, mixture_best_response
 from fusion_psro.games import compile_game
 from fusion_psro.oracles.base import BestResponseRequest, Oracle
-from fusion_psro.oracles.dqn import SCHEMES, DQNConfig, DQNMetrics, DQNOracle
+from fusion_psro.oracles.dqn import DQNConfig, DQNMetrics, DQNOracle
+from fusion_psro.oracles.networks import SCHEMES
 from fusion_psro.policies import random_policy, uniform_policy
 
 #: A small, fast configuration for Kuhn poker (one torch thread: the test machine is shared).

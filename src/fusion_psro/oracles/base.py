@@ -105,8 +105,10 @@ class OracleMetrics:
     """
 
     def to_json(self) -> dict[str, Any]:
-        """The fields as a JSON object, in field order, without those that are None."""
-        return {f.name: value for f in dataclasses.fields(self) if (value := getattr(self, f.name)) is not None}
+        """The fields as a JSON object, without those that are None: in field order, the
+        keyword-only fields a base class adds (:class:`DiversityMetrics`) last."""
+        fields = sorted(dataclasses.fields(self), key=lambda f: f.kw_only)
+        return {f.name: value for f in fields if (value := getattr(self, f.name)) is not None}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> OracleMetrics:
@@ -116,6 +118,39 @@ class OracleMetrics:
         if unknown:
             raise ConfigError(f"unknown {cls.__name__} field(s) {unknown}; accepted: {', '.join(names) or 'none'}")
         return cls(**data)
+
+
+def _unless_diversity() -> Any:
+    return dataclasses.field(default=None, kw_only=True)
+
+
+@dataclasses.dataclass
+class DiversityMetrics(OracleMetrics):
+    """The metrics of a diversity term, shared by the oracles that optimize one (keyword-only
+    fields, after the oracle's own in :meth:`to_json`).
+
+    Attributes
+    ----------
+    diversity_bonus_mean:
+        Mean weighted diversity bonus added to a learner decision (the DQN: per reward; the
+        pg oracle: the bonus a game collects in expectation, averaged over the steps); only
+        for a term with a per-decision part and positive weight.
+    diversity_candidate:
+        Index of the returned training snapshot among :attr:`diversity_candidates`; only for
+        a term with a whole-policy score and positive weight (as are the next three).
+    diversity_candidates:
+        Training snapshots compared (the last is the final network).
+    selected_value:
+        Exact value of the returned snapshot against the opponent mixture.
+    diversity:
+        Exact whole-policy diversity score (unweighted) of the returned snapshot.
+    """
+
+    diversity_bonus_mean: float | None = _unless_diversity()
+    diversity_candidate: int | None = _unless_diversity()
+    diversity_candidates: int | None = _unless_diversity()
+    selected_value: float | None = _unless_diversity()
+    diversity: float | None = _unless_diversity()
 
 
 @dataclasses.dataclass(eq=False)

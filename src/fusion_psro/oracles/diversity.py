@@ -321,6 +321,17 @@ class DiverseSnapshots:
                 best = (index, value, score, objective)
         return best[:3]
 
+    def select(self, policy: np.ndarray, parameters: dict[str, torch.Tensor], metrics,
+               behaviour: Callable[[np.ndarray], np.ndarray]):
+        """``(policy, parameters, metrics)`` of the best snapshot, the final ``policy`` and
+        ``parameters`` added first; ``metrics`` gain the choice's diversity fields
+        (:class:`~fusion_psro.oracles.base.DiversityMetrics`)."""
+        self.add(policy, parameters)
+        index, value, score = self.best(behaviour)
+        policy, parameters = self.candidates[index]
+        return policy, parameters, dataclasses.replace(metrics, diversity_candidate=index, selected_value=value,
+                                                       diversity_candidates=len(self.candidates), diversity=score)
+
 
 # ---------------------------------------------------------------------------- point pieces
 

@@ -26,7 +26,9 @@ One best response is one :class:`_Training` run, collection and learning kept ap
 * :class:`_UpdateSchedule` turns the agent steps of that batched step into a number of
   update attempts (OpenSpiel's counting, below); :meth:`_Training._learn` draws their
   minibatches and hands them to the :class:`_Learner`, which holds the Q-network, the
-  target network and the optimizer (``update(batch)``, ``sync_target()``);
+  target network (:class:`_TargetNetwork`, with its cache) and the optimizer
+  (``update(batch)``, ``sync_target()``); the TD target is written once, in
+  :meth:`_Learner.td_target`;
 * :class:`_DiversityBonus` and :class:`_Snapshots` carry a diversity term (next section);
 * after each batched step, the request's hooks: ``on_progress(done, total)`` and, when the
   completed episodes first reach a budget of ``request.checkpoints``,
@@ -104,7 +106,7 @@ import copy
 import dataclasses
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import pyspiel
@@ -118,19 +120,16 @@ from fusion_psro.games.compiled import CompiledGame
 from fusion_psro.games.sampled import load_sampled_game
 from fusion_psro.evaluation import action_values, mixture_behaviour, mixture_plan
 from fusion_psro.oracles.episode_sources import CompiledSource, DeviceTable, SampledSource
-from fusion_psro.oracles.base import BestResponseRequest, BestResponseResult, Oracle, OracleMetrics, StateDict
+from fusion_psro.oracles.base import BestResponseRequest, BestResponseResult, DiversityMetrics, StateDict
 from fusion_psro.oracles.diversity import DiverseSnapshots, TabularDiversity, measure_for
+from fusion_psro.oracles.network_oracle import NetworkOracle
 from fusion_psro.oracles.networks import (
     MLP,
-    SCHEMES,
     adam,
     check_device,
     check_network_size,
     fit_network,
-    fresh_parameters,
     greedy_policy,
-    network_diagnostics,
-    output_layer_names,
     resolve_device,
     torch_threads,
 )
@@ -233,7 +232,7 @@ class DQNConfig:
 
 
 @dataclasses.dataclass
-class DQNMetrics(OracleMetrics):
+class DQNMetrics(DiversityMetrics):
     """The DQN oracle's numbers for one best response.
 
     Attributes
@@ -259,19 +258,8 @@ class DQNMetrics(OracleMetrics):
         Loss of the last update (NaN without updates).
     device:
         Where training ran (``"cpu"``, ``"cuda:0"``...).
-    diversity_bonus_mean:
-        Mean weighted diversity bonus added to a learner reward; only for a diversity term
-        with a per-decision part and positive weight.
-    diversity_candidate:
-        Index of the returned training snapshot among :attr:`diversity_candidates`; only
-        for a diversity term with a whole-policy score and positive weight (as are the
-        next three).
-    diversity_candidates:
-        Training snapshots compared (the last is the final network).
-    selected_value:
-        Exact value of the returned snapshot against the opponent mixture.
-    diversity:
-        Exact whole-policy diversity score (unweighted) of the returned snapshot.
+
+    The fields of a diversity term follow (:class:`~fusion_psro.oracles.base.DiversityMetrics`).
     """
 
     mean_return_last_1000: float
@@ -283,11 +271,6 @@ class DQNMetrics(OracleMetrics):
     mean_rows_per_update: float
     final_loss: float
     device: str
-    diversity_bonus_mean: float | None = None
-    diversity_candidate: int | None = None
-    diversity_candidates: int | None = None
-    selected_value: float | None = None
-    diversity: float | None = None
 
     @property
     def training_return(self) -> float:
@@ -340,26 +323,82 @@ class _Replay:
                       self.done[sample])
 
 
+class _TargetNetwork:
+    """The target network, and its cache of ``max_{a' legal} Q_target(s', a')``.
+
+    The network is fixed between syncs, so where the player has at most
+    ``target_update_every * batch_size`` information states (or, in sampled play, has
+    seen so few) the maxima of all of them are computed once per sync and looked up
+    (rows added since are tabulated when first needed); otherwise they are computed per
+    minibatch, on the CPU on its distinct states only (module docstring).
+    """
+
+    def __init__(self, online: MLP, config: DQNConfig, table: DeviceTable) -> None:
+        self.network = copy.deepcopy(online)
+        self.network.requires_grad_(False)
+        self.config, self.table = config, table
+        self._distinct_rows_only = table.observations.device.type == "cpu"
+        self._tabulated = self._few_states()
+        self._max = self._maxima() if self._tabulated else None
+
+    def _few_states(self) -> bool:
+        return self.table.observations.shape[0] <= self.config.target_update_every * self.config.batch_size
+
+    def sync(self, online: MLP) -> None:
+        """Become a copy of the online network."""
+        self.network.load_state_dict(online.state_dict())
+        if self.table.grows:  # sampled play: tabulate while the states seen are few
+            self._tabulated = self._few_states()
+        if self._tabulated:
+            self._max = self._maxima()
+
+    def table_changed(self, renumbered: bool) -> None:
+        """The information states' rows changed (sampled play); ``renumbered``: existing rows moved."""
+        if self._tabulated and (renumbered or self._max is None):
+            self._max = self._maxima()
+
+    def max_q(self, next_ids: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
+        """``max_{a' legal} Q_target(s', a')`` at ``next_ids`` (meaningless where ``done``)."""
+        observations, legal = self.table.observations, self.table.legal
+        if self._tabulated:
+            if self._max.shape[0] < observations.shape[0]:  # rows added since the sync
+                self._max = torch.cat([self._max, self._maxima(self._max.shape[0])])
+            return self._max[next_ids]
+        if self.table.grows and self._distinct_rows_only:
+            # Sampled play: the target network on the distinct states that did not end an episode only.
+            values = torch.zeros(next_ids.shape, dtype=torch.float32, device=next_ids.device)
+            distinct, inverse = torch.unique(next_ids[~done], return_inverse=True)
+            with torch.no_grad():
+                q = self.network(observations[distinct]).masked_fill(~legal[distinct], torch.finfo(torch.float32).min)
+            values[~done] = q.max(dim=1).values[inverse]
+            return values
+        with torch.no_grad():
+            q = self.network(observations[next_ids]).masked_fill(~legal[next_ids], torch.finfo(torch.float32).min)
+            return q.max(dim=1).values
+
+    def _maxima(self, first: int = 0) -> torch.Tensor:
+        observations, legal = self.table.observations[first:], self.table.legal[first:]
+        with torch.no_grad():
+            q = self.network(observations).masked_fill(~legal, torch.finfo(torch.float32).min)
+            return q.max(dim=1).values
+
+
 class _Learner:
     """The Q-network being trained, its target network and its optimizer.
 
-    :meth:`update` makes one TD update and syncs the target every ``target_update_every``
-    updates; the learner counts its updates, the network rows they evaluated and the last
-    loss, for the metrics.
+    :meth:`update` makes one TD update towards :meth:`td_target` and syncs the target every
+    ``target_update_every`` updates; the learner counts its updates, the network rows they
+    evaluated and the last loss, for the metrics.
     """
 
     def __init__(self, network: MLP, config: DQNConfig, table: DeviceTable) -> None:
         self.network = network
-        self.target = copy.deepcopy(network)
-        self.target.requires_grad_(False)
+        self.target = _TargetNetwork(network, config, table)
         self.optimizer = adam(network, config.learning_rate)
         self.config = config
         self.table = table
         self.observations = table.observations
         self.legal = table.legal
-        # Cheaper to tabulate max_a' Q_target(s', a') once per sync when there are few states.
-        self._target_table = self.observations.shape[0] <= config.target_update_every * config.batch_size
-        self._target_max = self._target_maxima() if self._target_table else None
         self._distinct_rows_only = self.observations.device.type == "cpu"
         self.updates = 0
         self.forward_rows = 0
@@ -380,11 +419,20 @@ class _Learner:
         """A CPU copy of the online network's parameters."""
         return {name: value.detach().cpu().clone() for name, value in self.network.state_dict().items()}
 
+    def td_target(self, batch: _Batch) -> torch.Tensor:
+        """``y = r + discount * max_{a' legal} Q_target(s', a')``, and ``y = r`` where the episode ended.
+
+        The one place the target is written (OpenSpiel's DQN target; CleanRL's ``dqn.py``
+        writes the same): a variant such as Double DQN changes this method only.
+        ``self.target.max_q`` is the cached maximum; ``self.target.network`` is the network.
+        """
+        next_max = self.target.max_q(batch.next_ids, batch.done)
+        return torch.where(batch.done, batch.rewards, batch.rewards + self.config.discount * next_max)
+
     def update(self, batch: _Batch) -> None:
         """One gradient step on the TD loss of ``batch``."""
         cfg = self.config
-        next_values = self._next_values(batch.next_ids, batch.done)
-        targets = torch.where(batch.done, batch.rewards, batch.rewards + cfg.discount * next_values)
+        targets = self.td_target(batch)
         loss = self._loss(self._q_values(batch.ids, batch.actions), targets)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -398,18 +446,13 @@ class _Learner:
 
     def sync_target(self) -> None:
         """Make the target network a copy of the online network."""
-        self.target.load_state_dict(self.network.state_dict())
-        if self.table.grows:  # sampled play: tabulate while the states seen are few
-            self._target_table = self.observations.shape[0] <= self.config.target_update_every * self.config.batch_size
-        if self._target_table:
-            self._target_max = self._target_maxima()
+        self.target.sync(self.network)
 
     def table_changed(self) -> None:
         """Take the information states' new rows (sampled play: the table grew or was renumbered)."""
         renumbered = self.table.refresh()
         self.observations, self.legal = self.table.observations, self.table.legal
-        if self._target_table and (renumbered or self._target_max is None):
-            self._target_max = self._target_maxima()
+        self.target.table_changed(renumbered)
 
     def _loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.config.loss == "mse":
@@ -423,32 +466,6 @@ class _Learner:
             return self.network(self.observations[distinct])[inverse, actions]
         self.forward_rows += self.config.batch_size
         return self.network(self.observations[ids]).gather(1, actions[:, None])[:, 0]
-
-    def _next_values(self, next_ids: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
-        """``max_{a' legal} Q_target(s', a')`` (meaningless where the episode ended; masked by the caller)."""
-        if self._target_table:
-            if self._target_max.shape[0] < self.observations.shape[0]:  # rows added since the sync
-                self._target_max = torch.cat([self._target_max, self._target_maxima(self._target_max.shape[0])])
-            return self._target_max[next_ids]
-        if self.table.grows and self._distinct_rows_only:
-            # Sampled play: the target network on the distinct states that did not end an episode only.
-            values = torch.zeros(next_ids.shape, dtype=torch.float32, device=next_ids.device)
-            distinct, inverse = torch.unique(next_ids[~done], return_inverse=True)
-            with torch.no_grad():
-                q = self.target(self.observations[distinct]).masked_fill(~self.legal[distinct],
-                                                                         torch.finfo(torch.float32).min)
-            values[~done] = q.max(dim=1).values[inverse]
-            return values
-        with torch.no_grad():
-            q = self.target(self.observations[next_ids]).masked_fill(~self.legal[next_ids], torch.finfo(torch.float32).min)
-            return q.max(dim=1).values
-
-    def _target_maxima(self, first: int = 0) -> torch.Tensor:
-        observations, legal = (self.observations, self.legal) if first == 0 else \
-            (self.observations[first:], self.legal[first:])
-        with torch.no_grad():
-            q = self.target(observations).masked_fill(~legal, torch.finfo(torch.float32).min)
-            return q.max(dim=1).values
 
 
 class _UpdateSchedule:
@@ -676,17 +693,12 @@ class _Training:
         policy = self.source.member_policy(self.learner.greedy_policy, parameters)
         metrics = self._metrics(train_s)
         if self.snapshots is not None:
-            self.snapshots.add(policy, parameters)
-            index, value, score = self.snapshots.best(self._exploring)
-            policy, parameters = self.snapshots.candidates[index]
-            metrics = dataclasses.replace(metrics, diversity_candidate=index,
-                                          diversity_candidates=len(self.snapshots.candidates),
-                                          selected_value=value, diversity=score)
+            policy, parameters, metrics = self.snapshots.select(policy, parameters, metrics, self._exploring)
         return BestResponseResult(policy=policy, parameters=parameters, episodes=self.episodes.episodes_completed,
                                   metrics=metrics)
 
 
-class DQNOracle(Oracle):
+class DQNOracle(NetworkOracle):
     """Best responses by DQN on vectorized episodes; see the module docstring.
 
     Parameters
@@ -701,15 +713,13 @@ class DQNOracle(Oracle):
         Hyperparameters; default :class:`DQNConfig()`.
     """
 
-    trains_parameters = True
     game_kinds = ("tabular", "sampled")
     optimizes_diversity = True
-    scratch_schemes = SCHEMES
     settings_class = DQNConfig
     takes_checkpoints = True
     budget_setting = "episodes"
-    has_output_layer = True
     distills = True
+    network_kind = "Q-network"
 
     def __init__(self, compiled: CompiledGame | pyspiel.Game, config: DQNConfig | None = None) -> None:
         self.config = config if config is not None else DQNConfig()
@@ -741,58 +751,8 @@ class DQNOracle(Oracle):
         sampled = getattr(space, "sampled_game", None)
         return cls(sampled if sampled is not None else space.compiled, settings)
 
-    def _compiled_game(self, purpose: str) -> CompiledGame:
-        if self.compiled is None:
-            raise OracleError(f"{purpose} needs the compiled game; this DQN oracle plays sampled games")
-        return self.compiled
-
-    # ------------------------------------------------------------------ networks
-
-    def build_network(self, player: int) -> MLP:
-        """A Q-network of ``player`` on the CPU, with arbitrary weights (load or initialize them).
-
-        PyTorch's default layer initialization runs on a forked RNG state, so building a
-        network leaves the global torch RNG untouched.
-        """
-        if player not in (0, 1):
-            raise OracleError(f"player must be 0 or 1, got {player!r}")
-        with torch.random.fork_rng(devices=[]):
-            return MLP(self.source.input_size(player), self.config.hidden_sizes, self.source.num_actions(player))
-
-    def scratch_parameters(self, player: int, scheme: str, seed: int) -> StateDict:
-        """Fresh parameters of ``player``'s Q-network (CPU tensors); see :func:`initialize`.
-
-        Deterministic in ``seed`` (a private :class:`torch.Generator`; the global torch
-        RNG is untouched). ``player`` only determines the shapes.
-        """
-        if scheme not in SCHEMES:
-            raise OracleError(f"unknown initialization scheme {scheme!r}; accepted: {', '.join(SCHEMES)}")
-        network = self.build_network(player)
-        return fresh_parameters(network, scheme, seed)
-
-    def initial_network(self, request: BestResponseRequest) -> MLP:
-        """The Q-network a best response starts from (CPU): ``request.initial_parameters``, else scratch ``normal``."""
-        parameters = request.initial_parameters
-        if parameters is None:
-            parameters = self.scratch_parameters(request.player, "normal", request.seed)
-        network = self.build_network(request.player)
-        try:
-            network.load_state_dict(parameters)
-        except RuntimeError as exc:
-            raise OracleError(f"initial_parameters do not fit player {request.player}'s Q-network: {exc}") from None
-        return network
-
-    def network(self, player: int, parameters: StateDict) -> MLP:
-        """``player``'s Q-network with ``parameters`` loaded (on the CPU)."""
-        network = self.build_network(player)
-        try:
-            network.load_state_dict(parameters)
-        except RuntimeError as exc:
-            raise OracleError(f"parameters do not fit player {player}'s Q-network: {exc}") from None
-        return network
-
-    def output_layer_names(self, player: int) -> tuple[str, ...]:
-        return output_layer_names(self.build_network(player).state_dict())
+    def network_sizes(self, player: int) -> tuple[int, int]:
+        return self.source.input_size(player), self.source.num_actions(player)
 
     def distill(self, player, parameters, population, weights, opponent_policies, opponent_weights, *, steps,
                 learning_rate) -> StateDict:
@@ -804,7 +764,7 @@ class DQNOracle(Oracle):
         """
         if opponent_policies is None:
             raise OracleError("distilling a Q-network needs the opponent mixture it will face")
-        compiled = self._compiled_game("distilling a Q-network to a mixture's exact action values")
+        compiled = self.compiled_game("distilling a Q-network to a mixture's exact action values")
         behaviour = mixture_behaviour(compiled, player, population, weights)
         values = action_values(compiled, player, behaviour, mixture_plan(compiled, 1 - player, opponent_policies,
                                                                           opponent_weights))
@@ -818,18 +778,11 @@ class DQNOracle(Oracle):
             return fit_network(self.network(player, parameters), compiled.players[player].tensors, loss,
                                steps=steps, learning_rate=learning_rate)
 
-    def diagnostics(self, player: int, parameters: StateDict | None) -> dict[str, Any]:
-        """Plasticity of the Q-network with ``parameters`` (:func:`~fusion_psro.oracles.networks.network_diagnostics`)."""
-        if parameters is None:
-            return {}
-        info = self._compiled_game("diagnostics over every information state").players[player]
-        return network_diagnostics(self.network(player, parameters), info.tensors, info.legal_mask)
-
     def greedy_policy(self, player: int, parameters: StateDict) -> np.ndarray:
         """Greedy tabular policy ``[I, A]`` of a Q-network with ``parameters``."""
         network = self.build_network(player)
         network.load_state_dict(parameters)
-        info = self._compiled_game("a greedy table over every information state").players[player]
+        info = self.compiled_game("a greedy table over every information state").players[player]
         return greedy_policy(network, torch.from_numpy(info.tensors), torch.from_numpy(info.legal_mask))
 
     # ------------------------------------------------------------------ training

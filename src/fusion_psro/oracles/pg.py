@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any
 
 import numpy as np
 import torch
@@ -66,20 +65,17 @@ from fusion_psro.evaluation import mixture_plan
 from fusion_psro.evaluation.behaviour import mixture_behaviour, opponent_reach
 from fusion_psro.evaluation.sequence_form import best_response_to_plans, realization_plans, sequence_form
 from fusion_psro.games.compiled import CompiledGame, PlayerInfostates
-from fusion_psro.oracles.base import BestResponseRequest, BestResponseResult, Oracle, OracleMetrics, StateDict
+from fusion_psro.oracles.base import BestResponseRequest, BestResponseResult, DiversityMetrics, StateDict
 from fusion_psro.oracles.diversity import DiverseSnapshots, measure_for
+from fusion_psro.oracles.network_oracle import NetworkOracle
 from fusion_psro.oracles.networks import (
     MLP,
-    SCHEMES,
     adam,
     check_device,
     check_network_size,
     check_steps,
     fit_network,
-    fresh_parameters,
     greedy_policy,
-    network_diagnostics,
-    output_layer_names,
     resolve_device,
     torch_threads,
 )
@@ -249,7 +245,7 @@ class SequenceFormObjective:
         return value + entropy_weight * (visits * entropy).sum(), value
 
 
-class PolicyGradientOracle(Oracle):
+class PolicyGradientOracle(NetworkOracle):
     """Best responses by Adam on the exact sequence-form value; see the module docstring.
 
     Parameters
@@ -260,15 +256,13 @@ class PolicyGradientOracle(Oracle):
         Hyperparameters; default :class:`PGConfig()`.
     """
 
-    trains_parameters = True
     game_kinds = ("tabular",)
     optimizes_diversity = True
     takes_checkpoints = True
-    scratch_schemes = SCHEMES
     settings_class = PGConfig
     budget_setting = "steps"
-    has_output_layer = True
     distills = True
+    network_kind = "policy network"
 
     def __init__(self, compiled: CompiledGame, config: PGConfig | None = None) -> None:
         for p in range(2):
@@ -288,42 +282,9 @@ class PolicyGradientOracle(Oracle):
 
     # ------------------------------------------------------------------ networks
 
-    def _check_player(self, player: object) -> int:
-        if not options.is_integer(player) or player not in (0, 1):
-            raise OracleError(f"player must be 0 or 1, got {player!r}")
-        return int(player)
-
-    def build_network(self, player: int) -> MLP:
-        """A policy network of ``player`` on the CPU, with arbitrary weights (load or initialize them).
-
-        PyTorch's default layer initialization runs on a forked RNG state, so building a
-        network leaves the global torch RNG untouched.
-        """
-        info = self.compiled.players[self._check_player(player)]
-        with torch.random.fork_rng(devices=[]):
-            return MLP(info.tensors.shape[1], self.config.hidden_sizes, info.num_actions)
-
-    def scratch_parameters(self, player: int, scheme: str, seed: int) -> StateDict:
-        """Fresh parameters of ``player``'s policy network (CPU tensors); see :func:`initialize`.
-
-        Deterministic in ``seed`` (a private :class:`torch.Generator`; the global torch
-        RNG is untouched). ``player`` only determines the shapes.
-        """
-        if scheme not in SCHEMES:
-            raise OracleError(f"unknown initialization scheme {scheme!r}; accepted: {', '.join(SCHEMES)}")
-        network = self.build_network(player)
-        return fresh_parameters(network, scheme, seed)
-
-    def network(self, player: int, parameters: StateDict) -> MLP:
-        """``player``'s policy network holding ``parameters``; :class:`OracleError` if they do not fit."""
-        network = self.build_network(player)
-        try:
-            network.load_state_dict(parameters)
-        except (RuntimeError, TypeError, AttributeError) as exc:
-            raise OracleError(f"parameters do not fit player {player}'s policy network: {exc}") from None
-        if not all(torch.isfinite(value).all() for value in network.state_dict().values()):
-            raise OracleError(f"parameters for player {player}'s policy network hold NaN or infinite values")
-        return network
+    def network_sizes(self, player: int) -> tuple[int, int]:
+        info = self.compiled.players[player]
+        return info.tensors.shape[1], info.num_actions
 
     def tabular_policy(self, player: int, parameters: StateDict, kind: str | None = None) -> np.ndarray:
         """``float64[I, A]`` policy of a network with ``parameters``: greedy or softmax.
@@ -348,9 +309,6 @@ class PolicyGradientOracle(Oracle):
         # Renormalize in float64 so that rows sum to 1 to the engine's tolerance exactly.
         return policy / policy.sum(axis=1, keepdims=True)
 
-    def output_layer_names(self, player: int) -> tuple[str, ...]:
-        return output_layer_names(self.build_network(player).state_dict())
-
     def distill(self, player, parameters, population, weights, opponent_policies, opponent_weights, *, steps,
                 learning_rate) -> StateDict:
         """The softmax fitted by cross-entropy to the mixture's behaviour strategy, at every information state."""
@@ -365,13 +323,6 @@ class PolicyGradientOracle(Oracle):
         with torch_threads(self.config.torch_threads):
             return fit_network(self.network(player, parameters), info.tensors, loss, steps=steps,
                                learning_rate=learning_rate)
-
-    def diagnostics(self, player: int, parameters: StateDict | None) -> dict[str, Any]:
-        """Plasticity of the policy network (:func:`~fusion_psro.oracles.networks.network_diagnostics`; the gap is in logits)."""
-        if parameters is None:
-            return {}
-        info = self.compiled.players[player]
-        return network_diagnostics(self.network(player, parameters), info.tensors, info.legal_mask)
 
     # ------------------------------------------------------------------ training
 
@@ -390,16 +341,14 @@ class PolicyGradientOracle(Oracle):
         (the table refreshed every step), its whole-policy part by choosing among
         ``diversity_candidates`` snapshots.
         """
-        player = self._check_player(request.player)
+        self.check_player(request.player)
         self.check_checkpoints(request, self.config.steps)
         if request.diversity is not None:
             measure_for(request.diversity, "tabular", "pg")
-        parameters = request.initial_parameters
-        if parameters is None:
-            parameters = self.scratch_parameters(player, "normal", request.seed)
+        network = self.initial_network(request)
         with torch_threads(self.config.torch_threads):
             device = resolve_device(self.config.device)
-            return _Training(self, request, self.network(player, parameters), device).run()
+            return _Training(self, request, network, device).run()
 
     def entropy_weight(self, step: int) -> float:
         """Weight of the causal-entropy bonus at ``step`` (0-based): linear decay to 0.
@@ -413,7 +362,7 @@ class PolicyGradientOracle(Oracle):
 
 
 @dataclasses.dataclass
-class PGMetrics(OracleMetrics):
+class PGMetrics(DiversityMetrics):
     """The pg oracle's numbers for one best response (all values exact, against the opponent mixture).
 
     Attributes
@@ -434,12 +383,8 @@ class PGMetrics(OracleMetrics):
         Seconds of training.
     device:
         Where training ran.
-    diversity_bonus_mean:
-        The weighted diversity bonus a game collects in expectation, averaged over the
-        steps; only for a term with a per-decision part and positive weight.
-    diversity_candidate, diversity_candidates, selected_value, diversity:
-        The snapshot returned, of how many, its value and its unweighted score; only for a
-        term with a whole-policy part and positive weight.
+
+    The fields of a diversity term follow (:class:`~fusion_psro.oracles.base.DiversityMetrics`).
     """
 
     value: float
@@ -450,11 +395,6 @@ class PGMetrics(OracleMetrics):
     steps: int
     train_s: float
     device: str
-    diversity_bonus_mean: float | None = None
-    diversity_candidate: int | None = None
-    diversity_candidates: int | None = None
-    selected_value: float | None = None
-    diversity: float | None = None
 
     @property
     def training_return(self) -> float:
@@ -548,11 +488,7 @@ class _Training:
         policy, parameters = self.policy(), self.parameters()
         metrics = self._metrics(self.config.steps, train_s)
         if self.snapshots is not None:
-            self.snapshots.add(policy, parameters)
-            index, value, score = self.snapshots.best(lambda chosen: chosen)
-            policy, parameters = self.snapshots.candidates[index]
-            metrics = dataclasses.replace(metrics, diversity_candidate=index, selected_value=value, diversity=score,
-                                          diversity_candidates=len(self.snapshots.candidates))
+            policy, parameters, metrics = self.snapshots.select(policy, parameters, metrics, lambda chosen: chosen)
         return BestResponseResult(policy=policy, parameters=parameters, episodes=self.config.steps, metrics=metrics)
 
 
