@@ -222,17 +222,35 @@ class Oracle(abc.ABC):
         return tuple(f.name for f in dataclasses.fields(cls.settings_class)) if cls.settings_class else ()
 
     @classmethod
-    def create(cls, space, options: Mapping[str, object]) -> Oracle:
-        """Validate ``options`` against :attr:`settings_class` and build the oracle for ``space``."""
+    def settings(cls, options: Mapping[str, object]) -> Any:
+        """``options`` validated into :attr:`settings_class` (None for an oracle without settings)."""
         unknown = sorted(set(options) - set(cls.option_names()))
         if unknown:
             accepted = ", ".join(sorted(cls.option_names())) or "none (it has no settings)"
             raise ConfigError(f"unknown {cls.name or cls.__name__} oracle option(s) {unknown}; accepted: {accepted}")
         try:
-            settings = cls.settings_class(**options) if cls.settings_class else None
+            return cls.settings_class(**options) if cls.settings_class else None
         except (TypeError, ValueError) as exc:
             raise ConfigError(str(exc)) from None
-        return cls.from_space(space, settings)
+
+    @classmethod
+    def create(cls, space, options: Mapping[str, object]) -> Oracle:
+        """Validate ``options`` against :attr:`settings_class` and build the oracle for ``space``."""
+        return cls.from_space(space, cls.settings(options))
+
+    # What a policy space needs to know of the oracle before building it; ``settings`` is
+    # what :meth:`settings` returns.
+
+    @classmethod
+    def member_hidden_sizes(cls, settings: Any) -> tuple[int, ...] | None:
+        """Hidden widths of the MLP each of its members is (sampled play writes members as network
+        vectors, :mod:`~fusion_psro.oracles.network_policy`); None: its members are no such networks."""
+        return None
+
+    @classmethod
+    def start_point_scale(cls, settings: Any) -> float | None:
+        """On the mixture game, the scale of the random start point of every population; None: the space's default."""
+        return None
 
     @abc.abstractmethod
     def best_response(self, request: BestResponseRequest) -> BestResponseResult:

@@ -37,6 +37,11 @@ class NetworkOracle(Oracle):
     compiled: CompiledGame | None
     config: Any
 
+    @classmethod
+    def member_hidden_sizes(cls, settings: Any) -> tuple[int, ...]:
+        """The hidden widths of its networks: the ``hidden_sizes`` setting."""
+        return tuple((settings if settings is not None else cls.settings_class()).hidden_sizes)
+
     def network_sizes(self, player: int) -> tuple[int, int]:
         """``(input size, outputs)`` of ``player``'s network: the information-state tensor length
         and the distinct actions."""

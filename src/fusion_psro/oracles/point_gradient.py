@@ -117,6 +117,11 @@ class GradientOracle(Oracle):
         self.config = config if config is not None else GradientConfig()
 
     @classmethod
+    def start_point_scale(cls, settings: GradientConfig | None) -> float:
+        """The ``start_scale`` setting: the populations' start points are drawn at the scale of its ``normal`` start."""
+        return (settings if settings is not None else GradientConfig()).start_scale
+
+    @classmethod
     def from_space(cls, space, settings: GradientConfig | None) -> GradientOracle:
         return cls(space.game, settings)
 

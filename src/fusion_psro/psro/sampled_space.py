@@ -43,6 +43,7 @@ from fusion_psro.games.compiled import CompiledGame, compile_game
 from fusion_psro.games.sampled import load_sampled_game, tensor_size, too_large_to_compile
 from fusion_psro.psro.meta_game import MetaGame
 from fusion_psro.psro.spaces import PolicySpace, SpaceEvaluation
+from fusion_psro.registry import ORACLES
 
 log = logging.getLogger(__name__)
 
@@ -353,16 +354,14 @@ class SampledSpace(PolicySpace):
 
 
 def network_hidden_sizes(config: Any) -> tuple[int, ...]:
-    """Hidden widths of the run's networks: the oracle option ``hidden_sizes``, else its settings' default."""
-    if "hidden_sizes" in config.oracle_options:
-        return tuple(config.oracle_options["hidden_sizes"])
-    from fusion_psro.registry import ORACLES  # noqa: PLC0415
-
-    settings = ORACLES.get(config.oracle).settings_class
-    fields = {f.name: f for f in dataclasses.fields(settings)} if settings is not None else {}
-    if "hidden_sizes" not in fields:
-        raise ConfigError(f"the {config.oracle} oracle has no hidden_sizes setting; sampled play needs network members")
-    return tuple(fields["hidden_sizes"].default)
+    """Hidden widths of the run's member networks, as its oracle declares them
+    (:meth:`~fusion_psro.oracles.base.Oracle.member_hidden_sizes`)."""
+    oracle = ORACLES.get(config.oracle)
+    sizes = oracle.member_hidden_sizes(oracle.settings(config.oracle_options))
+    if sizes is None:
+        raise ConfigError(f"the {config.oracle} oracle's members are no networks; sampled play needs network "
+                          f"members: {ORACLES.accepted(lambda o: 'sampled' in o.game_kinds)}")
+    return tuple(sizes)
 
 
 __all__ = [

@@ -46,7 +46,7 @@ from fusion_psro.games.mixture import MixtureGame
 from fusion_psro.policies import uniform_policy
 from fusion_psro.psro.meta_game import MetaGame, MixtureMetaGame, TabularMetaGame
 from fusion_psro.psro.population import StateDict
-from fusion_psro.registry import GAME_KINDS
+from fusion_psro.registry import GAME_KINDS, ORACLES
 
 #: Game strings of the mixture game kind.
 MIXTURE_GAMES = {
@@ -247,8 +247,10 @@ class MixtureSpace(PolicySpace):
 
     @classmethod
     def create(cls, config: Any, *, compiled: CompiledGame | None = None) -> MixtureSpace:
-        start_scale = config.oracle_options.get("start_scale", 0.1)
-        return cls(MIXTURE_GAMES[config.game](), config.game, seed=config.seed, start_scale=start_scale)
+        oracle = ORACLES.get(config.oracle or cls.default_oracle)
+        start_scale = oracle.start_point_scale(oracle.settings(config.oracle_options))
+        return cls(MIXTURE_GAMES[config.game](), config.game, seed=config.seed,
+                   start_scale=0.1 if start_scale is None else start_scale)
 
     def initial_policy(self, player: int) -> np.ndarray:
         return self._initial[player].copy()
