@@ -475,3 +475,24 @@ def test_executor_reports_each_task_as_it_ends():
     ended = []
     assert SerialExecutor().map(pow, [(2, 3), (3, 2)], on_done=lambda: ended.append(len(ended))) == [8, 9]
     assert ended == [0, 1]
+
+
+def test_the_approximate_exploitability_oracle_is_chosen_by_registry_name():
+    from fusion_psro.oracles.dqn import DQNOracle
+    from fusion_psro.psro.approximate_exploitability import ApproxSettings, best_response_oracle
+    from fusion_psro.registry import ORACLES
+
+    class TwinDQN(DQNOracle):
+        """A registered DQN under another name, as a plug-in would add one."""
+
+    ORACLES.register("dqn-twin", TwinDQN)
+    try:
+        settings = ApproxSettings(game="kuhn_poker", br_episodes=(300, 100), oracle="dqn-twin",
+                                  oracle_options={"hidden_sizes": [8], "batch_size": 16})
+        oracle = best_response_oracle(settings)
+        assert type(oracle) is TwinDQN and oracle.config.episodes == 300 and oracle.config.hidden_sizes == (8,)
+        assert oracle.compiled is None  # it plays the game by sampling
+    finally:
+        ORACLES.unregister("dqn-twin")
+    with pytest.raises(ConfigError, match="the pg oracle is not one. Accepted: dqn"):
+        ApproxSettings(game="kuhn_poker", br_episodes=(100,), oracle="pg")

@@ -11,7 +11,7 @@ from fusion_psro.experiments.plots import PlotError
 from fusion_psro.experiments.trajectories import plot_mixture_trajectories
 from fusion_psro.games.mixture import MixtureGame
 from fusion_psro.psro import PSRO, ConfigError, PSROConfig
-from fusion_psro.psro.spaces import MixtureMetaGame
+from fusion_psro.psro.spaces import MixtureMetaGame, make_space
 
 VARIANTS = ["psro", "psro-rn", "p-psro", "dpp", "bdrd", "psd"]
 
@@ -137,3 +137,30 @@ def test_evaluate_and_compile_commands_accept_the_mixture_game(capsys):
     assert "5x5" in out and "exploitability" in out and "NashConv" in out
     assert main(["compile", "mixture"]) == 0
     assert "nothing to compile" in capsys.readouterr().out
+
+
+def test_spaces_ask_the_oracle_hooks_not_its_option_names():
+    from fusion_psro.oracles import Oracle
+    from fusion_psro.psro.sampled_space import network_hidden_sizes
+    from fusion_psro.registry import ORACLES
+
+    wide = make_space(PSROConfig(game="mixture", oracle_options={"start_scale": 0.5}).resolved())
+    narrow = make_space(PSROConfig(game="mixture").resolved())
+    np.testing.assert_allclose(wide.initial_policy(0), 5 * narrow.initial_policy(0), rtol=1e-12)
+    assert network_hidden_sizes(PSROConfig(game="kuhn_poker", oracle="dqn", oracle_options={"hidden_sizes": [8]})) == (8,)
+    assert network_hidden_sizes(PSROConfig(game="kuhn_poker", oracle="pg")) == (256, 256, 256)
+
+    class Tabulated(Oracle):
+        """Serves sampled play but declares no member networks (the default hook)."""
+
+        game_kinds = ("sampled",)
+
+        def best_response(self, request):
+            raise NotImplementedError
+
+    ORACLES.register("no-networks", Tabulated)
+    try:
+        with pytest.raises(ConfigError, match="the no-networks oracle's members are no networks"):
+            network_hidden_sizes(PSROConfig(game="kuhn_poker", oracle="no-networks"))
+    finally:
+        ORACLES.unregister("no-networks")

@@ -53,7 +53,7 @@ def member_vectors(config: PSROConfig, populations) -> list[list[np.ndarray]]:
 
 
 def settings_for(config: PSROConfig, *, br_episodes=None, br_seeds=None, eval_games=None, seed: int | None = None):
-    """The :class:`~fusion_psro.psro.approximate_exploitability.ApproxSettings` of a run: its DQN settings, and the budgets given
+    """The :class:`~fusion_psro.psro.approximate_exploitability.ApproxSettings` of a run: its oracle and settings, and the budgets given
     (defaults: the run's ``eval_*`` settings, else ``--episodes``, 2 seeds, 10,000 games)."""
     from fusion_psro.psro.approximate_exploitability import ApproxSettings  # noqa: PLC0415
 
@@ -63,7 +63,7 @@ def settings_for(config: PSROConfig, *, br_episodes=None, br_seeds=None, eval_ga
         br_episodes=tuple(br_episodes or config.eval_br_episodes or (config.episodes,)),
         br_seeds=br_seeds or config.eval_br_seeds or DEFAULT_EVAL_BR_SEEDS,
         eval_games=eval_games or config.eval_games or DEFAULT_EVAL_GAMES,
-        seed=config.seed if seed is None else seed, oracle_options=options,
+        seed=config.seed if seed is None else seed, oracle_options=options, oracle=config.oracle or "dqn",
     )
 
 

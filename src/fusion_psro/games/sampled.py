@@ -28,7 +28,6 @@ This module uses pyspiel and NumPy only: the networks that act are supplied by t
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import itertools
 import logging
@@ -39,6 +38,7 @@ import pyspiel
 
 from fusion_psro.errors import ConfigError, GameNotSupportedError, InvalidPlayerError, InvalidPolicyError
 from fusion_psro.games.compiled import DEFAULT_MAX_HISTORIES, cache_path, estimate_tree_size
+from fusion_psro.games.episodes import StepResult
 from fusion_psro.games.loading import load_openspiel_game
 
 log = logging.getLogger(__name__)
@@ -176,16 +176,6 @@ def random_legal_actions(legal: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
     return np.argmax(np.cumsum(legal, axis=1) > rank[:, None], axis=1)
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class StepResult:
-    """Outcome of one :meth:`SampledEpisodes.step` (arrays over the ``N`` games); as
-    :class:`~fusion_psro.games.simulation.StepResult`, with no terminal history index."""
-
-    acted: np.ndarray
-    done: np.ndarray
-    rewards: np.ndarray
-
-
 def _check_seats(seats, learner: int | None) -> None:
     if learner not in (0, 1, None):
         raise InvalidPlayerError(f"learner must be 0, 1 or None, got {learner!r}")
@@ -196,6 +186,8 @@ def _check_seats(seats, learner: int | None) -> None:
 
 class SampledEpisodes:
     """``num_envs`` games of ``game`` played at once from pyspiel states; see the module docstring.
+
+    An :class:`~fusion_psro.games.episodes.EpisodeSource`.
 
     Parameters
     ----------

@@ -13,7 +13,8 @@ weights ``[K]``: every episode draws one member from the weights when it starts 
 follows it to the end, which is exactly the mixture PSRO's meta-strategy describes
 (and what :func:`fusion_psro.evaluation.mixture_plan` evaluates).
 
-Protocol::
+The protocol of :class:`~fusion_psro.games.episodes.EpisodeSource`, with the tables of the
+compiled game::
 
     episodes = VectorizedEpisodes(compiled, learner=0, opponent_population=pop,
                                   opponent_weights=w, num_envs=256, seed=0)
@@ -38,7 +39,6 @@ are played.
 
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 
@@ -50,35 +50,14 @@ from fusion_psro.errors import (
     InvalidPolicyError,
 )
 from fusion_psro.games.compiled import CHANCE, TERMINAL, CompiledGame
+from fusion_psro.games.episodes import StepResult
 from fusion_psro.validation import validate_meta_strategy, validate_policy
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class StepResult:
-    """Outcome of one :meth:`VectorizedEpisodes.step` (arrays over the ``N`` games).
-
-    Attributes
-    ----------
-    acted:
-        ``bool[N]``: the game was active and the learner's action was applied.
-    done:
-        ``bool[N]``: the game's episode ended after the learner's action (the game has
-        since been reset to a new episode, or made inactive).
-    rewards:
-        ``float64[N]``: the learner's return (``returns[terminal, learner]``) where
-        ``done``, else 0 (the games have rewards at terminal histories only).
-    terminals:
-        ``int64[N]``: the terminal history reached where ``done``, else -1.
-    """
-
-    acted: np.ndarray
-    done: np.ndarray
-    rewards: np.ndarray
-    terminals: np.ndarray
 
 
 class VectorizedEpisodes:
     """``num_envs`` episodes of ``compiled`` played at once; see the module docstring.
+
+    An :class:`~fusion_psro.games.episodes.EpisodeSource`.
 
     Parameters
     ----------

@@ -1,8 +1,8 @@
 """Where a learner's training episodes come from: the compiled game, or pyspiel states.
 
-A network oracle trains on batched episodes with the protocol of
-:class:`~fusion_psro.games.simulation.VectorizedEpisodes` (information states as integer
-ids, one learner action per game and step). Two sources provide them:
+A network oracle trains on batched episodes with the protocol
+:class:`~fusion_psro.games.episodes.EpisodeSource` (information states as integer ids, one
+learner action per game and step). Two sources provide them:
 
 * :class:`CompiledSource` -- the compiled game (``tabular`` game kind): ids are rows of the
   player's compiled information states, whose tensors and legal masks are fixed; the
