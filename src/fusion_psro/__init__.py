@@ -19,8 +19,6 @@ meta-strategies, metrics, the final mixtures as an OpenSpiel ``TabularPolicy``);
 :mod:`fusion_psro.experiments.results`.
 """
 
-import importlib
-
 from fusion_psro.errors import (
     FusionPSROError,
     GameNotSupportedError,
@@ -29,6 +27,7 @@ from fusion_psro.errors import (
     InvalidPolicyError,
     PolicyTypeError,
 )
+from fusion_psro.lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -50,12 +49,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        if _LAZY[name] == __name__:  # a submodule
-            return importlib.import_module(f"{__name__}.{name}")
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = [

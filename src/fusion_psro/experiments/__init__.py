@@ -3,7 +3,7 @@
 Names are imported on first use, so reading runs (reports, plots) loads no training code.
 """
 
-import importlib
+from fusion_psro.lazy import lazy_getattr
 
 _EXPORTS = {
     "CheckpointError": "fusion_psro.experiments.checkpoint",
@@ -26,10 +26,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 __all__ = sorted(_EXPORTS)

@@ -8,11 +8,10 @@ The oracles that need PyTorch are registered deferred (:meth:`fusion_psro.regist
 and their names here are imported on first use, so ``run --oracle exact`` never imports PyTorch.
 """
 
-import importlib
-
 from fusion_psro.oracles.base import BestResponseRequest, BestResponseResult, Oracle, OracleMetrics
 from fusion_psro.oracles.diversity import DIVERSITY_VARIANTS, DiversityMeasure, DiversityTerm, TabularDiversity
 from fusion_psro.oracles.exact import ExactMetrics, ExactOracle
+from fusion_psro.lazy import lazy_getattr
 from fusion_psro.registry import ORACLES
 
 #: Registered name -> (module, class) of the oracles imported on first use, in registration order.
@@ -39,10 +38,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = [
