@@ -496,3 +496,25 @@ def test_the_approximate_exploitability_oracle_is_chosen_by_registry_name():
         ORACLES.unregister("dqn-twin")
     with pytest.raises(ConfigError, match="the pg oracle is not one. Accepted: dqn"):
         ApproxSettings(game="kuhn_poker", br_episodes=(100,), oracle="pg")
+
+
+def test_the_pg_oracle_writes_its_own_members_and_softmax_members_play_their_softmax():
+    """A stochastic pg member's vector is its softmax policy: its table is the oracle's, and the
+    mean of sampled games against the uniform policy matches the engine's exact value."""
+    from fusion_psro.oracles.network_policy import GREEDY_Q, SOFTMAX
+    from fusion_psro.oracles.pg import PGConfig, PolicyGradientOracle
+
+    kuhn = compile_game("kuhn_poker")
+    stochastic = PGConfig(hidden_sizes=(8,), population_policy="stochastic", device="cpu")
+    oracle = PolicyGradientOracle(kuhn, stochastic)
+    parameters = oracle.scratch_parameters(0, "normal", seed=5)
+    vector = PolicyGradientOracle.member_vector(stochastic, parameters)
+    assert vector[0] == SOFTMAX and PolicyGradientOracle.member_vector(None, parameters)[0] == GREEDY_Q
+    table = tabulate_member(vector, kuhn, 0)
+    np.testing.assert_allclose(table, oracle.tabular_policy(0, parameters, "stochastic"), atol=1e-6)
+    assert 0.02 < table[kuhn.players[0].legal_mask].min() and table.max() < 0.98  # really stochastic
+    exact = expected_payoff(kuhn, table, uniform_policy(kuhn, 1))[0]
+    size, actions = tensor_size(load_sampled_game("kuhn_poker")), kuhn.num_actions
+    seats = (NetworkSeat([vector], np.ones(1), size, actions), UniformSeat())
+    returns = play_games(load_sampled_game("kuhn_poker"), seats, 40_000, seed=3)
+    assert abs(returns.mean() - exact) < 4 * returns.std() / np.sqrt(returns.size)

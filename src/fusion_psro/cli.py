@@ -633,6 +633,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM during a sweep
         print(f"fusion-psro: {_stopped(exc, parsed.get('args'))}", file=sys.stderr)
         return 130
+    except ImportError as exc:
+        # Ctrl-C while an extension module (pyspiel) initializes reaches us as its ImportError.
+        if not isinstance(exc.__cause__, KeyboardInterrupt):
+            raise
+        print(f"fusion-psro: {_stopped(exc.__cause__, parsed.get('args'))}", file=sys.stderr)
+        return 130
 
 
 def _stopped(exc: KeyboardInterrupt, args: argparse.Namespace | None) -> str:

@@ -29,27 +29,30 @@ FILE_PATTERN = "approx-exploitability-iteration-{iteration:04d}.json"
 
 
 def member_vectors(config: PSROConfig, populations) -> list[list[np.ndarray]]:
-    """Each player's members as network policy vectors (:mod:`fusion_psro.oracles.network_policy`)."""
+    """Each player's members as network policy vectors (:mod:`fusion_psro.oracles.network_policy`),
+    written by the run's oracle (:meth:`~fusion_psro.oracles.base.Oracle.member_vector`)."""
     from fusion_psro.games.sampled import load_sampled_game, tensor_size  # noqa: PLC0415
-    from fusion_psro.oracles.network_policy import encode, uniform_vector  # noqa: PLC0415
-    from fusion_psro.psro.sampled_space import network_hidden_sizes  # noqa: PLC0415
+    from fusion_psro.oracles.network_policy import uniform_vector  # noqa: PLC0415
     from fusion_psro.psro.spaces import game_kind  # noqa: PLC0415
     from fusion_psro.registry import ORACLES  # noqa: PLC0415
 
     config = config.resolved()
     if game_kind(config.game, config.evaluation).estimates_payoffs:
         return [[np.asarray(m.policy, dtype=np.float64) for m in pop] for pop in populations]
-    if "sampled" not in ORACLES.get(config.oracle).game_kinds:
+    oracle = ORACLES.get(config.oracle)
+    settings = oracle.settings(config.oracle_options)
+    hidden = oracle.member_hidden_sizes(settings)
+    if hidden is None:
         raise ConfigError(
             f"the members of {_article(config.oracle)} {config.oracle}-oracle run are not networks that play "
             f"sampled games, so no best response can be trained against them by sampling; accepted: runs of "
-            f"{ORACLES.accepted(lambda o: 'sampled' in o.game_kinds)} (the exploitability of this run is exact: "
-            "see its metrics.jsonl)"
+            f"{ORACLES.accepted(lambda o: o.member_hidden_sizes(None) is not None)} (the exploitability of this run "
+            "is exact: see its metrics.jsonl)"
         )
-    hidden = network_hidden_sizes(config)
     game = load_sampled_game(config.game)
     uniform = uniform_vector(tensor_size(game), hidden, game.num_distinct_actions())
-    return [[uniform if m.parameters is None else encode(m.parameters, hidden) for m in pop] for pop in populations]
+    return [[uniform if m.parameters is None else oracle.member_vector(settings, m.parameters) for m in pop]
+            for pop in populations]
 
 
 def settings_for(config: PSROConfig, *, br_episodes=None, br_seeds=None, eval_games=None, seed: int | None = None):

@@ -248,6 +248,12 @@ class Oracle(abc.ABC):
         return None
 
     @classmethod
+    def member_vector(cls, settings: Any, parameters: StateDict) -> np.ndarray:
+        """The policy vector of the member with ``parameters``, as the oracle's members act (sampled play:
+        :mod:`~fusion_psro.oracles.network_policy`); oracles whose members are no networks raise."""
+        raise OracleError(f"the {cls.name or cls.__name__} oracle's members are no networks that play sampled games")
+
+    @classmethod
     def start_point_scale(cls, settings: Any) -> float | None:
         """On the mixture game, the scale of the random start point of every population; None: the space's default."""
         return None

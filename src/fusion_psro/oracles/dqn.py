@@ -726,7 +726,8 @@ class DQNOracle(NetworkOracle):
         if isinstance(compiled, pyspiel.Game):
             if not compiled.get_type().provides_information_state_tensor:
                 load_sampled_game(str(compiled))  # raises: it names what is missing
-            self.compiled, self.source = None, SampledSource(compiled, self.config.hidden_sizes)
+            self.compiled = None
+            self.source = SampledSource(compiled, lambda parameters: self.member_vector(self.config, parameters))
             self._check_network_sizes()
             return
         for p in range(2):

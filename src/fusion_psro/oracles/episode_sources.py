@@ -20,6 +20,8 @@ learner action per game and step). Two sources provide them:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pyspiel
 import torch
@@ -27,7 +29,8 @@ import torch
 from fusion_psro.games.compiled import CompiledGame
 from fusion_psro.games.sampled import SampledEpisodes, tensor_size
 from fusion_psro.games.simulation import VectorizedEpisodes
-from fusion_psro.oracles.network_policy import NetworkSeat, encode, tabular_policy
+from fusion_psro.oracles.base import StateDict
+from fusion_psro.oracles.network_policy import NetworkSeat, tabular_policy
 from fusion_psro.policies import uniform_policy
 
 
@@ -68,9 +71,9 @@ class SampledSource:
 
     kind = "sampled"
 
-    def __init__(self, game: pyspiel.Game, hidden_sizes: tuple[int, ...]) -> None:
+    def __init__(self, game: pyspiel.Game, member_vector: Callable[[StateDict], np.ndarray]) -> None:
         self.game = game
-        self.hidden_sizes = tuple(hidden_sizes)
+        self.member_vector = member_vector
         self._input_size = tensor_size(game)
 
     def input_size(self, player: int) -> int:
@@ -91,8 +94,8 @@ class SampledSource:
         return episodes.table
 
     def member_policy(self, greedy_table, parameters) -> np.ndarray:
-        """The network's policy vector (``parameters``: its state dict)."""
-        return encode(parameters, self.hidden_sizes)
+        """The network's policy vector (``parameters``: its state dict), as the oracle writes its members."""
+        return self.member_vector(parameters)
 
 
 class DeviceTable:

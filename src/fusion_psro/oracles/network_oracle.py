@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from fusion_psro import options
 from fusion_psro.errors import OracleError
 from fusion_psro.games.compiled import CompiledGame
 from fusion_psro.oracles.base import BestResponseRequest, Oracle, StateDict
+from fusion_psro.oracles.network_policy import GREEDY_Q, encode
 from fusion_psro.oracles.networks import MLP, SCHEMES, fresh_parameters, network_diagnostics, output_layer_names
 
 
@@ -41,6 +43,11 @@ class NetworkOracle(Oracle):
     def member_hidden_sizes(cls, settings: Any) -> tuple[int, ...]:
         """The hidden widths of its networks: the ``hidden_sizes`` setting."""
         return tuple((settings if settings is not None else cls.settings_class()).hidden_sizes)
+
+    @classmethod
+    def member_vector(cls, settings: Any, parameters: StateDict) -> np.ndarray:
+        """A greedy network: its members play the legal action with the highest output."""
+        return encode(parameters, cls.member_hidden_sizes(settings), GREEDY_Q)
 
     def network_sizes(self, player: int) -> tuple[int, int]:
         """``(input size, outputs)`` of ``player``'s network: the information-state tensor length

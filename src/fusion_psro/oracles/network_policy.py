@@ -7,8 +7,11 @@ checkpoints and saved populations handle it like any other policy array::
     [kind, L, h_1, ..., h_L, parameters...]
 
 ``kind`` is :data:`UNIFORM` (the uniformly random policy every population starts with;
-its parameters are zeros) or :data:`GREEDY_Q` (a Q-network whose policy is the greedy
-legal action, ties to the lowest, as the DQN oracle's members act); ``h`` are the hidden
+its parameters are zeros), :data:`GREEDY_Q` (a network whose policy is the legal action
+with the highest output, ties to the lowest: the DQN oracle's members, and the pg oracle's
+greedy ones) or :data:`SOFTMAX` (a network whose policy is the softmax of its outputs over
+the legal actions: the pg oracle's stochastic members). The oracle that trained a member
+writes its vector (:meth:`~fusion_psro.oracles.base.Oracle.member_vector`); ``h`` are the hidden
 widths of the ReLU MLP (:class:`~fusion_psro.oracles.networks.MLP`) over the game's
 information-state tensors, and the parameters follow in state-dict order. float32
 parameters are exact in float64, so :func:`decode` gives back the network bit for bit.
@@ -16,7 +19,8 @@ parameters are exact in float64, so :func:`decode` gives back the network bit fo
 :class:`NetworkSeat` plays a mixture of such members in
 :class:`~fusion_psro.games.sampled.SampledEpisodes`: each member's games of a round of
 moves go through one batched forward pass, and a member's greedy action at an information
-state is computed once and then looked up.
+state is computed once and then looked up; a softmax member draws its action from the
+game's uniform draw of the move.
 """
 
 from __future__ import annotations
@@ -26,10 +30,11 @@ import torch
 
 from fusion_psro.errors import InvalidPolicyError
 from fusion_psro.games.sampled import ObservationTable, random_legal_actions
-from fusion_psro.oracles.networks import MLP, greedy_policy
+from fusion_psro.oracles.networks import MLP, greedy_policy, masked_softmax, softmax_policy
 
 #: Kind codes of a policy vector.
-UNIFORM, GREEDY_Q = 0.0, 1.0
+UNIFORM, GREEDY_Q, SOFTMAX = 0.0, 1.0, 2.0
+KINDS = (UNIFORM, GREEDY_Q, SOFTMAX)
 
 
 def vector_length(input_size: int, hidden_sizes: tuple[int, ...], num_actions: int) -> int:
@@ -45,10 +50,12 @@ def uniform_vector(input_size: int, hidden_sizes: tuple[int, ...], num_actions: 
     return vector
 
 
-def encode(parameters, hidden_sizes: tuple[int, ...]) -> np.ndarray:
-    """The policy vector of the greedy Q-network with ``parameters`` (an MLP state dict)."""
+def encode(parameters, hidden_sizes: tuple[int, ...], kind: float = GREEDY_Q) -> np.ndarray:
+    """The policy vector of the network with ``parameters`` (an MLP state dict) acting by ``kind``."""
+    if kind not in (GREEDY_Q, SOFTMAX):
+        raise InvalidPolicyError(f"a network member acts by GREEDY_Q ({GREEDY_Q}) or SOFTMAX ({SOFTMAX}), got {kind!r}")
     flat = [np.asarray(parameters[name].detach().cpu(), dtype=np.float64).ravel() for name in parameters]
-    header = np.array([GREEDY_Q, len(hidden_sizes), *hidden_sizes], dtype=np.float64)
+    header = np.array([kind, len(hidden_sizes), *hidden_sizes], dtype=np.float64)
     return np.concatenate([header, *flat])
 
 
@@ -60,8 +67,8 @@ def hidden_sizes_of(vector: np.ndarray) -> tuple[int, ...]:
 def decode(vector: np.ndarray, input_size: int, num_actions: int) -> MLP | None:
     """The network of a policy vector (None for the uniform policy)."""
     vector = np.asarray(vector, dtype=np.float64)
-    if vector.ndim != 1 or vector.size < 2 or vector[0] not in (UNIFORM, GREEDY_Q):
-        raise InvalidPolicyError(f"not a network policy vector (kind {vector[:1].tolist()}); expected kind 0 or 1")
+    if vector.ndim != 1 or vector.size < 2 or vector[0] not in KINDS:
+        raise InvalidPolicyError(f"not a network policy vector (kind {vector[:1].tolist()}); expected kind 0, 1 or 2")
     hidden = hidden_sizes_of(vector)
     if vector.size != vector_length(input_size, hidden, num_actions):
         raise InvalidPolicyError(
@@ -87,7 +94,8 @@ def tabular_policy(vector: np.ndarray, tensors: np.ndarray, legal_mask: np.ndarr
     network = decode(vector, tensors.shape[1], legal_mask.shape[1])
     if network is None:
         return legal_mask / legal_mask.sum(axis=1, keepdims=True)
-    return greedy_policy(network, torch.from_numpy(np.ascontiguousarray(tensors)), torch.from_numpy(legal_mask))
+    inputs = torch.from_numpy(np.ascontiguousarray(tensors)), torch.from_numpy(legal_mask)
+    return softmax_policy(network, *inputs) if vector[0] == SOFTMAX else greedy_policy(network, *inputs)
 
 
 class NetworkSeat:
@@ -106,6 +114,7 @@ class NetworkSeat:
     def __init__(self, vectors, weights, input_size: int, num_actions: int) -> None:
         self.weights = np.asarray(weights, dtype=np.float64)
         self.networks = [decode(v, input_size, num_actions) for v in vectors]
+        self.softmax = [float(np.asarray(v)[0]) == SOFTMAX for v in vectors]
         if len(self.networks) != self.weights.size:
             raise InvalidPolicyError(f"{len(self.networks)} members but {self.weights.size} weights")
         self._cache: list[np.ndarray] = [np.zeros(0, dtype=np.int64) for _ in self.networks]
@@ -122,9 +131,23 @@ class NetworkSeat:
             network = self.networks[member]
             if network is None:
                 actions[rows] = random_legal_actions(table.legal_mask[ids[rows]], uniforms[rows])
+            elif self.softmax[member]:
+                actions[rows] = self._sampled(network, ids[rows], table, uniforms[rows])
             else:
                 actions[rows] = self._greedy(member, network, ids[rows], table)
         return actions
+
+    @staticmethod
+    def _sampled(network: MLP, ids: np.ndarray, table: ObservationTable, uniforms: np.ndarray) -> np.ndarray:
+        """Actions drawn from the network's softmax over the legal actions, by inverse CDF of ``uniforms``."""
+        with torch.no_grad():
+            probabilities = masked_softmax(network(torch.from_numpy(table.tensors[ids])),
+                                           torch.from_numpy(table.legal_mask[ids])).numpy()
+        below = np.cumsum(probabilities, axis=1) <= uniforms[:, None]
+        chosen = np.minimum(below.sum(axis=1), probabilities.shape[1] - 1)
+        # Rounding can leave u above the last legal action's cumulative sum: take the last legal one.
+        last_legal = probabilities.shape[1] - 1 - np.argmax(table.legal_mask[ids][:, ::-1], axis=1)
+        return np.where(table.legal_mask[ids][np.arange(ids.size), chosen], chosen, last_legal)
 
     def _greedy(self, member: int, network: MLP, ids: np.ndarray, table: ObservationTable) -> np.ndarray:
         cache = self._cache[member]
@@ -141,6 +164,6 @@ class NetworkSeat:
 
 
 __all__ = [
-    "GREEDY_Q", "NetworkSeat", "UNIFORM", "decode", "encode", "hidden_sizes_of", "tabular_policy", "uniform_vector",
+    "GREEDY_Q", "KINDS", "NetworkSeat", "SOFTMAX", "UNIFORM", "decode", "encode", "hidden_sizes_of", "tabular_policy", "uniform_vector",
     "vector_length",
 ]

@@ -237,6 +237,28 @@ def adam(network: nn.Module, learning_rate: float) -> torch.optim.Adam:
         return torch.optim.Adam(network.parameters(), lr=learning_rate)
 
 
+def masked_log_softmax(logits: torch.Tensor, legal_mask: torch.Tensor) -> torch.Tensor:
+    """Log-softmax over the legal actions of each row, in float64; illegal actions get -inf.
+
+    float64 keeps the plan products and the value accurate to the engine's precision
+    whatever the network's dtype; it costs little next to the network itself.
+    """
+    return torch.log_softmax(logits.to(torch.float64).masked_fill(~legal_mask, -torch.inf), dim=1)
+
+
+def masked_softmax(logits: torch.Tensor, legal_mask: torch.Tensor) -> torch.Tensor:
+    """Softmax over the legal actions of each row, in float64; illegal actions get exactly 0."""
+    return masked_log_softmax(logits, legal_mask).exp()
+
+
+def softmax_policy(network: nn.Module, observations: torch.Tensor, legal_mask: torch.Tensor) -> np.ndarray:
+    """``float64[I, A]`` softmax policy of the network's outputs over the legal actions (rows sum to 1)."""
+    with torch.no_grad():
+        policy = masked_softmax(network(observations), legal_mask).cpu().numpy()
+    # Renormalize in float64 so that rows sum to 1 to the engine's tolerance exactly.
+    return policy / policy.sum(axis=1, keepdims=True)
+
+
 def network_diagnostics(network: MLP, observations: np.ndarray, legal_mask: np.ndarray) -> dict:
     """How much a network can still learn, over all of a player's information states.
 
@@ -261,6 +283,7 @@ def network_diagnostics(network: MLP, observations: np.ndarray, legal_mask: np.n
 
 __all__ = [
     "MAX_STEPS", "MLP", "SCHEMES", "adam", "available_cpus", "check_network_size", "check_steps", "fit_network",
-    "fresh_parameters", "greedy_policy", "initialize", "network_diagnostics",
+    "fresh_parameters", "greedy_policy", "initialize", "masked_log_softmax", "masked_softmax", "network_diagnostics",
+    "softmax_policy",
     "output_layer_names", "resolve_device", "torch_threads",
 ]

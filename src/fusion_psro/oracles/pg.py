@@ -68,8 +68,12 @@ from fusion_psro.games.compiled import CompiledGame, PlayerInfostates
 from fusion_psro.oracles.base import BestResponseRequest, BestResponseResult, DiversityMetrics, StateDict
 from fusion_psro.oracles.diversity import DiverseSnapshots, measure_for
 from fusion_psro.oracles.network_oracle import NetworkOracle
+from fusion_psro.oracles.network_policy import GREEDY_Q, SOFTMAX, encode
 from fusion_psro.oracles.networks import (
     MLP,
+    masked_log_softmax,
+    masked_softmax,
+    softmax_policy,
     adam,
     check_device,
     check_network_size,
@@ -157,20 +161,6 @@ class PGConfig:
         check_device(self.device, "pg oracle")
         options.positive_int(self.diversity_candidates, "pg oracle: diversity_candidates")
         options.positive_int(self.torch_threads, "pg oracle: torch_threads", optional=True)
-
-
-def masked_log_softmax(logits: torch.Tensor, legal_mask: torch.Tensor) -> torch.Tensor:
-    """Log-softmax over the legal actions of each row, in float64; illegal actions get -inf.
-
-    float64 keeps the plan products and the value accurate to the engine's precision
-    whatever the network's dtype; it costs little next to the network itself.
-    """
-    return torch.log_softmax(logits.to(torch.float64).masked_fill(~legal_mask, -torch.inf), dim=1)
-
-
-def masked_softmax(logits: torch.Tensor, legal_mask: torch.Tensor) -> torch.Tensor:
-    """Softmax over the legal actions of each row, in float64; illegal actions get exactly 0."""
-    return masked_log_softmax(logits, legal_mask).exp()
 
 
 class DifferentiablePlan:
@@ -280,6 +270,12 @@ class PolicyGradientOracle(NetworkOracle):
     def from_space(cls, space, settings: PGConfig | None) -> PolicyGradientOracle:
         return cls(space.compiled, settings)
 
+    @classmethod
+    def member_vector(cls, settings: PGConfig | None, parameters: StateDict) -> np.ndarray:
+        """Greedy or softmax, as ``population_policy`` says its members act."""
+        stochastic = (settings or PGConfig()).population_policy == "stochastic"
+        return encode(parameters, cls.member_hidden_sizes(settings), SOFTMAX if stochastic else GREEDY_Q)
+
     # ------------------------------------------------------------------ networks
 
     def network_sizes(self, player: int) -> tuple[int, int]:
@@ -304,10 +300,7 @@ class PolicyGradientOracle(NetworkOracle):
     def _policy_of(network: MLP, observations: torch.Tensor, legal: torch.Tensor, kind: str) -> np.ndarray:
         if kind == "greedy":
             return greedy_policy(network, observations, legal)
-        with torch.no_grad():
-            policy = masked_softmax(network(observations), legal).cpu().numpy()
-        # Renormalize in float64 so that rows sum to 1 to the engine's tolerance exactly.
-        return policy / policy.sum(axis=1, keepdims=True)
+        return softmax_policy(network, observations, legal)
 
     def distill(self, player, parameters, population, weights, opponent_policies, opponent_weights, *, steps,
                 learning_rate) -> StateDict:
