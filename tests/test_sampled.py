@@ -510,6 +510,9 @@ def test_the_pg_oracle_writes_its_own_members_and_softmax_members_play_their_sof
     parameters = oracle.scratch_parameters(0, "normal", seed=5)
     vector = PolicyGradientOracle.member_vector(stochastic, parameters)
     assert vector[0] == SOFTMAX and PolicyGradientOracle.member_vector(None, parameters)[0] == GREEDY_Q
+    # Parameters read back from a file come sorted by name; the vector is the same.
+    np.testing.assert_array_equal(PolicyGradientOracle.member_vector(stochastic, dict(sorted(parameters.items()))),
+                                  vector)
     table = tabulate_member(vector, kuhn, 0)
     np.testing.assert_allclose(table, oracle.tabular_policy(0, parameters, "stochastic"), atol=1e-6)
     assert 0.02 < table[kuhn.players[0].legal_mask].min() and table.max() < 0.98  # really stochastic
@@ -518,3 +521,19 @@ def test_the_pg_oracle_writes_its_own_members_and_softmax_members_play_their_sof
     seats = (NetworkSeat([vector], np.ones(1), size, actions), UniformSeat())
     returns = play_games(load_sampled_game("kuhn_poker"), seats, 40_000, seed=3)
     assert abs(returns.mean() - exact) < 4 * returns.std() / np.sqrt(returns.size)
+
+
+def test_a_pg_run_is_measured_by_approximate_exploitability(tmp_path):
+    """Its members are written by the pg oracle and played by sampling; DQN best responses are trained against them."""
+    from fusion_psro.cli import main
+    from fusion_psro.experiments.approximate import approx_for_run
+
+    out = tmp_path / "pg"
+    assert main(["run", "--game", "kuhn_poker", "--oracle", "pg", "--steps", "2", "--oracle-option",
+                 "hidden_sizes=[4]", "--oracle-option", "population_policy=stochastic", "--iterations", "1",
+                 "--out", str(out), "--quiet"]) == 0
+    record, _ = approx_for_run(out, br_episodes=(40,), br_seeds=1, eval_games=200)
+    # The members' vectors, tabulated back, are the run's stochastic policies: the same exact exploitability.
+    recorded = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["exploitability"]
+    assert record["exact"]["exploitability"] == pytest.approx(recorded, abs=1e-6)
+    assert record["br_episodes"] == [40] and np.isfinite(record["approx_exploitability"])

@@ -58,15 +58,19 @@ def member_vectors(config: PSROConfig, populations) -> list[list[np.ndarray]]:
 def settings_for(config: PSROConfig, *, br_episodes=None, br_seeds=None, eval_games=None, seed: int | None = None):
     """The :class:`~fusion_psro.psro.approximate_exploitability.ApproxSettings` of a run: its oracle and settings, and the budgets given
     (defaults: the run's ``eval_*`` settings, else ``--episodes``, 2 seeds, 10,000 games)."""
-    from fusion_psro.psro.approximate_exploitability import ApproxSettings  # noqa: PLC0415
+    from fusion_psro.psro.approximate_exploitability import ApproxSettings, trains_on_samples  # noqa: PLC0415
+    from fusion_psro.registry import ORACLES  # noqa: PLC0415
 
-    options = {k: v for k, v in config.oracle_options.items() if k != "episodes"}
+    # The run's oracle trains the best responses if it can, else the DQN (with the settings it shares).
+    oracle = config.oracle if config.oracle and trains_on_samples(ORACLES.get(config.oracle)) else "dqn"
+    accepted = set(ORACLES.get(oracle).option_names()) - {ORACLES.get(oracle).budget_setting}
+    options = {k: v for k, v in config.oracle_options.items() if k in accepted}
     return ApproxSettings(
         game=config.game,
         br_episodes=tuple(br_episodes or config.eval_br_episodes or (config.episodes,)),
         br_seeds=br_seeds or config.eval_br_seeds or DEFAULT_EVAL_BR_SEEDS,
         eval_games=eval_games or config.eval_games or DEFAULT_EVAL_GAMES,
-        seed=config.seed if seed is None else seed, oracle_options=options, oracle=config.oracle or "dqn",
+        seed=config.seed if seed is None else seed, oracle_options=options, oracle=oracle,
     )
 
 

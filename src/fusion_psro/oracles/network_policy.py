@@ -54,7 +54,10 @@ def encode(parameters, hidden_sizes: tuple[int, ...], kind: float = GREEDY_Q) ->
     """The policy vector of the network with ``parameters`` (an MLP state dict) acting by ``kind``."""
     if kind not in (GREEDY_Q, SOFTMAX):
         raise InvalidPolicyError(f"a network member acts by GREEDY_Q ({GREEDY_Q}) or SOFTMAX ({SOFTMAX}), got {kind!r}")
-    flat = [np.asarray(parameters[name].detach().cpu(), dtype=np.float64).ravel() for name in parameters]
+    # The network's order (layer by layer, weight before bias), whatever the dict's: a state dict
+    # read back from a safetensors file comes sorted by name.
+    names = sorted(parameters, key=lambda name: (int(name.split(".")[1]), name.endswith(".bias")))
+    flat = [np.asarray(parameters[name].detach().cpu(), dtype=np.float64).ravel() for name in names]
     header = np.array([kind, len(hidden_sizes), *hidden_sizes], dtype=np.float64)
     return np.concatenate([header, *flat])
 

@@ -79,11 +79,11 @@ def _resolve_approx(config: Any, oracle_class: type) -> None:
         if given:
             raise ConfigError(f"{_flag(given[0])} applies to --eval approx only")
         return
-    if "sampled" not in oracle_class.game_kinds:
-        able = ORACLES.accepted(lambda o: "sampled" in o.game_kinds)
+    if oracle_class.member_hidden_sizes(None) is None:
+        able = ORACLES.accepted(lambda o: o.member_hidden_sizes(None) is not None)
         raise ConfigError(
             f"--eval approx trains best responses that play sampled games against the run's members, which must "
-            f"be networks of an oracle of sampled play; the {config.oracle} oracle is not. Accepted: {able}"
+            f"be networks that play sampled games; the {config.oracle} oracle's are not. Accepted: {able}"
         )
     if config.eval_br_episodes is not None:
         config.eval_br_episodes = tuple(sorted(set(parse_int_list(config.eval_br_episodes))))
