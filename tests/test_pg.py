@@ -384,3 +384,26 @@ def test_every_init_that_applies_runs_in_the_loop(variant):
         rows = PSRO(config).run()
         assert rows[-1].exploitability >= 0
         assert any(init in r.inits for r in rows), (init, [r.inits for r in rows])
+
+
+def test_the_pg_oracle_plays_sampled_games_of_a_game_that_compiles(tmp_path):
+    """With evaluation=sampled its members are network vectors, and its first best responses are
+    the tabular run's (the same exact objective against the uniform policy, the same start)."""
+    from fusion_psro.oracles.episode_sources import tabulate_member
+    from fusion_psro.psro import PSRO, PSROConfig
+
+    common = dict(game="kuhn_poker", oracle="pg", iterations=1, seed=4,
+                  oracle_options={"hidden_sizes": [8], "steps": 20, "population_policy": "stochastic"})
+    tabular = PSRO(PSROConfig(**common))
+    tabular.run()
+    sampled = PSRO(PSROConfig(**common, evaluation="sampled", sims_per_entry=200))
+    row = sampled.run()[-1]
+    kuhn = compile_game("kuhn_poker")
+    for player in range(2):
+        vector = sampled.state.populations[player][1].policy
+        assert vector.ndim == 1  # a network vector, not a table
+        np.testing.assert_allclose(tabulate_member(vector, kuhn, player), tabular.state.populations[player][1].policy,
+                                   atol=1e-9)
+    assert np.isfinite(row.exploitability) and row.to_json()["meta_game"]["games"] > 0
+    with pytest.raises(ConfigError, match="too large to compile; use --oracle dqn"):
+        PSRO(PSROConfig(game="liars_dice(numdice=2)", oracle="pg", iterations=1))

@@ -170,12 +170,12 @@ def test_games_are_routed_by_size_and_requested_evaluation():
     (dict(game="kuhn_poker", evaluation="exact", sims_per_entry=10), "--sims-per-entry applies to meta-games estimated"),
     (dict(variant="dpp"), "--variant dpp does not apply to 'kuhn_poker'.*accepted: psro, psro-rn, p-psro"),
     (dict(init="nash-distill"), "init 'nash-distill' does not apply to 'kuhn_poker'.*accepted: normal"),
-    (dict(oracle="exact", oracle_options={}), "the exact oracle does not apply to 'kuhn_poker'.*accepted: dqn"),
+    (dict(oracle="exact", oracle_options={}), "the exact oracle does not apply to 'kuhn_poker'.*accepted: dqn, pg$"),
     (dict(payoff_tolerance=-1.0), "payoff_tolerance must be a positive finite number"),
     (dict(max_sims_per_entry=500), "--max-sims-per-entry caps sampling to a --payoff-tolerance"),
     (dict(eval_every=2), "--eval-every applies to --eval approx only"),
-    (dict(eval="approx", oracle="pg", oracle_options={}, evaluation="exact", sims_per_entry=None),
-     "--eval approx trains.*Accepted: dqn"),
+    (dict(eval="approx", oracle="exact", oracle_options={}, evaluation="exact", sims_per_entry=None),
+     "--eval approx trains.*the exact oracle's are not. Accepted: dqn, pg$"),
 ])
 def test_bad_sampled_settings_are_one_line_errors(changes, message):
     with pytest.raises(ConfigError, match=message) as raised:

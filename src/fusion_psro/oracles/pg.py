@@ -49,6 +49,13 @@ What joins the population is the network's greedy policy over the legal actions 
 the lowest action), as for the DQN oracle, or its softmax policy itself
 (``population_policy``). Fusion averages the network's parameters, which carry the same
 names as the DQN's (``layers.{k}.weight`` / ``layers.{k}.bias``).
+
+Sampled play (``evaluation="sampled"``): the meta-game is estimated from sampled games and
+the members are network vectors (:mod:`~fusion_psro.oracles.network_policy`, greedy or
+softmax as ``population_policy`` says). The objective is still exact: the oracle tabulates
+the opponents' vectors over the compiled game and ascends their mixture's exact value, so it
+plays sampled games of any game that compiles; a game too large to compile is refused (the
+DQN learns from sampled games alone).
 """
 
 from __future__ import annotations
@@ -68,6 +75,7 @@ from fusion_psro.games.compiled import CompiledGame, PlayerInfostates
 from fusion_psro.oracles.base import BestResponseRequest, BestResponseResult, DiversityMetrics, StateDict
 from fusion_psro.oracles.diversity import DiverseSnapshots, measure_for
 from fusion_psro.oracles.network_oracle import NetworkOracle
+from fusion_psro.oracles.episode_sources import tabulate_member
 from fusion_psro.oracles.network_policy import GREEDY_Q, SOFTMAX, encode
 from fusion_psro.oracles.networks import (
     MLP,
@@ -246,7 +254,7 @@ class PolicyGradientOracle(NetworkOracle):
         Hyperparameters; default :class:`PGConfig()`.
     """
 
-    game_kinds = ("tabular",)
+    game_kinds = ("tabular", "sampled")
     optimizes_diversity = True
     takes_checkpoints = True
     settings_class = PGConfig
@@ -254,7 +262,9 @@ class PolicyGradientOracle(NetworkOracle):
     distills = True
     network_kind = "policy network"
 
-    def __init__(self, compiled: CompiledGame, config: PGConfig | None = None) -> None:
+    def __init__(self, compiled: CompiledGame, config: PGConfig | None = None, *, sampled: bool = False) -> None:
+        #: Whether its members are network vectors (the ``sampled`` game kind; module docstring).
+        self.sampled = sampled
         for p in range(2):
             if compiled.players[p].tensors is None:
                 raise ConfigError(
@@ -268,7 +278,13 @@ class PolicyGradientOracle(NetworkOracle):
 
     @classmethod
     def from_space(cls, space, settings: PGConfig | None) -> PolicyGradientOracle:
-        return cls(space.compiled, settings)
+        if getattr(space, "sampled_game", None) is None:
+            return cls(space.compiled, settings)
+        # Sampled play: the exact objective needs the compiled game, which the space keeps where it compiles.
+        if space.reference is None:
+            raise ConfigError(f"the pg oracle ascends the exact value of the compiled game, and {space.game_string} "
+                              "is too large to compile; use --oracle dqn, which learns from sampled games")
+        return cls(space.reference, settings, sampled=True)
 
     @classmethod
     def member_vector(cls, settings: PGConfig | None, parameters: StateDict) -> np.ndarray:
@@ -336,12 +352,29 @@ class PolicyGradientOracle(NetworkOracle):
         """
         self.check_player(request.player)
         self.check_checkpoints(request, self.config.steps)
+        return self._sampled_response(request) if self.sampled else self._tabular_response(request)
+
+    def _tabular_response(self, request: BestResponseRequest) -> BestResponseResult:
         if request.diversity is not None:
             measure_for(request.diversity, "tabular", "pg")
         network = self.initial_network(request)
         with torch_threads(self.config.torch_threads):
             device = resolve_device(self.config.device)
             return _Training(self, request, network, device).run()
+
+    def _sampled_response(self, request: BestResponseRequest) -> BestResponseResult:
+        """Sampled play: the opponents are network vectors, tabulated over the compiled game; the
+        response and its snapshots are written as vectors (:meth:`member_vector`)."""
+        opponents = np.stack([tabulate_member(v, self.compiled, 1 - request.player) for v in request.opponent_population])
+
+        def as_vector(result: BestResponseResult) -> BestResponseResult:
+            return dataclasses.replace(result, policy=self.member_vector(self.config, result.parameters))
+
+        on_checkpoint = request.on_checkpoint
+        tabular = dataclasses.replace(
+            request, opponent_population=opponents,
+            on_checkpoint=None if on_checkpoint is None else lambda budget, snap: on_checkpoint(budget, as_vector(snap)))
+        return as_vector(self._tabular_response(tabular))
 
     def entropy_weight(self, step: int) -> float:
         """Weight of the causal-entropy bonus at ``step`` (0-based): linear decay to 0.
