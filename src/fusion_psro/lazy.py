@@ -1,18 +1,18 @@
 """Names a package exports but imports on first use (PyTorch, SciPy and the experiments
-package stay unloaded until a command needs them)."""
+package stay unloaded until a command needs them).
 
-from __future__ import annotations
+It imports nothing but :mod:`importlib` (loaded with the interpreter): the package imports
+it first thing, before the command line can answer Ctrl-C.
+"""
 
 import importlib
-from collections.abc import Callable, Mapping
-from typing import Any
 
 
-def lazy_getattr(package: str, names: Mapping[str, str]) -> Callable[[str], Any]:
+def lazy_getattr(package: str, names: dict):
     """A module ``__getattr__`` for ``package``: ``names[name]`` is the module that defines ``name``
     (``package`` itself: ``name`` is its submodule), imported when ``name`` is first asked for."""
 
-    def __getattr__(name: str) -> Any:
+    def __getattr__(name: str):
         if name not in names:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         if names[name] == package:
