@@ -207,17 +207,25 @@ def _safetensors_metadata(data: bytes) -> dict:
     return header.get("__metadata__") or {}
 
 
+def save_safetensors(tensors: dict, metadata: dict | None = None) -> bytes:
+    """The safetensors bytes of ``tensors``: NumPy arrays, or PyTorch tensors (only those load PyTorch)."""
+    if all(isinstance(value, np.ndarray) for value in tensors.values()):
+        return safetensors.numpy.save(tensors, metadata=metadata)
+    from safetensors.torch import save  # noqa: PLC0415
+
+    return save(tensors, metadata=metadata)
+
+
 def _member_bytes(member: Member) -> bytes:
     """A member file: the policy and, for a member with parameters, its tensors (only those need PyTorch)."""
     policy, metadata = np.ascontiguousarray(member.policy), {"origin": member.origin}
     if member.parameters is None:
-        return safetensors.numpy.save({_POLICY_KEY: policy}, metadata=metadata)
+        return save_safetensors({_POLICY_KEY: policy}, metadata=metadata)
     import torch  # noqa: PLC0415 (a member with parameters comes from PyTorch)
-    from safetensors.torch import save  # noqa: PLC0415
 
     tensors = {_POLICY_KEY: torch.from_numpy(policy)}
     tensors.update({k: v.detach().cpu().contiguous() for k, v in member.parameters.items()})
-    return save(tensors, metadata=metadata)
+    return save_safetensors(tensors, metadata=metadata)
 
 
 def _load_member(data: bytes, has_parameters: bool) -> Member:
