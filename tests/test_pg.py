@@ -250,7 +250,7 @@ def test_registered_with_its_capabilities(kuhn):
     assert PolicyGradientOracle.name == "pg"
     assert PolicyGradientOracle.trains_parameters and PolicyGradientOracle.optimizes_diversity
     assert PolicyGradientOracle.takes_checkpoints and PolicyGradientOracle.budget_setting == "steps"
-    assert PolicyGradientOracle.game_kinds == ("tabular",)
+    assert PolicyGradientOracle.game_kinds == ("tabular", "sampled")
     assert PolicyGradientOracle.settings_class is PGConfig
     oracle = PolicyGradientOracle.create(TabularSpace(kuhn), {"steps": 5, "hidden_sizes": [16]})
     assert oracle.config.steps == 5 and oracle.config.hidden_sizes == (16,)
