@@ -14,7 +14,15 @@ Each strategy is an :class:`Initialization` registered by name in
   ``theta_new = sum_k sigma(k) theta_k``, every tensor of the network. The oracle copies
   it into its target network and starts a fresh optimizer. Fusion starts at iteration
   ``fusion_start``; before it, and whenever no member with positive weight has
-  parameters, the ``fusion_fallback`` strategy is used (:func:`fall_back`).
+  parameters, the ``fusion_fallback`` strategy is used (:func:`fall_back`). Its setting
+  ``weights`` (:class:`FusionSettings`) replaces the meta-Nash by another weighting of the
+  average (``uniform``, ``recent:K``, ``ema:B``, ``random``, ``argmax``;
+  :func:`fusion_weights`), to separate averaging from Nash weighting.
+* ``fusion-perturb``, ``fusion-inherit``, ``fusion-floor``: fusion, except when the previous
+  best response entered the meta-Nash with weight 0 (where a deterministic oracle would
+  rebuild the same start and return the same response): then the fused start shrunk and
+  perturbed, the previous response itself, or fusion with the previous response's weight
+  raised to a floor (:class:`FusionRemedy`).
 * ``shrink-perturb``: ``lambda * fused + (1 - lambda) * fresh`` (Ash and Adams 2020);
   ``fusion-reset-output``: the fused network with a freshly drawn output layer;
   ``nash-distill``: a fresh network fitted to the exact behaviour strategy of the
@@ -133,6 +141,9 @@ class StartContext:
         The opponent mixture the new response will be trained against.
     settings:
         The init's settings (an instance of its :attr:`Initialization.settings_class`), or None.
+    previous_index:
+        The previous best response's index in the population (its weight in ``meta_strategy``
+        is 0 when it entered the meta-Nash with weight 0), or None when it is not a member.
     """
 
     oracle: Any
@@ -148,6 +159,14 @@ class StartContext:
     opponent_policies: np.ndarray | None = None
     opponent_weights: np.ndarray | None = None
     settings: Any = None
+    previous_index: int | None = None
+
+    @property
+    def previous_unused(self) -> bool:
+        """Whether the previous best response is a member with parameters and weight 0 in the meta-strategy."""
+        k = self.previous_index
+        return (k is not None and self.previous_parameters is not None and k < len(self.meta_strategy)
+                and float(self.meta_strategy[k]) <= 0)
 
 
 class Initialization(abc.ABC):
@@ -211,27 +230,106 @@ class InheritInit(Initialization):
         return InitializationChoice(copied, "inherit")
 
 
+#: The weightings of ``--init fusion --init-option weights=W`` (``K`` and ``B`` stand for numbers).
+WEIGHTINGS = ("nash", "uniform", "recent:K", "ema:B", "random", "argmax")
+_WEIGHTINGS_TEXT = ("nash, uniform, recent:K (K an integer >= 1), ema:B (B a number in [0, 1)), random or argmax")
+#: Seed path of the ``random`` weighting's Dirichlet draw, beside the start's own seed.
+_RANDOM_WEIGHTS_DRAW = 1
+
+
+def parse_weighting(text: object) -> tuple[str, float | int | None]:
+    """``"recent:5"`` -> ``("recent", 5)``, ``"nash"`` -> ``("nash", None)``; a :class:`ConfigError` names a bad one."""
+    kind, _, argument = text.partition(":") if isinstance(text, str) else ("", "", "")
+    try:
+        if kind in ("nash", "uniform", "random", "argmax") and not _:
+            return kind, None
+        if kind == "recent" and argument.strip().isdigit() and int(argument) >= 1:
+            return kind, int(argument)
+        if kind == "ema" and 0 <= float(argument) < 1:
+            return kind, float(argument)
+    except ValueError:
+        pass
+    raise ConfigError(f"weights must be one of {_WEIGHTINGS_TEXT}; got {text!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class FusionSettings:
+    """Settings of :class:`FusionInit`."""
+
+    #: How the members are weighted in the average (:func:`fusion_weights`): ``nash`` (the
+    #: paper's, the meta-Nash), ``uniform``, ``recent:K``, ``ema:B``, ``random``, ``argmax``.
+    weights: str = "nash"
+
+    def __post_init__(self) -> None:
+        parse_weighting(self.weights)
+
+
+def fusion_weights(weighting: str, meta_strategy: np.ndarray, has_parameters: Sequence[bool],
+                   seed: int = 0) -> np.ndarray | None:
+    """The fusion weights of the members that have parameters, in population order (a
+    probability vector), or None when the weighting puts no weight on any of them.
+
+    ``nash``: the meta-strategy, renormalized; ``uniform``: equal weights; ``recent:K``:
+    equal weights on the last ``K``; ``ema:B``: the exponential moving average of the members
+    in order, ``e_1 = theta_1``, ``e_k = B e_(k-1) + (1 - B) theta_k`` (weights ``B^(n-1)``
+    for the first, ``(1 - B) B^(n-k)`` for member ``k > 1``); ``random``: a flat Dirichlet
+    draw on the members in the meta-strategy's support, seeded by ``seed``; ``argmax``: all
+    on the heaviest member of the meta-strategy (ties to the earliest).
+    """
+    kind, argument = parse_weighting(weighting)
+    index = np.flatnonzero(np.asarray(has_parameters, dtype=bool))
+    sigma = np.asarray(meta_strategy, dtype=np.float64)[index] if index.size else np.zeros(0)
+    n = index.size
+    if kind == "nash":
+        weights = sigma
+    elif kind == "uniform":
+        weights = np.ones(n)
+    elif kind == "recent":
+        weights = (np.arange(n) >= n - argument).astype(np.float64)
+    elif kind == "ema":
+        weights = (1 - argument) * argument ** (n - 1 - np.arange(n, dtype=np.float64))
+        weights[:1] = argument ** (n - 1)
+    elif kind == "random":
+        support = sigma > 0
+        weights = np.zeros(n)
+        rng = np.random.default_rng(np.random.SeedSequence([seed, _RANDOM_WEIGHTS_DRAW]))
+        weights[support] = rng.dirichlet(np.ones(int(support.sum()))) if support.any() else 0.0
+    else:  # argmax
+        weights = np.zeros(n)
+        if n and sigma.max() > 0:
+            weights[int(np.argmax(sigma))] = 1.0
+    if n == 0 or weights.sum() <= 0:
+        return None
+    return weights / weights.sum()
+
+
 class FusionInit(Initialization):
-    """Nash Policy Fusion: the meta-Nash-weighted average of the population's parameters."""
+    """Nash Policy Fusion: the meta-Nash-weighted average of the population's parameters
+    (or another weighting of the average, :class:`FusionSettings`)."""
+
+    settings_class = FusionSettings
 
     builds_on_population = True
 
     def choose(self, context: StartContext) -> InitializationChoice:
-        fused = fused_population(context)
+        weighting = context.settings.weights if isinstance(context.settings, FusionSettings) else "nash"
+        fused = fused_population(context, weighting)
         return fall_back(context) if fused is None else fused
 
 
-def fused_population(context: StartContext) -> InitializationChoice | None:
+def fused_population(context: StartContext, weighting: str = "nash") -> InitializationChoice | None:
     """The fused start of ``context``, or None before ``fusion_start`` or with nothing to fuse.
 
-    Members without parameters take no part; the weights of the others are renormalized.
+    Members without parameters take no part; the weights of the others
+    (:func:`fusion_weights` of ``weighting``) are renormalized.
     """
-    has_parameters = [k for k, p in enumerate(context.population_parameters) if p is not None]
-    weights = np.asarray(context.meta_strategy, dtype=np.float64)[has_parameters] if has_parameters else np.zeros(0)
-    if context.iteration < context.fusion_start or weights.sum() <= 0:
+    has_parameters = [p is not None for p in context.population_parameters]
+    weights = fusion_weights(weighting, context.meta_strategy, has_parameters, context.seed)
+    if context.iteration < context.fusion_start or weights is None:
         return None
     started = time.perf_counter()
-    fused = fuse_parameters([context.population_parameters[k] for k in has_parameters], weights / weights.sum())
+    members = [p for p in context.population_parameters if p is not None]
+    fused = fuse_parameters(members, weights)
     return InitializationChoice(fused, "fusion", time.perf_counter() - started)
 
 
@@ -276,10 +374,14 @@ class ShrinkPerturbInit(Initialization):
         if fused is None:
             return fall_back(context)
         shrink = (context.settings or ShrinkPerturbSettings()).shrink
-        fresh = _fresh(context)
-        mixed = {name: (shrink * tensor.double() + (1 - shrink) * fresh[name].double()).to(tensor.dtype)
-                 if tensor.is_floating_point() else tensor for name, tensor in fused.parameters.items()}
-        return InitializationChoice(mixed, self.name, fused.fusion_seconds)
+        return InitializationChoice(shrink_and_perturb(fused.parameters, _fresh(context), shrink), self.name,
+                                    fused.fusion_seconds)
+
+
+def shrink_and_perturb(parameters: StateDict, fresh: StateDict, shrink: float) -> dict[str, torch.Tensor]:
+    """``shrink * parameters + (1 - shrink) * fresh``, tensor by tensor (non-float tensors kept)."""
+    return {name: (shrink * tensor.double() + (1 - shrink) * fresh[name].double()).to(tensor.dtype)
+            if tensor.is_floating_point() else tensor for name, tensor in parameters.items()}
 
 
 class FusionResetOutputInit(Initialization):
@@ -305,6 +407,81 @@ class FusionResetOutputInit(Initialization):
         head = set(context.oracle.output_layer_names(context.player))
         parameters = {name: fresh[name] if name in head else tensor for name, tensor in fused.parameters.items()}
         return InitializationChoice(parameters, self.name, fused.fusion_seconds)
+
+
+class FusionRemedy(Initialization):
+    """Fusion that acts differently when the previous best response entered the meta-Nash with weight 0.
+
+    With a deterministic oracle such as pg, a fused start is a function of the population and
+    its meta-Nash; once a response enters with weight 0, the next fused start is the same, and
+    so is the response: the run adds the same member at every later iteration. A remedy
+    changes the start in exactly that case (:meth:`remedy`) and is plain fusion otherwise;
+    its metrics rows record its own name as the init when it acted, ``fusion`` when not.
+    """
+
+    builds_on_population = True
+
+    def choose(self, context: StartContext) -> InitializationChoice:
+        fused = fused_population(context)
+        if fused is None:
+            return fall_back(context)
+        return self.remedy(context, fused) if context.previous_unused else fused
+
+    @abc.abstractmethod
+    def remedy(self, context: StartContext, fused: InitializationChoice) -> InitializationChoice:
+        """The start when the previous best response has weight 0 (``fused``: plain fusion's)."""
+
+
+class FusionPerturbInit(FusionRemedy):
+    """Remedy (a): shrink and perturb the fused start, ``shrink * fused + (1 - shrink) * fresh``
+    (:class:`ShrinkPerturbSettings`), the fresh draw seeded by the start's seed."""
+
+    settings_class = ShrinkPerturbSettings
+
+    def unsupported_by(self, oracle_class: type) -> str | None:
+        return _needs_normal(oracle_class)
+
+    def remedy(self, context: StartContext, fused: InitializationChoice) -> InitializationChoice:
+        shrink = (context.settings or ShrinkPerturbSettings()).shrink
+        return InitializationChoice(shrink_and_perturb(fused.parameters, _fresh(context), shrink), self.name,
+                                    fused.fusion_seconds)
+
+
+class FusionInheritInit(FusionRemedy):
+    """Remedy (b): a copy of the previous best response (``inherit``) instead of the fused start."""
+
+    def remedy(self, context: StartContext, fused: InitializationChoice) -> InitializationChoice:
+        copied = {k: v.detach().clone() for k, v in context.previous_parameters.items()}
+        return InitializationChoice(copied, self.name, fused.fusion_seconds)
+
+
+@dataclasses.dataclass(frozen=True)
+class FloorSettings:
+    """Settings of :class:`FusionFloorInit`."""
+
+    #: The weight the previous best response gets in the average; the meta-Nash weights of
+    #: the other members share ``1 - floor``.
+    floor: float = 0.1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.floor, bool) or not isinstance(self.floor, (int, float)) or not 0 < self.floor <= 1:
+            raise ConfigError(f"floor must be a number in (0, 1], got {self.floor!r}")
+
+
+class FusionFloorInit(FusionRemedy):
+    """Remedy (c): fusion with the previous best response's weight raised to ``floor``
+    (:class:`FloorSettings`), the other members' meta-Nash weights scaled to ``1 - floor``."""
+
+    settings_class = FloorSettings
+
+    def remedy(self, context: StartContext, fused: InitializationChoice) -> InitializationChoice:
+        floor = (context.settings or FloorSettings()).floor
+        has_parameters = [p is not None for p in context.population_parameters]
+        weights = (1 - floor) * fusion_weights("nash", context.meta_strategy, has_parameters)
+        weights[sum(has_parameters[: context.previous_index])] = floor
+        started = time.perf_counter()
+        parameters = fuse_parameters([p for p in context.population_parameters if p is not None], weights)
+        return InitializationChoice(parameters, self.name, time.perf_counter() - started)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -375,3 +552,6 @@ register_init("fusion", FusionInit())
 register_init("shrink-perturb", ShrinkPerturbInit())
 register_init("fusion-reset-output", FusionResetOutputInit())
 register_init("nash-distill", NashDistillInit())
+register_init("fusion-perturb", FusionPerturbInit())
+register_init("fusion-inherit", FusionInheritInit())
+register_init("fusion-floor", FusionFloorInit())

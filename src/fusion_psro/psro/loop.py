@@ -342,6 +342,7 @@ class PSRO:
             opponent_policies=stack_policies([m for m, k in zip(plan.opponents, keep) if k]),
             opponent_weights=plan.opponent_weights[keep] / plan.opponent_weights[keep].sum(),
             settings=self.init_settings,
+            previous_index=next((k for k, m in enumerate(plan.own) if m is plan.previous), None),
         ))
 
     def respond(self, plan: ResponsePlan) -> Response:
