@@ -11,6 +11,7 @@ _EXPORTS = {
     "export_meta_game": "fusion_psro.experiments.results",
     "load_run": "fusion_psro.experiments.results",
     "match_runs": "fusion_psro.experiments.results",
+    "trap_summary": "fusion_psro.experiments.results",
     "RunDirectoryBusyError": "fusion_psro.experiments.rundir",
     "RunDirectoryError": "fusion_psro.experiments.rundir",
     "RunLock": "fusion_psro.experiments.rundir",

@@ -20,6 +20,7 @@ import numpy as np
 from fusion_psro.experiments.approximate import approx_section
 from fusion_psro.experiments.plots import plot_runs
 from fusion_psro.experiments.rundir import RunDirectoryError, make_directory
+from fusion_psro.experiments.traps import trap_section
 from fusion_psro.files import check_output_path
 from fusion_psro.experiments.runs import (
     RunSummary,
@@ -191,6 +192,7 @@ def write_report(run_dirs: Iterable[Path | str], out: Path | str, *, overwrite: 
         "",
         *analysis_sections(runs, sweeps, out.parent / out.stem, protocol),
         *fusion_section(runs),
+        *trap_section(runs),
         *[f"Note: {note}." for note in notes],
         *([""] if notes else []),
         *approx_section(runs),

@@ -143,6 +143,25 @@ class SavedRun:
         return _meta_game(self.space(), self.populations[0], self.populations[1]).matrix
 
 
+def trap_summary(run: Any):
+    """The run's trapped responses and the iteration from which it never changes again
+    (:class:`~fusion_psro.experiments.traps.TrapSummary`: ``trapped_iterations``,
+    ``frozen_from``, ``responses``), derived from its metrics rows.
+
+    ``run``: a :class:`SavedRun`, a :class:`~fusion_psro.experiments.runs.RunSummary`, or a
+    run directory (read without its populations).
+    """
+    from fusion_psro.experiments.runs import RunSummary, load_runs  # noqa: PLC0415
+    from fusion_psro.experiments.traps import compares_values, summarize_traps  # noqa: PLC0415
+
+    if isinstance(run, SavedRun):
+        settings, rows = run.config.to_json(), [record.to_json() for record in run.records]
+    else:
+        summary = run if isinstance(run, RunSummary) else load_runs([run])[0]
+        settings, rows = summary.settings, summary.rows
+    return summarize_traps(rows, compares_values=compares_values(settings))
+
+
 def _player(player: int) -> int:
     from fusion_psro.validation import check_player  # noqa: PLC0415
 
@@ -329,4 +348,4 @@ def export_meta_game(run: SavedRun | Path | str, out: Path | str, *, overwrite: 
 
 
 __all__ = ["EXPORT_FILES", "MatchResult", "SavedRun", "export_meta_game", "load_population_policies", "load_run",
-           "match_runs"]
+           "match_runs", "trap_summary"]

@@ -167,6 +167,10 @@ class Variant(abc.ABC):
     #: Whether members never change once they joined (so the populations after iteration k
     #: are the first members of the final ones).
     appends_members: bool = True
+    #: Whether each best response trains against the opponent's whole meta-strategy of the
+    #: iteration before (so its value can be compared with the meta-game value, as the trap
+    #: report of :mod:`fusion_psro.experiments.traps` does).
+    responds_to_meta_strategy: bool = True
     #: Frozen dataclass of its settings (``--variant-option KEY=VALUE``), or None; an instance
     #: is :attr:`settings`.
     settings_class: type | None = None
@@ -256,6 +260,7 @@ class RectifiedNash(Variant):
     label = "PSRO-rN"
     settings_class = RectifiedNashSettings
     legacy_settings: ClassVar[dict[str, str]] = {"rn_learners": "learners"}
+    responds_to_meta_strategy = False
 
     def plan(self, run: PSRO, round: int) -> list[ResponsePlan]:
         if round > 0:
@@ -327,6 +332,7 @@ class Pipeline(Variant):
         "pipeline_learners": "learners", "pipeline_max_iterations": "max_iterations",
         "pipeline_plateau": "plateau", "pipeline_parallel": "parallel",
     }
+    responds_to_meta_strategy = False
 
     def __init__(self, settings: PipelineSettings | None = None) -> None:
         super().__init__(settings)
