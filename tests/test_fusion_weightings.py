@@ -212,3 +212,27 @@ def test_remedies_act_in_a_run_when_a_response_enters_with_weight_0():
                   if row.meta_strategies[p][-1] == 0 and sum(row.meta_strategies[p][1:]) > 0]
         assert acted == unused and acted, init
         assert {name for row in rows for name in row.inits} == {"normal", "fusion", init}
+
+
+def test_a_sweep_lists_arms_of_settings_that_go_together(tmp_path):
+    from fusion_psro.experiments.sweep import SweepConfigError, load_sweep
+
+    config = tmp_path / "arms.toml"
+    config.write_text(
+        '[sweep]\nout = "runs"\nworkers = 1\n[grid]\n'
+        'arm = [{name = "normal", init = "normal"}, {name = "uniform", init = "fusion", init_options = {weights = '
+        '"uniform"}}, {init = "fusion-floor", init_options = {floor = 0.2}}]\nseed = [0, 1]\n'
+        '[settings]\ngame = "kuhn_poker"\noracle = "pg"\n')
+    cells = load_sweep(config).cells
+    assert [c.name for c in cells] == ["normal-seed0", "normal-seed1", "uniform-seed0", "uniform-seed1",
+                                       "fusion_floor_init_optionsfloor_0.2-seed0",
+                                       "fusion_floor_init_optionsfloor_0.2-seed1"]
+    assert [(c.config.init, c.config.init_options, c.config.seed) for c in cells[1:3]] == [
+        ("normal", {}, 1), ("fusion", {"weights": "uniform"}, 0)]
+    config.write_text(config.read_text().replace('oracle = "pg"', 'oracle = "pg"\ninit = "inherit"'))
+    with pytest.raises(SweepConfigError, match=r"\['init'\] appear in both arm"):
+        load_sweep(config)
+    config.write_text('[grid]\narm = [{init = "fusion", init_options = {weights = "nope"}}]\n'
+                      '[settings]\ngame = "kuhn_poker"\noracle = "pg"\n')
+    with pytest.raises(SweepConfigError, match="weights must be one of"):
+        load_sweep(config)

@@ -25,6 +25,15 @@ protocol seed once), and the sweep records it, with its hash, in ``<out>/protoco
 before the first run is written; once runs exist, a changed protocol is refused. The
 ``[quick]`` scale checks the protocol's form only and records nothing: it is no study.
 
+Settings that go together (an init and its options) form an *arm*: a ``[grid]`` key
+``arm`` lists inline tables of settings, each with an optional ``name`` (the run names
+start with it), and every arm is combined with the other grid lists::
+
+    [grid]
+    arm = [{name = "normal", init = "normal"},
+           {name = "uniform", init = "fusion", init_options = {weights = "uniform"}}]
+    seed = [0, 1, 2]
+
 An optional ``[quick]`` table gives replacement values (for grid or settings keys) for a
 small scale, selected with ``fusion-psro sweep CONFIG --quick``. Keys of ``[grid]``,
 ``[settings]`` and ``[quick]`` are the fields of
@@ -97,7 +106,7 @@ def _cell_name(values: dict[str, Any]) -> str:
     parts = []
     for key, value in values.items():
         text = re.sub(r"[^A-Za-z0-9.]+", "_", str(value)).strip("_")
-        parts.append(f"seed{text}" if key == "seed" else text if key in ("game", "variant", "init") else f"{key}{text}")
+        parts.append(f"seed{text}" if key == "seed" else text if key in ("game", "variant", "init", "arm") else f"{key}{text}")
     return "-".join(parts) or "run"
 
 
@@ -135,7 +144,7 @@ def load_sweep(path: Path | str, *, quick: bool = False) -> Sweep:
                                "one, e.g. [grid] seed = [0, 1] and [settings] game = \"kuhn_poker\"")
     grid, settings = dict(data.get("grid", {})), dict(data.get("settings", {}))
     for section, table in (("grid", grid), ("settings", settings), ("quick", data.get("quick", {}))):
-        bad = sorted(set(table) - _CONFIG_FIELDS)
+        bad = sorted(set(table) - _CONFIG_FIELDS - ({"arm"} if section != "settings" else set()))
         if bad:
             raise SweepConfigError(
                 f"{path}: unknown key(s) {bad} in [{section}]; accepted: {', '.join(sorted(_CONFIG_FIELDS))}"
@@ -165,11 +174,14 @@ def load_sweep(path: Path | str, *, quick: bool = False) -> Sweep:
         raise SweepConfigError(f"{path}: [sweep] workers must be a positive integer, got {workers!r}")
     _load_plugins(path, sweep_section.get("plugins", []))
 
-    cells = _grid_cells(path, grid, settings, out)
+    arms = _arms(path, grid.get("arm"), settings)
+    if arms:
+        grid["arm"] = list(arms)
+    cells = _grid_cells(path, grid, settings, arms, out)
     names = [c.name for c in cells]
     if len(set(names)) != len(names):
         raise SweepConfigError(f"{path}: grid values give duplicate run names; make the values distinct")
-    _check_cells(path, cells, set(grid) | set(settings))
+    _check_cells(path, cells, set(grid) - {"arm"} | set(settings) | {k for arm in arms.values() for k in arm} - {"name"})
     protocol = _protocol(path, data, cells, quick)
     return Sweep(out=out, workers=workers, cells=tuple(cells), plugins=tuple(_cell_plugins(cells)),
                  protocol=protocol, config=path)
@@ -189,14 +201,20 @@ def _protocol(path: Path, data: dict[str, Any], cells: list[Cell], quick: bool) 
     return protocol
 
 
-def _grid_cells(path: Path, grid: dict[str, list], settings: dict[str, Any], out: Path) -> list[Cell]:
-    """One cell per combination of the ``grid`` values, with the ``settings``; each cell's settings checked."""
+def _grid_cells(path: Path, grid: dict[str, list], settings: dict[str, Any], arms: dict[str, dict[str, Any]],
+                out: Path) -> list[Cell]:
+    """One cell per combination of the ``grid`` values (an arm's settings merged in), with the
+    ``settings``; each cell's settings checked."""
     cells = []
     keys = list(grid)
     used: set[str] = set()
     for combination in itertools.product(*(grid[k] for k in keys)):
         values = dict(zip(keys, combination))
-        options = _variant_settings_of_cell({**settings, **values}, used)
+        arm = arms[values.pop("arm")] if "arm" in values else {}
+        options = _variant_settings_of_cell({**settings, **{k: v for k, v in arm.items() if k != "name"}, **values},
+                                            used)
+        if arm:
+            values = {"arm": arm["name"], **values}
         if isinstance(options.get("oracle_options"), dict):
             options["oracle_options"] = {
                 k: tuple(v) if isinstance(v, list) else v for k, v in options["oracle_options"].items()
@@ -254,6 +272,28 @@ def _check_variant_settings_used(path: Path, given: dict[str, Any], used: set[st
     unused = [n for n in names + [old for old in LEGACY_VARIANT_SETTINGS if old in given] if n not in used]
     if unused:
         raise SweepConfigError(f"{path}: {unused[0]} is a setting of none of the cells' variants. Leave it out")
+
+
+def _arms(path: Path, arms: Any, settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The ``[grid] arm`` tables by name (a table without ``name`` is named after its values)."""
+    if arms is None:
+        return {}
+    named = {}
+    for arm in arms:
+        if not isinstance(arm, dict) or not arm:
+            raise SweepConfigError(f"{path}: [grid] arm must list inline tables of settings, got {arm!r}")
+        bad = sorted(set(arm) - _CONFIG_FIELDS - {"name"})
+        if bad:
+            raise SweepConfigError(f"{path}: unknown key(s) {bad} in arm {arm}; accepted: name, "
+                                   f"{', '.join(sorted(_CONFIG_FIELDS))}")
+        both = sorted(set(arm) & set(settings))
+        if both:
+            raise SweepConfigError(f"{path}: {both} appear in both arm {arm} and [settings]; put each in one place")
+        name = str(arm.get("name") or _cell_name({k: v for k, v in arm.items()}))
+        if name in named:
+            raise SweepConfigError(f"{path}: two arms are named {name!r}; give each a distinct name")
+        named[name] = {**arm, "name": name}
+    return named
 
 
 def _check_cells(path: Path, cells: list[Cell], given: set[str]) -> None:
