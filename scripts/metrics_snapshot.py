@@ -27,6 +27,9 @@ import numpy as np
 
 #: Wall-clock fields: the only numbers allowed to differ between two snapshots.
 TIMING_KEYS = {"wall_s", "iteration_s", "fusion_s", "train_s", "checkpoint_s"}
+#: Metrics fields added since a snapshot may have been taken: ``--compare`` ignores these
+#: keys of a row when only one of the two snapshots has them (both: they must be equal).
+ADDED_KEYS = {"start_distances"}
 
 SMALL_DQN = {"hidden_sizes": (16, 16), "batch_size": 32, "min_replay_before_learning": 64,
              "replay_capacity": 2000, "num_envs": 32, "diversity_candidates": 3}
@@ -106,6 +109,19 @@ def take_snapshot(out: Path, only: str | None) -> None:
               f"({time.perf_counter() - started:.1f} s)", flush=True)
 
 
+def _without_added(a: dict, b: dict) -> bool:
+    """Whether two snapshots of a case are equal, row keys of :data:`ADDED_KEYS` that only one has aside."""
+    rows_a, rows_b = a.get("rows", []), b.get("rows", [])
+    if len(rows_a) != len(rows_b):
+        return False
+    for row_a, row_b in zip(rows_a, rows_b):
+        for key in ADDED_KEYS:
+            if (key in row_a) != (key in row_b):
+                row_a.pop(key, None)
+                row_b.pop(key, None)
+    return a == b
+
+
 def compare(before: Path, after: Path) -> int:
     names = sorted({p.name for p in before.glob("*.json")} | {p.name for p in after.glob("*.json")})
     different = 0
@@ -115,7 +131,7 @@ def compare(before: Path, after: Path) -> int:
             print(f"MISSING {name} ({'before' if not a.exists() else 'after'})")
             different += 1
             continue
-        same = json.loads(a.read_text()) == json.loads(b.read_text())
+        same = _without_added(json.loads(a.read_text()), json.loads(b.read_text()))
         different += not same
         print(f"{'identical' if same else 'DIFFERENT'} {name[:-5]}")
     print(f"{len(names) - different} of {len(names)} cases identical")

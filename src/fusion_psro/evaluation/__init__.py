@@ -1,7 +1,7 @@
 """Exact evaluation: payoffs, payoff matrices, best responses, NashConv, exploitability,
 behaviour strategies of mixtures and action values."""
 
-from fusion_psro.evaluation.behaviour import ActionValues, action_values, mixture_behaviour, opponent_reach
+from fusion_psro.evaluation.behaviour import ActionValues, action_values, mixture_behaviour, opponent_reach, play_kl
 from fusion_psro.evaluation.exact import (
     ProfileEvaluation,
     best_response,
@@ -38,6 +38,7 @@ __all__ = [
     "nash_conv",
     "opponent_reach",
     "payoff_matrix",
+    "play_kl",
     "realization_plans",
     "sequence_form",
 ]

@@ -82,6 +82,30 @@ def opponent_reach(compiled: CompiledGame, player: int, opponent_plan: np.ndarra
     return reach
 
 
+def play_kl(compiled: CompiledGame, player: int, policy: np.ndarray, other: np.ndarray,
+            opponent_plan: np.ndarray) -> float:
+    """KL divergence of ``player``'s play under ``policy`` from its play under ``other``, in nats.
+
+    ``sum_s P(visit s) KL(policy(.|s) || other(.|s))``, the probability of visiting ``s``
+    being ``policy``'s own reach times :func:`opponent_reach` (chance and the opponent's plan
+    ``opponent_plan``): the KL divergence between the distributions over the game's
+    terminal histories that the two policies induce against the same opponent (the chain
+    rule of KL). ``inf`` where ``other`` rules out an action that ``policy`` plays at a
+    state it visits.
+    """
+    info = compiled.players[player]
+    policy, other = validate_policy(compiled, player, policy), validate_policy(compiled, player, other)
+    plan = realization_plans(compiled, player, policy)
+    visits = plan[info.parent_sequence] * opponent_reach(compiled, player, opponent_plan)
+    played = policy > 0
+    log_ratio = np.zeros_like(policy)
+    with np.errstate(divide="ignore"):
+        log_ratio[played] = np.log(policy[played]) - np.log(other[played])
+    per_state = (policy * log_ratio).sum(axis=1)
+    seen = visits > 0
+    return float(np.sum(visits[seen] * per_state[seen]))
+
+
 @dataclasses.dataclass(frozen=True)
 class ActionValues:
     """Expected returns of each action of one player, given its information state.

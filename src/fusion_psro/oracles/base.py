@@ -13,6 +13,7 @@ training: progress, and snapshots of the response at episode budgets (checkpoint
 from __future__ import annotations
 
 import abc
+import copy
 import dataclasses
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -68,6 +69,10 @@ class BestResponseRequest:
         training budget.
     on_checkpoint:
         The callback of ``checkpoints``; required with them.
+    budget_spent:
+        Training budget (in the unit of the oracle's :attr:`Oracle.budget_setting`) already
+        spent on this response's start, such as a distillation's supervised steps that count
+        against the budget; the oracle trains for the rest (:meth:`Oracle.spending`).
 
     The hooks draw no random number and change no result; the time spent in them is not
     counted as training time.
@@ -82,6 +87,7 @@ class BestResponseRequest:
     on_progress: Callable[[int, int], None] | None = None
     checkpoints: tuple[int, ...] = ()
     on_checkpoint: Callable[[int, BestResponseResult], None] | None = None
+    budget_spent: int = 0
 
     def __post_init__(self) -> None:
         budgets = tuple(self.checkpoints)
@@ -280,14 +286,41 @@ class Oracle(abc.ABC):
 
     def distill(self, player: int, parameters: StateDict, population: np.ndarray, weights: np.ndarray,
                 opponent_policies: np.ndarray | None, opponent_weights: np.ndarray | None, *, steps: int,
-                learning_rate: float) -> StateDict:
+                learning_rate: float, sampled_games: int | None = None, seed: int = 0) -> StateDict:
         """``parameters`` fitted by ``steps`` supervised Adam steps to the behaviour strategy of the
-        mixture ``weights @ population`` of ``player``'s policies (oracles with :attr:`distills`)."""
+        mixture ``weights @ population`` of ``player``'s policies (oracles with :attr:`distills`).
+
+        With ``sampled_games``, the fit sees only that many games of the mixture against the
+        opponent mixture, sampled from ``seed``
+        (:func:`~fusion_psro.games.play_statistics.sample_play`), nothing computed exactly.
+        """
         raise OracleError(f"the {self.name or type(self).__name__} oracle cannot fit its network to a policy")
 
     def network(self, player: int, parameters: StateDict) -> Any:
         """``player``'s policy with ``parameters`` as a torch module (oracles whose members are networks)."""
         raise OracleError(f"the {self.name or type(self).__name__} oracle's members are not networks")
+
+    def spending(self, spent: int) -> Oracle:
+        """This oracle with ``spent`` taken off its training budget (itself when ``spent`` is 0).
+
+        For oracles whose settings (``self.config``, a dataclass) hold the budget named by
+        :attr:`budget_setting`; a copy shares everything else. Spending the whole budget or
+        more is an :class:`~fusion_psro.errors.OracleError`.
+        """
+        if not spent:
+            return self
+        budget = getattr(self.config, self.budget_setting) if self.budget_setting else 0
+        if spent >= budget:
+            raise OracleError(f"the start spent {spent} of the {budget} {self.budget_setting or 'budget'} of a best "
+                              "response, leaving none to train")
+        other = copy.copy(self)
+        other.config = dataclasses.replace(self.config, **{self.budget_setting: budget - spent})
+        return other
+
+    def acting_policy(self, player: int, parameters: StateDict) -> np.ndarray | None:
+        """The stochastic ``float64[I, A]`` policy a network with ``parameters`` plays (what the
+        loop's start distance in policy compares); None for oracles without tabular policies."""
+        return None
 
     def diagnostics(self, player: int, parameters: StateDict | None) -> dict[str, Any]:
         """Numbers that describe a response's parameters (a network's dead units, norm, ...); none by default."""

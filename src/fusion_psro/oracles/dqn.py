@@ -117,6 +117,7 @@ from torch.nn import functional as F
 from fusion_psro import options
 from fusion_psro.errors import ConfigError, GameNotSupportedError, OracleError
 from fusion_psro.games.compiled import CompiledGame
+from fusion_psro.games.play_statistics import sample_play
 from fusion_psro.games.sampled import load_sampled_game
 from fusion_psro.evaluation import action_values, mixture_behaviour, mixture_plan
 from fusion_psro.oracles.episode_sources import CompiledSource, DeviceTable, SampledSource
@@ -531,6 +532,11 @@ class _DiversityBonus:
         return self._total / max(self._count, 1)
 
 
+def epsilon_greedy(compiled: CompiledGame, player: int, greedy: np.ndarray, epsilon: float) -> np.ndarray:
+    """``(1 - epsilon) * greedy + epsilon * uniform``: the policy a learner acts by."""
+    return (1.0 - epsilon) * greedy + epsilon * uniform_policy(compiled, player)
+
+
 class _Training:
     """One best response's DQN training run; see the module docstring."""
 
@@ -575,8 +581,7 @@ class _Training:
 
     def _exploring(self, greedy: np.ndarray) -> np.ndarray:
         """The epsilon-greedy policy of a learner whose greedy policy is ``greedy``."""
-        epsilon = self.config.epsilon
-        return (1.0 - epsilon) * greedy + epsilon * uniform_policy(self.compiled, self.player)
+        return epsilon_greedy(self.compiled, self.player, greedy, self.config.epsilon)
 
     # ------------------------------------------------------------------ the run
 
@@ -756,23 +761,33 @@ class DQNOracle(NetworkOracle):
         return self.source.input_size(player), self.source.num_actions(player)
 
     def distill(self, player, parameters, population, weights, opponent_policies, opponent_weights, *, steps,
-                learning_rate) -> StateDict:
+                learning_rate, sampled_games=None, seed=0) -> StateDict:
         """Q-values fitted (MSE) to the mixture's exact action values against the opponent mixture.
 
         At the information states chance and the opponent reach, ``Q(s, a)`` is fitted to
         ``E[return | s, a, then the mixture's behaviour]``; the other states have no
-        condition to fit and keep their fresh values.
+        condition to fit and keep their fresh values. With ``sampled_games``: to the mean
+        return after each decision that many sampled games took (Monte Carlo returns), each
+        weighted by how often it was taken; decisions never taken keep their fresh values.
         """
         if opponent_policies is None:
             raise OracleError("distilling a Q-network needs the opponent mixture it will face")
-        compiled = self.compiled_game("distilling a Q-network to a mixture's exact action values")
-        behaviour = mixture_behaviour(compiled, player, population, weights)
-        values = action_values(compiled, player, behaviour, mixture_plan(compiled, 1 - player, opponent_policies,
-                                                                          opponent_weights))
-        target = torch.from_numpy(values.q).float()
-        fitted = torch.from_numpy(compiled.players[player].legal_mask & (values.reach > 0)[:, None])
+        compiled = self.compiled_game("distilling a Q-network to a mixture's action values")
+        if sampled_games is None:
+            behaviour = mixture_behaviour(compiled, player, population, weights)
+            values = action_values(compiled, player, behaviour, mixture_plan(compiled, 1 - player, opponent_policies,
+                                                                              opponent_weights))
+            target, counts = torch.from_numpy(values.q).float(), None
+            fitted = torch.from_numpy(compiled.players[player].legal_mask & (values.reach > 0)[:, None])
+        else:
+            play = sample_play(compiled, player, population, weights, opponent_policies, opponent_weights,
+                               games=sampled_games, seed=seed)
+            target, counts = torch.from_numpy(play.mean_returns()).float(), torch.from_numpy(play.action_counts).float()
+            fitted = counts > 0
 
         def loss(q: torch.Tensor) -> torch.Tensor:
+            if counts is not None:
+                return (counts[fitted] * (q - target)[fitted] ** 2).sum() / counts[fitted].sum()
             return ((q - target)[fitted] ** 2).mean()
 
         with torch_threads(self.config.torch_threads):
@@ -786,6 +801,12 @@ class DQNOracle(NetworkOracle):
         info = self.compiled_game("a greedy table over every information state").players[player]
         return greedy_policy(network, torch.from_numpy(info.tensors), torch.from_numpy(info.legal_mask))
 
+    def acting_policy(self, player: int, parameters: StateDict) -> np.ndarray | None:
+        """The epsilon-greedy policy the Q-network acts by (None on sampled games, which have no table)."""
+        if self.compiled is None:
+            return None
+        return epsilon_greedy(self.compiled, player, self.greedy_policy(player, parameters), self.config.epsilon)
+
     # ------------------------------------------------------------------ training
 
     def best_response(self, request: BestResponseRequest) -> BestResponseResult:
@@ -797,6 +818,8 @@ class DQNOracle(NetworkOracle):
         All randomness derives from ``request.seed``: on the CPU the same seed gives
         bit-identical parameters and policy.
         """
+        if request.budget_spent:
+            return self.spending(request.budget_spent).best_response(dataclasses.replace(request, budget_spent=0))
         cfg = self.config
         player = request.player
         if player not in (0, 1):

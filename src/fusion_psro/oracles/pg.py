@@ -72,6 +72,7 @@ from fusion_psro.evaluation import mixture_plan
 from fusion_psro.evaluation.behaviour import mixture_behaviour, opponent_reach
 from fusion_psro.evaluation.sequence_form import best_response_to_plans, realization_plans, sequence_form
 from fusion_psro.games.compiled import CompiledGame, PlayerInfostates
+from fusion_psro.games.play_statistics import sample_play
 from fusion_psro.oracles.base import BestResponseRequest, BestResponseResult, DiversityMetrics, StateDict
 from fusion_psro.oracles.diversity import DiverseSnapshots, measure_for
 from fusion_psro.oracles.network_oracle import NetworkOracle
@@ -318,16 +319,32 @@ class PolicyGradientOracle(NetworkOracle):
             return greedy_policy(network, observations, legal)
         return softmax_policy(network, observations, legal)
 
+    def acting_policy(self, player: int, parameters: StateDict) -> np.ndarray:
+        """The network's softmax policy, the policy training optimizes."""
+        return self.tabular_policy(player, parameters, "stochastic")
+
     def distill(self, player, parameters, population, weights, opponent_policies, opponent_weights, *, steps,
-                learning_rate) -> StateDict:
-        """The softmax fitted by cross-entropy to the mixture's behaviour strategy, at every information state."""
+                learning_rate, sampled_games=None, seed=0) -> StateDict:
+        """The softmax fitted by cross-entropy to the mixture's behaviour strategy, at every information state.
+
+        With ``sampled_games``: to the empirical policy of that many sampled games, at the
+        states they visited, each weighted by its visits.
+        """
         info = self.compiled.players[player]
-        target = torch.from_numpy(mixture_behaviour(self.compiled, player, population, weights))
+        if sampled_games is None:
+            target, state_weights = torch.from_numpy(mixture_behaviour(self.compiled, player, population, weights)), None
+        else:
+            play = sample_play(self.compiled, player, population, weights, opponent_policies, opponent_weights,
+                               games=sampled_games, seed=seed)
+            target = torch.from_numpy(play.frequencies())
+            state_weights = torch.from_numpy(play.visits / play.visits.sum())
         legal = torch.from_numpy(info.legal_mask)
 
         def loss(logits: torch.Tensor) -> torch.Tensor:
             log_policy = masked_log_softmax(logits, legal).masked_fill(~legal, 0.0)
-            return -(target * log_policy).sum(dim=1).mean()
+            if state_weights is None:
+                return -(target * log_policy).sum(dim=1).mean()
+            return -(state_weights * (target * log_policy).sum(dim=1)).sum()
 
         with torch_threads(self.config.torch_threads):
             return fit_network(self.network(player, parameters), info.tensors, loss, steps=steps,
@@ -350,6 +367,8 @@ class PolicyGradientOracle(NetworkOracle):
         (the table refreshed every step), its whole-policy part by choosing among
         ``diversity_candidates`` snapshots.
         """
+        if request.budget_spent:
+            return self.spending(request.budget_spent).best_response(dataclasses.replace(request, budget_spent=0))
         self.check_player(request.player)
         self.check_checkpoints(request, self.config.steps)
         return self._sampled_response(request) if self.sampled else self._tabular_response(request)

@@ -431,7 +431,10 @@ def _resolve_init(config: PSROConfig, oracle_class, kind=None) -> None:
         raise ConfigError(f"unknown fusion fallback {config.fusion_fallback!r}; accepted: {', '.join(fallbacks)}")
     if not oracle_class.trains_parameters:
         return
-    INITS.get(config.init).settings(config.init_options)
+    settings = INITS.get(config.init).settings(config.init_options)
+    why = INITS.get(config.init).unsupported_with(settings, oracle_class, _budget(config, oracle_class))
+    if why is not None:
+        raise ConfigError(f"init {config.init!r} with the {config.oracle} oracle: {why}")
     usable = INITS.names(lambda i: i.unsupported_by(oracle_class) is None)
     for setting in ("init", "fusion_fallback"):
         name = getattr(config, setting)
@@ -444,6 +447,16 @@ def _resolve_init(config: PSROConfig, oracle_class, kind=None) -> None:
         if reason is not None:
             raise ConfigError(f"{setting} {name!r} does not apply to the {config.oracle} oracle ({reason}); "
                               f"accepted: {', '.join(usable)}")
+
+
+def _budget(config: PSROConfig, oracle_class) -> int:
+    """A best response's training budget under ``config`` (0 for oracles without one)."""
+    if oracle_class.budget_setting == "episodes":
+        return config.episodes
+    if oracle_class.budget_setting is None or oracle_class.settings_class is None:
+        return 0
+    default = {f.name: f.default for f in dataclasses.fields(oracle_class.settings_class)}.get(oracle_class.budget_setting, 0)
+    return config.oracle_options.get(oracle_class.budget_setting, default)
 
 
 _MINIMA = (("iterations", 1), ("fusion_start", 1), ("episodes", 1))

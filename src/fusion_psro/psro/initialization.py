@@ -115,6 +115,9 @@ class InitializationChoice:
     parameters: StateDict | None
     strategy: str
     fusion_seconds: float = 0.0
+    #: Training budget the start spent (in the unit of the oracle's ``budget_setting``), which
+    #: the best response then lacks (a distillation charged to the budget).
+    budget_spent: int = 0
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -188,6 +191,11 @@ class Initialization(abc.ABC):
 
     def unsupported_on(self, game_kind: type) -> str | None:
         """Why it cannot be used on games of ``game_kind`` (a policy space class), or None if it can."""
+        return None
+
+    def unsupported_with(self, settings: Any, oracle_class: type, budget: int) -> str | None:
+        """Why its ``settings`` do not apply to ``oracle_class`` whose best responses have
+        ``budget`` (in the unit of its ``budget_setting``), or None if they do."""
         return None
 
     def settings(self, options: dict[str, Any]) -> Any:
@@ -484,6 +492,10 @@ class FusionFloorInit(FusionRemedy):
         return InitializationChoice(parameters, self.name, time.perf_counter() - started)
 
 
+#: What Nash distillation fits: the engine's exact targets, or only sampled games.
+DISTILL_TARGETS = ("exact", "sampled")
+
+
 @dataclasses.dataclass(frozen=True)
 class DistillSettings:
     """Settings of :class:`NashDistillInit`."""
@@ -492,10 +504,33 @@ class DistillSettings:
     steps: int = 500
     #: Adam step size of the fit.
     learning_rate: float = 1e-3
+    #: ``exact``: the mixture's exact behaviour strategy (pg) or action values (DQN);
+    #: ``sampled``: only what ``games`` sampled games of the mixture show (its empirical
+    #: policy; the DQN: the Monte Carlo returns of its decisions).
+    target: str = "exact"
+    #: Games sampled with ``target="sampled"``.
+    games: int = 1000
+    #: Whether the fit counts against the best response's training budget: the supervised
+    #: ``steps`` against a budget of gradient steps (pg), the sampled ``games`` against a
+    #: budget of episodes (DQN, with ``target="sampled"``).
+    charge: bool = False
 
     def __post_init__(self) -> None:
         options.positive_int(self.steps, "steps")
+        options.positive_int(self.games, "games")
         options.positive_float(self.learning_rate, "learning_rate")
+        if self.target not in DISTILL_TARGETS:
+            raise ConfigError(f"target must be one of {', '.join(DISTILL_TARGETS)}, got {self.target!r}")
+        if not isinstance(self.charge, bool):
+            raise ConfigError(f"charge must be true or false, got {self.charge!r}")
+
+    def cost(self, budget_setting: str | None) -> int | None:
+        """What the fit spends of a budget counted in ``budget_setting`` (None: nothing it can count)."""
+        if budget_setting == "steps":
+            return self.steps
+        if budget_setting == "episodes" and self.target == "sampled":
+            return self.games
+        return None
 
 
 class NashDistillInit(Initialization):
@@ -523,18 +558,33 @@ class NashDistillInit(Initialization):
             return f"the mixture's exact behaviour strategy it fits is not computed on {game_kind.description}"
         return None
 
+    def unsupported_with(self, settings: Any, oracle_class: type, budget: int) -> str | None:
+        if settings is None or not settings.charge:
+            return None
+        cost = settings.cost(oracle_class.budget_setting)
+        if cost is None:
+            return (f"charge=true counts the fit against the budget, but the oracle's budget is "
+                    f"{oracle_class.budget_setting or 'none'}: steps count gradient steps (pg), episodes count "
+                    "sampled games (give target=sampled)")
+        if cost >= budget:
+            return f"charge=true spends {cost} of the {budget} {oracle_class.budget_setting} of a best response"
+        return None
+
     def choose(self, context: StartContext) -> InitializationChoice:
         weights = np.asarray(context.meta_strategy, dtype=np.float64)
         if context.iteration < context.fusion_start or not len(context.population_policies) or weights.sum() <= 0:
             return fall_back(context)
         settings = context.settings or DistillSettings()
+        sampled = settings.target == "sampled"
         started = time.perf_counter()
         parameters = context.oracle.distill(
             context.player, _fresh(context), np.stack(context.population_policies), weights / weights.sum(),
             context.opponent_policies, context.opponent_weights, steps=settings.steps,
-            learning_rate=settings.learning_rate,
+            learning_rate=settings.learning_rate, **({"sampled_games": settings.games, "seed": context.seed}
+                                                     if sampled else {}),
         )
-        return InitializationChoice(parameters, self.name, time.perf_counter() - started)
+        spent = (settings.cost(context.oracle.budget_setting) or 0) if settings.charge else 0
+        return InitializationChoice(parameters, self.name, time.perf_counter() - started, budget_spent=spent)
 
 
 def fall_back(context: StartContext) -> InitializationChoice:

@@ -85,6 +85,8 @@ class Response:
     fusion_s: float = 0.0
     episodes: int = 0
     metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: Distance of its start from the previous best response (:meth:`PSRO.start_distance`), or None.
+    start_distance: dict[str, float] | None = None
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -98,6 +100,10 @@ class PreparedResponse:
     init: str | None
     #: Seconds the init took to fuse.
     fusion_s: float = 0.0
+    #: How far the start lies from the previous best response (:meth:`PSRO.start_distance`), or None.
+    start_distance: dict[str, float] | None = None
+    #: Training budget the start spent (counted with the response's episodes).
+    budget_spent: int = 0
 
 
 class PSRO:
@@ -178,6 +184,9 @@ class PSRO:
         state.wall_s += iteration_s
         state.episodes += sum(r.episodes for r in self._responses)
         sigma0, sigma1 = state.meta_strategies
+        distances = [r.start_distance for r in self._responses]
+        if any(d is not None for d in distances):
+            extra = {**extra, "start_distances": distances}
         return IterationRecord(
             iteration=state.iteration, exploitability=evaluation.exploitability, nash_conv=evaluation.nash_conv,
             wall_s=state.wall_s, iteration_s=iteration_s, episodes=state.episodes,
@@ -272,8 +281,30 @@ class PSRO:
         plan = ResponsePlan(player=player, opponents=opponents, opponent_weights=opponent_weights, seed=seed, own=own,
                             own_weights=own_weights, previous=previous)
         choice = self._choose_start(plan)
-        self._responses.append(Response(None, choice and choice.strategy, choice.fusion_seconds if choice else 0.0))
-        return None if choice is None else choice.parameters
+        parameters = None if choice is None else choice.parameters
+        self._responses.append(Response(None, choice and choice.strategy, choice.fusion_seconds if choice else 0.0,
+                                        start_distance=self.start_distance(plan, parameters)))
+        return parameters
+
+    def start_distance(self, plan: ResponsePlan, start: StateDict | None) -> dict[str, float] | None:
+        """How far ``start`` lies from the previous best response of ``plan`` (the member
+        ``inherit`` would copy): ``l2``, the Euclidean distance of all parameters, and ``kl``,
+        the KL divergence (nats) of the start's play from the previous response's against the
+        opponent mixture of ``plan`` (:func:`~fusion_psro.evaluation.behaviour.play_kl` of the
+        oracle's acting policies; only where the game is compiled). None without both.
+        """
+        previous = None if plan.previous is None else plan.previous.parameters
+        if start is None or previous is None or self.compiled is None:
+            return None
+        distance = {"l2": _l2_distance(start, previous)}
+        mine = self.oracle.acting_policy(plan.player, start)
+        theirs = None if mine is None else self.oracle.acting_policy(plan.player, previous)
+        if theirs is not None:
+            from fusion_psro.evaluation import mixture_plan, play_kl  # noqa: PLC0415
+
+            opponent = mixture_plan(self.compiled, 1 - plan.player, *_opponent_mixture(plan))
+            distance["kl"] = play_kl(self.compiled, plan.player, mine, theirs, opponent)
+        return distance
 
     def diversity_term(self, player: int, seed: int, *, own_count: int | None = None,
                        opponent_count: int | None = None, own_meta_strategy: np.ndarray | None = None):
@@ -332,16 +363,14 @@ class PSRO:
     def _choose_start(self, plan: ResponsePlan):
         if not self.oracle.trains_parameters:
             return None
-        keep = plan.opponent_weights > 0
+        opponent_policies, opponent_weights = _opponent_mixture(plan)
         return INITS.get(self.config.init).choose(StartContext(
             oracle=self.oracle, player=plan.player, iteration=self.state.iteration, seed=plan.seed,
             population_parameters=[m.parameters for m in plan.own], meta_strategy=plan.own_weights,
             previous_parameters=None if plan.previous is None else plan.previous.parameters,
             fusion_start=self.config.fusion_start, fusion_fallback=self.config.fusion_fallback,
             population_policies=[m.policy for m in plan.own],
-            opponent_policies=stack_policies([m for m, k in zip(plan.opponents, keep) if k]),
-            opponent_weights=plan.opponent_weights[keep] / plan.opponent_weights[keep].sum(),
-            settings=self.init_settings,
+            opponent_policies=opponent_policies, opponent_weights=opponent_weights, settings=self.init_settings,
             previous_index=next((k for k, m in enumerate(plan.own) if m is plan.previous), None),
         ))
 
@@ -358,29 +387,44 @@ class PSRO:
         """
         from fusion_psro.oracles.base import BestResponseRequest  # noqa: PLC0415
 
-        init, fusion_s, start = None, 0.0, plan.continue_from
+        init, fusion_s, start, spent = None, 0.0, plan.continue_from, 0
         if start is not None:
             init = "continue"
         else:
             choice = self._choose_start(plan)
             if choice is not None:
-                start, init, fusion_s = choice.parameters, choice.strategy, choice.fusion_seconds
-        keep = plan.opponent_weights > 0
+                start, init, fusion_s, spent = choice.parameters, choice.strategy, choice.fusion_seconds, choice.budget_spent
+        opponent_population, opponent_meta_strategy = _opponent_mixture(plan)
         request = BestResponseRequest(
-            player=plan.player,
-            opponent_population=stack_policies([m for m, k in zip(plan.opponents, keep) if k]),
-            opponent_meta_strategy=plan.opponent_weights[keep] / plan.opponent_weights[keep].sum(),
+            player=plan.player, opponent_population=opponent_population, opponent_meta_strategy=opponent_meta_strategy,
             initial_parameters=start, seed=plan.seed, diversity=plan.diversity, on_progress=self.on_progress,
+            budget_spent=spent,
         )
-        return PreparedResponse(plan, request, init, fusion_s)
+        return PreparedResponse(plan, request, init, fusion_s, self.start_distance(plan, start), spent)
 
     def accept(self, prepared: PreparedResponse, result) -> Response:
         """The response made of the oracle's ``result`` (a ``BestResponseResult``) to ``prepared``,
         recorded in this iteration's metrics."""
         member = Member(policy=result.policy, parameters=result.parameters, origin=f"iteration {self.state.iteration}")
-        response = Response(member, prepared.init, prepared.fusion_s, result.episodes, result.metrics.to_json())
+        # The budget the start spent counts with the episodes (or steps) the response trained.
+        response = Response(member, prepared.init, prepared.fusion_s, result.episodes + prepared.budget_spent,
+                            result.metrics.to_json(), start_distance=prepared.start_distance)
         self._responses.append(response)
         return response
+
+
+def _opponent_mixture(plan: ResponsePlan) -> tuple[np.ndarray, np.ndarray]:
+    """The opponent members ``plan`` responds to with positive weight, stacked, and their weights renormalized."""
+    keep = plan.opponent_weights > 0
+    return (stack_policies([m for m, k in zip(plan.opponents, keep) if k]),
+            plan.opponent_weights[keep] / plan.opponent_weights[keep].sum())
+
+
+def _l2_distance(a: StateDict, b: StateDict) -> float:
+    """Euclidean distance between two parameter sets over all their floating-point tensors."""
+    total = sum(float(((a[name].double() - b[name].double()) ** 2).sum()) for name in sorted(a)
+                if a[name].is_floating_point())
+    return total ** 0.5
 
 
 __all__ = ["PSRO", "PSROState", "PreparedResponse", "Response", "make_oracle"]

@@ -27,6 +27,16 @@ Schema (one JSON object per line; exploitability = NashConv / 2):
     ascent (lr 0.1) from a seeded random start near the origin against the opponent's
     meta-strategy mixture. A lower bound of ``exploitability``, which stays the exact
     number that reports and plots use.
+``start_distances``
+    Only in runs of oracles that train parameters on compiled games: one entry per response
+    (as ``inits``), None or the distance of its start from the player's previous best
+    response (the member ``inherit`` copies): ``l2``, the Euclidean distance of all the
+    network's parameters, and ``kl``, the KL divergence in nats of the start's play from the
+    previous response's against the opponent mixture the response trains on (the oracle's
+    acting policies: pg's softmax, the DQN's epsilon-greedy policy; the sum over
+    information states of their visit probability under the start times the KL of the two
+    action distributions there, which is the KL between the two distributions over the
+    game's terminal histories).
 further keys
     The variant's own numbers (P-PSRO: ``active_learners``, ``frozen``).
 """
