@@ -166,7 +166,7 @@ def test_remedies_are_fusion_while_the_previous_response_has_weight():
     sigma = [0.1, 0.0, 0.6, 0.3]  # C, the previous response, has weight 0.3
     for init in ("fusion-perturb", "fusion-inherit", "fusion-floor"):
         choice = _start(init=init, sigma=sigma)
-        assert choice.strategy == "fusion", init
+        assert choice.strategy == init
         _assert_equal(choice.parameters, _start("nash", sigma=sigma).parameters)
 
 
@@ -199,19 +199,31 @@ def test_remedy_c_floors_the_previous_responses_weight():
 
 
 def test_remedies_act_in_a_run_when_a_response_enters_with_weight_0():
-    """pg on Kuhn with 1-step responses: responses that enter with weight 0 are remedied."""
+    """pg on Kuhn with 1-step responses: the remedies follow fusion until a previous response has weight 0."""
     from fusion_psro.psro import PSRO, PSROConfig
 
-    for init in ("fusion-perturb", "fusion-inherit", "fusion-floor"):
+    def run(init):
         psro = PSRO(PSROConfig(game="kuhn_poker", oracle="pg", init=init, iterations=8, seed=1,
                                oracle_options={"steps": 1, "hidden_sizes": (8,)}))
-        rows = psro.run()
-        acted = [(row.iteration, p) for row in rows for p, name in enumerate(row.inits) if name == init]
-        # The previous response has weight 0 while another member with parameters has some (else: the fallback).
-        unused = [(row.iteration + 1, p) for row in rows[:-1] for p in range(2)
-                  if row.meta_strategies[p][-1] == 0 and sum(row.meta_strategies[p][1:]) > 0]
-        assert acted == unused and acted, init
-        assert {name for row in rows for name in row.inits} == {"normal", "fusion", init}
+        return [row.to_json() for row in psro.run()]
+
+    fusion = run("fusion")
+    # The previous response has weight 0 while another member with parameters has some (else: the fallback).
+    unused = [(row["iteration"] + 1, p) for row in fusion[:-1] for p in range(2)
+              if row["meta_strategies"][p][-1] == 0 and sum(row["meta_strategies"][p][1:]) > 0]
+    first = unused[0][0]
+    for init in ("fusion-perturb", "fusion-inherit", "fusion-floor"):
+        rows = run(init)
+        assert [r["exploitability"] for r in rows[: first - 1]] == [r["exploitability"] for r in fusion[: first - 1]]
+        assert rows[first - 1]["start_distances"] != fusion[first - 1]["start_distances"], init
+        assert {name for row in rows for name in row["inits"]} == {"normal", init}
+    # fusion-inherit starts from the previous response itself exactly where it acts.
+    rows = run("fusion-inherit")
+    acted = [(row["iteration"] + 1, p) for row in rows[:-1] for p in range(2)
+             if row["meta_strategies"][p][-1] == 0 and sum(row["meta_strategies"][p][1:]) > 0]
+    assert acted
+    for t, p in acted:
+        assert rows[t - 1]["start_distances"][p] == {"l2": 0.0, "kl": 0.0}
 
 
 def test_a_sweep_lists_arms_of_settings_that_go_together(tmp_path):

@@ -423,8 +423,8 @@ class FusionRemedy(Initialization):
     With a deterministic oracle such as pg, a fused start is a function of the population and
     its meta-Nash; once a response enters with weight 0, the next fused start is the same, and
     so is the response: the run adds the same member at every later iteration. A remedy
-    changes the start in exactly that case (:meth:`remedy`) and is plain fusion otherwise;
-    its metrics rows record its own name as the init when it acted, ``fusion`` when not.
+    changes the start in exactly that case (:meth:`remedy`) and is plain fusion otherwise
+    (recorded under its own name either way).
     """
 
     builds_on_population = True
@@ -433,7 +433,9 @@ class FusionRemedy(Initialization):
         fused = fused_population(context)
         if fused is None:
             return fall_back(context)
-        return self.remedy(context, fused) if context.previous_unused else fused
+        if context.previous_unused:
+            return self.remedy(context, fused)
+        return dataclasses.replace(fused, strategy=self.name)
 
     @abc.abstractmethod
     def remedy(self, context: StartContext, fused: InitializationChoice) -> InitializationChoice:
