@@ -315,7 +315,8 @@ class _StudyState:
         return init.choose(StartContext(
             oracle=self.oracle, player=self.cell.player, iteration=self.cell.iteration + 1, seed=self.seed,
             population_parameters=[m.parameters for m in self.own], meta_strategy=self.own_weights,
-            previous_parameters=self.own[-1].parameters, fusion_start=1, fusion_fallback="normal",
+            previous_parameters=self.own[-1].parameters, previous_index=len(self.own) - 1, fusion_start=1,
+            fusion_fallback="normal",
             population_policies=[m.policy for m in self.own], opponent_policies=self.opponent_policies,
             opponent_weights=self.opponent_weights, settings=init.settings(_options_for(init, self.init_options)),
         ))
