@@ -103,10 +103,14 @@ def test_the_committed_fusion_runs_freeze_and_inherit_runs_do_not():
     assert "| PSRO (inherit init) | 5 | 0 |" in table
 
 
-def test_report_shows_the_trap_table(tmp_path):
+def test_report_shows_the_trap_table(tmp_path, capsys):
+    from fusion_psro.cli import main
     from fusion_psro.experiments.report import write_report
 
     dirs = [COMMITTED / "fusion-seed0", COMMITTED / "inherit-seed0"]
     report, _ = write_report(dirs, tmp_path / "report.md")
     text = report.read_text()
     assert "Trapped responses and frozen runs" in text and "| Fusion-PSRO | 1 | 1: 80 (seed 0) |" in text
+    assert main(["report", *map(str, dirs)]) == 0
+    out = capsys.readouterr().out
+    assert "Trapped responses and frozen runs" in out and "| PSRO (inherit init) | 1 | 0 |" in out

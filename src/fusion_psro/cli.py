@@ -322,6 +322,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         write_report,
     )
     from fusion_psro.experiments.runs import load_runs
+    from fusion_psro.experiments.traps import trap_section
 
     if args.out:
         report, figures = write_report(args.run_dirs, args.out, overwrite=args.overwrite, protocol=args.protocol)
@@ -336,9 +337,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     for note in unequal_length_notes(runs):
         print(f"\nNote: {note}.")
     print("\n" + "\n".join(analysis_sections(runs, sweeps, apply=args.protocol)).rstrip())
-    section = fusion_section(runs)
-    if section:
-        print("\n" + "\n".join(section).rstrip())
+    for section in (fusion_section(runs), trap_section(runs)):
+        if section:
+            print("\n" + "\n".join(section).rstrip())
     return 0
 
 
