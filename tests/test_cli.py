@@ -178,6 +178,32 @@ def test_argument_errors_are_one_line_with_a_pointer_to_the_help(argv, message, 
     assert message in err
 
 
+_SWALLOWING_PLUGIN = """
+import os, signal, time
+try:  # what a library's `except ImportError` around an extension that Ctrl-C interrupted does
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(2)
+except KeyboardInterrupt:
+    pass
+"""
+
+
+def test_a_ctrl_c_that_a_library_swallows_still_stops_the_run(tmp_path):
+    """A Ctrl-C caught during the command's imports stops the run at its first iteration: status 130,
+    one line, where before the run went on to the end and exited 0."""
+    plugin = tmp_path / "swallow.py"
+    plugin.write_text(_SWALLOWING_PLUGIN)
+    out = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "fusion_psro.cli", "--plugin", str(plugin), "run", "--game",
+                           "kuhn_poker", "--oracle", "exact", "--iterations", "3", "--out", str(out), "--quiet"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 130, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "stopped by Ctrl-C" in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (out / "population").exists()
+
+
 def test_ctrl_c_while_the_command_line_starts_is_one_line(tmp_path):
     """SIGINT from the moment the interpreter runs the package: one line, status 130, no traceback."""
     import signal

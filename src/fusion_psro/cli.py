@@ -627,8 +627,11 @@ def main(argv: list[str] | None = None) -> int:
     Bad input is one line, ``fusion-psro: error: ...``, with status 2; Ctrl-C at any moment,
     imports included, is one line saying what was kept, with status 130.
     """
+    from fusion_psro import interrupts
+
     argv = sys.argv[1:] if argv is None else list(argv)
     parsed: dict[str, argparse.Namespace] = {}
+    previous = interrupts.install()
     try:
         return _main(argv, parsed)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM during a sweep
@@ -640,6 +643,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"fusion-psro: {_stopped(exc.__cause__, parsed.get('args'))}", file=sys.stderr)
         return 130
+    finally:
+        interrupts.restore(previous)
 
 
 def _stopped(exc: KeyboardInterrupt, args: argparse.Namespace | None) -> str:

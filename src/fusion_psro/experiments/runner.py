@@ -15,6 +15,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 import fusion_psro
+from fusion_psro import interrupts
 from fusion_psro.experiments.approximate import evaluate_during_run
 from fusion_psro.experiments.checkpoint import CHECKPOINT_DIR, Checkpointer, CheckpointError, restore_latest
 from fusion_psro.experiments.manifest import MANIFEST_FILE, ManifestWriter, RunFiles, open_run
@@ -360,6 +361,7 @@ def _run_to_end(psro: PSRO, out: Path, rows: list[IterationRecord], progress: bo
 
         def record(row: IterationRecord) -> None:
             nonlocal started
+            interrupts.check()  # a Ctrl-C that a library's optional import swallowed stops the run here
             evaluation_started = time.perf_counter()
             evaluate_during_run(psro, row)  # --eval approx, when due
             started += time.perf_counter() - evaluation_started  # recorded as approx_s, not run time
