@@ -247,9 +247,9 @@ _RANDOM_WEIGHTS_DRAW = 1
 
 def parse_weighting(text: object) -> tuple[str, float | int | None]:
     """``"recent:5"`` -> ``("recent", 5)``, ``"nash"`` -> ``("nash", None)``; a :class:`ConfigError` names a bad one."""
-    kind, _, argument = text.partition(":") if isinstance(text, str) else ("", "", "")
+    kind, colon, argument = text.partition(":") if isinstance(text, str) else ("", "", "")
     try:
-        if kind in ("nash", "uniform", "random", "argmax") and not _:
+        if kind in ("nash", "uniform", "random", "argmax") and not colon:
             return kind, None
         if kind == "recent" and argument.strip().isdigit() and int(argument) >= 1:
             return kind, int(argument)
