@@ -343,3 +343,17 @@ def test_progress_counts_a_cell_whose_metrics_this_process_cannot_read_when_it_e
         progress.cell_done(2, TaskOutcome(result={"action": "ran", "last": {"exploitability": 0.1}}))
         progress.cell_done(3, TaskOutcome(error="RuntimeError: boom"))
         assert progress.bar.n == 3
+
+
+def test_a_sweep_starts_its_cells_seed_by_seed(tmp_path):
+    """Grid order is variant-major here; the start order pairs the seeds, so a sweep stopped part
+    way holds every variant of seed 0 before any cell of seed 1."""
+    from fusion_psro.experiments.sweep import seed_major
+
+    sweep = load_sweep(_write(tmp_path, KUHN))
+    assert [(c.config.variant, c.config.seed) for c in sweep.cells] == [
+        ("psro", 0), ("psro", 1), ("p-psro", 0), ("p-psro", 1)]
+    order = seed_major(sweep.cells, list(range(len(sweep.cells))))
+    assert [(sweep.cells[i].config.variant, sweep.cells[i].config.seed) for i in order] == [
+        ("psro", 0), ("p-psro", 0), ("psro", 1), ("p-psro", 1)]
+    assert seed_major(sweep.cells, [3, 0]) == [0, 3]

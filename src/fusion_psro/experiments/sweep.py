@@ -402,6 +402,8 @@ def _record_protocol(sweep: Sweep) -> None:
 def run_sweep(sweep: Sweep, *, address: str | None = None, progress: bool = True) -> list[dict[str, Any]]:
     """Run every cell of ``sweep`` as a Ray task; returns one result per cell, in grid order.
 
+    Cells start seed by seed (:func:`seed_major`), so a sweep stopped part way holds paired seeds.
+
     Finished cells are skipped before Ray starts (a sweep whose cells are all finished
     starts no Ray at all); unfinished ones are resumed from their checkpoints. A cell that
     fails is reported with its error; the others go on. The sweep holds ``out/sweep.lock``
@@ -423,6 +425,7 @@ def run_sweep(sweep: Sweep, *, address: str | None = None, progress: bool = True
             else:
                 results[index] = {"cell": cell.name, "out": str(cell.out), "action": "skipped (finished)",
                                   "last": finished[-1].to_json()}
+        todo = seed_major(sweep.cells, todo)
         log.info("%d of %d cells finished already; running %d", len(sweep.cells) - len(todo), len(sweep.cells),
                  len(todo))
         if sweep.protocol is not None:
@@ -446,6 +449,15 @@ def run_sweep(sweep: Sweep, *, address: str | None = None, progress: bool = True
     if failures:
         log.error("%d of %d cells failed; the others' results are kept", len(failures), len(sweep.cells))
     return [r for r in results if r is not None]
+
+
+def seed_major(cells: list[Cell], indices: list[int]) -> list[int]:
+    """``indices`` in the order the sweep starts them: by seed, then grid order.
+
+    Every arm of seed 0 starts before any cell of seed 1, so a sweep stopped part way (a study
+    run in resumable parts) holds complete paired seeds, not some arms' seeds and none of others'.
+    """
+    return sorted(indices, key=lambda i: (cells[i].config.seed, i))
 
 
 #: The file a running sweep holds in its ``out`` directory (see :class:`~fusion_psro.experiments.rundir.RunLock`).
