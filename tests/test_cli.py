@@ -30,6 +30,14 @@ def test_compile_and_evaluate(capsys):
     assert "3x3" in out
 
 
+def test_evaluate_refuses_a_demo_population_too_large_to_tabulate(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "--game", "kuhn_poker", "--population", "1000000"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "--population: expected at most 2000 policies per player" in err and "'1000000'" in err
+
+
 def test_bad_game_is_a_clear_error(capsys):
     assert main(["compile", "chess"]) == 2
     err = capsys.readouterr().err

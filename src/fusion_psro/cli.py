@@ -210,6 +210,19 @@ def _positive(text: str) -> int:
     return value
 
 
+#: The largest demo population of ``evaluate`` (its payoff matrix is this size squared).
+MAX_DEMO_POPULATION = 2000
+
+
+def _demo_population(text: str) -> int:
+    value = _positive(text)
+    if value > MAX_DEMO_POPULATION:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_DEMO_POPULATION} policies per player (the demo "
+                                         f"evaluates a {MAX_DEMO_POPULATION} x {MAX_DEMO_POPULATION} payoff matrix), "
+                                         f"got {text!r}")
+    return value
+
+
 def _non_negative(text: str) -> int:
     try:
         value = int(text)
@@ -549,7 +562,7 @@ def _add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     from fusion_psro.games import DEFAULT_MAX_HISTORIES
 
     p.add_argument("--game", default="leduc_poker", help="OpenSpiel game string, or mixture (default: %(default)s)")
-    p.add_argument("--population", type=_positive, default=50, dest="population_size",
+    p.add_argument("--population", type=_demo_population, default=50, dest="population_size",
                    help="policies per player in the demo populations (default: %(default)s)")
     p.add_argument("--seed", type=_non_negative, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--max-histories", type=int, default=DEFAULT_MAX_HISTORIES, help="enumeration limit (default: %(default)s)")
