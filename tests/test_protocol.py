@@ -98,6 +98,8 @@ def test_the_protocol_hash_check_fails_when_the_protocol_is_edited_after_a_run(t
     assert f"sha256 `{sweep.protocol.sha256}`" in out and "unchanged since it was recorded" in out
     assert "### Primary endpoint: mean exploitability (NashConv / 2) over iterations 2-3" in out
     assert "| rn vs psro | 2 |" in out and "(exploratory)" not in out
+    assert "### Trapped responses and frozen runs, per arm" in out and "Incomplete" not in out
+    assert "\n| psro | 2 | " in out and "\n| rn | 2 | " in out
     assert main(["report", str(sweep.out), "--out", str(tmp_path / "report.md")]) == 0
     assert "![performance profile](report-profile.png)" in (tmp_path / "report.md").read_text()
     assert (tmp_path / "report-profile.png").stat().st_size > 5000
@@ -117,6 +119,20 @@ def test_the_protocol_hash_check_fails_when_the_protocol_is_edited_after_a_run(t
     assert main(["report", str(sweep.out)]) == 0
     out = capsys.readouterr().out
     assert "The record was edited" in out and "### Primary endpoint (exploratory)" in out
+
+
+def test_a_study_run_in_parts_says_how_much_of_it_is_recorded(tmp_path, capsys):
+    sweep = load_sweep(_write(tmp_path))
+    run_sweep(sweep, progress=False)
+    for cell in sweep.cells:  # the study so far: seed 1 of the rn arm not yet run
+        if cell.config.variant == "psro-rn" and cell.config.seed == 1:
+            for path in sorted(cell.out.rglob("*"), reverse=True):
+                path.unlink() if path.is_file() else path.rmdir()
+            cell.out.rmdir()
+    assert main(["report", str(sweep.out)]) == 0
+    out = capsys.readouterr().out
+    assert "**Incomplete: 1 of 2 planned runs of 1 arm(s) are recorded** (rn 1 of 2)" in out
+    assert "| rn vs psro | 1 |" in out and "\n| rn | 1 | " in out
 
 
 def test_a_protocol_recorded_after_runs_makes_them_exploratory(tmp_path, capsys):

@@ -50,6 +50,7 @@ from fusion_psro.experiments.statistics import (
     paired_difference,
     probability_of_improvement,
 )
+from fusion_psro.experiments.traps import TRAP_HEADER, trap_row
 
 
 def is_sweep_directory(path: Path) -> bool:
@@ -262,7 +263,31 @@ def protocol_sections(runs: list[RunSummary], sweep_dir: Path, figure_prefix: Pa
                   f"first {at}, the most every one recorded.", ""]
     label = "" if status.confirmatory else " (exploratory)"
     lines += _endpoint_sections(arms, status, at, label, figure_prefix)
+    lines += _incomplete_lines(arms, status) + _trap_lines(arms)
     return lines, {Path(r.path) for r in covered}
+
+
+def _incomplete_lines(arms: dict[str, dict[int, RunSummary]], status: ProtocolStatus) -> list[str]:
+    """Say so when the study holds fewer runs than its protocol plans (a study run in parts)."""
+    planned = len(status.protocol.seeds)
+    short = {arm: len(runs) for arm, runs in arms.items() if len(runs) < planned}
+    if not short:
+        return []
+    return [f"**Incomplete: {sum(short.values())} of {planned * len(short)} planned runs of "
+            f"{len(short)} arm(s) are recorded** ({', '.join(f'{a} {n}' for a, n in short.items())} of {planned}). "
+            "The tables above are the study so far; its verdicts are those of the n shown.", ""]
+
+
+def _trap_lines(arms: dict[str, dict[int, RunSummary]]) -> list[str]:
+    """Per arm: its frozen runs (from which iteration, per seed) and trapped responses."""
+    rows = [trap_row(arm, [runs[seed] for seed in sorted(runs)]) for arm, runs in arms.items() if runs]
+    if not rows:
+        return []
+    return ["### Trapped responses and frozen runs, per arm", "",
+            "A run is frozen from the first iteration after which every row repeats the one before (its endpoint "
+            "averages a value that stopped moving); a response is trapped when it enters the meta-Nash with weight 0 "
+            "and repeats an earlier one or is no better against the opponent mixture than the population.", "",
+            TRAP_HEADER[0].format(what="arm"), TRAP_HEADER[1], *rows, ""]
 
 
 __all__ = ["ENDPOINTS", "comparison_rows", "endpoint", "expand_sweeps", "is_sweep_directory", "iterations_to",

@@ -182,6 +182,24 @@ def compares_values(settings: Mapping[str, Any]) -> bool:
     return variant in VARIANTS and VARIANTS.get(variant).responds_to_meta_strategy
 
 
+TRAP_HEADER = ["| {what} | runs | frozen runs (from iteration, per seed) | trapped responses per run (mean) | "
+               "of them repeats (mean) | iterations with a trapped response (mean) | undetermined |",
+               "|---|---|---|---|---|---|---|"]
+
+
+def trap_row(label: str, members: Sequence[Any]) -> str:
+    """One Markdown row of a trap table: the runs ``members`` (of one method or arm) under ``label``."""
+    summaries = [(run.settings.get("seed"), summarize_traps(run.rows, compares_values=compares_values(run.settings)))
+                 for run in members]
+    frozen = [f"{f.frozen_from} (seed {seed})" for seed, f in summaries if f.frozen_from is not None]
+    trapped = np.mean([sum(bool(r.trapped) for r in s.responses) for _, s in summaries])
+    repeats = np.mean([sum(bool(r.trapped and r.identical) for r in s.responses) for _, s in summaries])
+    iterations = np.mean([len(s.trapped_iterations) for _, s in summaries])
+    undetermined = sum(s.undetermined for _, s in summaries)
+    return (f"| {label} | {len(members)} | {len(frozen)}{': ' + ', '.join(frozen) if frozen else ''} | "
+            f"{trapped:.1f} | {repeats:.1f} | {iterations:.1f} | {undetermined} |")
+
+
 def trap_table(runs: Sequence[Any]) -> str | None:
     """Markdown table, one row per method (runs that differ only in their seed): how many of its
     runs froze and from which iteration each did, and its trapped responses (None for no runs).
@@ -191,21 +209,9 @@ def trap_table(runs: Sequence[Any]) -> str | None:
     if not runs:
         return None
     varying = varying_settings(list(runs))
-    lines = ["| method | runs | frozen runs (from iteration, per seed) | trapped responses per run (mean) | "
-             "of them repeats (mean) | iterations with a trapped response (mean) | undetermined |",
-             "|---|---|---|---|---|---|---|"]
-    for members in group_by_method(list(runs)).values():
-        summaries = [(run.settings.get("seed"), summarize_traps(run.rows, compares_values=compares_values(run.settings)))
-                     for run in members]
-        frozen = [f"{f.frozen_from} (seed {seed})" for seed, f in summaries if f.frozen_from is not None]
-        trapped = np.mean([sum(bool(r.trapped) for r in s.responses) for _, s in summaries])
-        repeats = np.mean([sum(bool(r.trapped and r.identical) for r in s.responses) for _, s in summaries])
-        iterations = np.mean([len(s.trapped_iterations) for _, s in summaries])
-        undetermined = sum(s.undetermined for _, s in summaries)
-        lines.append(f"| {method_label(members[0].settings, varying)} | {len(members)} | "
-                     f"{len(frozen)}{': ' + ', '.join(frozen) if frozen else ''} | {trapped:.1f} | {repeats:.1f} | {iterations:.1f} | "
-                     f"{undetermined} |")
-    return "\n".join(lines)
+    rows = [trap_row(method_label(members[0].settings, varying), members)
+            for members in group_by_method(list(runs)).values()]
+    return "\n".join([TRAP_HEADER[0].format(what="method"), TRAP_HEADER[1], *rows])
 
 
 def trap_section(runs: Sequence[Any]) -> list[str]:
@@ -220,5 +226,5 @@ def trap_section(runs: Sequence[Any]) -> list[str]:
             "weight 0 whose oracle reports no value to compare.", "", table, ""]
 
 
-__all__ = ["ResponseTrap", "TrapSummary", "compares_values", "frozen_from", "summarize_traps", "trap_section",
-           "trap_table"]
+__all__ = ["TRAP_HEADER", "ResponseTrap", "TrapSummary", "compares_values", "frozen_from", "summarize_traps",
+           "trap_row", "trap_section", "trap_table"]
