@@ -21,7 +21,7 @@ from fusion_psro.errors import ConfigError, GameNotSupportedError, InvalidMetaSt
 from fusion_psro.errors import FusionPSROError, InvalidPolicyError
 from fusion_psro.evaluation import expected_payoff, mixture_plan, realization_plans
 from fusion_psro.games import TERMINAL, compile_game
-from fusion_psro.games.tensor_episodes import EpisodeJob, RandomPlay, TensorEpisodes
+from fusion_psro.games.tensor_episodes import EpisodeJob, RandomPlay, TensorEpisodes, _alias_tables
 from fusion_psro.policies import random_deterministic_policy, random_policy, uniform_policy
 
 
@@ -145,6 +145,10 @@ def test_step_results_observations_and_counters(device):
         np.testing.assert_array_equal(rewards[done], compiled.returns[terminals[done], np.broadcast_to(learners, done.shape)[done]])
         assert (rewards[~done] == 0).all()
         _check_learner_view(compiled, episodes, learners)
+        assert episodes.last_completed.tolist() == done.sum(axis=1).tolist()  # poker: no learner-less episodes
+        by_job = episodes.last_returns_by_job()
+        for j in range(3):
+            np.testing.assert_array_equal(np.sort(by_job[j]), np.sort(rewards[j][done[j]]))
         done_total += done.sum(axis=1)
         steps += result.acted.sum(dim=1).cpu().numpy()
     assert done_total[:2].tolist() == episodes.episodes_completed[:2].tolist() == [300, 100]
@@ -194,21 +198,39 @@ def test_same_seed_same_episodes():
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_random_play_episode_rate_matches_the_exact_episode_length(device):
-    """Uniformly random legal play: moves per episode (chance moves included) average the exact expectation."""
-    compiled = compile_game(LEDUC)
-    play_ = RandomPlay(compiled, num_envs=2048, device=device, seed=0)
-    play_.run(200)
+@pytest.mark.parametrize("game", [KUHN, LEDUC])
+def test_random_play_episode_rate_matches_the_exact_episode_length(game, device):
+    """Uniformly random legal play, one decision per pass: decisions per episode average the exact expectation."""
+    compiled = compile_game(game)
+    num_envs, passes = 2048, 200
+    play_ = RandomPlay(compiled, num_envs=num_envs, device=device, seed=0)
+    assert (compiled.node_player[play_.histories.cpu().numpy()] >= 0).all()
+    play_.run(passes)
     uniform = [realization_plans(compiled, p, uniform_policy(compiled, p)) for p in (0, 1)]
     probs = exact_terminal_distribution(compiled, *uniform)
+    decisions = np.zeros(compiled.num_histories)  # decisions on the path to each history
+    for h in range(1, compiled.num_histories):  # pre-order: parents first
+        parent = compiled.parent[h]
+        decisions[h] = decisions[parent] + (compiled.node_player[parent] >= 0)
     z = compiled.terminal_histories
-    mean_length = float(probs[z] @ compiled.depth[z])
-    variance = float(probs[z] @ (compiled.depth[z] - mean_length) ** 2)
-    # Renewal process: after n moves per game, episodes ~ n / mean_length per game (+- 1 for the one under way).
-    completed = play_.episodes_completed
-    expected = 2048 * 200 / mean_length
-    spread = np.sqrt(2048 * 200 * variance / mean_length**3)
-    assert abs(completed - expected) < 4 * spread + 2048
+    mean, variance = probs[z] @ decisions[z], probs[z] @ (decisions[z] - probs[z] @ decisions[z]) ** 2
+    # Renewal: after n decisions per game, about n / mean episodes per game (+- 1 for the one under way).
+    expected = num_envs * passes / mean
+    spread = np.sqrt(num_envs * passes * variance / mean**3)
+    assert abs(play_.episodes_completed - expected) < 4 * spread + num_envs
+
+
+def test_alias_tables_reproduce_the_distributions():
+    rows = [[(4, 0.5), (6, 0.25), (9, 0.25)], [(1, 1.0)], [(3, 0.1), (5, 0.0), (7, 0.9)]]
+    accept, codes = _alias_tables(rows)
+    width = accept.shape[1]
+    for r, row in enumerate(rows):
+        implied = {}
+        for k in range(width):
+            for code, p in ((codes[r, k, 0], accept[r, k]), (codes[r, k, 1], 1 - accept[r, k])):
+                implied[int(code)] = implied.get(int(code), 0.0) + p / width
+        for code, p in row:
+            assert implied.get(code, 0.0) == pytest.approx(p, abs=1e-12)
 
 
 def test_invalid_arguments_are_refused_in_one_line():

@@ -333,6 +333,7 @@ class TensorEpisodes:
         self.episodes_completed = zeros.clone()
         self.learner_steps = zeros.clone()
         self._ended: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._completed_before = zeros.clone()
 
     # ------------------------------------------------------------------ simulation
 
@@ -395,7 +396,7 @@ class TensorEpisodes:
 
     def reset(self) -> None:
         """Start new episodes in every game of every job (counters are kept)."""
-        self._ended = []
+        self._begin_call()
         self.active = torch.ones_like(self.active)
         self.history = torch.zeros_like(self.history)
         start = self.active
@@ -432,6 +433,20 @@ class TensorEpisodes:
         """``bool[J, E, A]`` legal learner actions (those of a fixed learner information state
         for inactive games, so every row has a legal action)."""
         return _rows(self._legal, self.history)
+
+    def _begin_call(self) -> None:
+        self._ended = []
+        self._completed_before = self.episodes_completed.clone()
+
+    @property
+    def last_completed(self) -> torch.Tensor:
+        """``int64[J]`` episodes each job ended during the last :meth:`reset` or :meth:`step`."""
+        return self.episodes_completed - self._completed_before
+
+    def last_returns_by_job(self) -> list[np.ndarray]:
+        """Per job, :attr:`last_returns` of its episodes, on the host (float64)."""
+        jobs, returns = self.last_jobs.cpu().numpy(), self.last_returns.double().cpu().numpy()
+        return [returns[jobs == j] for j in range(self.num_jobs)]
 
     @property
     def last_terminals(self) -> torch.Tensor:
@@ -483,7 +498,7 @@ class TensorEpisodes:
             bad = self.active & ~legal
             if bool(bad.any()):
                 raise InvalidPolicyError(self._illegal_action_message(actions, bad))
-        self._ended = []
+        self._begin_call()
         acted = self.active.clone()
         self.learner_steps += acted.sum(dim=1)
         history = torch.where(acted, self._children[self.history * self._width + clamped], self.history)
@@ -493,14 +508,85 @@ class TensorEpisodes:
         return TensorStepResult(acted=acted, done=done, rewards=rewards, terminals=terminals)
 
 
+def _landings(compiled: CompiledGame) -> dict[int, dict[int, float]]:
+    """For every chance history, the distribution of the first non-chance history that chance
+    play reaches from it (a decision or a terminal)."""
+    children = compiled.children
+    landing: dict[int, dict[int, float]] = {}
+    for h in np.flatnonzero(compiled.node_player == CHANCE)[::-1]:  # children first (pre-order)
+        outcome: dict[int, float] = {}
+        for child in children[h][children[h] >= 0].tolist():
+            p = float(compiled.edge_chance_prob[child])
+            for end, q in landing.get(child, {child: 1.0}).items():
+                outcome[end] = outcome.get(end, 0.0) + p * q
+        landing[int(h)] = outcome
+    return landing
+
+
+def _random_play_transitions(compiled: CompiledGame) -> tuple[list[int], list[list[tuple[int, float]]], list]:
+    """Decision histories; per decision row, the distribution of what a uniformly random legal
+    action followed by chance play leads to, coded ``next_row * 2`` (a decision) or ``1``
+    (the episode ended); and the distribution of the first decision row from the root."""
+    decisions = np.flatnonzero((compiled.node_player == 0) | (compiled.node_player == 1))
+    row_of = {int(h): row for row, h in enumerate(decisions.tolist())}
+    landing = _landings(compiled)
+
+    def reach(h: int) -> dict[int, float]:
+        return landing.get(h, {h: 1.0})
+
+    restart = reach(0)
+    if any(compiled.node_player[h] == TERMINAL for h in restart):
+        raise GameNotSupportedError(f"{compiled.game_string}: an episode can end without a decision; "
+                                    "random play needs a decision in every episode")
+    rows = []
+    for h in decisions.tolist():
+        legal = np.flatnonzero(compiled.players[compiled.node_player[h]].legal_mask[compiled.node_infostate[h]])
+        outcome: dict[int, float] = {}
+        for action in legal.tolist():
+            for end, p in reach(int(compiled.children[h, action])).items():
+                code = 1 if compiled.node_player[end] == TERMINAL else row_of[end] * 2
+                outcome[code] = outcome.get(code, 0.0) + p / legal.size
+        rows.append(list(outcome.items()))
+    return decisions.tolist(), rows, [(row_of[h] * 2, p) for h, p in restart.items()]
+
+
+def _alias_tables(rows: list[list[tuple[int, float]]]) -> tuple[np.ndarray, np.ndarray]:
+    """Walker's alias tables of discrete distributions: ``[R, W]`` acceptance probabilities and
+    ``[R, W, 2]`` codes (kept, alias). Slot ``k`` drawn uniformly, then kept with its
+    probability, else its alias: exactly each row's distribution."""
+    width = max(len(row) for row in rows)
+    accept = np.ones((len(rows), width))
+    codes = np.zeros((len(rows), width, 2), dtype=np.int64)
+    for r, row in enumerate(rows):
+        values = [code for code, _ in row] + [row[0][0]] * (width - len(row))
+        scaled = [p * width for _, p in row] + [0.0] * (width - len(row))
+        codes[r, :, 0] = codes[r, :, 1] = values
+        small = [k for k, x in enumerate(scaled) if x < 1.0]
+        large = [k for k, x in enumerate(scaled) if x >= 1.0]
+        while small and large:
+            k, big = small.pop(), large[-1]
+            accept[r, k], codes[r, k, 1] = scaled[k], values[big]
+            scaled[big] -= 1.0 - scaled[k]
+            if scaled[big] < 1.0:
+                small.append(large.pop())
+    return accept, codes
+
+
 class RandomPlay:
     """``num_envs`` games of ``compiled`` in which every player takes uniformly random legal
-    actions and chance plays its distribution; a game that ends restarts at the root at once.
+    actions and chance plays its distribution; a game that ends restarts at once.
 
-    A benchmark of vectorized play: :meth:`run` makes one move in every game per pass and
-    counts the episodes that end. The terminal move and the restart are one pass (the
-    terminal's return is not looked up: nobody learns here).
+    A benchmark of vectorized play, one *player decision* per game and pass (the step of
+    pgx's environments, which deal chance outcomes inside ``init`` and ``step``): the state of
+    a game is its decision history; a pass draws, in every game, what a uniformly random legal
+    action followed by chance play leads to (the next decision history, or the end of the
+    episode) from a Walker alias table precomputed per decision history, and games whose
+    episode ended restart at a decision drawn from the root's chance play. No Python loop
+    over games; a handful of tensor operations per pass.
     """
+
+    #: Passes whose random draws are made at once.
+    BLOCK = 32
 
     def __init__(self, compiled: CompiledGame, *, num_envs: int, device: str | torch.device = "cpu",
                  seed: int | torch.Generator = 0) -> None:
@@ -509,18 +595,34 @@ class RandomPlay:
         self.device = _device(device)
         self.generator = _generator(seed, self.device)
         self.num_envs = int(num_envs)
-        width = int(compiled.children.shape[1])
-        legal, _ = _per_history_tables(compiled)
-        probs = _chance_probs(compiled, width)
-        probs[:, : compiled.num_actions] += legal
-        children = compiled.children.astype(np.int64)
-        ends = (children >= 0) & (compiled.node_player[np.maximum(children, 0)] == TERMINAL)
-        self._width = width
-        self._cdf = torch.as_tensor(_closed_cdf(probs), device=self.device)
-        self._next = torch.as_tensor(np.where(ends, 0, np.maximum(children, 0)).reshape(-1), device=self.device)
-        self._ends = torch.as_tensor(ends.reshape(-1).astype(np.int64), device=self.device)
-        self.history = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
+        self.decisions, rows, start = _random_play_transitions(compiled)
+        accept, codes = _alias_tables(rows)
+        self._width = accept.shape[1]
+        # A game's state is its row times the width; codes give the next state * 2 + ended.
+        self._accept = torch.as_tensor(accept.reshape(-1), device=self.device)
+        self._codes = torch.as_tensor(((codes >> 1) * self._width * 2 + (codes & 1)).reshape(-1), device=self.device)
+        accept, codes = _alias_tables([start])
+        self._start = (torch.as_tensor(accept.reshape(-1), device=self.device),
+                       torch.as_tensor((codes >> 1).reshape(-1) * self._width, device=self.device), accept.shape[1])
+        self.state = self._restarts((self.num_envs,))
         self._completed = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
+
+    def _uniform_slots(self, shape: tuple, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Alias-table draws: a slot in ``[0, width)`` and an independent uniform fraction."""
+        scaled = torch.rand(shape, generator=self.generator, device=self.device, dtype=torch.float64) * width
+        slots = scaled.long()
+        return slots, scaled - slots
+
+    def _restarts(self, shape: tuple) -> torch.Tensor:
+        """First decision states of new episodes (the root's chance play), ``int64[shape]``."""
+        accept, codes, width = self._start
+        slots, fractions = self._uniform_slots(shape, width)
+        return codes[slots * 2 + (fractions >= accept[slots])]
+
+    @property
+    def histories(self) -> torch.Tensor:
+        """``int64[num_envs]``: the decision history each game stands at."""
+        return torch.as_tensor(self.decisions, device=self.device)[self.state // self._width]
 
     @property
     def episodes_completed(self) -> int:
@@ -528,15 +630,19 @@ class RandomPlay:
         return int(self._completed.sum())
 
     def run(self, passes: int) -> None:
-        """Make ``passes`` moves in every game (asynchronously on a GPU)."""
-        uniforms = torch.rand(passes, self.num_envs, generator=self.generator, device=self.device)
-        history, completed = self.history, self._completed
-        for index in range(passes):
-            slot = (_rows(self._cdf, history) <= uniforms[index, :, None]).sum(dim=-1)
-            move = history * self._width + slot
-            completed = completed + self._ends[move]
-            history = self._next[move]
-        self.history, self._completed = history, completed
+        """Make ``passes`` decisions in every game (asynchronously on a GPU)."""
+        state, completed = self.state, self._completed
+        for first in range(0, passes, self.BLOCK):
+            block = (min(self.BLOCK, passes - first), self.num_envs)
+            slots, fractions = self._uniform_slots(block, self._width)
+            restarts = self._restarts(block)
+            for index in range(block[0]):
+                entry = state + slots[index]
+                code = self._codes[entry * 2 + (fractions[index] >= self._accept[entry])]
+                ended = code & 1
+                completed = completed + ended
+                state = (code >> 1) + ended * restarts[index]
+        self.state, self._completed = state, completed
 
 
 __all__ = ["EpisodeJob", "RandomPlay", "TensorEpisodes", "TensorStepResult"]
