@@ -15,7 +15,7 @@ from __future__ import annotations
 import abc
 import copy
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -216,6 +216,9 @@ class Oracle(abc.ABC):
     has_output_layer: bool = False
     #: Whether it can fit its network to a mixture's behaviour strategy (:meth:`distill`).
     distills: bool = False
+    #: Whether :meth:`best_responses` trains many requests through one batched computation
+    #: (faster than one after the other); every oracle answers :meth:`best_responses`.
+    batches_responses: bool = False
 
     @classmethod
     def from_space(cls, space, settings) -> Oracle:
@@ -267,6 +270,19 @@ class Oracle(abc.ABC):
     @abc.abstractmethod
     def best_response(self, request: BestResponseRequest) -> BestResponseResult:
         """Compute a best response to the opponent's meta-strategy mixture."""
+
+    def best_responses(self, requests: Sequence[BestResponseRequest], *,
+                       device: str | None = None) -> list[BestResponseResult]:
+        """The responses to ``requests`` (independent best responses, possibly of several runs that
+        share this oracle's game and settings), in order.
+
+        Each result is the one :meth:`best_response` returns for its request, up to the
+        rounding of a batched computation. This default computes them one after the other;
+        oracles with :attr:`batches_responses` train them together. ``device`` (``"cpu"``,
+        ``"cuda"``, ``"auto"``) replaces the oracle's own device setting for a batched
+        computation; it is ignored here.
+        """
+        return [self.best_response(request) for request in requests]
 
     def check_checkpoints(self, request: BestResponseRequest, training_episodes: int) -> None:
         """:class:`OracleError` unless every checkpoint of ``request`` lies within ``training_episodes``."""

@@ -225,25 +225,62 @@ def greedy_policy(network: nn.Module, observations: torch.Tensor, legal_mask: to
     return policy
 
 
-def adam(network: nn.Module, learning_rate: float) -> torch.optim.Adam:
-    """Adam with PyTorch's defaults, using the fused kernel where the device has one.
+def adam(network: nn.Module | list[torch.Tensor], learning_rate: float) -> torch.optim.Adam:
+    """Adam with PyTorch's defaults over a network's parameters (or a list of leaf tensors),
+    using the fused kernel where the device has one.
 
     The fused kernel runs the same update rule as the per-parameter loop (the default on
-    the CPU) in one pass; only rounding differs.
+    the CPU) in one pass; only rounding differs. Adam is elementwise, so one Adam over
+    parameters stacked on a leading run axis (:func:`stacked_parameters`) makes every
+    run's own update.
     """
+    parameters = list(network.parameters()) if isinstance(network, nn.Module) else list(network)
     try:
-        return torch.optim.Adam(network.parameters(), lr=learning_rate, fused=True)
+        return torch.optim.Adam(parameters, lr=learning_rate, fused=True)
     except (RuntimeError, ValueError):  # pragma: no cover - device without a fused Adam
-        return torch.optim.Adam(network.parameters(), lr=learning_rate)
+        return torch.optim.Adam(parameters, lr=learning_rate)
+
+
+def stacked_parameters(networks: list[MLP]) -> list[torch.Tensor]:
+    """The parameters of ``networks`` (same sizes, same device) stacked on a leading run axis,
+    as new leaf tensors that require gradients: ``[W_0, b_0, W_1, b_1, ...]``, ``W_k`` of
+    shape ``[R, out, in]`` and ``b_k`` of shape ``[R, out]``."""
+    stacked = []
+    for layers in zip(*(network.layers for network in networks)):
+        for name in ("weight", "bias"):
+            tensor = torch.stack([getattr(layer, name).detach() for layer in layers])
+            stacked.append(tensor.clone().requires_grad_(True))
+    return stacked
+
+
+def stacked_forward(parameters: list[torch.Tensor], inputs: torch.Tensor) -> torch.Tensor:
+    """``[R, N, outputs]``: every run's :class:`MLP` (:func:`stacked_parameters`) over the same
+    ``[N, input]`` inputs, through one batched matrix product per layer (``baddbmm``)."""
+    pairs = list(zip(parameters[0::2], parameters[1::2]))
+    x = inputs.expand(pairs[0][0].shape[0], *inputs.shape)
+    for k, (weight, bias) in enumerate(pairs):
+        x = torch.baddbmm(bias[:, None, :], x, weight.transpose(1, 2))
+        if k < len(pairs) - 1:
+            x = F.relu(x)
+    return x
+
+
+def load_stacked(networks: list[MLP], parameters: list[torch.Tensor]) -> None:
+    """Copy run ``r``'s slice of the stacked ``parameters`` into ``networks[r]``, in place."""
+    with torch.no_grad():
+        for r, network in enumerate(networks):
+            for k, layer in enumerate(network.layers):
+                layer.weight.copy_(parameters[2 * k][r])
+                layer.bias.copy_(parameters[2 * k + 1][r])
 
 
 def masked_log_softmax(logits: torch.Tensor, legal_mask: torch.Tensor) -> torch.Tensor:
-    """Log-softmax over the legal actions of each row, in float64; illegal actions get -inf.
+    """Log-softmax over the legal actions of each row (the last axis), in float64; illegal actions get -inf.
 
     float64 keeps the plan products and the value accurate to the engine's precision
     whatever the network's dtype; it costs little next to the network itself.
     """
-    return torch.log_softmax(logits.to(torch.float64).masked_fill(~legal_mask, -torch.inf), dim=1)
+    return torch.log_softmax(logits.to(torch.float64).masked_fill(~legal_mask, -torch.inf), dim=-1)
 
 
 def masked_softmax(logits: torch.Tensor, legal_mask: torch.Tensor) -> torch.Tensor:
@@ -284,6 +321,6 @@ def network_diagnostics(network: MLP, observations: np.ndarray, legal_mask: np.n
 __all__ = [
     "MAX_STEPS", "MLP", "SCHEMES", "adam", "available_cpus", "check_network_size", "check_steps", "fit_network",
     "fresh_parameters", "greedy_policy", "initialize", "masked_log_softmax", "masked_softmax", "network_diagnostics",
-    "softmax_policy",
+    "softmax_policy", "stacked_forward", "stacked_parameters", "load_stacked",
     "output_layer_names", "resolve_device", "torch_threads",
 ]

@@ -60,6 +60,7 @@ DQN learns from sampled games alone).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 
@@ -89,7 +90,10 @@ from fusion_psro.oracles.networks import (
     check_steps,
     fit_network,
     greedy_policy,
+    load_stacked,
     resolve_device,
+    stacked_forward,
+    stacked_parameters,
     torch_threads,
 )
 from fusion_psro.registry import register_oracle
@@ -203,6 +207,17 @@ class DifferentiablePlan:
         return plan
 
 
+    def stacked_plan(self, policy: torch.Tensor) -> torch.Tensor:
+        """``[R, S]``: the plans of ``R`` policies (``[R, I, A]``) at once, each as :meth:`plan` builds it."""
+        plan = torch.zeros(policy.shape[0], self.num_sequences, dtype=policy.dtype, device=policy.device)
+        plan[:, self.empty_sequence] = 1.0
+        for infostates, parents, sequences in self.levels:
+            reach = plan[:, parents]
+            values = (reach[:, :, None] * policy[:, infostates]).reshape(policy.shape[0], -1)
+            plan = plan.index_copy(1, sequences, values)
+        return plan
+
+
 class SequenceFormObjective:
     """The exact value of one player's policy against a fixed opponent plan, in torch.
 
@@ -244,6 +259,34 @@ class SequenceFormObjective:
         return value + entropy_weight * (visits * entropy).sum(), value
 
 
+class StackedObjective:
+    """The objectives of ``R`` best responses of one player, each against its own opponent plan,
+    computed at once: :class:`SequenceFormObjective` with a leading run axis.
+
+    The runs share the plan's structure (the player's information-state tree) and differ in
+    ``g = A_p y`` and the opponent's reach. Each run's value and entropy are the ones its
+    own :class:`SequenceFormObjective` gives, summed in another order (float64).
+    """
+
+    def __init__(self, objectives: list[SequenceFormObjective]) -> None:
+        first = objectives[0]
+        self.sequence_values = torch.stack([o.sequence_values for o in objectives])
+        self.opponent_reach = torch.stack([o.opponent_reach for o in objectives])
+        self.parent_sequence, self.legal, self.plans = first.parent_sequence, first.legal, first.plans
+
+    def __call__(self, logits: torch.Tensor, entropy_weight: float = 0.0) -> torch.Tensor:
+        """``[R]``: each run's value plus ``entropy_weight`` times its causal entropy, for ``[R, I, A]`` logits."""
+        log_policy = masked_log_softmax(logits, self.legal)
+        policy = log_policy.exp()
+        plan = self.plans.stacked_plan(policy)
+        value = (plan * self.sequence_values).sum(dim=1)
+        if entropy_weight == 0.0:
+            return value
+        entropy = -(policy * log_policy.masked_fill(~self.legal, 0.0)).sum(dim=2)
+        visits = plan[:, self.parent_sequence] * self.opponent_reach
+        return value + entropy_weight * (visits * entropy).sum(dim=1)
+
+
 class PolicyGradientOracle(NetworkOracle):
     """Best responses by Adam on the exact sequence-form value; see the module docstring.
 
@@ -257,6 +300,7 @@ class PolicyGradientOracle(NetworkOracle):
 
     game_kinds = ("tabular", "sampled")
     optimizes_diversity = True
+    batches_responses = True
     takes_checkpoints = True
     settings_class = PGConfig
     budget_setting = "steps"
@@ -373,6 +417,48 @@ class PolicyGradientOracle(NetworkOracle):
         self.check_checkpoints(request, self.config.steps)
         return self._sampled_response(request) if self.sampled else self._tabular_response(request)
 
+    def best_responses(self, requests, *, device: str | None = None) -> list[BestResponseResult]:
+        """The responses to ``requests``, those of a player trained together (:class:`_StackedTraining`).
+
+        Requests of the same player and training budget, without a diversity term or
+        checkpoints, on a tabular game, share one batched computation: their networks
+        stacked on a leading run axis, one batched forward and backward pass per step over
+        every run's exact objective, one Adam over the stacked parameters (elementwise, so
+        each run's own update) and the same entropy schedule. Each result equals what
+        :meth:`best_response` returns for its request up to the rounding of batched matrix
+        products (its ``train_s`` is its share of the batch's training time). The other
+        requests, and a group of one, go through :meth:`best_response`. ``device``
+        replaces the ``device`` setting.
+        """
+        oracle = self if device is None else self._on_device(device)
+        results: list[BestResponseResult | None] = [None] * len(requests)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for k, request in enumerate(requests):
+            if self.sampled or request.diversity is not None or request.checkpoints:
+                results[k] = oracle.best_response(request)
+            else:
+                groups.setdefault((oracle.check_player(request.player), request.budget_spent), []).append(k)
+        for (_, spent), indices in groups.items():
+            group = [dataclasses.replace(requests[k], budget_spent=0) for k in indices]
+            trained = oracle.spending(spent)._stacked_responses(group)
+            for k, result in zip(indices, trained):
+                results[k] = result
+        return results
+
+    def _on_device(self, device: str) -> PolicyGradientOracle:
+        other = copy.copy(self)
+        other.config = dataclasses.replace(self.config, device=device)
+        return other
+
+    def _stacked_responses(self, requests: list[BestResponseRequest]) -> list[BestResponseResult]:
+        if len(requests) == 1:
+            return [self.best_response(requests[0])]
+        networks = [self.initial_network(request) for request in requests]
+        with torch_threads(self.config.torch_threads):
+            device = resolve_device(self.config.device)
+            trainings = [_Training(self, request, network, device) for request, network in zip(requests, networks)]
+            return _StackedTraining(trainings).run()
+
     def _tabular_response(self, request: BestResponseRequest) -> BestResponseResult:
         if request.diversity is not None:
             measure_for(request.diversity, "tabular", "pg")
@@ -425,7 +511,8 @@ class PGMetrics(DiversityMetrics):
     steps:
         Adam steps made.
     train_s:
-        Seconds of training.
+        Seconds of training (trained in a batch, :meth:`PolicyGradientOracle.best_responses`: its
+        share of the batch's training time).
     device:
         Where training ran.
 
@@ -535,6 +622,44 @@ class _Training:
         if self.snapshots is not None:
             policy, parameters, metrics = self.snapshots.select(policy, parameters, metrics, lambda chosen: chosen)
         return BestResponseResult(policy=policy, parameters=parameters, episodes=self.config.steps, metrics=metrics)
+
+
+class _StackedTraining:
+    """Best responses of one player trained together; see :meth:`PolicyGradientOracle.best_responses`.
+
+    Each :class:`_Training` keeps its request's objective, values and metrics; only the
+    Adam steps run stacked (:func:`~fusion_psro.oracles.networks.stacked_forward`), and the
+    trained parameters go back into each training's network before its result is made.
+    """
+
+    def __init__(self, trainings: list[_Training]) -> None:
+        self.trainings = trainings
+        self.oracle, self.device = trainings[0].oracle, trainings[0].device
+        self.objective = StackedObjective([t.objective for t in trainings])
+        self.observations = trainings[0].observations
+
+    def run(self) -> list[BestResponseResult]:
+        steps = self.oracle.config.steps
+        for training in self.trainings:
+            training.initial_value = training.value(training.policy())
+        parameters = stacked_parameters([t.network for t in self.trainings])
+        optimizer = adam(parameters, self.oracle.config.learning_rate)
+        started = time.perf_counter()
+        for step in range(steps):
+            for training in self.trainings:
+                training._call_hooks(step, started)
+            optimizer.zero_grad(set_to_none=True)
+            logits = stacked_forward(parameters, self.observations)
+            (-self.objective(logits, self.oracle.entropy_weight(step)).sum()).backward()
+            optimizer.step()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        for training in self.trainings:
+            training._call_hooks(steps, started)
+        load_stacked([t.network for t in self.trainings], parameters)
+        hooks_s = sum(t._hooks_s for t in self.trainings)
+        share = (time.perf_counter() - started - hooks_s) / len(self.trainings)
+        return [training._result(share) for training in self.trainings]
 
 
 register_oracle("pg", PolicyGradientOracle)
