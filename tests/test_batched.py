@@ -62,7 +62,7 @@ def assert_same_response(single, batched, parameter_tol=1e-5):
         assert torch.allclose(tensor, batched.parameters[name], atol=parameter_tol), name
 
 
-@pytest.mark.parametrize("game, hidden, steps", [(KUHN, (32,), 60), (LEDUC, (64, 64), 40)])
+@pytest.mark.parametrize("game, hidden, steps", [(KUHN, (32,), 40), (LEDUC, (64, 64), 30)])
 def test_pg_batched_responses_equal_single_ones(game, hidden, steps):
     device = equality_device()
     compiled = compile_game(game)
@@ -107,3 +107,216 @@ def test_every_oracle_answers_best_responses():
     requests = [dataclasses.replace(r, initial_parameters=None) for r in requests]
     for a, b in zip(oracle.best_responses(requests), [oracle.best_response(r) for r in requests]):
         assert np.array_equal(a.policy, b.policy)
+
+
+# -- runs in lockstep -----------------------------------------------------------------------------
+
+def run_configs(game, device="cpu"):
+    """Four runs that differ in seed, init, variant and meta-solver, and share the game and the oracle."""
+    from fusion_psro.psro import PSROConfig
+
+    options = {"hidden_sizes": (32,), "steps": 15, "device": device}
+    common = dict(game=game, oracle="pg", oracle_options=options, iterations=3)
+    return [
+        PSROConfig(**common, seed=0, init="normal"),
+        PSROConfig(**common, seed=1, init="inherit", meta_solver="uniform"),
+        PSROConfig(**common, seed=2, init="fusion", fusion_start=2),
+        PSROConfig(**common, seed=3, init="fusion", variant="psro-rn"),
+    ]
+
+
+def exploitabilities(rows):
+    return [row.exploitability for row in rows]
+
+
+@pytest.mark.parametrize("game", [KUHN, LEDUC])
+def test_batched_runs_equal_single_runs(game, tmp_path, monkeypatch):
+    from fusion_psro.experiments.batched import run_batch
+    from fusion_psro.experiments.rundir import read_metrics
+    from fusion_psro.experiments.runner import run_psro
+
+    configs = run_configs(game, equality_device())
+    single = [run_psro(c, tmp_path / f"single{k}", progress=False) for k, c in enumerate(configs)]
+    calls = []
+    batched_call = PolicyGradientOracle.best_responses
+
+    def recorded(self, requests, **kwargs):
+        calls.append(len(requests))
+        return batched_call(self, requests, **kwargs)
+
+    monkeypatch.setattr(PolicyGradientOracle, "best_responses", recorded)
+    outcomes = run_batch(configs, [tmp_path / f"batched{k}" for k in range(len(configs))])
+    assert [o.error for o in outcomes] == [None] * 4
+    # Every iteration's responses of all four runs (two players each; psro-rn's learners) went in one call.
+    assert len(calls) == 3 and all(count >= 8 for count in calls)
+    for k, (alone, outcome) in enumerate(zip(single, outcomes)):
+        assert len(outcome.result) == 3
+        assert exploitabilities(outcome.result) == pytest.approx(exploitabilities(alone), abs=1e-6)
+        written = read_metrics(tmp_path / f"batched{k}")
+        assert [row["exploitability"] for row in written] == exploitabilities(outcome.result)
+        assert [row["inits"] for row in written] == [row.inits for row in alone]
+    assert single[2][1].inits == ["fusion", "fusion"] and single[3][0].inits[0] == "normal"
+
+
+def test_a_batched_run_resumes_alone(tmp_path):
+    from fusion_psro.experiments.batched import run_batch
+    from fusion_psro.experiments.runner import resume_psro, run_psro
+
+    configs = [dataclasses.replace(c, iterations=2) for c in run_configs(KUHN)[:2]]
+    outs = [tmp_path / "a", tmp_path / "b"]
+    assert all(o.error is None for o in run_batch(configs, outs))
+    resumed = resume_psro(outs[1], iterations=3, progress=False)
+    alone = run_psro(dataclasses.replace(configs[1], iterations=3), tmp_path / "alone", progress=False)
+    assert exploitabilities(resumed) == pytest.approx(exploitabilities(alone), abs=1e-6)
+
+
+def test_batches_refuse_runs_that_do_not_share_the_game_oracle_or_iterations(tmp_path):
+    from fusion_psro.experiments.batched import BatchError, run_batch
+
+    configs = run_configs(KUHN)[:2]
+    for change, named in [({"game": LEDUC}, "game"), ({"iterations": 4}, "iterations"),
+                          ({"oracle_options": {"hidden_sizes": (8,), "steps": 15}}, "oracle_options"),
+                          ({"oracle": "exact", "oracle_options": {}, "init": None}, "oracle")]:
+        other = dataclasses.replace(configs[1], **change)
+        with pytest.raises(BatchError, match=f"run 1 has {named} ") as error:
+            run_batch([configs[0], other], [tmp_path / "a", tmp_path / "b"])
+        assert "\n" not in str(error.value)
+    assert not (tmp_path / "a").exists()
+
+
+def test_a_failing_run_ends_alone(tmp_path):
+    """A run whose directory is unusable fails with its error; the others of the batch finish."""
+    from fusion_psro.experiments.batched import run_batch
+
+    configs = run_configs(KUHN)[:3]
+    (tmp_path / "blocked").write_text("a file where a run directory should be")
+    outcomes = run_batch(configs, [tmp_path / "a", tmp_path / "blocked", tmp_path / "c"])
+    assert outcomes[1].failed and "\n" not in outcomes[1].error
+    assert not outcomes[0].failed and not outcomes[2].failed and len(outcomes[2].result) == 3
+
+
+def test_batches_refuse_a_device_that_is_absent():
+    from fusion_psro.experiments.batched import BatchError, check_device
+
+    with pytest.raises(BatchError, match="device must be one of auto, cpu, cuda"):
+        check_device("tpu")
+    with pytest.raises(BatchError, match="applies to oracles that train responses batched"):
+        check_device("cpu", "dqn")
+    if not torch.cuda.is_available():
+        with pytest.raises(BatchError, match="needs CUDA"):
+            check_device("cuda", "pg")
+
+
+# -- batched sweeps -------------------------------------------------------------------------------
+
+PG_SWEEP = """
+[sweep]
+out = "{out}"
+workers = 1
+executor = "batched"
+
+[grid]
+init = ["normal", "fusion"]
+seed = [0, 1]
+iterations = [2, 3]
+
+[settings]
+game = "kuhn_poker"
+oracle = "pg"
+oracle_options = {{hidden_sizes = [16], steps = 10, device = "cpu"}}
+"""
+
+
+def test_a_batched_sweep_groups_cells_that_share_game_oracle_and_iterations(tmp_path, capsys):
+    from fusion_psro.cli import main
+    from fusion_psro.experiments.batched import plan_batches
+    from fusion_psro.experiments.runner import run_psro
+    from fusion_psro.experiments.sweep import load_sweep, seed_major
+
+    path = tmp_path / "sweep.toml"
+    path.write_text(PG_SWEEP.format(out=tmp_path / "runs"))
+    sweep = load_sweep(path)
+    assert sweep.executor == "batched" and sweep.device is None
+    configs = [cell.config for cell in sweep.cells]
+    order = seed_major(sweep.cells, list(range(len(configs))))
+    batches = plan_batches(configs, order, workers=1)
+    assert sorted(len(b) for b in batches) == [4, 4]
+    assert all(len({configs[i].iterations for i in batch}) == 1 for batch in batches)
+    assert [len(b) for b in plan_batches(configs, order, workers=3)] == [2, 1, 1, 2, 1, 1]
+    assert main(["sweep", str(path), "--quiet"]) == 0
+    cell = next(c for c in sweep.cells if c.config.init == "fusion" and c.config.iterations == 3)
+    alone = run_psro(cell.config, tmp_path / "alone", progress=False)
+    from fusion_psro.experiments.rundir import read_metrics
+
+    assert [r["exploitability"] for r in read_metrics(cell.out)] == pytest.approx(exploitabilities(alone), abs=1e-6)
+    assert main(["sweep", str(path), "--quiet"]) == 0
+    assert "nothing to run: 8 cells finished" in capsys.readouterr().err
+
+
+def test_the_batched_flag_batches_a_sweep_config_without_executor(tmp_path, monkeypatch):
+    from fusion_psro.experiments import batched
+    from fusion_psro.cli import main
+
+    path = tmp_path / "sweep.toml"
+    path.write_text(PG_SWEEP.replace('executor = "batched"\n', "").replace("iterations = [2, 3]", "iterations = [1]")
+                    .format(out=tmp_path / "runs"))
+    sizes = []
+    run_batch = batched.run_batch
+    monkeypatch.setattr(batched, "run_batch", lambda configs, *a, **k: sizes.append(len(configs)) or run_batch(configs, *a, **k))
+    assert main(["sweep", str(path), "--quiet", "--batched"]) == 0
+    assert sizes == [4]
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (('executor = "batched"', 'executor = "fast"'), r"\[sweep\] executor must be \"single\""),
+    (('executor = "batched"', 'device = "cpu"'), r"\[sweep\] device applies to executor = \"batched\""),
+    (('executor = "batched"', 'executor = "batched"\ndevice = "gpu"'), r"device must be one of auto, cpu, cuda"),
+    (('oracle = "pg"', 'oracle = "dqn"'), None),
+])
+def test_bad_batched_sweep_settings_are_refused_in_one_line(tmp_path, change, message):
+    from fusion_psro.experiments.sweep import SweepConfigError, load_sweep
+
+    text = PG_SWEEP.replace(*change)
+    if message is None:  # a device for an oracle that does not batch
+        text = text.replace('executor = "batched"', 'executor = "batched"\ndevice = "cpu"').replace(
+            'oracle_options = {{hidden_sizes = [16], steps = 10, device = "cpu"}}', 'episodes = 100').replace(
+            'init = ["normal", "fusion"]', 'init = ["normal"]')
+        message = "applies to oracles that train responses batched"
+    path = tmp_path / "sweep.toml"
+    path.write_text(text.format(out=tmp_path / "runs"))
+    with pytest.raises(SweepConfigError, match=message) as error:
+        load_sweep(path)
+    assert "\n" not in str(error.value)
+    if not torch.cuda.is_available():
+        path.write_text(PG_SWEEP.replace('executor = "batched"', 'executor = "batched"\ndevice = "cuda"')
+                        .format(out=tmp_path / "runs"))
+        with pytest.raises(SweepConfigError, match="needs CUDA"):
+            load_sweep(path)
+
+
+def test_ctrl_c_stops_a_batched_sweep_and_keeps_its_runs_resumable(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "sweep.toml"
+    path.write_text(PG_SWEEP.replace("iterations = [2, 3]", "iterations = [500]").format(out=tmp_path / "runs"))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    process = subprocess.Popen([sys.executable, "-m", "fusion_psro.cli", "sweep", str(path), "--quiet"],
+                               stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(
+            p.stat().st_size for p in (tmp_path / "runs").glob("*/metrics.jsonl")):
+        assert process.poll() is None, process.stderr.read()
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    try:
+        status = process.wait(timeout=60)
+    finally:
+        process.kill()
+    assert status == 130, process.stderr.read()
+    assert "stopped" in process.stderr.read()
+    runs = sorted((tmp_path / "runs").glob("*/checkpoints/iteration-*.npz"))
+    assert runs, "the runs that recorded an iteration keep their checkpoints"
+    assert not list((tmp_path / "runs").glob("*/*.lock")) and not (tmp_path / "runs" / "sweep.lock").exists()

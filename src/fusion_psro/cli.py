@@ -257,7 +257,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     sweep = load_sweep(args.config, quick=args.quick)
     print(f"sweep {args.config}: {len(sweep.cells)} runs into {sweep.out}", file=sys.stderr)
-    results = run_sweep(sweep, address=args.address, progress=not args.quiet)
+    results = run_sweep(sweep, address=args.address, progress=not args.quiet, batched=True if args.batched else None)
     if all(r["action"] == "skipped (finished)" for r in results):
         print(f"nothing to run: {len(results)} cells finished", file=sys.stderr)
     failed = [r for r in results if r["action"] == "failed"]
@@ -493,6 +493,9 @@ def _add_sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="sweep config (TOML): [sweep] out/workers, [grid] lists, [settings] fixed values")
     p.add_argument("--address", help="join this Ray cluster (HOST:PORT) instead of starting a local Ray")
     p.add_argument("--quick", action="store_true", help="use the config's [quick] scale (minutes), into <out>-quick")
+    p.add_argument("--batched", action="store_true", help="advance the cells that share game, oracle (with its "
+                   "settings) and iterations in lockstep in one process, their best responses trained together "
+                   "(as [sweep] executor = \"batched\")")
 
 
 def _add_init_study_arguments(p: argparse.ArgumentParser) -> None:

@@ -164,7 +164,7 @@ def _executor(config: PSROConfig, workers: int, address: str | None):
 
 def run_psro(
     config: PSROConfig, out: Path | str, *, overwrite: bool = False, progress: bool = True, tensorboard: bool = False,
-    workers: int = 1, address: str | None = None,
+    workers: int = 1, address: str | None = None, executor=None,
 ) -> list[IterationRecord]:
     """Run PSRO as configured, writing ``config.json``, ``metrics.jsonl``, the population and the manifest.
 
@@ -180,10 +180,13 @@ def run_psro(
     scalars under ``out/tensorboard`` (needs the ``tensorboard`` package:
     ``pip install -e '.[tensorboard]'``). With ``workers`` > 1 or an ``address``,
     independent best responses, sampled meta-game entries and approximate best responses
-    run as Ray tasks (:mod:`fusion_psro.psro.executors`); the results are the same.
+    run as Ray tasks (:mod:`fusion_psro.psro.executors`); the results are the same. An
+    ``executor`` given replaces that choice (a run of a
+    :class:`~fusion_psro.psro.executors.LockstepExecutor`); the run closes it when it ends.
     """
     check_output_path(out)
-    executor = _executor(config, workers, address)  # an address that does not answer fails here, first
+    if executor is None:
+        executor = _executor(config, workers, address)  # an address that does not answer fails here, first
     psro = PSRO(config, executor=executor)  # validates the config and compiles the game first
     out = Path(out)
     created = make_directory(out)
@@ -214,8 +217,9 @@ def _sizes(psro: PSRO) -> list[int]:
 
 
 def resume_psro(out: Path | str, *, iterations: int | None = None, progress: bool = True,
-                tensorboard: bool = False, workers: int = 1, address: str | None = None) -> list[IterationRecord]:
-    """Continue the run in ``out`` from its last good checkpoint.
+                tensorboard: bool = False, workers: int = 1, address: str | None = None,
+                executor=None) -> list[IterationRecord]:
+    """Continue the run in ``out`` from its last good checkpoint (``executor``: as :func:`run_psro` takes it).
 
     The resumed run ends with the same metrics (wall times aside) as an uninterrupted run
     with the same seed. Metrics rows written after the checkpoint (a crash between the two
@@ -233,7 +237,7 @@ def resume_psro(out: Path | str, *, iterations: int | None = None, progress: boo
         config = _recorded_config(out, files.record)
         if iterations is not None:
             config = dataclasses.replace(config, iterations=iterations)
-        psro = PSRO(config, executor=_executor(config, workers, address))
+        psro = PSRO(config, executor=executor if executor is not None else _executor(config, workers, address))
         finished = _finished_rows(files, psro.config)
         if finished is not None:
             log.warning("%s is already finished; nothing to resume", out)

@@ -48,6 +48,15 @@ Without ``--address`` a local Ray is started in-process with ``workers`` CPUs (o
 the cells run in this process, without Ray); with ``--address HOST:PORT`` the sweep joins
 an existing Ray cluster (whose nodes must have fusion-psro installed) after checking,
 within seconds, that the address answers (:mod:`fusion_psro.experiments.parallel`).
+
+Batched sweeps (``[sweep] executor = "batched"``, or ``fusion-psro sweep --batched``): the
+unfinished cells that share the game, the oracle and its settings and the iteration count
+(:data:`~fusion_psro.experiments.batched.SHARED`) advance in lockstep in one process, their
+best responses trained together (:mod:`fusion_psro.experiments.batched`). Each such group
+is split into at most ``workers`` batches of near-equal size (in the order cells start);
+one batch runs in this process, several as Ray tasks of one CPU each. ``[sweep] device``
+(``"auto"``, ``"cpu"``, ``"cuda"``) is where the batched training runs. Every cell is still
+an ordinary run directory (it resumes alone, or in the next batched sweep).
 """
 
 from __future__ import annotations
@@ -71,7 +80,9 @@ from fusion_psro.psro.config import LEGACY_VARIANT_SETTINGS, PSROConfig
 log = logging.getLogger(__name__)
 
 _SECTIONS = {"sweep", "grid", "settings", "quick", "protocol"}
-_SWEEP_KEYS = {"out", "workers", "plugins"}
+_SWEEP_KEYS = {"out", "workers", "plugins", "executor", "device"}
+#: Values of ``[sweep] executor``: each cell a run of its own, or cells batched (module docstring).
+EXECUTORS = ("single", "batched")
 #: Keys of [grid], [settings] and [quick]: the PSROConfig fields, and the old names of variant settings.
 _CONFIG_FIELDS = {field.name for field in dataclasses.fields(PSROConfig)} | set(LEGACY_VARIANT_SETTINGS)
 
@@ -100,6 +111,10 @@ class Sweep:
     protocol: Protocol | None = None
     #: The config file the sweep was read from.
     config: Path | None = None
+    #: ``"single"`` (each cell a run of its own) or ``"batched"`` (:mod:`fusion_psro.experiments.batched`).
+    executor: str = "single"
+    #: Where a batched sweep trains (``"auto"``, ``"cpu"``, ``"cuda"``); None: the oracle's setting.
+    device: str | None = None
 
 
 def _cell_name(values: dict[str, Any]) -> str:
@@ -183,8 +198,29 @@ def load_sweep(path: Path | str, *, quick: bool = False) -> Sweep:
         raise SweepConfigError(f"{path}: grid values give duplicate run names; make the values distinct")
     _check_cells(path, cells, set(grid) - {"arm"} | set(settings) | {k for arm in arms.values() for k in arm} - {"name"})
     protocol = _protocol(path, data, cells, quick)
+    executor, device = _executor_settings(path, sweep_section, cells)
     return Sweep(out=out, workers=workers, cells=tuple(cells), plugins=tuple(_cell_plugins(cells)),
-                 protocol=protocol, config=path)
+                 protocol=protocol, config=path, executor=executor, device=device)
+
+
+def _executor_settings(path: Path, section: dict[str, Any], cells: list[Cell]) -> tuple[str, str | None]:
+    """``[sweep] executor`` and ``device``, checked (a device only with ``"batched"``, and only one this
+    machine has, for oracles that train batched)."""
+    from fusion_psro.experiments.batched import BatchError, check_device  # noqa: PLC0415
+
+    executor, device = section.get("executor", "single"), section.get("device")
+    if executor not in EXECUTORS:
+        raise SweepConfigError(f"{path}: [sweep] executor must be \"single\" (each cell a run of its own) or "
+                               f"\"batched\" (cells that share game, oracle and iterations advance together); got "
+                               f"{executor!r}")
+    if device is not None and executor != "batched":
+        raise SweepConfigError(f"{path}: [sweep] device applies to executor = \"batched\"; add that, or leave device out")
+    try:
+        for oracle in sorted({cell.config.oracle for cell in cells}):
+            check_device(device, oracle)
+    except BatchError as exc:
+        raise SweepConfigError(f"{path}: [sweep] {exc}") from None
+    return executor, device
 
 
 def _protocol(path: Path, data: dict[str, Any], cells: list[Cell], quick: bool) -> Protocol | None:
@@ -346,11 +382,12 @@ def _cell_plugins(cells: list[Cell]) -> list[str]:
     return plugin_sources(components)
 
 
-def run_cell(config: PSROConfig, out: str, plugins: tuple[str, ...] = ()) -> dict[str, Any]:
+def run_cell(config: PSROConfig, out: str, plugins: tuple[str, ...] = (), executor=None) -> dict[str, Any]:
     """Run, resume, or skip one cell; returns its last metrics row and what was done.
 
     ``plugins`` are loaded first (a Ray worker is a fresh process that knows only the
-    built-in components).
+    built-in components). ``executor``: where the run's best responses go (a run of a
+    batch, :mod:`fusion_psro.experiments.batched`); default: this process.
     """
     from fusion_psro.experiments.checkpoint import CHECKPOINT_DIR
     from fusion_psro.experiments.rundir import CONFIG_FILE, RunDirectoryError, read_metrics
@@ -366,7 +403,7 @@ def run_cell(config: PSROConfig, out: str, plugins: tuple[str, ...] = ()) -> dic
     if any((out_path / CHECKPOINT_DIR).glob("iteration-*.npz")):
         recorded = json.loads((out_path / CONFIG_FILE).read_text()).get("psro")
         if same_settings(recorded, config):
-            rows = resume_psro(out_path, progress=False)
+            rows = resume_psro(out_path, progress=False, executor=executor)
             return {"action": "resumed", "last": rows[-1].to_json()}
         if isinstance(recorded, dict) and same_settings({**recorded, "iterations": config.iterations}, config):
             done = len(read_metrics(out_path))
@@ -376,14 +413,14 @@ def run_cell(config: PSROConfig, out: str, plugins: tuple[str, ...] = ()) -> dic
                     f"{out_path} holds this cell {state} at {done} iterations, more than this sweep's "
                     f"{config.iterations}; nothing was changed. Give iterations = {done} or more, or move the run away"
                 )
-            rows = resume_psro(out_path, iterations=config.iterations, progress=False)
+            rows = resume_psro(out_path, iterations=config.iterations, progress=False, executor=executor)
             return {"action": f"{state} at {done} iterations; extended to {config.iterations}",
                     "last": rows[-1].to_json()}
         raise RunDirectoryError(
             f"{out_path} holds a run with other settings than this sweep's cell (more than its iterations); "
             "nothing was changed. Move it away, or restore the sweep config that made it"
         )
-    rows = run_psro(config, out_path, progress=False)
+    rows = run_psro(config, out_path, progress=False, executor=executor)
     return {"action": "ran", "last": rows[-1].to_json()}
 
 
@@ -399,8 +436,48 @@ def _record_protocol(sweep: Sweep) -> None:
         raise SweepConfigError(str(exc)) from None
 
 
-def run_sweep(sweep: Sweep, *, address: str | None = None, progress: bool = True) -> list[dict[str, Any]]:
+def run_cells_batched(cells: list[tuple[PSROConfig, str]], plugins: tuple[str, ...] = (),
+                      device: str | None = None) -> list:
+    """Run, resume or skip ``cells`` (``(config, out)``) as one batch (:func:`run_cell` each, in lockstep:
+    :func:`~fusion_psro.experiments.batched.run_batch`); one :class:`~fusion_psro.experiments.parallel.TaskOutcome`
+    per cell."""
+    from fusion_psro.experiments.batched import run_batch  # noqa: PLC0415
+    from fusion_psro.registry import load_plugin  # noqa: PLC0415
+
+    for plugin in plugins:
+        load_plugin(plugin)
+    return run_batch([config for config, _ in cells], [out for _, out in cells], device=device, cell=run_cell,
+                     arguments=[(config, out) for config, out in cells])
+
+
+def _run_batched(sweep: Sweep, todo: list[int], address: str | None, bar: SweepProgress) -> list:
+    """The outcomes of the cells ``todo`` run in batches (module docstring), in ``todo``'s order."""
+    from fusion_psro.experiments.batched import plan_batches  # noqa: PLC0415
+    from fusion_psro.experiments.parallel import TaskOutcome, run_tasks  # noqa: PLC0415
+
+    batches = plan_batches([cell.config for cell in sweep.cells], todo, sweep.workers)
+    outcomes: dict[int, Any] = {}
+
+    def finished(k: int, outcome) -> None:
+        per_cell = [TaskOutcome(error=outcome.error)] * len(batches[k]) if outcome.failed else outcome.result
+        for index, cell_outcome in zip(batches[k], per_cell):
+            outcomes[index] = cell_outcome
+            bar.cell_done(index, cell_outcome)
+
+    arguments = [([(sweep.cells[i].config, str(sweep.cells[i].out)) for i in batch], sweep.plugins, sweep.device)
+                 for batch in batches]
+    log.info("running %d cells in %d batch(es)", len(todo), len(batches))
+    run_tasks(run_cells_batched, arguments, workers=min(sweep.workers, max(len(batches), 1)), address=address,
+              progress=False, on_finish=finished)
+    return [outcomes[index] for index in todo]
+
+
+def run_sweep(sweep: Sweep, *, address: str | None = None, progress: bool = True,
+              batched: bool | None = None) -> list[dict[str, Any]]:
     """Run every cell of ``sweep`` as a Ray task; returns one result per cell, in grid order.
+
+    ``batched`` (default: the sweep's ``executor`` says) runs the cells in batches instead
+    (module docstring; :mod:`fusion_psro.experiments.batched`).
 
     Cells start seed by seed (:func:`seed_major`), so a sweep stopped part way holds paired seeds.
 
@@ -430,13 +507,18 @@ def run_sweep(sweep: Sweep, *, address: str | None = None, progress: bool = True
                  len(todo))
         if sweep.protocol is not None:
             _record_protocol(sweep)
+        if batched is None:
+            batched = sweep.executor == "batched"
         with SweepProgress(sweep, todo, enabled=progress) as bar:
             try:
-                outcomes = run_tasks(
-                    run_cell, [(sweep.cells[i].config, str(sweep.cells[i].out), sweep.plugins) for i in todo],
-                    workers=sweep.workers, address=address, progress=False,
-                    on_finish=lambda k, outcome: bar.cell_done(todo[k], outcome),
-                )
+                if batched:
+                    outcomes = _run_batched(sweep, todo, address, bar)
+                else:
+                    outcomes = run_tasks(
+                        run_cell, [(sweep.cells[i].config, str(sweep.cells[i].out), sweep.plugins) for i in todo],
+                        workers=sweep.workers, address=address, progress=False,
+                        on_finish=lambda k, outcome: bar.cell_done(todo[k], outcome),
+                    )
             except ConfigError as exc:
                 raise SweepConfigError(str(exc)) from None
     for index, outcome in zip(todo, outcomes):

@@ -28,6 +28,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -156,6 +157,178 @@ def remote_best_response(config_record: dict[str, Any], request) -> Any:
     return oracle.best_response(request)
 
 
+class LockstepExecutor:
+    """Runs of this process advanced in lockstep, their best responses computed together.
+
+    Each run is an ordinary run (:class:`~fusion_psro.psro.loop.PSRO`, its run directory,
+    checkpoints and evaluation its own) that runs in a thread of its own with its own
+    executor, a :class:`LockstepRun` of this one. :meth:`run_all` starts the runs' threads
+    and coordinates them from the calling thread:
+
+    * the runs take turns (one lock): one run's own work (meta-game, meta-solver, init,
+      evaluation, files) runs at a time, as it would alone, so nothing of a run changes
+      with the others (not even PyTorch's thread setting, which oracles set and restore);
+    * a run's :meth:`LockstepRun.respond` prepares its requests (its init chooses the
+      starts), hands them in and waits, giving up its turn;
+    * once every run that has not ended waits there, the calling thread computes all the
+      requests handed in with one call of the oracle's
+      :meth:`~fusion_psro.oracles.base.Oracle.best_responses` (the pg oracle trains them
+      through one batched tensor program), and each run takes its own results.
+
+    Threads, not a rewritten loop: every run keeps the loop's code path, so a run's
+    directory is exactly a single run's (it resumes alone), and any variant works, however
+    many rounds of best responses an iteration has. Requests are batched with those of
+    runs that share the oracle and its settings (:func:`oracle_key`); the runs may differ
+    in seed, init, variant and meta-solver. A run that fails ends alone (its error is its
+    outcome); if a batched call fails, each run computes its own requests again alone,
+    so the failure stays with the run whose request caused it. An interrupt (Ctrl-C) in
+    the calling thread stops every run at its next hand-in, after which :meth:`run_all`
+    raises it. ``device`` replaces the oracle's device setting for the batched calls.
+    """
+
+    #: Seconds between looks at an interrupt while the calling thread waits.
+    POLL_S = 0.2
+
+    def __init__(self, device: str | None = None) -> None:
+        self.device = device
+        self._cv = threading.Condition()
+        self._turn = threading.Lock()
+        self._live: set[int] = set()
+        self._waiting: dict[int, tuple[Any, list]] = {}
+        self._results: dict[int, Any] = {}
+        self._stopped: BaseException | None = None
+
+    def run_all(self, functions: Sequence[Callable[[LockstepRun], Any]]) -> list[tuple[Any, BaseException | None]]:
+        """``function(executor)`` for every function, each in a thread with its own :class:`LockstepRun`;
+        ``(result, None)`` or ``(None, error)`` per function, in order."""
+        members = [LockstepRun(self, k) for k in range(len(functions))]
+        self._live = {member.index for member in members}
+        outcomes: list[tuple[Any, BaseException | None]] = [(None, None)] * len(functions)
+
+        def body(k: int) -> None:
+            self._turn.acquire()
+            try:
+                outcomes[k] = (functions[k](members[k]), None)
+            except BaseException as exc:  # noqa: BLE001 (a run's failure is its outcome; the others go on)
+                outcomes[k] = (None, exc)
+            finally:
+                members[k].close()
+                self._turn.release()
+
+        threads = [threading.Thread(target=body, args=(k,), name=f"lockstep-run-{k}", daemon=True)
+                   for k in range(len(functions))]
+        for thread in threads:
+            thread.start()
+        try:
+            self._coordinate()
+        except BaseException as exc:
+            self._stop(exc)
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(self.POLL_S)
+            raise
+        for thread in threads:
+            thread.join()
+        return outcomes
+
+    def _coordinate(self) -> None:
+        while True:
+            with self._cv:
+                while not self._live or len(self._waiting) < len(self._live):
+                    if not self._live:
+                        return
+                    self._cv.wait(self.POLL_S)
+                batch, self._waiting = self._waiting, {}
+            while not self._turn.acquire(timeout=self.POLL_S):
+                pass  # a run that ended still writes its files
+            try:
+                results = self._compute(batch)
+            finally:
+                self._turn.release()
+            with self._cv:
+                self._results.update(results)
+                self._cv.notify_all()
+
+    def _compute(self, batch: dict[int, tuple[Any, list]]) -> dict[int, Any]:
+        """Each waiting run's results: one oracle call per group of runs that share an oracle."""
+        groups: dict[str, list[int]] = {}
+        for index, (run, _) in batch.items():
+            groups.setdefault(oracle_key(run.config), []).append(index)
+        results: dict[int, Any] = {}
+        for indices in groups.values():
+            requests = [p.request for index in indices for p in batch[index][1]]
+            try:
+                answers = batch[indices[0]][0].oracle.best_responses(requests, device=self.device)
+            except Exception:  # noqa: BLE001 (each run computes its own again: the failure stays with its run)
+                log.warning("a batched oracle call failed; each of its %d runs computes its requests alone",
+                            len(indices), exc_info=True)
+                results.update({index: None for index in indices})
+                continue
+            for index in indices:
+                count = len(batch[index][1])
+                results[index], answers = answers[:count], answers[count:]
+        return results
+
+    def _hand_in(self, index: int, run, prepared: list) -> list | None:
+        """Wait, without the turn, for the results of ``prepared`` (None: compute them alone)."""
+        with self._cv:
+            if self._stopped is not None:
+                raise KeyboardInterrupt("the lockstep runs were stopped") from self._stopped
+            self._waiting[index] = (run, prepared)
+            self._cv.notify_all()
+        self._turn.release()
+        try:
+            with self._cv:
+                while index not in self._results and self._stopped is None:
+                    self._cv.wait()
+                results = self._results.pop(index, None)
+                stopped = self._stopped
+        finally:
+            self._turn.acquire()
+        if stopped is not None:
+            raise KeyboardInterrupt("the lockstep runs were stopped") from stopped
+        return results
+
+    def _leave(self, index: int) -> None:
+        with self._cv:
+            self._live.discard(index)
+            self._cv.notify_all()
+
+    def _stop(self, reason: BaseException) -> None:
+        with self._cv:
+            self._stopped = reason
+            self._cv.notify_all()
+
+
+class LockstepRun(SerialExecutor):
+    """The executor of one run of a :class:`LockstepExecutor`: best responses go to the batch; other
+    independent work (sampled meta-game entries, approximate exploitability) runs here, in order."""
+
+    def __init__(self, owner: LockstepExecutor, index: int) -> None:
+        self.owner, self.index = owner, index
+        self._closed = False
+
+    def respond(self, run, plans: list) -> list:
+        prepared = [run.prepare(plan) for plan in plans]
+        results = self.owner._hand_in(self.index, run, prepared)
+        if results is None:
+            results = [run.oracle.best_response(p.request) for p in prepared]
+        return [run.accept(p, result) for p, result in zip(prepared, results)]
+
+    def close(self) -> None:
+        """The run asks for no more best responses: the others no longer wait for it."""
+        if not self._closed:
+            self._closed = True
+            self.owner._leave(self.index)
+
+
+def oracle_key(config) -> str:
+    """What runs must share for their best responses to go through one oracle call: the game, how it
+    is played (``evaluation``) and the oracle with its settings (``episodes`` feeds a budget)."""
+    return json.dumps([config.game, config.evaluation, config.oracle, config.episodes, config.oracle_options],
+                      sort_keys=True, default=str)
+
+
 def make_executor(workers: int = 1, address: str | None = None, plugins: Sequence[str] = ()) -> SerialExecutor:
     """A :class:`RayExecutor` for ``workers > 1`` or an ``address``, else a :class:`SerialExecutor`."""
     if address is None and workers == 1:
@@ -163,4 +336,5 @@ def make_executor(workers: int = 1, address: str | None = None, plugins: Sequenc
     return RayExecutor(workers, address, plugins)
 
 
-__all__ = ["ExecutorError", "RayExecutor", "SerialExecutor", "TASK_RETRIES", "make_executor", "remote_best_response"]
+__all__ = ["ExecutorError", "LockstepExecutor", "LockstepRun", "RayExecutor", "SerialExecutor", "TASK_RETRIES",
+           "make_executor", "oracle_key", "remote_best_response"]
