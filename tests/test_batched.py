@@ -44,7 +44,8 @@ def requests_for(compiled, oracle, count, seed=0):
     return requests
 
 
-def assert_same_response(single, batched, parameter_tol=1e-5):
+def assert_same_response(single, batched, exact=True):
+    """The same response; ``exact``: bit for bit (the CPU), else up to the rounding of batched products."""
     assert np.array_equal(single.policy, batched.policy)
     assert single.episodes == batched.episodes
     a, b = single.metrics.to_json(), batched.metrics.to_json()
@@ -52,26 +53,34 @@ def assert_same_response(single, batched, parameter_tol=1e-5):
     for key in a:
         if key == "train_s":
             continue
-        if isinstance(a[key], float):
+        if isinstance(a[key], float) and not exact:
             assert a[key] == pytest.approx(b[key], abs=1e-6), key
         else:
             assert a[key] == b[key], key
     assert list(single.parameters) == list(batched.parameters)
     for name, tensor in single.parameters.items():
         assert batched.parameters[name].device.type == "cpu"
-        assert torch.allclose(tensor, batched.parameters[name], atol=parameter_tol), name
+        if exact:
+            assert torch.equal(tensor, batched.parameters[name]), name
+        else:
+            assert torch.allclose(tensor, batched.parameters[name], atol=1e-5), name
 
 
-@pytest.mark.parametrize("game, hidden, steps", [(KUHN, (32,), 40), (LEDUC, (64, 64), 30)])
-def test_pg_batched_responses_equal_single_ones(game, hidden, steps):
+@pytest.mark.parametrize("game, hidden, steps, exact", [
+    (KUHN, (64,), 40, True), (LEDUC, (64, 64), 30, True),
+    # Kuhn's 6 information states make products so small that PyTorch computes the batched ones with
+    # a loop of its own instead of the BLAS call of a single network's: equal up to float32 rounding.
+    (KUHN, (16, 16), 40, False),
+])
+def test_pg_batched_responses_equal_single_ones(game, hidden, steps, exact):
     device = equality_device()
     compiled = compile_game(game)
     oracle = PolicyGradientOracle(compiled, PGConfig(hidden_sizes=hidden, steps=steps, device=device))
     requests = requests_for(compiled, oracle, 6)
     single = [oracle.best_response(r) for r in requests]
     batched = oracle.best_responses(requests)
-    for a, b in zip(single, batched):
-        assert_same_response(a, b)
+    for a, b in zip(single, batched):  # bit for bit on the CPU where both go through BLAS
+        assert_same_response(a, b, exact=exact and device == "cpu")
     assert all(r.metrics.device.startswith(device) for r in batched)
 
 
@@ -79,7 +88,7 @@ def test_pg_batched_responses_take_spent_budgets_diversity_and_progress():
     """Requests that spent some budget train for the rest; a diversity term or checkpoints go the single
     path; every request's progress is reported."""
     compiled = compile_game(KUHN)
-    oracle = PolicyGradientOracle(compiled, PGConfig(hidden_sizes=(16,), steps=20, device="cpu"))
+    oracle = PolicyGradientOracle(compiled, PGConfig(hidden_sizes=(64,), steps=20, device="cpu"))
     requests = requests_for(compiled, oracle, 5, seed=1)
     seen = {k: [] for k in range(5)}
     requests = [dataclasses.replace(r, on_progress=lambda done, total, k=k: seen[k].append((done, total)))
@@ -115,7 +124,7 @@ def run_configs(game, device="cpu"):
     """Four runs that differ in seed, init, variant and meta-solver, and share the game and the oracle."""
     from fusion_psro.psro import PSROConfig
 
-    options = {"hidden_sizes": (32,), "steps": 15, "device": device}
+    options = {"hidden_sizes": (64,), "steps": 15, "device": device}
     common = dict(game=game, oracle="pg", oracle_options=options, iterations=3)
     return [
         PSROConfig(**common, seed=0, init="normal"),

@@ -10,9 +10,10 @@ a single run's: it resumes alone, and ``report``, ``plot`` and ``init-study`` re
 unchanged. Only where its best responses are computed differs
 (:class:`~fusion_psro.psro.executors.LockstepExecutor`): an oracle with
 :attr:`~fusion_psro.oracles.base.Oracle.batches_responses` (the pg oracle) trains every
-run's responses of an iteration through one tensor program; its results equal those of
-the single runs up to the rounding of batched matrix products (exploitability rows within
-1e-6 in the tests); other oracles compute them one after the other, as single runs would.
+run's responses of an iteration through one tensor program, with the single runs' results
+(bit for bit on the CPU where the per-run products go through BLAS; else up to float32
+rounding: :meth:`~fusion_psro.oracles.pg.PolicyGradientOracle.best_responses`); other
+oracles compute them one after the other, as single runs would.
 """
 
 from __future__ import annotations

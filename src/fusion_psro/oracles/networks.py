@@ -230,9 +230,8 @@ def adam(network: nn.Module | list[torch.Tensor], learning_rate: float) -> torch
     using the fused kernel where the device has one.
 
     The fused kernel runs the same update rule as the per-parameter loop (the default on
-    the CPU) in one pass; only rounding differs. Adam is elementwise, so one Adam over
-    parameters stacked on a leading run axis (:func:`stacked_parameters`) makes every
-    run's own update.
+    the CPU) in one pass; only rounding differs. Adam is elementwise: one Adam over the
+    parameters of several networks makes each network's own update.
     """
     parameters = list(network.parameters()) if isinstance(network, nn.Module) else list(network)
     try:
@@ -242,15 +241,15 @@ def adam(network: nn.Module | list[torch.Tensor], learning_rate: float) -> torch
 
 
 def stacked_parameters(networks: list[MLP]) -> list[torch.Tensor]:
-    """The parameters of ``networks`` (same sizes, same device) stacked on a leading run axis,
-    as new leaf tensors that require gradients: ``[W_0, b_0, W_1, b_1, ...]``, ``W_k`` of
-    shape ``[R, out, in]`` and ``b_k`` of shape ``[R, out]``."""
-    stacked = []
-    for layers in zip(*(network.layers for network in networks)):
-        for name in ("weight", "bias"):
-            tensor = torch.stack([getattr(layer, name).detach() for layer in layers])
-            stacked.append(tensor.clone().requires_grad_(True))
-    return stacked
+    """The parameters of ``networks`` (same sizes, same device) stacked on a leading run axis:
+    ``[W_0, b_0, W_1, b_1, ...]``, ``W_k`` of shape ``[R, out, in]`` and ``b_k`` of shape ``[R, out]``.
+
+    The stack is differentiable: gradients flow back to each network's own parameters, which
+    stay the leaves an optimizer steps. (Adam over the networks' own tensors, rather than over
+    stacked leaves, gives each run exactly the update it gets alone: the fused kernel's
+    rounding depends on a tensor's length.)
+    """
+    return [torch.stack(tensors) for tensors in zip(*(network.parameters() for network in networks))]
 
 
 def stacked_forward(parameters: list[torch.Tensor], inputs: torch.Tensor) -> torch.Tensor:
@@ -263,15 +262,6 @@ def stacked_forward(parameters: list[torch.Tensor], inputs: torch.Tensor) -> tor
         if k < len(pairs) - 1:
             x = F.relu(x)
     return x
-
-
-def load_stacked(networks: list[MLP], parameters: list[torch.Tensor]) -> None:
-    """Copy run ``r``'s slice of the stacked ``parameters`` into ``networks[r]``, in place."""
-    with torch.no_grad():
-        for r, network in enumerate(networks):
-            for k, layer in enumerate(network.layers):
-                layer.weight.copy_(parameters[2 * k][r])
-                layer.bias.copy_(parameters[2 * k + 1][r])
 
 
 def masked_log_softmax(logits: torch.Tensor, legal_mask: torch.Tensor) -> torch.Tensor:
@@ -321,6 +311,6 @@ def network_diagnostics(network: MLP, observations: np.ndarray, legal_mask: np.n
 __all__ = [
     "MAX_STEPS", "MLP", "SCHEMES", "adam", "available_cpus", "check_network_size", "check_steps", "fit_network",
     "fresh_parameters", "greedy_policy", "initialize", "masked_log_softmax", "masked_softmax", "network_diagnostics",
-    "softmax_policy", "stacked_forward", "stacked_parameters", "load_stacked",
+    "softmax_policy", "stacked_forward", "stacked_parameters",
     "output_layer_names", "resolve_device", "torch_threads",
 ]

@@ -90,7 +90,6 @@ from fusion_psro.oracles.networks import (
     check_steps,
     fit_network,
     greedy_policy,
-    load_stacked,
     resolve_device,
     stacked_forward,
     stacked_parameters,
@@ -421,12 +420,15 @@ class PolicyGradientOracle(NetworkOracle):
         """The responses to ``requests``, those of a player trained together (:class:`_StackedTraining`).
 
         Requests of the same player and training budget, without a diversity term or
-        checkpoints, on a tabular game, share one batched computation: their networks
-        stacked on a leading run axis, one batched forward and backward pass per step over
-        every run's exact objective, one Adam over the stacked parameters (elementwise, so
-        each run's own update) and the same entropy schedule. Each result equals what
-        :meth:`best_response` returns for its request up to the rounding of batched matrix
-        products (its ``train_s`` is its share of the batch's training time). The other
+        checkpoints, on a tabular game, share one batched computation: their networks'
+        parameters stacked on a leading run axis, one batched forward and backward pass per
+        step over every run's exact objective (``baddbmm`` per layer), one fused Adam call
+        over all the networks' tensors (each network's own update) and the same entropy
+        schedule. Each result is what :meth:`best_response` returns for its request (its
+        ``train_s`` aside: its share of the batch's training time): on the CPU bit for bit
+        where PyTorch sends the per-run products to BLAS, as it does a single network's;
+        where they are tiny (Kuhn with narrow networks) it computes batched ones with a loop
+        of its own, and the numbers differ by float32 rounding. The other
         requests, and a group of one, go through :meth:`best_response`. ``device``
         replaces the ``device`` setting.
         """
@@ -627,9 +629,10 @@ class _Training:
 class _StackedTraining:
     """Best responses of one player trained together; see :meth:`PolicyGradientOracle.best_responses`.
 
-    Each :class:`_Training` keeps its request's objective, values and metrics; only the
-    Adam steps run stacked (:func:`~fusion_psro.oracles.networks.stacked_forward`), and the
-    trained parameters go back into each training's network before its result is made.
+    Each :class:`_Training` keeps its request's network, objective, values and metrics; each
+    step stacks the networks' parameters (:func:`~fusion_psro.oracles.networks.stacked_parameters`),
+    runs them through one batched forward and backward pass, and one fused Adam call steps
+    every network's own tensors, so each network makes the update it makes alone.
     """
 
     def __init__(self, trainings: list[_Training]) -> None:
@@ -642,21 +645,21 @@ class _StackedTraining:
         steps = self.oracle.config.steps
         for training in self.trainings:
             training.initial_value = training.value(training.policy())
-        parameters = stacked_parameters([t.network for t in self.trainings])
-        optimizer = adam(parameters, self.oracle.config.learning_rate)
+        networks = [t.network for t in self.trainings]
+        optimizer = adam([tensor for network in networks for tensor in network.parameters()],
+                         self.oracle.config.learning_rate)
         started = time.perf_counter()
         for step in range(steps):
             for training in self.trainings:
                 training._call_hooks(step, started)
             optimizer.zero_grad(set_to_none=True)
-            logits = stacked_forward(parameters, self.observations)
+            logits = stacked_forward(stacked_parameters(networks), self.observations)
             (-self.objective(logits, self.oracle.entropy_weight(step)).sum()).backward()
             optimizer.step()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         for training in self.trainings:
             training._call_hooks(steps, started)
-        load_stacked([t.network for t in self.trainings], parameters)
         hooks_s = sum(t._hooks_s for t in self.trainings)
         share = (time.perf_counter() - started - hooks_s) / len(self.trainings)
         return [training._result(share) for training in self.trainings]
