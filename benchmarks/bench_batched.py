@@ -54,18 +54,19 @@ def _train_s(rows) -> float:
 def _single_and_batched(configs: list[PSROConfig]) -> dict[str, float]:
     """Wall and training seconds of ``configs`` run singly, then as one batch; the largest row difference."""
     with tempfile.TemporaryDirectory() as tmp:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         single = [run_psro(config, Path(tmp) / f"single{k}", progress=False) for k, config in enumerate(configs)]
-        single_s = time.perf_counter() - started
-        started = time.perf_counter()
+        single_s, single_cpu = time.perf_counter() - started, time.process_time() - cpu
+        started, cpu = time.perf_counter(), time.process_time()
         outcomes = run_batch(configs, [Path(tmp) / f"batched{k}" for k in range(len(configs))])
-        batched_s = time.perf_counter() - started
+        batched_s, batched_cpu = time.perf_counter() - started, time.process_time() - cpu
     failed = [o.error for o in outcomes if o.failed]
     if failed:
         raise SystemExit(f"a batched run failed: {failed[0]}")
     batched = [o.result for o in outcomes]
     difference = max(abs(a.exploitability - b.exploitability) for x, y in zip(single, batched) for a, b in zip(x, y))
-    return {"single_s": single_s, "batched_s": batched_s, "single_train": sum(map(_train_s, single)),
+    return {"single_s": single_s, "batched_s": batched_s, "single_cpu": single_cpu, "batched_cpu": batched_cpu,
+            "single_train": sum(map(_train_s, single)),
             "batched_train": sum(map(_train_s, batched)), "difference": difference}
 
 
@@ -79,22 +80,25 @@ def section_cpu_pg(args: argparse.Namespace) -> str:
     rows = []
     for hidden in networks:
         m = _single_and_batched(_pg_configs(runs, iterations, steps, hidden))
-        rows.append(f"| {list(hidden)} | {m['single_s']:.1f} | {m['batched_s']:.1f} | "
-                    f"**{m['single_s'] / m['batched_s']:.2f}x** | {m['single_train']:.1f} | {m['batched_train']:.1f} | "
-                    f"{m['single_train'] / m['batched_train']:.2f}x | {m['difference']:.1e} |")
+        rows.append(f"| {list(hidden)} | {m['single_cpu']:.1f} | {m['batched_cpu']:.1f} | "
+                    f"**{m['single_cpu'] / m['batched_cpu']:.2f}x** | {m['single_s']:.1f} | {m['batched_s']:.1f} | "
+                    f"{m['single_s'] / m['batched_s']:.2f}x | {m['single_train'] / m['batched_train']:.2f}x | "
+                    f"{m['difference']:.1e} |")
     command = (f"python benchmarks/bench_batched.py --section cpu-pg --runs {runs} --iterations {iterations} "
                f"--steps {steps}")
     return "\n".join([
         f"Leduc poker, pg oracle ({steps} Adam steps per best response), {runs} PSRO runs of {iterations} "
         f"iterations (seeds 0..{runs - 1}, inits {' / '.join(INITS)} in turn), one torch thread, the CPU, in one "
-        "process: the runs one after the other (`run_psro`), then as one batch (`run_batch`). Wall: the whole "
-        "runs (exact evaluation, meta-solver, fusion, files included); training: the oracle's `train_s` of every "
-        "response, summed (a batched response's share of its batch). Max row difference: the largest difference "
-        "of an exploitability row, batched vs single.",
+        "process: the runs one after the other (`run_psro`), then as one batch (`run_batch`). CPU: the "
+        "process's CPU seconds (`time.process_time`) for the whole runs (exact evaluation, meta-solver, fusion, "
+        "files included), what other load on a shared machine disturbs least; wall: their wall seconds; "
+        "training: the ratio of the oracle's `train_s` of every response, summed (a batched response's share of "
+        "its batch; wall time). Max row difference: the largest difference of an exploitability row, batched "
+        "vs single.",
         "",
-        "| network | single wall (s) | batched wall (s) | single / batched | single training (s) | "
-        "batched training (s) | single / batched | max row difference |",
-        "|---|---|---|---|---|---|---|---|",
+        "| network | single CPU (s) | batched CPU (s) | single / batched | single wall (s) | batched wall (s) | "
+        "single / batched | training single / batched | max row difference |",
+        "|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
         f"Command: `{command}`",
@@ -137,7 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=30, help="cpu-pg: Adam steps per best response (default 30)")
     args = parser.parse_args(argv)
     title, section = SECTIONS[args.section]
+    load_before = os.getloadavg()[0]
     body = section(args)
+    body += (f"\n\nLoad average (1 minute) before / after: {load_before:.1f} / {os.getloadavg()[0]:.1f} on "
+             f"{os.cpu_count()} CPUs; a shared machine's absolute times are noisy, the ratios less so.")
     print(f"## {title}\n\n{body}")
     if args.output is not None and not args.quick:
         write_section(args.section, title, body, args.output)
