@@ -205,7 +205,6 @@ class DifferentiablePlan:
             plan = plan.index_put((sequences,), (reach[:, None] * policy[infostates]).reshape(-1))
         return plan
 
-
     def stacked_plan(self, policy: torch.Tensor) -> torch.Tensor:
         """``[R, S]``: the plans of ``R`` policies (``[R, I, A]``) at once, each as :meth:`plan` builds it."""
         plan = torch.zeros(policy.shape[0], self.num_sequences, dtype=policy.dtype, device=policy.device)
