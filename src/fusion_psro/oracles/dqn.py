@@ -105,7 +105,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -123,6 +123,7 @@ from fusion_psro.evaluation import action_values, mixture_behaviour, mixture_pla
 from fusion_psro.oracles.episode_sources import CompiledSource, DeviceTable, SampledSource
 from fusion_psro.oracles.base import BestResponseRequest, BestResponseResult, DiversityMetrics, StateDict
 from fusion_psro.oracles.diversity import DiverseSnapshots, TabularDiversity, measure_for
+from fusion_psro.oracles.dqn_vectorized import JobsTraining
 from fusion_psro.oracles.network_oracle import NetworkOracle
 from fusion_psro.oracles.networks import (
     MLP,
@@ -829,6 +830,44 @@ class DQNOracle(NetworkOracle):
         self.check_checkpoints(request, cfg.episodes)
         with torch_threads(cfg.torch_threads):
             return _Training(self, request, resolve_device(cfg.device)).run()
+
+    def best_responses(self, requests: Sequence[BestResponseRequest]) -> list[BestResponseResult]:
+        """The responses to many requests at once (the batched executor's call): the vectorized DQN.
+
+        The requests of each player train side by side as the jobs of one
+        :class:`~fusion_psro.oracles.dqn_vectorized.JobsTraining` (stacked networks, replay
+        buffers and optimizer on the device; the update rule per job is
+        :meth:`best_response`'s), each for its own budget (``episodes - budget_spent``),
+        with its own opponent mixture, initial parameters, hooks and checkpoints. Not
+        bit-identical to :meth:`best_response`: the random numbers are drawn for all jobs at
+        once. Requests with a diversity term, and every request of an oracle that plays
+        sampled games, are trained one by one by :meth:`best_response`. Results come in
+        the order of ``requests``.
+        """
+        results: list[BestResponseResult | None] = [None] * len(requests)
+        groups: dict[int, list[int]] = {}
+        for index, request in enumerate(requests):
+            if self.compiled is None or request.diversity is not None:
+                results[index] = self.best_response(request)
+            else:
+                groups.setdefault(self.check_player(request.player), []).append(index)
+        for indices in groups.values():
+            for index, result in zip(indices, self._train_jobs([requests[i] for i in indices])):
+                results[index] = result
+        return results
+
+    def _train_jobs(self, requests: list[BestResponseRequest]) -> list[BestResponseResult]:
+        """One player's requests trained as the jobs of one vectorized training."""
+        cfg = self.config
+        budgets = []
+        for request in requests:
+            budget = self.spending(request.budget_spent).config.episodes
+            self.check_checkpoints(request, budget)
+            budgets.append(budget)
+        initial = [self.initial_network(request).state_dict() for request in requests]
+        with torch_threads(cfg.torch_threads):
+            return JobsTraining(self.compiled, cfg, requests, initial, budgets, resolve_device(cfg.device),
+                                DQNMetrics).run()
 
 
 register_oracle("dqn", DQNOracle)

@@ -1,0 +1,556 @@
+"""Many DQN best responses trained at once: one tensor program over a leading job axis.
+
+A *job* is one best-response request (of one run of a sweep, or one seed of a benchmark).
+:func:`train_jobs` trains ``J`` jobs of the same player side by side on one device:
+
+* :class:`StackedMLP` -- the ``J`` Q-networks, parameters stacked on a leading job axis
+  (``[J, out, in]`` weights, ``[J, out]`` biases), evaluated by one batched matrix product
+  per layer (:func:`torch.baddbmm`); a job's parameters go in and out as the state dict of
+  today's :class:`~fusion_psro.oracles.networks.MLP` (``layers.{k}.weight`` / ``.bias``), so
+  members, fusion and inherit see the networks they always saw;
+* :class:`StackedReplay` -- the ``J`` replay buffers, ``[J, capacity]`` tensors on the
+  device, with per-job insertion (ring buffers) and per-job minibatches of distinct
+  transitions;
+* :func:`td_target` -- OpenSpiel's TD target, the same three lines as
+  :meth:`fusion_psro.oracles.dqn._Learner.td_target`, over ``[J, B]``;
+* :class:`StackedAdam` -- one Adam over the stacked tensors that steps only the jobs whose
+  update attempt is due (per-job step counts and bias corrections: for each job exactly
+  :class:`torch.optim.Adam`'s rule);
+* target networks synced per job, every ``target_update_every`` of *its* updates;
+* epsilon-greedy acting over the legal masks of every job's games in one forward pass.
+
+The update rule per job is today's DQN oracle's (:mod:`fusion_psro.oracles.dqn`), with
+its :class:`~fusion_psro.oracles.dqn.DQNConfig` and semantics: one update attempt per
+``learn_every`` agent steps (the job's learner decisions plus one per episode end; no
+update before the job's buffer holds ``max(batch_size, min_replay_before_learning)``
+transitions, with the share rule at the end of warm-up), minibatches of ``batch_size``
+distinct transitions of the job's own buffer of ``replay_capacity``, target sync every
+``target_update_every`` updates, Adam at ``learning_rate``, constant ``epsilon``. A batched
+step adds the transitions of every job, then makes each job's due attempts: round ``r``
+updates the jobs that have more than ``r`` attempts due (the others are masked: no
+gradient, no Adam step, no count).
+
+Not bit-identical to today's DQN: random numbers are drawn for all jobs at once from one
+stream (seeded from every job's seed), so the minibatches, explorations and (for the
+tensor environment) episodes differ from a job's single run; the rule and its counts are
+the same.
+
+Episodes come from an object with the job-axis protocol of :class:`JobEpisodes` (today:
+:class:`NumpyJobEpisodes`, ``J`` :class:`~fusion_psro.games.simulation.VectorizedEpisodes`
+stacked; information states index the player's compiled tables).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.optim.adam import adam as functional_adam
+from torch.nn import functional as F
+
+from fusion_psro.games.compiled import CompiledGame
+from fusion_psro.games.simulation import VectorizedEpisodes
+from fusion_psro.oracles.base import BestResponseRequest, BestResponseResult, StateDict
+
+# ---------------------------------------------------------------------------- networks
+
+
+class StackedMLP:
+    """``J`` ReLU MLPs of equal shape, parameters stacked on a leading job axis.
+
+    ``weights[k]`` is ``[J, out_k, in_k]`` and ``biases[k]`` ``[J, out_k]``: layer ``k`` of
+    every job. :meth:`forward` maps ``[J, B, in]`` to ``[J, B, actions]``.
+    """
+
+    def __init__(self, weights: list[torch.Tensor], biases: list[torch.Tensor]) -> None:
+        self.weights, self.biases = weights, biases
+
+    @classmethod
+    def from_state_dicts(cls, states: Sequence[StateDict], device: torch.device) -> StackedMLP:
+        """The stack of ``states`` (MLP state dicts of equal shapes), as trainable leaves on ``device``."""
+        layers = len([name for name in states[0] if name.endswith(".weight")])
+
+        def stack(name: str) -> torch.Tensor:
+            return torch.stack([s[name].detach().float() for s in states]).to(device).requires_grad_(True)
+
+        return cls([stack(f"layers.{k}.weight") for k in range(layers)],
+                   [stack(f"layers.{k}.bias") for k in range(layers)])
+
+    @property
+    def jobs(self) -> int:
+        return self.weights[0].shape[0]
+
+    def parameters(self) -> list[torch.Tensor]:
+        """Every stacked tensor, weights and biases layer by layer."""
+        return [t for pair in zip(self.weights, self.biases) for t in pair]
+
+    def forward(self, x: torch.Tensor, jobs: torch.Tensor | None = None) -> torch.Tensor:
+        """``[J, B, in] -> [J, B, actions]``; with ``jobs`` (indices), only those jobs' networks."""
+        last = len(self.weights) - 1
+        for k, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+            if jobs is not None:
+                weight, bias = weight[jobs], bias[jobs]
+            x = torch.baddbmm(bias[:, None, :], x, weight.transpose(1, 2))
+            if k < last:
+                x = F.relu(x)
+        return x
+
+    __call__ = forward
+
+    def state_dict(self, job: int) -> dict[str, torch.Tensor]:
+        """A CPU copy of job ``job``'s parameters, named as today's :class:`MLP`'s."""
+        out = {}
+        for k, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+            out[f"layers.{k}.weight"] = weight[job].detach().cpu().clone()
+            out[f"layers.{k}.bias"] = bias[job].detach().cpu().clone()
+        return out
+
+    def detached_copy(self) -> StackedMLP:
+        """A copy holding no gradient (a target network)."""
+        return StackedMLP([w.detach().clone() for w in self.weights], [b.detach().clone() for b in self.biases])
+
+    def copy_jobs_from(self, other: StackedMLP, jobs: torch.Tensor) -> None:
+        """Become ``other`` at the job indices ``jobs`` (a target sync)."""
+        with torch.no_grad():
+            for mine, theirs in zip(self.parameters(), other.parameters()):
+                mine[jobs] = theirs[jobs].detach()
+
+
+def _job_shape(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return mask.view(-1, *([1] * (like.dim() - 1)))
+
+
+class StackedAdam:
+    """Adam over stacked tensors that steps only chosen jobs: one fused Adam call per update.
+
+    Every job's slice of a stacked tensor (``p[j]``, a view) is one parameter of PyTorch's
+    functional Adam (:func:`torch.optim.adam.adam`, its fused kernel where the device has
+    one) with its own moments and step count, so each job is stepped exactly as a
+    :class:`torch.optim.Adam` of its own network would be; a job not stepping is left out
+    of the call (its moments, step count and parameters stay).
+    """
+
+    def __init__(self, parameters: list[torch.Tensor], learning_rate: float,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        self.learning_rate, self.betas, self.eps = learning_rate, betas, eps
+        jobs, device = parameters[0].shape[0], parameters[0].device
+        moments = [torch.zeros_like(p) for p in parameters], [torch.zeros_like(p) for p in parameters]
+        #: Per job: its views of the parameters, first and second moments, and step counts.
+        self.views = [[p[j] for p in parameters] for j in range(jobs)]
+        self.m = [[m[j] for m in moments[0]] for j in range(jobs)]
+        self.v = [[v[j] for v in moments[1]] for j in range(jobs)]
+        self.steps = [[torch.zeros((), dtype=torch.float32, device=device) for _ in parameters] for _ in range(jobs)]
+        self.fused = device.type in ("cpu", "cuda")
+
+    @torch.no_grad()
+    def step(self, grads: list[torch.Tensor], stepping: np.ndarray) -> None:
+        """One Adam step with the stacked ``grads`` for the jobs where ``stepping`` (``bool[J]``)."""
+        jobs = np.flatnonzero(stepping)
+        if not jobs.size:
+            return
+
+        def pick(lists):
+            return [x for j in jobs for x in lists[j]]
+
+        job_grads = [[g[j] for g in grads] for j in range(len(self.views))]
+        functional_adam(pick(self.views), pick(job_grads), pick(self.m), pick(self.v), [], pick(self.steps),
+                              fused=self.fused or None, foreach=False, amsgrad=False, beta1=self.betas[0],
+                              beta2=self.betas[1], lr=self.learning_rate, weight_decay=0.0, eps=self.eps,
+                              maximize=False)
+
+
+def clip_job_gradients(grads: list[torch.Tensor], max_norm: float) -> list[torch.Tensor]:
+    """Each job's gradients scaled to a global norm of at most ``max_norm`` (as :func:`torch.nn.utils.clip_grad_norm_`)."""
+    norms = torch.sqrt(sum(g.flatten(1).pow(2).sum(dim=1) for g in grads))
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    return [g * _job_shape(scale, g) for g in grads]
+
+
+# ---------------------------------------------------------------------------- replay
+
+
+@dataclasses.dataclass(frozen=True)
+class JobBatch:
+    """Minibatches of every job, ``[J, B]`` tensors on the device (as :class:`~fusion_psro.oracles.dqn._Batch` per job)."""
+
+    ids: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    next_ids: torch.Tensor
+    done: torch.Tensor
+
+
+class StackedReplay:
+    """``J`` ring buffers of transitions (information-state ids), ``[J, capacity]`` tensors on the device."""
+
+    def __init__(self, jobs: int, capacity: int, device: torch.device) -> None:
+        self.jobs, self.capacity, self.device = jobs, capacity, device
+        self.info = torch.zeros(jobs, capacity, dtype=torch.long, device=device)
+        self.action = torch.zeros_like(self.info)
+        self.next_info = torch.zeros_like(self.info)
+        self.reward = torch.zeros(jobs, capacity, dtype=torch.float32, device=device)
+        self.done = torch.zeros(jobs, capacity, dtype=torch.bool, device=device)
+        #: ``int64[J]``: transitions held, and the slot the next one goes to.
+        self.size = torch.zeros(jobs, dtype=torch.long, device=device)
+        self.position = torch.zeros(jobs, dtype=torch.long, device=device)
+
+    def add(self, info, action, reward, next_info, done, valid: torch.Tensor) -> None:
+        """Add the ``[J, N]`` transitions where ``valid``, in order, each to its job's buffer."""
+        rank = torch.cumsum(valid.long(), dim=1) - 1
+        count = valid.long().sum(dim=1)
+        keep = valid & (rank >= (count - self.capacity)[:, None])  # more than fit: the newest survive
+        slot = (self.position[:, None] + rank) % self.capacity
+        rows = torch.arange(self.jobs, device=self.device)[:, None].expand_as(slot)
+        where = (rows[keep], slot[keep])
+        self.info.index_put_(where, info[keep])
+        self.action.index_put_(where, action[keep])
+        self.next_info.index_put_(where, next_info[keep])
+        self.reward.index_put_(where, reward[keep].float())
+        self.done.index_put_(where, done[keep])
+        self.position = (self.position + count) % self.capacity
+        self.size = torch.clamp(self.size + count, max=self.capacity)
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+        """``int64[J, batch_size]``: per job, distinct slots drawn uniformly among the ones it holds.
+
+        A job holding fewer than ``batch_size`` transitions gets slots it does not hold too
+        (such a job does not learn yet).
+        """
+        keys = torch.rand(self.jobs, self.capacity, generator=generator, device=self.device)
+        keys.masked_fill_(torch.arange(self.capacity, device=self.device)[None, :] >= self.size[:, None], -1.0)
+        return keys.topk(batch_size, dim=1, sorted=False).indices
+
+    def batch(self, slots: torch.Tensor) -> JobBatch:
+        """The transitions at ``slots`` (``[J, B]``)."""
+        return JobBatch(*(t.gather(1, slots) for t in (self.info, self.action, self.reward, self.next_info,
+                                                       self.done)))
+
+
+def td_target(batch: JobBatch, next_max: torch.Tensor, discount: float) -> torch.Tensor:
+    """``y = r + discount * max_{a' legal} Q_target(s', a')``, and ``y = r`` where the episode ended.
+
+    The batched form of :meth:`fusion_psro.oracles.dqn._Learner.td_target`, over ``[J, B]``;
+    ``next_max`` is the target networks' maximum at ``batch.next_ids``.
+    """
+    return torch.where(batch.done, batch.rewards, batch.rewards + discount * next_max)
+
+
+# ---------------------------------------------------------------------------- episodes
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class JobStep:
+    """Outcome of one :meth:`NumpyJobEpisodes.step` over ``J`` jobs of ``E`` games.
+
+    ``done`` / ``rewards``: ``[J, E]`` tensors on the device (the learner's return where the
+    episode ended after its action, else 0); ``ended``: ``int64[J]`` episodes each job
+    completed in the call (episodes without a learner decision included); ``returns``: per
+    job, the learner returns of those episodes.
+    """
+
+    done: torch.Tensor
+    rewards: torch.Tensor
+    ended: np.ndarray
+    returns: list[np.ndarray]
+
+
+class NumpyJobEpisodes:
+    """``J`` jobs' episodes behind the job-axis protocol: one
+    :class:`~fusion_psro.games.simulation.VectorizedEpisodes` per job (its opponent mixture,
+    its episode budget, its random stream), stacked into ``[J, E]`` tensors on ``device``.
+
+    The protocol::
+
+        episodes.reset()                       # every job's games at a learner decision
+        ids = episodes.infostates              # int64[J, E] on the device, -1: inactive game
+        step = episodes.step(actions)          # actions int64[J, E]: a JobStep
+        episodes.episodes_completed            # int64[J]; episodes.finished: no job has an active game
+    """
+
+    def __init__(self, compiled: CompiledGame, player: int, requests: Sequence[BestResponseRequest],
+                 budgets: Sequence[int], num_envs: int, rngs: Sequence[np.random.Generator],
+                 device: torch.device) -> None:
+        self.games = [VectorizedEpisodes(compiled, player, r.opponent_population, r.opponent_meta_strategy,
+                                         num_envs=num_envs, seed=rng, max_episodes=budget)
+                      for r, budget, rng in zip(requests, budgets, rngs)]
+        self.device = device
+
+    def reset(self) -> JobStep:
+        """Start every job's games; the step lists the episodes that ended without a learner decision."""
+        for games in self.games:
+            games.reset()
+        return self._step_of([np.zeros(games.num_envs, dtype=bool) for games in self.games],
+                             [np.zeros(games.num_envs) for games in self.games])
+
+    @property
+    def infostates(self) -> torch.Tensor:
+        return torch.from_numpy(np.stack([games.infostates for games in self.games])).to(self.device)
+
+    def step(self, actions: torch.Tensor) -> JobStep:
+        chosen = actions.cpu().numpy()
+        results = [games.step(chosen[j]) for j, games in enumerate(self.games)]
+        return self._step_of([r.done for r in results], [r.rewards for r in results])
+
+    def _step_of(self, done: list, rewards: list) -> JobStep:
+        return JobStep(done=torch.from_numpy(np.stack(done)).to(self.device),
+                       rewards=torch.from_numpy(np.stack(rewards)).float().to(self.device),
+                       ended=np.array([games.last_terminals.size for games in self.games], dtype=np.int64),
+                       returns=[games.last_returns for games in self.games])
+
+    @property
+    def episodes_completed(self) -> np.ndarray:
+        return np.array([games.episodes_completed for games in self.games], dtype=np.int64)
+
+    @property
+    def learner_steps(self) -> np.ndarray:
+        return np.array([games.learner_steps for games in self.games], dtype=np.int64)
+
+    @property
+    def finished(self) -> bool:
+        return all(games.finished for games in self.games)
+
+
+# ---------------------------------------------------------------------------- schedule
+
+
+class JobSchedule:
+    """Today's update counting (:class:`fusion_psro.oracles.dqn._UpdateSchedule`), per job, over ``int64[J]`` counts."""
+
+    def __init__(self, learn_every: int, threshold: int, agent_steps: np.ndarray) -> None:
+        self.learn_every, self.threshold = learn_every, threshold
+        self.agent_steps = agent_steps.astype(np.int64)
+        self.stored = np.zeros_like(self.agent_steps)
+        self._due = np.zeros_like(self.agent_steps)
+
+    def attempts(self, decisions: np.ndarray, episodes_ended: np.ndarray) -> np.ndarray:
+        """``int64[J]`` update attempts of each job after a batched step that stored ``decisions`` transitions."""
+        stored_before, self.stored = self.stored, self.stored + decisions
+        self.agent_steps = self.agent_steps + decisions + episodes_ended
+        due = self.agent_steps // self.learn_every
+        attempts, self._due = due - self._due, due
+        share = np.maximum(self.stored - self.threshold, 0) / np.maximum(self.stored - stored_before, 1)
+        warming = stored_before < self.threshold
+        return np.where(warming, np.round(attempts * share), attempts).astype(np.int64)
+
+
+# ---------------------------------------------------------------------------- learner
+
+
+class StackedLearner:
+    """The ``J`` online networks, their targets (with the tabulated maxima) and the optimizer.
+
+    ``observations`` / ``legal`` are the player's compiled tables ``[I, T]`` / ``[I, A]`` on
+    the device, shared by the jobs.
+    """
+
+    def __init__(self, online: StackedMLP, config, observations: torch.Tensor, legal: torch.Tensor) -> None:
+        self.online, self.target = online, online.detached_copy()
+        self.config, self.observations, self.legal = config, observations, legal
+        self.optimizer = StackedAdam(online.parameters(), config.learning_rate)
+        jobs, device = online.jobs, observations.device
+        self.updates = torch.zeros(jobs, dtype=torch.long, device=device)
+        self.forward_rows = torch.zeros(jobs, dtype=torch.long, device=device)
+        self.last_loss = torch.full((jobs,), float("nan"), device=device)
+        self.tabulated = observations.shape[0] <= config.target_update_every * config.batch_size
+        self.target_max = self._maxima(torch.arange(jobs, device=device)) if self.tabulated else None
+
+    @property
+    def states(self) -> int:
+        return self.observations.shape[0]
+
+    def q_at(self, network: StackedMLP, ids: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """``[J, N, A]`` outputs of ``network`` at ``ids`` (``[J, N]``), and the rows each job evaluated.
+
+        Where the player has at most ``N`` information states, every job evaluates all of
+        them once and the rows are gathered (same values, fewer rows).
+        """
+        jobs, count = ids.shape
+        if self.states <= count:
+            full = network(self.observations.expand(jobs, -1, -1))
+            return full.gather(1, ids[..., None].expand(-1, -1, full.shape[2])), self.states
+        return network(self.observations[ids]), count
+
+    def _maxima(self, jobs: torch.Tensor) -> torch.Tensor:
+        """``[len(jobs), I]``: ``max_{a' legal} Q_target(s', a')`` of those jobs' targets at every state."""
+        with torch.no_grad():
+            q = self.target(self.observations.expand(len(jobs), -1, -1), jobs)
+            return q.masked_fill(~self.legal, torch.finfo(q.dtype).min).amax(dim=2)
+
+    def max_target(self, next_ids: torch.Tensor) -> torch.Tensor:
+        """``[J, B]`` target maxima at ``next_ids`` (meaningless where the episode ended)."""
+        if self.tabulated:
+            return self.target_max.gather(1, next_ids)
+        with torch.no_grad():
+            q = self.target(self.observations[next_ids])
+            return q.masked_fill(~self.legal[next_ids], torch.finfo(q.dtype).min).amax(dim=2)
+
+    def greedy_actions(self, ids: torch.Tensor) -> torch.Tensor:
+        """``[J, N]`` greedy legal actions at ``ids`` (ties: lowest action)."""
+        with torch.no_grad():
+            q, _ = self.q_at(self.online, ids)
+            return q.masked_fill(~self.legal[ids], -torch.inf).argmax(dim=2)
+
+    def greedy_policies(self) -> np.ndarray:
+        """``float64[J, I, A]`` one-hot greedy policies of the online networks over every state."""
+        jobs = self.online.jobs
+        best = self.greedy_actions(torch.arange(self.states, device=self.observations.device).expand(jobs, -1))
+        policies = np.zeros((jobs, *self.legal.shape), dtype=np.float64)
+        np.put_along_axis(policies, best.cpu().numpy()[..., None], 1.0, axis=2)
+        return policies
+
+    def _loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``[J]`` per-job mean loss."""
+        if self.config.loss == "mse":
+            return F.mse_loss(prediction, target, reduction="none").mean(dim=1)
+        return F.smooth_l1_loss(prediction, target, reduction="none", beta=self.config.huber_delta).mean(dim=1)
+
+    def update(self, batch: JobBatch, stepping_jobs: np.ndarray) -> None:
+        """One gradient step on the TD loss of its minibatch for each job where ``stepping_jobs``
+        (``bool[J]``); target syncs where due."""
+        cfg = self.config
+        stepping = torch.from_numpy(stepping_jobs).to(self.observations.device)
+        targets = td_target(batch, self.max_target(batch.next_ids), cfg.discount)
+        q, rows = self.q_at(self.online, batch.ids)
+        per_job = self._loss(q.gather(2, batch.actions[..., None])[..., 0], targets)
+        total = torch.where(stepping, per_job, torch.zeros_like(per_job)).sum()
+        grads = list(torch.autograd.grad(total, self.online.parameters()))
+        if cfg.gradient_clipping is not None:
+            grads = clip_job_gradients(grads, cfg.gradient_clipping)
+        self.optimizer.step(grads, stepping_jobs)
+        self.updates += stepping
+        self.forward_rows += rows * stepping
+        self.last_loss = torch.where(stepping, per_job.detach(), self.last_loss)
+        self.sync_targets(stepping & (self.updates % cfg.target_update_every == 0))
+
+    def sync_targets(self, syncing: torch.Tensor) -> None:
+        """Copy the online networks of the jobs where ``syncing`` into their targets."""
+        jobs = torch.nonzero(syncing).flatten()
+        if jobs.numel():
+            self.target.copy_jobs_from(self.online, jobs)
+            if self.tabulated:
+                self.target_max[jobs] = self._maxima(jobs)
+
+
+# ---------------------------------------------------------------------------- training
+
+
+def job_generator(seeds: Sequence[int], device: torch.device) -> torch.Generator:
+    """The learners' one random stream (explorations, minibatches), seeded from every job's seed."""
+    state = np.random.SeedSequence([int(s) for s in seeds] + [len(seeds)]).generate_state(2, np.uint32)
+    return torch.Generator(device=device).manual_seed(int(state[0]) << 31 | int(state[1]) >> 1)
+
+
+class JobsTraining:
+    """``J`` best responses of one player trained side by side; see the module docstring.
+
+    ``initial`` holds each job's starting state dict; ``budgets`` each job's training
+    episodes; ``metrics_class`` builds a job's metrics from the numbers of
+    :meth:`_metrics` (the DQN oracle's :class:`~fusion_psro.oracles.dqn.DQNMetrics`).
+    """
+
+    def __init__(self, compiled: CompiledGame, config, requests: Sequence[BestResponseRequest],
+                 initial: Sequence[StateDict], budgets: Sequence[int], device: torch.device, metrics_class) -> None:
+        self.config, self.requests, self.device = config, list(requests), device
+        self.budgets, self.metrics_class = list(budgets), metrics_class
+        player = self.requests[0].player
+        info = compiled.players[player]
+        streams = [np.random.SeedSequence(int(r.seed)).spawn(2) for r in self.requests]
+        self.generator = job_generator([r.seed for r in self.requests], device)
+        self.episodes = NumpyJobEpisodes(compiled, player, self.requests, self.budgets, config.num_envs,
+                                         [np.random.default_rng(env) for env, _ in streams], device)
+        self.learner = StackedLearner(StackedMLP.from_state_dicts(initial, device), config,
+                                      torch.from_numpy(info.tensors).to(device),
+                                      torch.from_numpy(info.legal_mask).to(device))
+        self.replay = StackedReplay(len(self.requests), config.replay_capacity, device)
+        self.returns: list[list[np.ndarray]] = [[] for _ in self.requests]
+        self._checkpoints = [list(r.checkpoints) for r in self.requests]
+        self._hooks_s = 0.0
+
+    def run(self) -> list[BestResponseResult]:
+        """Train every job to its budget; each job's final greedy policy, parameters and metrics."""
+        cfg, started = self.config, time.perf_counter()
+        first = self.episodes.reset()
+        self._keep_returns(first.returns)
+        self.schedule = JobSchedule(cfg.learn_every, max(cfg.batch_size, cfg.min_replay_before_learning), first.ended)
+        self._call_hooks(started, progress=False)
+        while not self.episodes.finished:
+            decisions, ended = self._collect()
+            self._learn(self.schedule.attempts(decisions, ended))
+            self._call_hooks(started, progress=True)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        train_s = time.perf_counter() - started - self._hooks_s
+        policies = self.learner.greedy_policies()
+        return [self._result(j, policies[j], train_s) for j in range(len(self.requests))]
+
+    def _collect(self) -> tuple[np.ndarray, np.ndarray]:
+        """One batched step of every job; the learner decisions and episode ends of each."""
+        ids = self.episodes.infostates
+        valid = ids >= 0
+        safe = ids.clamp(min=0)
+        actions = self._act(safe)
+        step = self.episodes.step(actions)
+        next_ids = torch.where(step.done, 0, self.episodes.infostates.clamp(min=0))
+        self.replay.add(safe, actions, step.rewards, next_ids, step.done, valid)
+        self._keep_returns(step.returns)
+        return valid.sum(dim=1).cpu().numpy(), step.ended
+
+    def _act(self, ids: torch.Tensor) -> torch.Tensor:
+        """Epsilon-greedy legal actions at ``ids`` (``[J, E]``): explore with probability epsilon,
+        then a uniformly random legal action."""
+        mask = self.learner.legal[ids]
+        greedy = self.learner.greedy_actions(ids)
+        explore = torch.rand(ids.shape, generator=self.generator, device=self.device) < self.config.epsilon
+        noise = torch.rand(mask.shape, generator=self.generator, device=self.device)
+        random_legal = torch.where(mask, noise, -1.0).argmax(dim=2)
+        return torch.where(explore, random_legal, greedy)
+
+    def _learn(self, attempts: np.ndarray) -> None:
+        """Each job's ``attempts`` updates: round ``r`` steps the jobs with more than ``r`` due."""
+        for round_ in range(int(attempts.max(initial=0))):
+            slots = self.replay.sample(self.config.batch_size, self.generator)
+            self.learner.update(self.replay.batch(slots), attempts > round_)
+
+    def _keep_returns(self, returns: list[np.ndarray]) -> None:
+        for kept, new in zip(self.returns, returns):
+            if new.size:
+                kept.append(new)
+                if sum(a.size for a in kept) > 2000:  # only the last 1,000 are reported
+                    kept[:] = [np.concatenate(kept)[-1000:]]
+
+    def _call_hooks(self, started: float, *, progress: bool) -> None:
+        """Each request's progress and checkpoint callbacks; their time is kept out of ``train_s``."""
+        hooks_started = time.perf_counter()
+        completed = self.episodes.episodes_completed
+        for j, request in enumerate(self.requests):
+            if progress and request.on_progress is not None:
+                request.on_progress(int(completed[j]), self.budgets[j])
+            pending = self._checkpoints[j]
+            while pending and pending[0] <= completed[j]:
+                policy = self.learner.greedy_policies()[j]
+                request.on_checkpoint(pending.pop(0), self._result(j, policy, hooks_started - started - self._hooks_s))
+        self._hooks_s += time.perf_counter() - hooks_started
+
+    def _metrics(self, job: int, train_s: float):
+        returns = np.concatenate(self.returns[job]) if self.returns[job] else np.zeros(0)
+        learner, completed = self.learner, int(self.episodes.episodes_completed[job])
+        updates = int(learner.updates[job])
+        loss = float(learner.last_loss[job])
+        return self.metrics_class(
+            mean_return_last_1000=float(returns[-1000:].mean()) if returns.size else float("nan"),
+            updates=updates, train_s=train_s, learner_steps=int(self.episodes.learner_steps[job]),
+            agent_steps=int(self.schedule.agent_steps[job]), updates_per_episode=updates / max(completed, 1),
+            mean_rows_per_update=int(learner.forward_rows[job]) / max(updates, 1), final_loss=loss,
+            device=str(self.device))
+
+    def _result(self, job: int, policy: np.ndarray, train_s: float) -> BestResponseResult:
+        return BestResponseResult(policy=policy, parameters=self.learner.online.state_dict(job),
+                                  episodes=int(self.episodes.episodes_completed[job]),
+                                  metrics=self._metrics(job, train_s))
+
+
+__all__ = ["JobBatch", "JobSchedule", "JobStep", "JobsTraining", "NumpyJobEpisodes", "StackedAdam", "StackedLearner",
+           "StackedMLP", "StackedReplay", "clip_job_gradients", "job_generator", "td_target"]
