@@ -76,6 +76,16 @@ def test_stacked_forward_equals_each_jobs_network(leduc):
     # Only some jobs' networks.
     jobs = torch.tensor([2, 0], device=DEVICE)
     torch.testing.assert_close(stacked(x.to(DEVICE).expand(2, -1, -1), jobs).detach().cpu(), out[[2, 0]])
+    # The learner's shortcuts (distinct rows on the CPU, all states elsewhere) give the same outputs.
+    info = leduc.players[0]
+    learner = StackedLearner(stacked, oracle.config, torch.from_numpy(info.tensors).to(DEVICE),
+                             torch.from_numpy(info.legal_mask).to(DEVICE))
+    for count in (40, 600):
+        ids = torch.from_numpy(np.random.default_rng(count).integers(0, 60, (3, count))).to(DEVICE)
+        with torch.no_grad():
+            got, rows = learner.q_at(stacked, ids)
+            torch.testing.assert_close(got, stacked(learner.observations[ids]), atol=1e-6, rtol=0)
+        assert (rows <= torch.tensor(min(count, info.num_infostates), device=DEVICE)).all()
 
 
 @pytest.mark.parametrize("tabulated", [True, False])

@@ -339,6 +339,19 @@ class JobSchedule:
 # ---------------------------------------------------------------------------- learner
 
 
+def _distinct_per_job(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each row's distinct values ``[J, D]`` (padded with 0), where each entry of ``ids`` sits
+    among them (``[J, N]``), and each row's count of distinct values (``[J]``)."""
+    ordered, order = ids.sort(dim=1)
+    first = torch.ones_like(ordered, dtype=torch.bool)
+    first[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    position = first.long().cumsum(dim=1) - 1
+    counts = position[:, -1] + 1
+    distinct = torch.zeros(ids.shape[0], int(counts.max()), dtype=ids.dtype, device=ids.device)
+    distinct.scatter_(1, position, ordered)
+    return distinct, torch.empty_like(position).scatter_(1, order, position), counts
+
+
 class StackedLearner:
     """The ``J`` online networks, their targets (with the tabulated maxima) and the optimizer.
 
@@ -361,17 +374,25 @@ class StackedLearner:
     def states(self) -> int:
         return self.observations.shape[0]
 
-    def q_at(self, network: StackedMLP, ids: torch.Tensor) -> tuple[torch.Tensor, int]:
+    def q_at(self, network: StackedMLP, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``[J, N, A]`` outputs of ``network`` at ``ids`` (``[J, N]``), and the rows each job evaluated.
 
-        Where the player has at most ``N`` information states, every job evaluates all of
-        them once and the rows are gathered (same values, fewer rows).
+        Same values, fewer rows: on the CPU each job evaluates the distinct states of its
+        ``ids`` (as today's DQN does; jobs with fewer are padded with state 0); elsewhere,
+        where the player has at most ``N`` information states, every job evaluates all of
+        them once and the rows are gathered, else all ``N`` rows.
         """
         jobs, count = ids.shape
-        if self.states <= count:
+        if self.observations.device.type == "cpu":
+            distinct, inverse, rows = _distinct_per_job(ids)
+            full = network(self.observations[distinct])
+            ids = inverse
+        elif self.states <= count:
             full = network(self.observations.expand(jobs, -1, -1))
-            return full.gather(1, ids[..., None].expand(-1, -1, full.shape[2])), self.states
-        return network(self.observations[ids]), count
+            rows = torch.full((jobs,), self.states, device=ids.device)
+        else:
+            return network(self.observations[ids]), torch.full((jobs,), count, device=ids.device)
+        return full.gather(1, ids[..., None].expand(-1, -1, full.shape[2])), rows
 
     def _maxima(self, jobs: torch.Tensor) -> torch.Tensor:
         """``[len(jobs), I]``: ``max_{a' legal} Q_target(s', a')`` of those jobs' targets at every state."""
