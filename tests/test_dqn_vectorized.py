@@ -201,7 +201,7 @@ def exact_gap(kuhn, request, policy) -> float:
 
 
 def test_short_training_on_kuhn_reaches_the_best_response(kuhn):
-    """Jobs of both players (two groups) against fixed mixtures: small exact gaps, today's update counts."""
+    """Jobs of both players (one training) against fixed mixtures: small exact gaps, today's update counts."""
     requests = kuhn_requests(kuhn, [(0, 0), (1, 1), (2, 0), (3, 1)])
     oracle = DQNOracle(kuhn, SMALL)
     snapshots = {}

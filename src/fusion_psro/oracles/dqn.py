@@ -834,8 +834,9 @@ class DQNOracle(NetworkOracle):
     def best_responses(self, requests: Sequence[BestResponseRequest]) -> list[BestResponseResult]:
         """The responses to many requests at once (the batched executor's call): the vectorized DQN.
 
-        The requests of each player train side by side as the jobs of one
-        :class:`~fusion_psro.oracles.dqn_vectorized.JobsTraining` (stacked networks, replay
+        The requests train side by side as the jobs of one
+        :class:`~fusion_psro.oracles.dqn_vectorized.JobsTraining` (those of both players
+        together where the players' networks have the same shape; stacked networks, replay
         buffers and optimizer on the device; the update rule per job is
         :meth:`best_response`'s), each for its own budget (``episodes - budget_spent``),
         with its own opponent mixture, initial parameters, hooks and checkpoints. Not
@@ -845,19 +846,19 @@ class DQNOracle(NetworkOracle):
         the order of ``requests``.
         """
         results: list[BestResponseResult | None] = [None] * len(requests)
-        groups: dict[int, list[int]] = {}
+        groups: dict[tuple[int, int], list[int]] = {}
         for index, request in enumerate(requests):
             if self.compiled is None or request.diversity is not None:
                 results[index] = self.best_response(request)
             else:
-                groups.setdefault(self.check_player(request.player), []).append(index)
+                groups.setdefault(self.network_sizes(self.check_player(request.player)), []).append(index)
         for indices in groups.values():
             for index, result in zip(indices, self._train_jobs([requests[i] for i in indices])):
                 results[index] = result
         return results
 
     def _train_jobs(self, requests: list[BestResponseRequest]) -> list[BestResponseResult]:
-        """One player's requests trained as the jobs of one vectorized training."""
+        """Requests whose networks have one shape, trained as the jobs of one vectorized training."""
         cfg = self.config
         budgets = []
         for request in requests:

@@ -1,7 +1,9 @@
 """Many DQN best responses trained at once: one tensor program over a leading job axis.
 
 A *job* is one best-response request (of one run of a sweep, or one seed of a benchmark).
-:func:`train_jobs` trains ``J`` jobs of the same player side by side on one device:
+:class:`JobsTraining` trains ``J`` jobs side by side on one device; jobs of both players
+train together when their networks have the same shape (the players' compiled tables are
+stacked into one table, a job's information-state ids offset to its player's rows):
 
 * :class:`StackedMLP` -- the ``J`` Q-networks, parameters stacked on a leading job axis
   (``[J, out, in]`` weights, ``[J, out]`` biases), evaluated by one batched matrix product
@@ -35,9 +37,9 @@ stream (seeded from every job's seed), so the minibatches, explorations and (for
 tensor environment) episodes differ from a job's single run; the rule and its counts are
 the same.
 
-Episodes come from an object with the job-axis protocol of :class:`JobEpisodes` (today:
-:class:`NumpyJobEpisodes`, ``J`` :class:`~fusion_psro.games.simulation.VectorizedEpisodes`
-stacked; information states index the player's compiled tables).
+Episodes come from an object with the job-axis protocol of :class:`NumpyJobEpisodes`
+(``J`` :class:`~fusion_psro.games.simulation.VectorizedEpisodes` stacked; information
+states are rows of the job's player's compiled tables).
 """
 
 from __future__ import annotations
@@ -270,10 +272,10 @@ class NumpyJobEpisodes:
         episodes.episodes_completed            # int64[J]; episodes.finished: no job has an active game
     """
 
-    def __init__(self, compiled: CompiledGame, player: int, requests: Sequence[BestResponseRequest],
+    def __init__(self, compiled: CompiledGame, requests: Sequence[BestResponseRequest],
                  budgets: Sequence[int], num_envs: int, rngs: Sequence[np.random.Generator],
                  device: torch.device) -> None:
-        self.games = [VectorizedEpisodes(compiled, player, r.opponent_population, r.opponent_meta_strategy,
+        self.games = [VectorizedEpisodes(compiled, r.player, r.opponent_population, r.opponent_meta_strategy,
                                          num_envs=num_envs, seed=rng, max_episodes=budget)
                       for r, budget, rng in zip(requests, budgets, rngs)]
         self.device = device
@@ -355,8 +357,8 @@ def _distinct_per_job(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, to
 class StackedLearner:
     """The ``J`` online networks, their targets (with the tabulated maxima) and the optimizer.
 
-    ``observations`` / ``legal`` are the player's compiled tables ``[I, T]`` / ``[I, A]`` on
-    the device, shared by the jobs.
+    ``observations`` / ``legal`` are the information-state tensors ``[I, T]`` and legal masks
+    ``[I, A]`` of every job's states (the players' compiled tables stacked), on the device.
     """
 
     def __init__(self, online: StackedMLP, config, observations: torch.Tensor, legal: torch.Tensor) -> None:
@@ -465,7 +467,7 @@ def job_generator(seeds: Sequence[int], device: torch.device) -> torch.Generator
 
 
 class JobsTraining:
-    """``J`` best responses of one player trained side by side; see the module docstring.
+    """``J`` best responses trained side by side; see the module docstring.
 
     ``initial`` holds each job's starting state dict; ``budgets`` each job's training
     episodes; ``metrics_class`` builds a job's metrics from the numbers of
@@ -476,15 +478,19 @@ class JobsTraining:
                  initial: Sequence[StateDict], budgets: Sequence[int], device: torch.device, metrics_class) -> None:
         self.config, self.requests, self.device = config, list(requests), device
         self.budgets, self.metrics_class = list(budgets), metrics_class
-        player = self.requests[0].player
-        info = compiled.players[player]
+        players = sorted({r.player for r in self.requests})
+        first_row = dict(zip(players, np.cumsum([0] + [compiled.players[p].num_infostates for p in players])))
+        #: ``[J]``: where each job's player's rows start in the stacked table, and its player's row count.
+        self.offsets = torch.tensor([int(first_row[r.player]) for r in self.requests], device=device)
+        self.rows = [compiled.players[r.player].num_infostates for r in self.requests]
         streams = [np.random.SeedSequence(int(r.seed)).spawn(2) for r in self.requests]
         self.generator = job_generator([r.seed for r in self.requests], device)
-        self.episodes = NumpyJobEpisodes(compiled, player, self.requests, self.budgets, config.num_envs,
+        self.episodes = NumpyJobEpisodes(compiled, self.requests, self.budgets, config.num_envs,
                                          [np.random.default_rng(env) for env, _ in streams], device)
+        tables = [compiled.players[p] for p in players]
         self.learner = StackedLearner(StackedMLP.from_state_dicts(initial, device), config,
-                                      torch.from_numpy(info.tensors).to(device),
-                                      torch.from_numpy(info.legal_mask).to(device))
+                                      torch.from_numpy(np.concatenate([t.tensors for t in tables])).to(device),
+                                      torch.from_numpy(np.concatenate([t.legal_mask for t in tables])).to(device))
         self.replay = StackedReplay(len(self.requests), config.replay_capacity, device)
         self.returns: list[list[np.ndarray]] = [[] for _ in self.requests]
         self._checkpoints = [list(r.checkpoints) for r in self.requests]
@@ -505,16 +511,17 @@ class JobsTraining:
             torch.cuda.synchronize(self.device)
         train_s = time.perf_counter() - started - self._hooks_s
         policies = self.learner.greedy_policies()
-        return [self._result(j, policies[j], train_s) for j in range(len(self.requests))]
+        return [self._result(j, policies, train_s) for j in range(len(self.requests))]
 
     def _collect(self) -> tuple[np.ndarray, np.ndarray]:
         """One batched step of every job; the learner decisions and episode ends of each."""
         ids = self.episodes.infostates
         valid = ids >= 0
-        safe = ids.clamp(min=0)
+        safe = ids.clamp(min=0) + self.offsets[:, None]
         actions = self._act(safe)
         step = self.episodes.step(actions)
-        next_ids = torch.where(step.done, 0, self.episodes.infostates.clamp(min=0))
+        next_ids = self.episodes.infostates.clamp(min=0) + self.offsets[:, None]
+        next_ids = torch.where(step.done, self.offsets[:, None], next_ids)
         self.replay.add(safe, actions, step.rewards, next_ids, step.done, valid)
         self._keep_returns(step.returns)
         return valid.sum(dim=1).cpu().numpy(), step.ended
@@ -551,8 +558,8 @@ class JobsTraining:
                 request.on_progress(int(completed[j]), self.budgets[j])
             pending = self._checkpoints[j]
             while pending and pending[0] <= completed[j]:
-                policy = self.learner.greedy_policies()[j]
-                request.on_checkpoint(pending.pop(0), self._result(j, policy, hooks_started - started - self._hooks_s))
+                policies = self.learner.greedy_policies()
+                request.on_checkpoint(pending.pop(0), self._result(j, policies, hooks_started - started - self._hooks_s))
         self._hooks_s += time.perf_counter() - hooks_started
 
     def _metrics(self, job: int, train_s: float):
@@ -567,8 +574,10 @@ class JobsTraining:
             mean_rows_per_update=int(learner.forward_rows[job]) / max(updates, 1), final_loss=loss,
             device=str(self.device))
 
-    def _result(self, job: int, policy: np.ndarray, train_s: float) -> BestResponseResult:
-        return BestResponseResult(policy=policy, parameters=self.learner.online.state_dict(job),
+    def _result(self, job: int, policies: np.ndarray, train_s: float) -> BestResponseResult:
+        """Job ``job``'s response; ``policies``: every job's greedy policy over the stacked table."""
+        first = int(self.offsets[job])
+        return BestResponseResult(policy=policies[job, first:first + self.rows[job]].copy(), parameters=self.learner.online.state_dict(job),
                                   episodes=int(self.episodes.episodes_completed[job]),
                                   metrics=self._metrics(job, train_s))
 
