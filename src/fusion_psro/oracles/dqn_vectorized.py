@@ -32,14 +32,14 @@ step adds the transitions of every job, then makes each job's due attempts: roun
 updates the jobs that have more than ``r`` attempts due (the others are masked: no
 gradient, no Adam step, no count).
 
-Not bit-identical to today's DQN: random numbers are drawn for all jobs at once from one
-stream (seeded from every job's seed), so the minibatches, explorations and (for the
-tensor environment) episodes differ from a job's single run; the rule and its counts are
-the same.
+Not bit-identical to today's DQN: random numbers are drawn for all jobs at once, from one
+stream for the episodes and one for the learners (both seeded from every job's seed), so
+the episodes, explorations and minibatches differ from a job's single run; the rule and
+its counts are the same.
 
-Episodes come from an object with the job-axis protocol of :class:`NumpyJobEpisodes`
-(``J`` :class:`~fusion_psro.games.simulation.VectorizedEpisodes` stacked; information
-states are rows of the job's player's compiled tables).
+Episodes are :class:`~fusion_psro.games.tensor_episodes.TensorEpisodes`: every job's
+``num_envs`` games are tensors on the same device, an opponent member drawn per episode
+from the job's meta-strategy (:class:`TensorJobEpisodes` adds what the training counts).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ from torch.optim.adam import adam as functional_adam
 from torch.nn import functional as F
 
 from fusion_psro.games.compiled import CompiledGame
-from fusion_psro.games.simulation import VectorizedEpisodes
+from fusion_psro.games.tensor_episodes import EpisodeJob, TensorEpisodes
 from fusion_psro.oracles.base import BestResponseRequest, BestResponseResult, StateDict
 
 # ---------------------------------------------------------------------------- networks
@@ -245,7 +245,7 @@ def td_target(batch: JobBatch, next_max: torch.Tensor, discount: float) -> torch
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class JobStep:
-    """Outcome of one :meth:`NumpyJobEpisodes.step` over ``J`` jobs of ``E`` games.
+    """Outcome of one :meth:`TensorJobEpisodes.step` over ``J`` jobs of ``E`` games.
 
     ``done`` / ``rewards``: ``[J, E]`` tensors on the device (the learner's return where the
     episode ended after its action, else 0); ``ended``: ``int64[J]`` episodes each job
@@ -259,10 +259,10 @@ class JobStep:
     returns: list[np.ndarray]
 
 
-class NumpyJobEpisodes:
-    """``J`` jobs' episodes behind the job-axis protocol: one
-    :class:`~fusion_psro.games.simulation.VectorizedEpisodes` per job (its opponent mixture,
-    its episode budget, its random stream), stacked into ``[J, E]`` tensors on ``device``.
+class TensorJobEpisodes:
+    """``J`` jobs' episodes (:class:`~fusion_psro.games.tensor_episodes.TensorEpisodes` on
+    ``device``, seeded by ``seed``), each job with its opponent mixture and episode budget,
+    stepped to :class:`JobStep` s.
 
     The protocol::
 
@@ -273,46 +273,39 @@ class NumpyJobEpisodes:
     """
 
     def __init__(self, compiled: CompiledGame, requests: Sequence[BestResponseRequest],
-                 budgets: Sequence[int], num_envs: int, rngs: Sequence[np.random.Generator],
-                 device: torch.device) -> None:
-        self.games = [VectorizedEpisodes(compiled, r.player, r.opponent_population, r.opponent_meta_strategy,
-                                         num_envs=num_envs, seed=rng, max_episodes=budget)
-                      for r, budget, rng in zip(requests, budgets, rngs)]
-        self.device = device
+                 budgets: Sequence[int], num_envs: int, seed: int, device: torch.device) -> None:
+        jobs = [EpisodeJob(r.player, r.opponent_population, r.opponent_meta_strategy, budget)
+                for r, budget in zip(requests, budgets)]
+        self.games = TensorEpisodes(compiled, jobs, num_envs=num_envs, device=device, seed=seed)
 
     def reset(self) -> JobStep:
-        """Start every job's games; the step lists the episodes that ended without a learner decision."""
-        for games in self.games:
-            games.reset()
-        return self._step_of([np.zeros(games.num_envs, dtype=bool) for games in self.games],
-                             [np.zeros(games.num_envs) for games in self.games])
+        self.games.reset()
+        zeros = torch.zeros(self.games.active.shape, device=self.games.device)
+        return self._step_of(zeros.bool(), zeros)
 
     @property
     def infostates(self) -> torch.Tensor:
-        return torch.from_numpy(np.stack([games.infostates for games in self.games])).to(self.device)
+        return self.games.infostates
 
     def step(self, actions: torch.Tensor) -> JobStep:
-        chosen = actions.cpu().numpy()
-        results = [games.step(chosen[j]) for j, games in enumerate(self.games)]
-        return self._step_of([r.done for r in results], [r.rewards for r in results])
+        result = self.games.step(actions)
+        return self._step_of(result.done, result.rewards)
 
-    def _step_of(self, done: list, rewards: list) -> JobStep:
-        return JobStep(done=torch.from_numpy(np.stack(done)).to(self.device),
-                       rewards=torch.from_numpy(np.stack(rewards)).float().to(self.device),
-                       ended=np.array([games.last_terminals.size for games in self.games], dtype=np.int64),
-                       returns=[games.last_returns for games in self.games])
+    def _step_of(self, done: torch.Tensor, rewards: torch.Tensor) -> JobStep:
+        return JobStep(done=done, rewards=rewards, ended=self.games.last_completed.cpu().numpy(),
+                       returns=self.games.last_returns_by_job())
 
     @property
     def episodes_completed(self) -> np.ndarray:
-        return np.array([games.episodes_completed for games in self.games], dtype=np.int64)
+        return self.games.episodes_completed.cpu().numpy()
 
     @property
     def learner_steps(self) -> np.ndarray:
-        return np.array([games.learner_steps for games in self.games], dtype=np.int64)
+        return self.games.learner_steps.cpu().numpy()
 
     @property
     def finished(self) -> bool:
-        return all(games.finished for games in self.games)
+        return self.games.finished
 
 
 # ---------------------------------------------------------------------------- schedule
@@ -460,10 +453,15 @@ class StackedLearner:
 # ---------------------------------------------------------------------------- training
 
 
+def job_seed(seeds: Sequence[int], stream: int) -> int:
+    """A 63-bit seed of random stream ``stream`` (0: episodes, 1: learners) drawn from every job's seed."""
+    state = np.random.SeedSequence([int(s) for s in seeds] + [len(seeds), stream]).generate_state(2, np.uint32)
+    return int(state[0]) << 31 | int(state[1]) >> 1
+
+
 def job_generator(seeds: Sequence[int], device: torch.device) -> torch.Generator:
     """The learners' one random stream (explorations, minibatches), seeded from every job's seed."""
-    state = np.random.SeedSequence([int(s) for s in seeds] + [len(seeds)]).generate_state(2, np.uint32)
-    return torch.Generator(device=device).manual_seed(int(state[0]) << 31 | int(state[1]) >> 1)
+    return torch.Generator(device=device).manual_seed(job_seed(seeds, 1))
 
 
 class JobsTraining:
@@ -483,10 +481,9 @@ class JobsTraining:
         #: ``[J]``: where each job's player's rows start in the stacked table, and its player's row count.
         self.offsets = torch.tensor([int(first_row[r.player]) for r in self.requests], device=device)
         self.rows = [compiled.players[r.player].num_infostates for r in self.requests]
-        streams = [np.random.SeedSequence(int(r.seed)).spawn(2) for r in self.requests]
         self.generator = job_generator([r.seed for r in self.requests], device)
-        self.episodes = NumpyJobEpisodes(compiled, self.requests, self.budgets, config.num_envs,
-                                         [np.random.default_rng(env) for env, _ in streams], device)
+        self.episodes = TensorJobEpisodes(compiled, self.requests, self.budgets, config.num_envs,
+                                          job_seed([r.seed for r in self.requests], 0), device)
         tables = [compiled.players[p] for p in players]
         self.learner = StackedLearner(StackedMLP.from_state_dicts(initial, device), config,
                                       torch.from_numpy(np.concatenate([t.tensors for t in tables])).to(device),
@@ -582,5 +579,5 @@ class JobsTraining:
                                   metrics=self._metrics(job, train_s))
 
 
-__all__ = ["JobBatch", "JobSchedule", "JobStep", "JobsTraining", "NumpyJobEpisodes", "StackedAdam", "StackedLearner",
-           "StackedMLP", "StackedReplay", "clip_job_gradients", "job_generator", "td_target"]
+__all__ = ["JobBatch", "JobSchedule", "JobStep", "JobsTraining", "TensorJobEpisodes", "StackedAdam", "StackedLearner",
+           "StackedMLP", "StackedReplay", "clip_job_gradients", "job_generator", "job_seed", "td_target"]
