@@ -115,12 +115,13 @@ def test_batched_td_target_equals_todays_td_target_per_job(leduc, tabulated):
         torch.testing.assert_close(ours[job], today.td_target(job_batch), atol=1e-5, rtol=1e-6)
 
 
-def test_stacked_adam_steps_each_job_as_torch_adam(leduc):
-    """Steps of chosen jobs only: each job's parameters follow a torch.optim.Adam of its own."""
+@pytest.mark.parametrize("per_job", [True, False])
+def test_stacked_adam_steps_each_job_as_torch_adam(leduc, per_job):
+    """Steps of chosen jobs only: each job's parameters follow a torch.optim.Adam of its own (both kernels)."""
     oracle = DQNOracle(leduc, dataclasses.replace(SMALL, hidden_sizes=(16,)))
     states = state_dicts(oracle, 0, [1, 2, 3])
     stacked = StackedMLP.from_state_dicts(states, DEVICE)
-    adam = StackedAdam(stacked.parameters(), 5e-3)
+    adam = StackedAdam(stacked.parameters(), 5e-3, per_job=per_job)
     networks = [oracle.network(0, s) for s in states]
     optimizers = [torch.optim.Adam(n.parameters(), lr=5e-3) for n in networks]
     rng = np.random.default_rng(5)

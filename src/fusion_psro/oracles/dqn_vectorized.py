@@ -126,26 +126,35 @@ def _job_shape(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 class StackedAdam:
-    """Adam over stacked tensors that steps only chosen jobs: one fused Adam call per update.
+    """Adam (PyTorch's update rule and defaults) over stacked tensors, stepping only chosen jobs.
 
-    Every job's slice of a stacked tensor (``p[j]``, a view) is one parameter of PyTorch's
-    functional Adam (:func:`torch.optim.adam.adam`, its fused kernel where the device has
-    one) with its own moments and step count, so each job is stepped exactly as a
-    :class:`torch.optim.Adam` of its own network would be; a job not stepping is left out
-    of the call (its moments, step count and parameters stay).
+    Each job has its own step count, so it is stepped exactly as a :class:`torch.optim.Adam`
+    of its own network would be; a job not stepped keeps its moments, step count and
+    parameters. Two kernels, same rule:
+
+    * ``per_job=True`` (the default on the CPU): every job's slice of a stacked tensor
+      (``p[j]``, a view) is one parameter of PyTorch's fused functional Adam
+      (:func:`torch.optim.adam.adam`), one call for all stepped jobs: a single pass over
+      memory, but Python work per job and tensor;
+    * ``per_job=False`` (the default elsewhere): a few element-wise operations on the stacked
+      tensors with per-job scalars (a job not stepped gets moment weights and a step size of
+      0): a number of kernels that does not grow with the jobs.
     """
 
     def __init__(self, parameters: list[torch.Tensor], learning_rate: float,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, per_job: bool | None = None) -> None:
+        self.parameters = parameters
         self.learning_rate, self.betas, self.eps = learning_rate, betas, eps
         jobs, device = parameters[0].shape[0], parameters[0].device
-        moments = [torch.zeros_like(p) for p in parameters], [torch.zeros_like(p) for p in parameters]
-        #: Per job: its views of the parameters, first and second moments, and step counts.
-        self.views = [[p[j] for p in parameters] for j in range(jobs)]
-        self.m = [[m[j] for m in moments[0]] for j in range(jobs)]
-        self.v = [[v[j] for v in moments[1]] for j in range(jobs)]
-        self.steps = [[torch.zeros((), dtype=torch.float32, device=device) for _ in parameters] for _ in range(jobs)]
-        self.fused = device.type in ("cpu", "cuda")
+        self.per_job = device.type == "cpu" if per_job is None else per_job
+        self.m = [torch.zeros_like(p) for p in parameters]
+        self.v = [torch.zeros_like(p) for p in parameters]
+        self.steps = torch.zeros(jobs, dtype=torch.float64, device=device)
+        if self.per_job:
+            self._views = [[t[j] for t in parameters] for j in range(jobs)]
+            self._m_views = [[t[j] for t in self.m] for j in range(jobs)]
+            self._v_views = [[t[j] for t in self.v] for j in range(jobs)]
+            self._job_steps = [[torch.zeros((), device=device) for _ in parameters] for _ in range(jobs)]
 
     @torch.no_grad()
     def step(self, grads: list[torch.Tensor], stepping: np.ndarray) -> None:
@@ -153,15 +162,33 @@ class StackedAdam:
         jobs = np.flatnonzero(stepping)
         if not jobs.size:
             return
+        if self.per_job:
+            self._step_per_job(grads, jobs)
+        else:
+            self._step_stacked(grads, torch.from_numpy(np.asarray(stepping)).to(self.steps.device))
 
+    def _step_per_job(self, grads: list[torch.Tensor], jobs: np.ndarray) -> None:
         def pick(lists):
             return [x for j in jobs for x in lists[j]]
 
-        job_grads = [[g[j] for g in grads] for j in range(len(self.views))]
-        functional_adam(pick(self.views), pick(job_grads), pick(self.m), pick(self.v), [], pick(self.steps),
-                              fused=self.fused or None, foreach=False, amsgrad=False, beta1=self.betas[0],
-                              beta2=self.betas[1], lr=self.learning_rate, weight_decay=0.0, eps=self.eps,
-                              maximize=False)
+        job_grads = {j: [g[j] for g in grads] for j in jobs}
+        functional_adam(pick(self._views), pick(job_grads), pick(self._m_views), pick(self._v_views), [],
+                        pick(self._job_steps), fused=True, foreach=False, amsgrad=False, beta1=self.betas[0],
+                        beta2=self.betas[1], lr=self.learning_rate, weight_decay=0.0, eps=self.eps, maximize=False)
+
+    def _step_stacked(self, grads: list[torch.Tensor], stepping: torch.Tensor) -> None:
+        beta1, beta2 = self.betas
+        on = stepping.to(torch.float64)
+        self.steps += on
+        t = self.steps.clamp(min=1)
+        step_size = (-self.learning_rate / (1 - beta1 ** t) * on).float()
+        root_correction = torch.sqrt(1 - beta2 ** t).float()
+        m_weight, v_weight = ((1 - beta1) * on).float(), ((1 - beta2) * on).float()
+        for p, g, m, v in zip(self.parameters, grads, self.m, self.v):
+            m.lerp_(g, _job_shape(m_weight, p))
+            v.mul_(_job_shape(1 - v_weight, p)).addcmul_(g * _job_shape(v_weight, p), g)
+            denom = v.sqrt().div_(_job_shape(root_correction, p)).add_(self.eps)
+            p.addcdiv_(m * _job_shape(step_size, p), denom)
 
 
 def clip_job_gradients(grads: list[torch.Tensor], max_norm: float) -> list[torch.Tensor]:
