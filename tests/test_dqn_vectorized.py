@@ -99,13 +99,7 @@ def test_batched_td_target_equals_todays_td_target_per_job(leduc, tabulated):
     learner = StackedLearner(StackedMLP.from_state_dicts(states, DEVICE), config,
                              torch.from_numpy(info.tensors).to(DEVICE), torch.from_numpy(info.legal_mask).to(DEVICE))
     assert learner.tabulated == tabulated
-    rng = np.random.default_rng(0)
-    shape = (2, config.batch_size)
-    batch = JobBatch(ids=torch.from_numpy(rng.integers(0, info.num_infostates, shape)),
-                     actions=torch.from_numpy(rng.integers(0, info.num_actions, shape)),
-                     rewards=torch.from_numpy(rng.normal(size=shape).astype(np.float32)),
-                     next_ids=torch.from_numpy(rng.integers(0, info.num_infostates, shape)),
-                     done=torch.from_numpy(rng.random(shape) < 0.3))
+    batch = random_batch(info, 2, config.batch_size, 0)
     on_device = JobBatch(*(getattr(batch, f.name).to(DEVICE) for f in dataclasses.fields(JobBatch)))
     ours = td_target(on_device, learner.max_target(on_device.next_ids), config.discount).cpu()
     table = DeviceTable(info, torch.device("cpu"))
@@ -113,6 +107,42 @@ def test_batched_td_target_equals_todays_td_target_per_job(leduc, tabulated):
         today = _Learner(oracle.network(1, state), config, table)
         job_batch = _Batch(*(getattr(batch, f.name)[job] for f in dataclasses.fields(JobBatch)))
         torch.testing.assert_close(ours[job], today.td_target(job_batch), atol=1e-5, rtol=1e-6)
+
+
+def random_batch(info, jobs: int, size: int, seed: int) -> JobBatch:
+    rng = np.random.default_rng(seed)
+    shape = (jobs, size)
+    return JobBatch(ids=torch.from_numpy(rng.integers(0, info.num_infostates, shape)),
+                    actions=torch.from_numpy(rng.integers(0, info.num_actions, shape)),
+                    rewards=torch.from_numpy(rng.normal(size=shape).astype(np.float32)),
+                    next_ids=torch.from_numpy(rng.integers(0, info.num_infostates, shape)),
+                    done=torch.from_numpy(rng.random(shape) < 0.3))
+
+
+@pytest.mark.parametrize("loss, clipping", [("mse", None), ("huber", 0.5)])
+def test_an_update_moves_each_job_as_todays_update(leduc, loss, clipping):
+    """Loss, gradients (clipped per job), Adam and target syncs of a stepped job are today's; a job
+    that sits out is unchanged."""
+    config = dataclasses.replace(SMALL, hidden_sizes=(32, 32), batch_size=128, loss=loss, gradient_clipping=clipping,
+                                 target_update_every=2, min_replay_before_learning=0)
+    oracle = DQNOracle(leduc, config)
+    info = leduc.players[0]
+    states = state_dicts(oracle, 0, [20, 21, 22])
+    learner = StackedLearner(StackedMLP.from_state_dicts(states, DEVICE), config,
+                             torch.from_numpy(info.tensors).to(DEVICE), torch.from_numpy(info.legal_mask).to(DEVICE))
+    todays = [_Learner(oracle.network(0, state), config, DeviceTable(info, torch.device("cpu"))) for state in states]
+    stepping = np.array([True, False, True])
+    for seed in range(3):
+        batch = random_batch(info, 3, config.batch_size, seed)
+        learner.update(JobBatch(*(getattr(batch, f.name).to(DEVICE) for f in dataclasses.fields(JobBatch))), stepping)
+        for job in np.flatnonzero(stepping):
+            todays[job].update(_Batch(*(getattr(batch, f.name)[job] for f in dataclasses.fields(JobBatch))))
+    assert learner.updates.tolist() == [3, 0, 3]
+    for job, today in enumerate(todays):
+        got = learner.online.state_dict(job)
+        expected = today.parameters() if stepping[job] else states[job]
+        for name in expected:
+            torch.testing.assert_close(got[name], expected[name], atol=2e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("per_job", [True, False])
@@ -127,7 +157,9 @@ def test_stacked_adam_steps_each_job_as_torch_adam(leduc, per_job):
     rng = np.random.default_rng(5)
     for _ in range(6):
         stepping = rng.random(3) < 0.6
-        grads = [torch.from_numpy(rng.normal(size=p.shape).astype(np.float32)) for p in stacked.parameters()]
+        # Transposed layouts, as autograd returns the weights' gradients of a bmm with transposed weights.
+        grads = [torch.from_numpy(rng.normal(size=p.shape[::-1]).astype(np.float32)).permute(*range(p.dim())[::-1])
+                 for p in stacked.parameters()]
         adam.step([g.to(DEVICE) for g in grads], stepping)
         for job in np.flatnonzero(stepping):
             for p, g in zip(networks[job].parameters(), grads):

@@ -171,6 +171,7 @@ class StackedAdam:
         def pick(lists):
             return [x for j in jobs for x in lists[j]]
 
+        grads = [g.contiguous() for g in grads]  # the fused kernel reads a gradient as laid out like its parameter
         job_grads = {j: [g[j] for g in grads] for j in jobs}
         functional_adam(pick(self._views), pick(job_grads), pick(self._m_views), pick(self._v_views), [],
                         pick(self._job_steps), fused=True, foreach=False, amsgrad=False, beta1=self.betas[0],
@@ -386,7 +387,9 @@ class StackedLearner:
         self.config, self.observations, self.legal = config, observations, legal
         self.optimizer = StackedAdam(online.parameters(), config.learning_rate)
         jobs, device = online.jobs, observations.device
-        self.updates = torch.zeros(jobs, dtype=torch.long, device=device)
+        #: ``int64[J]`` gradient updates made (on the host: target syncs are decided without
+        #: waiting for the device).
+        self.updates = np.zeros(jobs, dtype=np.int64)
         self.forward_rows = torch.zeros(jobs, dtype=torch.long, device=device)
         self.last_loss = torch.full((jobs,), float("nan"), device=device)
         self.tabulated = observations.shape[0] <= config.target_update_every * config.batch_size
@@ -463,15 +466,15 @@ class StackedLearner:
         if cfg.gradient_clipping is not None:
             grads = clip_job_gradients(grads, cfg.gradient_clipping)
         self.optimizer.step(grads, stepping_jobs)
-        self.updates += stepping
+        self.updates += stepping_jobs
         self.forward_rows += rows * stepping
         self.last_loss = torch.where(stepping, per_job.detach(), self.last_loss)
-        self.sync_targets(stepping & (self.updates % cfg.target_update_every == 0))
+        self.sync_targets(np.flatnonzero(stepping_jobs & (self.updates % cfg.target_update_every == 0)))
 
-    def sync_targets(self, syncing: torch.Tensor) -> None:
-        """Copy the online networks of the jobs where ``syncing`` into their targets."""
-        jobs = torch.nonzero(syncing).flatten()
-        if jobs.numel():
+    def sync_targets(self, syncing: np.ndarray) -> None:
+        """Copy the online networks of the jobs ``syncing`` (indices) into their targets."""
+        if syncing.size:
+            jobs = torch.from_numpy(syncing).to(self.observations.device)
             self.target.copy_jobs_from(self.online, jobs)
             if self.tabulated:
                 self.target_max[jobs] = self._maxima(jobs)
