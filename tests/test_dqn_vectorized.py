@@ -18,6 +18,7 @@ import pytest
 import torch
 from conftest import KUHN, LEDUC
 
+from fusion_psro.errors import ConfigError
 from fusion_psro.evaluation import mixture_best_response, payoff_matrix
 from fusion_psro.games import compile_game
 from fusion_psro.oracles.base import BestResponseRequest
@@ -262,8 +263,12 @@ def test_short_training_on_kuhn_reaches_the_best_response(kuhn):
     assert progress[-1] == (SMALL.episodes, SMALL.episodes)
 
 
-def test_budget_spent_shortens_a_jobs_training(kuhn):
+def test_budget_spent_shortens_a_jobs_training_and_device_overrides_the_setting(kuhn):
     requests = kuhn_requests(kuhn, [(0, 0), (1, 0)])
     requests[1] = dataclasses.replace(requests[1], budget_spent=400)
-    results = DQNOracle(kuhn, dataclasses.replace(SMALL, episodes=1000)).best_responses(requests)
+    oracle = DQNOracle(kuhn, dataclasses.replace(SMALL, episodes=1000, device="cpu"))
+    results = oracle.best_responses(requests, device=DEVICE_NAME)
     assert [r.episodes for r in results] == [1000, 600]
+    assert all(r.metrics.device.startswith(DEVICE.type) for r in results)
+    with pytest.raises(ConfigError, match="device"):
+        oracle.best_responses(requests, device="tpu")

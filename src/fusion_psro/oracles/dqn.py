@@ -726,6 +726,7 @@ class DQNOracle(NetworkOracle):
     budget_setting = "episodes"
     distills = True
     network_kind = "Q-network"
+    batches_responses = True
 
     def __init__(self, compiled: CompiledGame | pyspiel.Game, config: DQNConfig | None = None) -> None:
         self.config = config if config is not None else DQNConfig()
@@ -831,7 +832,8 @@ class DQNOracle(NetworkOracle):
         with torch_threads(cfg.torch_threads):
             return _Training(self, request, resolve_device(cfg.device)).run()
 
-    def best_responses(self, requests: Sequence[BestResponseRequest]) -> list[BestResponseResult]:
+    def best_responses(self, requests: Sequence[BestResponseRequest], *,
+                       device: str | None = None) -> list[BestResponseResult]:
         """The responses to many requests at once (the batched executor's call): the vectorized DQN.
 
         The requests train side by side as the jobs of one
@@ -841,10 +843,14 @@ class DQNOracle(NetworkOracle):
         :meth:`best_response`'s), each for its own budget (``episodes - budget_spent``),
         with its own opponent mixture, initial parameters, hooks and checkpoints. Not
         bit-identical to :meth:`best_response`: the random numbers are drawn for all jobs at
-        once. Requests with a diversity term, and every request of an oracle that plays
-        sampled games, are trained one by one by :meth:`best_response`. Results come in
-        the order of ``requests``.
+        once, so a result is a response of the same quality, not the same response.
+        Requests with a diversity term, and every request of an oracle that plays sampled
+        games, are trained one by one by :meth:`best_response`. ``device`` (``"cpu"``,
+        ``"cuda"``, ``"auto"``) replaces the ``device`` setting for the vectorized training.
+        Results come in the order of ``requests``.
         """
+        if device is not None:
+            check_device(device, "best_responses")
         results: list[BestResponseResult | None] = [None] * len(requests)
         groups: dict[tuple[int, int], list[int]] = {}
         for index, request in enumerate(requests):
@@ -853,11 +859,11 @@ class DQNOracle(NetworkOracle):
             else:
                 groups.setdefault(self.network_sizes(self.check_player(request.player)), []).append(index)
         for indices in groups.values():
-            for index, result in zip(indices, self._train_jobs([requests[i] for i in indices])):
+            for index, result in zip(indices, self._train_jobs([requests[i] for i in indices], device)):
                 results[index] = result
         return results
 
-    def _train_jobs(self, requests: list[BestResponseRequest]) -> list[BestResponseResult]:
+    def _train_jobs(self, requests: list[BestResponseRequest], device: str | None) -> list[BestResponseResult]:
         """Requests whose networks have one shape, trained as the jobs of one vectorized training."""
         cfg = self.config
         budgets = []
@@ -867,7 +873,7 @@ class DQNOracle(NetworkOracle):
             budgets.append(budget)
         initial = [self.initial_network(request).state_dict() for request in requests]
         with torch_threads(cfg.torch_threads):
-            return JobsTraining(self.compiled, cfg, requests, initial, budgets, resolve_device(cfg.device),
+            return JobsTraining(self.compiled, cfg, requests, initial, budgets, resolve_device(device or cfg.device),
                                 DQNMetrics).run()
 
 
