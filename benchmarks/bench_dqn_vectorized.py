@@ -171,23 +171,23 @@ def report(results: dict, games, seeds, budgets, config: DQNConfig, command: str
              "Gap = exact best-response value - exact value of the greedy policy (0 is a best response); mean over "
              "seeds [95% t-interval]. Paired difference = implementation - today's DQN, per seed.", ""]
     for game in games:
-        lines += [f"### {game}", "", "| implementation | " + " | ".join(f"gap @ {b:,}" for b in budgets)
-                  + " | episodes/s |", "| --- | " + " | ".join("---" for _ in budgets) + " | ---: |"]
+        lines += [f"### {game}", "", "| implementation | seeds | " + " | ".join(f"gap @ {b:,}" for b in budgets)
+                  + " | episodes/s |", "| --- | ---: | " + " | ".join("---" for _ in budgets) + " | ---: |"]
         for impl in IMPLEMENTATIONS:
-            runs = [results.get((impl, game, seed)) for seed in seeds]
-            if any(r is None for r in runs):
+            runs = [results[(impl, game, seed)] for seed in seeds if (impl, game, seed) in results]
+            if not runs:
                 continue
-            speed = (np.mean([r["episodes"] / r["wall"] for r in runs]))
-            lines.append(f"| {impl} | " + " | ".join(interval([r["gaps"][str(b)] for r in runs]) for b in budgets)
-                         + f" | {speed:,.0f} |")
-        lines += ["", "| paired difference | " + " | ".join(f"@ {b:,}" for b in budgets) + " |",
-                  "| --- | " + " | ".join("---" for _ in budgets) + " |"]
+            speed = np.mean([r["episodes"] / r["wall"] for r in runs])
+            lines.append(f"| {impl} | {len(runs)} | " + " | ".join(interval([r["gaps"][str(b)] for r in runs])
+                                                                for b in budgets) + f" | {speed:,.0f} |")
+        lines += ["", "| paired difference | seeds | " + " | ".join(f"@ {b:,}" for b in budgets) + " |",
+                  "| --- | ---: | " + " | ".join("---" for _ in budgets) + " |"]
         for impl in ("vectorized", "openspiel"):
-            pairs = [(results.get((impl, game, s)), results.get(("today", game, s))) for s in seeds]
-            if any(a is None or b is None for a, b in pairs):
-                continue
-            lines.append(f"| {impl} - today | " + " | ".join(
-                interval([a["gaps"][str(b)] - t["gaps"][str(b)] for a, t in pairs]) for b in budgets) + " |")
+            pairs = [(results[(impl, game, s)], results[("today", game, s)]) for s in seeds
+                     if (impl, game, s) in results and ("today", game, s) in results]
+            if pairs:
+                lines.append(f"| {impl} - today | {len(pairs)} | " + " | ".join(
+                    interval([a["gaps"][str(b)] - t["gaps"][str(b)] for a, t in pairs]) for b in budgets) + " |")
         lines.append("")
     lines += ["episodes/s: training episodes per second of wall time (vectorized: all seeds' episodes of the one "
               "batched training over its wall time; the others: per run, averaged), exact evaluations excluded "
