@@ -210,7 +210,7 @@ def test_batches_refuse_a_device_that_is_absent():
     with pytest.raises(BatchError, match="device must be one of auto, cpu, cuda"):
         check_device("tpu")
     with pytest.raises(BatchError, match="applies to oracles that train responses batched"):
-        check_device("cpu", "dqn")
+        check_device("cpu", "exact")
     if not torch.cuda.is_available():
         with pytest.raises(BatchError, match="needs CUDA"):
             check_device("cuda", "pg")
@@ -280,16 +280,16 @@ def test_the_batched_flag_batches_a_sweep_config_without_executor(tmp_path, monk
     (('executor = "batched"', 'executor = "fast"'), r"\[sweep\] executor must be \"single\""),
     (('executor = "batched"', 'device = "cpu"'), r"\[sweep\] device applies to executor = \"batched\""),
     (('executor = "batched"', 'executor = "batched"\ndevice = "gpu"'), r"device must be one of auto, cpu, cuda"),
-    (('oracle = "pg"', 'oracle = "dqn"'), None),
+    (('oracle = "pg"', 'oracle = "exact"'), None),
 ])
 def test_bad_batched_sweep_settings_are_refused_in_one_line(tmp_path, change, message):
     from fusion_psro.experiments.sweep import SweepConfigError, load_sweep
 
     text = PG_SWEEP.replace(*change)
-    if message is None:  # a device for an oracle that does not batch
+    if message is None:  # a device for an oracle that does not batch (the exact oracle, which has no init)
         text = text.replace('executor = "batched"', 'executor = "batched"\ndevice = "cpu"').replace(
-            'oracle_options = {{hidden_sizes = [16], steps = 10, device = "cpu"}}', 'episodes = 100').replace(
-            'init = ["normal", "fusion"]', 'init = ["normal"]')
+            'oracle_options = {{hidden_sizes = [16], steps = 10, device = "cpu"}}', '').replace(
+            'init = ["normal", "fusion"]\n', '')
         message = "applies to oracles that train responses batched"
     path = tmp_path / "sweep.toml"
     path.write_text(text.format(out=tmp_path / "runs"))

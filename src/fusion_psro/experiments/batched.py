@@ -9,11 +9,13 @@ included), variant, meta-solver. Each run is an ordinary run into its own direct
 a single run's: it resumes alone, and ``report``, ``plot`` and ``init-study`` read it
 unchanged. Only where its best responses are computed differs
 (:class:`~fusion_psro.psro.executors.LockstepExecutor`): an oracle with
-:attr:`~fusion_psro.oracles.base.Oracle.batches_responses` (the pg oracle) trains every
-run's responses of an iteration through one tensor program, with the single runs' results
+:attr:`~fusion_psro.oracles.base.Oracle.batches_responses` trains every run's responses
+of an iteration through one tensor program: the pg oracle with the single runs' results
 (bit for bit on the CPU where the per-run products go through BLAS; else up to float32
-rounding: :meth:`~fusion_psro.oracles.pg.PolicyGradientOracle.best_responses`); other
-oracles compute them one after the other, as single runs would.
+rounding: :meth:`~fusion_psro.oracles.pg.PolicyGradientOracle.best_responses`), the DQN
+oracle by the same rule with other samples (:meth:`~fusion_psro.oracles.dqn.DQNOracle.best_responses`:
+not the single runs' numbers); other oracles compute them one after the other, as single
+runs would.
 """
 
 from __future__ import annotations

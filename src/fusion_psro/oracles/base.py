@@ -277,7 +277,10 @@ class Oracle(abc.ABC):
         share this oracle's game and settings), in order.
 
         Each result is the one :meth:`best_response` returns for its request, up to the
-        rounding of a batched computation. This default computes them one after the other;
+        rounding of a batched computation, except where an oracle says otherwise (the DQN's
+        batched training draws its samples for all requests at once: the same rule, other
+        samples; :meth:`~fusion_psro.oracles.dqn.DQNOracle.best_responses`). This default
+        computes them one after the other;
         oracles with :attr:`batches_responses` train them together. ``device`` (``"cpu"``,
         ``"cuda"``, ``"auto"``) replaces the oracle's own device setting for a batched
         computation; it is ignored here.

@@ -172,7 +172,7 @@ class LockstepExecutor:
       starts), hands them in and waits, giving up its turn;
     * once every run that has not ended waits there, the calling thread computes all the
       requests handed in with one call of the oracle's
-      :meth:`~fusion_psro.oracles.base.Oracle.best_responses` (the pg oracle trains them
+      :meth:`~fusion_psro.oracles.base.Oracle.best_responses` (the pg and DQN oracles train them
       through one batched tensor program), and each run takes its own results.
 
     Threads, not a rewritten loop: every run keeps the loop's code path, so a run's
