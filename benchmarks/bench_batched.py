@@ -1,9 +1,10 @@
-"""Benchmark many runs at once (batched executors and oracles) against the same runs done singly.
+"""Benchmark many runs at once (batched executors, oracles and environments), in one process.
 
 Each section is a function that measures, in this one process, and returns its Markdown
-(a heading, what was run, a table, the command); ``--section NAME`` runs one, ``--output``
-writes it into ``benchmarks/results_batched.md`` between that section's markers, leaving the
-other sections of the file as they are. Sections:
+(what was run, a table, the command); ``--section NAME`` runs one (``all``: every one,
+``--list-sections`` names them), ``--output`` writes it into
+``benchmarks/results_batched.md`` between that section's markers, leaving the other sections
+of the file as they are. ``--gpu`` asks every section for its GPU sizes. Sections:
 
 * ``cpu-pg``: R PSRO runs on Leduc with the pg oracle (seeds 0..R-1, inits normal / inherit
   / fusion in turn), first one after the other with the single-run path (``run_psro``),
@@ -12,8 +13,28 @@ other sections of the file as they are. Sections:
   (the ``train_s`` of every response summed) and its ratio, and the largest difference of
   an exploitability row between the two (the batched path must repeat the single one).
 
+* ``play``: vectorized play of compiled Leduc poker, every seat taking uniformly random
+  legal actions, chance playing its distribution, finished games restarting at once
+  (auto-reset): episodes per second of
+
+  - ``RandomPlay`` (``fusion_psro.games.tensor_episodes``), torch, on the CPU and, where
+    present, on CUDA (with ``--compile`` also under ``torch.compile``): one player decision
+    per game and pass, chance folded into precomputed per-decision transition tables
+    (pgx's step is also one player decision: it deals the cards inside ``init`` and ``step``);
+  - ``TensorEpisodes`` (the learner-facing environment a batched DQN trains on): one job,
+    the learner's random legal actions drawn on the device, a uniform opponent;
+  - today's NumPy ``VectorizedEpisodes`` (learner actions random legal, uniform opponent);
+  - pgx's ``leduc_holdem`` (JAX, ``jit`` of a ``lax.scan`` over ``vmap``-ed
+    ``pgx.experimental.auto_reset(step)``, random legal actions), skipped with a note when
+    pgx is not installed (``pip install -e '.[bench]'``).
+
+  OpenSpiel's and pgx's Leduc have the same rules and 6-card deck; every implementation
+  plays at the same batch sizes, timed after a warm-up, median of repeats.
+
     .venv/bin/python benchmarks/bench_batched.py --section cpu-pg --output benchmarks/results_batched.md
-    .venv/bin/python benchmarks/bench_batched.py --section cpu-pg --quick     # smoke run, no file
+    .venv/bin/python benchmarks/bench_batched.py --section play --compile --output benchmarks/results_batched.md
+    .venv/bin/python benchmarks/bench_batched.py --section play --quick        # smoke run, no file
+    .venv/bin/python benchmarks/bench_batched.py --section all --gpu --output OUT.md   # on a GPU machine
 """
 
 from __future__ import annotations
@@ -22,6 +43,7 @@ import argparse
 import os
 import platform
 import re
+import statistics
 import sys
 import tempfile
 import time
@@ -29,16 +51,44 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
 import torch
 
 import fusion_psro
 from fusion_psro.experiments.batched import run_batch
 from fusion_psro.experiments.runner import run_psro
+from fusion_psro.games import compile_game
+from fusion_psro.games.simulation import VectorizedEpisodes
+from fusion_psro.games.tensor_episodes import EpisodeJob, RandomPlay, TensorEpisodes
 from fusion_psro.oracles.pg import PGConfig
+from fusion_psro.policies import uniform_policy
 from fusion_psro.psro import PSROConfig
 
+LEDUC = "leduc_poker"
 RESULTS = Path(__file__).with_name("results_batched.md")
 INITS = ("normal", "inherit", "fusion")
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_rate(run, repeats: int) -> float:
+    """Median over ``repeats`` of ``episodes / seconds`` returned by ``run()`` (after one warm-up call)."""
+    run()
+    rates = []
+    for _ in range(repeats):
+        episodes, seconds = run()
+        rates.append(episodes / seconds)
+    return statistics.median(rates)
+
+
+# ---------------------------------------------------------------------------- cpu-pg
 
 
 def _pg_configs(runs: int, iterations: int, steps: int, hidden: tuple[int, ...]) -> list[PSROConfig]:
@@ -105,15 +155,212 @@ def section_cpu_pg(args: argparse.Namespace) -> str:
     ])
 
 
+# ---------------------------------------------------------------------------- play
+
+
+def torch_random_play(compiled, batch: int, passes: int, device: torch.device, compile: bool = False):
+    play = RandomPlay(compiled, num_envs=batch, device=device, seed=0, compile=compile)
+
+    def run():
+        before = play.episodes_completed
+        _sync(device)
+        started = time.perf_counter()
+        play.run(passes)
+        _sync(device)
+        seconds = time.perf_counter() - started
+        return play.episodes_completed - before, seconds
+
+    return run
+
+
+def torch_learner_play(compiled, batch: int, steps: int, device: torch.device):
+    job = EpisodeJob(0, uniform_policy(compiled, 1))
+    episodes = TensorEpisodes(compiled, [job], num_envs=batch, device=device, seed=0, check_actions=False)
+    episodes.reset()
+    generator = torch.Generator(device=device).manual_seed(1)
+
+    def run():
+        before = int(episodes.episodes_completed[0])
+        _sync(device)
+        started = time.perf_counter()
+        for _ in range(steps):  # uniform legal actions by inverse CDF, as numpy_play draws them
+            counts = episodes.legal_mask().to(torch.float32).cumsum(dim=-1)
+            uniform = torch.rand(1, batch, 1, generator=generator, device=device) * counts[..., -1:]
+            episodes.step((counts <= uniform).sum(dim=-1))
+        _sync(device)
+        seconds = time.perf_counter() - started
+        return int(episodes.episodes_completed[0]) - before, seconds
+
+    return run
+
+
+def numpy_play(compiled, batch: int, steps: int):
+    episodes = VectorizedEpisodes(compiled, 0, uniform_policy(compiled, 1), num_envs=batch, seed=0)
+    legal = compiled.players[0].legal_mask
+    cdf = np.cumsum(legal / legal.sum(axis=1, keepdims=True), axis=1)
+    rng = np.random.default_rng(1)
+    episodes.reset()
+
+    def run():
+        before = episodes.episodes_completed
+        started = time.perf_counter()
+        for _ in range(steps):
+            rows = cdf[episodes.infostates]
+            episodes.step(np.argmax(rows > rng.random(batch)[:, None], axis=1))
+        return episodes.episodes_completed - before, time.perf_counter() - started
+
+    return run
+
+
+def pgx_play(batch: int, steps: int, reset: bool = True):
+    """pgx's Leduc under ``jit``: ``steps`` random legal moves of ``batch`` games per call.
+
+    With ``reset`` (the measurement), ``pgx.experimental.auto_reset`` restarts finished games
+    and the episodes counted are those that ended. Without it (a diagnostic only), finished
+    games stay terminated and ``terminated.sum()`` summed over the steps counts each finished
+    game again at every later step: not episodes.
+    """
+    import jax
+    import jax.numpy as jnp
+    import pgx
+    from pgx.experimental import auto_reset
+
+    env = pgx.make("leduc_holdem")
+    init = jax.vmap(env.init)
+    step = jax.vmap(auto_reset(env.step, env.init)) if reset else jax.vmap(env.step)
+
+    def body(carry, _):
+        state, key, count = carry
+        key, act_key, reset_key = jax.random.split(key, 3)
+        logits = jnp.where(state.legal_action_mask, 0.0, -jnp.inf)
+        action = jax.random.categorical(act_key, logits, axis=-1)
+        state = step(state, action, jax.random.split(reset_key, batch)) if reset else step(state, action)
+        return (state, key, count + state.terminated.sum()), None
+
+    @jax.jit
+    def play(state, key):
+        (state, key, count), _ = jax.lax.scan(body, (state, key, jnp.int32(0)), None, length=steps)
+        return state, key, count
+
+    carry = [init(jax.random.split(jax.random.PRNGKey(0), batch)), jax.random.PRNGKey(1)]
+
+    def run():
+        started = time.perf_counter()
+        state, key, count = play(*carry)
+        count = int(jax.block_until_ready(count))
+        seconds = time.perf_counter() - started
+        carry[:] = [state, key] if reset else carry
+        return count, seconds
+
+    return run
+
+
+def pgx_version() -> str | None:
+    try:
+        return metadata.version("pgx")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def pgx_backend() -> str:
+    import jax
+
+    return jax.default_backend()
+
+
+def play_row(compiled, batch: int, args, devices: list[torch.device], have_pgx: bool) -> dict:
+    """Episodes/s of every implementation at one batch size (keys: see ``render_play``)."""
+    steps = max(args.passes // 4, 1)  # a learner step of Leduc is about 2 decisions with chance, opponent
+    row = {"batch": batch}
+    for device in devices:
+        if device.type == "cpu" and batch > args.cpu_max:
+            continue
+        row[f"random_{device.type}"] = median_rate(torch_random_play(compiled, batch, args.passes, device), args.repeats)
+        if args.compile:
+            row[f"compiled_{device.type}"] = median_rate(
+                torch_random_play(compiled, batch, args.passes, device, compile=True), args.repeats)
+        row[f"learner_{device.type}"] = median_rate(torch_learner_play(compiled, batch, steps, device), args.repeats)
+    if batch <= args.numpy_max:
+        row["numpy"] = median_rate(numpy_play(compiled, batch, steps), args.repeats)
+    if have_pgx:
+        row["pgx"] = median_rate(pgx_play(batch, args.passes), args.repeats)
+    log("  " + ", ".join(f"{k}={v:,.0f}" for k, v in row.items()))
+    return row
+
+
+def play_rows(args, devices: list[torch.device]) -> tuple[list[dict], str]:
+    compiled = compile_game(LEDUC)
+    have_pgx = pgx_version() is not None
+    if not have_pgx:
+        log("pgx is not installed (pip install -e '.[bench]'): its rows are skipped")
+    rows = [play_row(compiled, batch, args, devices, have_pgx) for batch in args.sizes]
+    note = ""
+    if have_pgx:  # what counting terminated states without a reset would claim (not episodes)
+        batch = 4096 if 4096 in args.sizes else args.sizes[0]
+        rate = median_rate(pgx_play(batch, args.passes, reset=False), args.repeats)
+        note = (f"Without a reset, pgx's finished games stay terminated: summing `terminated` over "
+                f"{args.passes} steps of {batch:,} games would claim {rate / 1e6:.2f}M 'episodes'/s, each "
+                "finished game counted again at every later step; the table counts episodes with "
+                "`pgx.experimental.auto_reset`.")
+    return rows, note
+
+
+def _rate(row: dict, key: str) -> str:
+    return f"{row[key] / 1e6:.2f}M" if key in row else "-"
+
+
+def _ratio(row: dict, key: str, base: str) -> str:
+    return f"{row[key] / row[base]:.2f}x" if key in row and base in row else "-"
+
+
+def render_play(rows: list[dict], devices: list[torch.device], args) -> list[str]:
+    kinds = ["random"] + (["compiled"] if args.compile else []) + ["learner"]
+    columns = [f"{kind}_{d.type}" for kind in kinds for d in devices] + ["numpy", "pgx"]
+    backend = pgx_backend() if pgx_version() else "-"
+    names = {"numpy": "NumPy VectorizedEpisodes (cpu)", "pgx": f"pgx leduc_holdem (JAX, {backend})"}
+    for d in devices:
+        names[f"random_{d.type}"] = f"torch RandomPlay ({d.type})"
+        names[f"compiled_{d.type}"] = f"torch RandomPlay, compiled ({d.type})"
+        names[f"learner_{d.type}"] = f"torch TensorEpisodes ({d.type})"
+    ratios = [(f"{kind}_{d.type}", "pgx") for kind in kinds for d in devices] + [("numpy", "pgx")]
+    header = [names[c] for c in columns] + [f"{names[a].split(' (')[0]} ({a.split('_')[-1]}) / pgx"
+                                            if a != "numpy" else "NumPy / pgx" for a, _ in ratios]
+    lines = ["| games | " + " | ".join(header) + " |", "|---|" + "---|" * len(header)]
+    for row in rows:
+        cells = [_rate(row, c) for c in columns] + [_ratio(row, a, b) for a, b in ratios]
+        lines.append(f"| {row['batch']:,} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def section_play(args: argparse.Namespace) -> str:
+    devices = [torch.device("cpu")]
+    if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()):
+        devices.append(torch.device("cuda"))
+    log(f"play: Leduc, random legal actions, auto-reset; sizes {args.sizes}, devices {[d.type for d in devices]}")
+    rows, note = play_rows(args, devices)
+    pgx = pgx_version()
+    lines = [f"Median of {args.repeats} timed calls after a warm-up; {args.passes} decisions per game per call "
+             f"(RandomPlay, pgx), {max(args.passes // 4, 1)} learner steps (TensorEpisodes, NumPy); torch threads: "
+             f"{torch.get_num_threads()}; pgx {pgx or 'not installed'}"
+             + (f", jax {metadata.version('jax')} on {pgx_backend()}" if pgx else "") + ".", ""]
+    lines += render_play(rows, devices, args)
+    lines += ([""] + [note] if note else []) + ["", f"Command: `python benchmarks/bench_batched.py {args.command}`"]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- driver
+
 #: Sections by name: each returns its Markdown body.
 SECTIONS: dict[str, tuple[str, Callable[[argparse.Namespace], str]]] = {
     "cpu-pg": ("CPU: batched pg runs against single runs", section_cpu_pg),
+    "play": ("Vectorized random play of compiled Leduc (episodes per second)", section_play),
 }
 
 
 def _machine() -> str:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (f"{platform.processor() or platform.machine()}, {cpus} CPUs available to the process; Python "
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA"
+    return (f"{platform.processor() or platform.machine()}, {cpus} CPUs available to the process, {gpu}; Python "
             f"{platform.python_version()}, torch {torch.__version__}, open_spiel {metadata.version('open_spiel')}, "
             f"fusion-psro {fusion_psro.__version__}")
 
@@ -131,24 +378,54 @@ def write_section(name: str, title: str, body: str, path: Path = RESULTS) -> Non
     path.write_text(text)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--section", choices=sorted(SECTIONS), required=True)
-    parser.add_argument("--output", type=Path, help="write the section into this Markdown file (its markers)")
+    parser.add_argument("--section", choices=[*sorted(SECTIONS), "all"], help="section to run (all: every one)")
+    parser.add_argument("--list-sections", action="store_true", help="print the sections' names and exit")
+    parser.add_argument("--output", type=Path, help="write the sections into this Markdown file (their markers)")
     parser.add_argument("--quick", action="store_true", help="a smoke run at a tiny scale (writes nothing)")
+    parser.add_argument("--gpu", action="store_true", help="every section's GPU sizes (play: 4,096 to 1,048,576 "
+                        "games on CUDA, at most 65,536 on the CPU)")
     parser.add_argument("--runs", type=int, default=8, help="cpu-pg: runs (default 8)")
     parser.add_argument("--iterations", type=int, default=10, help="cpu-pg: PSRO iterations (default 10)")
     parser.add_argument("--steps", type=int, default=30, help="cpu-pg: Adam steps per best response (default 30)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                        help="play: add CUDA rows (auto: where present)")
+    parser.add_argument("--sizes", default="1024,4096,16384", help="play: batch sizes, comma-separated")
+    parser.add_argument("--passes", type=int, default=200, help="play: decisions per game per timed call")
+    parser.add_argument("--repeats", type=int, default=5, help="play: timed calls (the median is reported)")
+    parser.add_argument("--numpy-max", type=int, default=16384, help="play: largest batch the NumPy environment plays")
+    parser.add_argument("--cpu-max", type=int, default=1 << 30, help="play: largest batch played on the CPU")
+    parser.add_argument("--compile", action="store_true", help="play: add torch.compile'd RandomPlay")
+    parser.add_argument("--threads", type=int, default=1, help="play: torch threads (default 1)")
     args = parser.parse_args(argv)
-    title, section = SECTIONS[args.section]
-    load_before = os.getloadavg()[0]
-    body = section(args)
-    body += (f"\n\nLoad average (1 minute) before / after: {load_before:.1f} / {os.getloadavg()[0]:.1f} on "
-             f"{os.cpu_count()} CPUs; a shared machine's absolute times are noisy, the ratios less so.")
-    print(f"## {title}\n\n{body}")
-    if args.output is not None and not args.quick:
-        write_section(args.section, title, body, args.output)
-        print(f"\nwrote section {args.section} of {args.output}", file=sys.stderr)
+    if not args.list_sections and args.section is None:
+        parser.error("--section is required (one of: " + ", ".join([*sorted(SECTIONS), "all"]) + ")")
+    args.command = " ".join(sys.argv[1:] if argv is None else argv)
+    args.sizes = [int(size) for size in args.sizes.split(",")]
+    if args.gpu:
+        args.device, args.sizes, args.cpu_max, args.repeats = "cuda", [4096, 65536, 1 << 20], 65536, 3
+    if args.quick:
+        args.sizes, args.passes, args.repeats = [256], 8, 1
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.list_sections:
+        print("\n".join(sorted(SECTIONS)))
+        return 0
+    torch.set_num_threads(args.threads)
+    for name in sorted(SECTIONS) if args.section == "all" else [args.section]:
+        title, section = SECTIONS[name]
+        load_before = os.getloadavg()[0]
+        body = section(args)
+        body += (f"\n\nLoad average (1 minute) before / after: {load_before:.1f} / {os.getloadavg()[0]:.1f} on "
+                 f"{os.cpu_count()} CPUs; a shared machine's absolute times are noisy, the ratios less so.")
+        print(f"## {title}\n\n{body}", flush=True)
+        if args.output is not None and not args.quick:
+            write_section(name, title, body, args.output)
+            print(f"\nwrote section {name} of {args.output}", file=sys.stderr)
     return 0
 
 

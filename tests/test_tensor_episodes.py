@@ -220,6 +220,17 @@ def test_random_play_episode_rate_matches_the_exact_episode_length(game, device)
     assert abs(play_.episodes_completed - expected) < 4 * spread + num_envs
 
 
+@pytest.mark.slow
+def test_compiled_random_play_plays_the_same_episodes():
+    """torch.compile of the passes (minutes on a busy CPU: slow) changes nothing but the speed."""
+    compiled = compile_game(LEDUC)
+    runs = [RandomPlay(compiled, num_envs=512, seed=3, compile=flag) for flag in (False, True)]
+    for play_ in runs:
+        play_.run(RandomPlay.BLOCK * 2 + 5)
+    assert runs[0].episodes_completed == runs[1].episodes_completed > 0
+    assert torch.equal(runs[0].state, runs[1].state)
+
+
 def test_alias_tables_reproduce_the_distributions():
     rows = [[(4, 0.5), (6, 0.25), (9, 0.25)], [(1, 1.0)], [(3, 0.1), (5, 0.0), (7, 0.9)]]
     accept, codes = _alias_tables(rows)

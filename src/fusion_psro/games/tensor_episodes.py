@@ -582,19 +582,23 @@ class RandomPlay:
     action followed by chance play leads to (the next decision history, or the end of the
     episode) from a Walker alias table precomputed per decision history, and games whose
     episode ended restart at a decision drawn from the root's chance play. No Python loop
-    over games; a handful of tensor operations per pass.
+    over games; a handful of tensor operations per pass (with ``compile``, fused by
+    :func:`torch.compile` into one kernel per block of passes).
     """
 
     #: Passes whose random draws are made at once.
     BLOCK = 32
 
     def __init__(self, compiled: CompiledGame, *, num_envs: int, device: str | torch.device = "cpu",
-                 seed: int | torch.Generator = 0) -> None:
+                 seed: int | torch.Generator = 0, compile: bool = False) -> None:
         if not isinstance(num_envs, (int, np.integer)) or isinstance(num_envs, bool) or num_envs <= 0:
             raise ConfigError(f"num_envs must be a positive integer, got {num_envs!r}")
         self.device = _device(device)
         self.generator = _generator(seed, self.device)
         self.num_envs = int(num_envs)
+        # torch.compile fuses a block of passes into one kernel (a C++ compiler, or Triton on
+        # CUDA, is needed; the first call compiles). Same draws, same results as eager.
+        self._compiled_passes = torch.compile(_random_play_passes, dynamic=False) if compile else _random_play_passes
         self.decisions, rows, start = _random_play_transitions(compiled)
         accept, codes = _alias_tables(rows)
         self._width = accept.shape[1]
@@ -635,14 +639,21 @@ class RandomPlay:
         for first in range(0, passes, self.BLOCK):
             block = (min(self.BLOCK, passes - first), self.num_envs)
             slots, fractions = self._uniform_slots(block, self._width)
-            restarts = self._restarts(block)
-            for index in range(block[0]):
-                entry = state + slots[index]
-                code = self._codes[entry * 2 + (fractions[index] >= self._accept[entry])]
-                ended = code & 1
-                completed = completed + ended
-                state = (code >> 1) + ended * restarts[index]
+            draws = (slots, fractions, self._restarts(block))
+            play = self._compiled_passes if block[0] == self.BLOCK else _random_play_passes
+            state, completed = play(state, completed, *draws, self._codes, self._accept)
         self.state, self._completed = state, completed
+
+
+def _random_play_passes(state, completed, slots, fractions, restarts, codes, accept):
+    """One pass of :class:`RandomPlay` per row of the draws ``slots``, ``fractions``, ``restarts``."""
+    for index in range(slots.shape[0]):
+        entry = state + slots[index]
+        code = codes[entry * 2 + (fractions[index] >= accept[entry])]
+        ended = code & 1
+        completed = completed + ended
+        state = (code >> 1) + ended * restarts[index]
+    return state, completed
 
 
 __all__ = ["EpisodeJob", "RandomPlay", "TensorEpisodes", "TensorStepResult"]
