@@ -8,11 +8,14 @@ and a step is a fixed sequence of tensor operations over all ``J * E`` games; no
 leaves the device unless asked for (``finished``, ``last_returns``, the action check).
 
 The state of a game is its history index in the :class:`~fusion_psro.games.CompiledGame`.
-Chance outcomes and opponent actions are drawn by inverse-CDF sampling from per-history
-tables; every episode of job ``j`` draws its opponent member from the job's weights when it
-starts and follows it to the end (the mixture PSRO's meta-strategy describes). Jobs may
-have different learners and different population sizes: populations are padded with
-zero-weight members, which are never drawn.
+A step is the learner's move, then a fixed number of *passes* (computed from the game tree)
+in which every game at a chance or opponent node makes one move, drawn by inverse-CDF
+sampling from per-history tables, and every game at a terminal starts its next episode at
+once: at the first decision of a draw from the root's chance play (the chance moves before
+it folded into one distribution), with an opponent member drawn from the job's weights,
+which the opponent follows to the end of the episode (the mixture PSRO's meta-strategy
+describes). Jobs may have different learners and different population sizes: populations
+are padded with zero-weight members, which are never drawn.
 
 The protocol::
 
@@ -62,6 +65,9 @@ from fusion_psro.validation import validate_meta_strategy, validate_policy
 
 #: ``max_episodes`` of a job without a limit.
 _UNLIMITED = 2**62
+#: A pass's code of a history where it restarts the episode (terminal) or waits (the learner's
+#: decision); codes from ``_ROW0`` on are rows of the sampling table (two empty rows first).
+_END, _STOP, _ROW0 = 0, 1, 2
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -254,30 +260,49 @@ class TensorEpisodes:
         num_histories = compiled.num_histories
         self._width = int(compiled.children.shape[1])
         self._node_infostate = self._tensor(compiled.node_infostate, torch.int64)
-        self._is_chance = self._tensor(compiled.node_player == CHANCE)
-        self._is_terminal = self._tensor(compiled.node_player == TERMINAL)
         self._children = self._tensor(np.maximum(compiled.children, 0).reshape(-1), torch.int64)
         legal, tensors = _per_history_tables(compiled)
         self._legal = self._tensor(legal)
         self._legal_flat = self._legal.reshape(-1)
         self._obs = None if tensors is None else self._tensor(tensors)
-        # Indexed by learner * H + history: where the simulation stops, and the learner's return.
-        stops = [(compiled.node_player == p) | (compiled.node_player == TERMINAL) for p in (0, 1)]
-        self._stop = self._tensor(np.concatenate(stops))
-        self._returns = self._tensor(np.concatenate([compiled.returns[:, p] for p in (0, 1)]), torch.float32)
-        # Fixed number of loop passes that brings every game to its next stop after a learner
-        # action (moves to a terminal, then from the root); games where an episode can end
-        # without a learner decision keep looping until every game has stopped.
-        self._passes = {}
-        self._learnerless = {}
+        # An episode starts at a draw from the root's chance play (the first decision reached).
+        landing = _landings(compiled).get(0, {0: 1.0})
+        self._start_histories = self._tensor(list(landing), torch.int64)
+        self._start_cdf = self._tensor(_closed_cdf(np.array(list(landing.values()))))
+        # Indexed by learner * H + history: what a pass does there (_STOP at the learner's
+        # decisions, _END at terminals, else its sampling row: _ROW0 + the history at chance,
+        # _ROW0 + H + the information state at the opponent's decisions, to which the game's
+        # offset is added), and the learner's return.
+        player = compiled.node_player
+        kinds = []
         for p in (0, 1):
-            moves = _moves_to_stop(compiled, stops[p])
-            decisions = np.flatnonzero(compiled.node_player == p)
-            kids = compiled.children[decisions].astype(np.int64)
-            after = int(np.where(kids >= 0, moves[np.maximum(kids, 0)], 0).max(initial=0))
-            self._passes[p] = (int(moves[0]), after + max(int(moves[0]), 1))
-            self._learnerless[p] = self._terminal_reachable_without(compiled, p)
+            kind = _ROW0 + np.where(player == CHANCE, np.arange(num_histories), num_histories + compiled.node_infostate)
+            kinds.append(np.where(player == p, _STOP, np.where(player == TERMINAL, _END, kind)))
+        self._kind = self._tensor(np.concatenate(kinds), torch.int64)
+        self._returns = self._tensor(np.concatenate([compiled.returns[:, p] for p in (0, 1)]), torch.float32)
+        self._passes = {p: self._pass_counts(compiled, p, list(landing)) for p in (0, 1)}
         self._num_histories = num_histories
+
+    @staticmethod
+    def _pass_counts(compiled: CompiledGame, player: int, starts: list[int]) -> tuple[int, int, bool]:
+        """Passes that bring every game of learner ``player`` to its next decision after a reset
+        and after a learner action (moves to a terminal, one to restart, moves from the start),
+        and whether an episode can end without a decision of ``player`` (then more passes run
+        until every game has stopped)."""
+        stop = (compiled.node_player == player) | (compiled.node_player == TERMINAL)
+        moves = _moves_to_stop(compiled, stop)
+        kids = compiled.children[compiled.node_player == player].astype(np.int64)
+        after = int(np.where(kids >= 0, moves[np.maximum(kids, 0)], 0).max(initial=0))
+        from_start = int(moves[starts].max())
+        learnerless = TensorEpisodes._terminal_reachable_without(compiled, player)
+        return from_start, after + 1 + from_start, learnerless
+
+    @staticmethod
+    def _first_decision(compiled: CompiledGame, player: int) -> int:
+        decisions = np.flatnonzero(compiled.node_player == player)
+        if not decisions.size:
+            raise GameNotSupportedError(f"{compiled.game_string}: player {player} never acts, so cannot learn")
+        return int(decisions[0])
 
     @staticmethod
     def _terminal_reachable_without(compiled: CompiledGame, player: int) -> bool:
@@ -301,7 +326,7 @@ class TensorEpisodes:
         for j, (learner, population, job_weights, _) in enumerate(checked):
             opponents[j, : population.shape[0], : population.shape[1], :num_actions] = population
             weights[j, : population.shape[0]] = job_weights
-        rows = np.concatenate([_chance_probs(compiled, width), opponents.reshape(-1, width)])
+        rows = np.concatenate([np.zeros((_ROW0, width)), _chance_probs(compiled, width), opponents.reshape(-1, width)])
         self._cdf = self._tensor(_closed_cdf(rows))
         self._member_cdf = self._tensor(_closed_cdf(weights))
         self._member_rows = num_rows
@@ -314,19 +339,21 @@ class TensorEpisodes:
         per_game = np.broadcast_to(np.arange(self.num_jobs)[:, None], shape)
         self._job_of_game = self._tensor(per_game, torch.int64)
         self._learner_base = self._tensor(learners[per_game] * compiled.num_histories, torch.int64)
-        self._opponent_base = self._tensor(compiled.num_histories + per_game * num_members * num_rows, torch.int64)
-        park = np.array([compiled.players[p].representative_history[0] for p in learners])
+        # A game's opponent rows start at H + its offset (job and member); see _offsets.
+        self._job_offset = self._tensor(np.arange(self.num_jobs)[:, None] * num_members * num_rows, torch.int64)
+        # Inactive games wait at a decision of their learner, where no pass moves them.
+        park = np.array([self._first_decision(compiled, p) for p in learners])
         self._park = self._tensor(np.broadcast_to(park[:, None], shape), torch.int64)
         used = sorted(set(learners.tolist()))
         self._reset_passes = max(self._passes[p][0] for p in used)
         self._step_passes = max(self._passes[p][1] for p in used)
-        self._loop_until_stopped = any(self._learnerless[p] for p in used)
+        self._loop_until_stopped = any(self._passes[p][2] for p in used)
 
     def _build_state(self) -> None:
         shape = (self.num_jobs, self.num_envs)
         zeros = torch.zeros(self.num_jobs, dtype=torch.int64, device=self.device)
         self.history = self._park.clone()
-        self.member = torch.zeros(shape, dtype=torch.int64, device=self.device)
+        self._offset = self._job_offset.expand(shape).clone()
         self.active = torch.zeros(shape, dtype=torch.bool, device=self.device)
         #: Per job: episodes started, episodes ended, learner decisions made (int64 [J]).
         self.episodes_started = zeros.clone()
@@ -337,59 +364,66 @@ class TensorEpisodes:
 
     # ------------------------------------------------------------------ simulation
 
-    def _draw_members(self) -> torch.Tensor:
-        """A fresh member for every game, drawn from its job's weights (int64 [J, E])."""
-        uniform = torch.rand(self.num_jobs, self.num_envs, generator=self.generator, device=self.device)
-        return torch.searchsorted(self._member_cdf, uniform, right=True)
+    @property
+    def member(self) -> torch.Tensor:
+        """``int64[J, E]``: the opponent member each game's episode follows."""
+        return (self._offset - self._job_offset) // self._member_rows
 
-    def _restart(self, ended: torch.Tensor, history: torch.Tensor, members: torch.Tensor | None) -> torch.Tensor:
-        """Start new episodes in the ``ended`` games (within each job's limit); returns the
-        new histories (root, or the parking history of games made inactive)."""
-        self._ended.append((ended, history))
-        self.episodes_completed += ended.sum(dim=1)
-        start = ended
-        if self._limited:
-            room = (self._limits - self.episodes_started)[:, None]
-            start = ended & (torch.cumsum(ended, dim=1) <= room)
-            self.active &= ~(ended & ~start)
-        self.episodes_started += start.sum(dim=1)
-        fresh = self._draw_members() if members is None else members
-        self.member = torch.where(start, fresh, self.member)
-        root = torch.where(start, 0, self._park)
-        return torch.where(ended, root, history)
+    def _draws(self, passes: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per pass and game, a uniform for the move (``[passes, J, E]``); per game, a start
+        history and an opponent offset (member) for a new episode (``[J, E]``, fresh per
+        pass where an episode can end without a learner decision, then ``[passes, J, E]``:
+        otherwise a game starts at most one episode in a call)."""
+        shape = (self.num_jobs, self.num_envs)
+        uniforms = torch.rand(passes, *shape, generator=self.generator, device=self.device)
+        starts = passes if self._loop_until_stopped else 1
+        rand = torch.rand(2, self.num_jobs, starts * self.num_envs, generator=self.generator, device=self.device)
+        histories = self._start_histories[torch.searchsorted(self._start_cdf, rand[0], right=True)]
+        offsets = self._job_offset + torch.searchsorted(self._member_cdf, rand[1], right=True) * self._member_rows
+        if starts == 1:
+            return uniforms, histories.expand(passes, *shape), offsets.expand(passes, *shape)
+        per_pass = (self.num_jobs, starts, self.num_envs)
+        return uniforms, histories.view(per_pass).transpose(0, 1), offsets.view(per_pass).transpose(0, 1)
 
-    def _move(self, history: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
-        """One chance or opponent move in every game not at a stop."""
-        moving = ~self._stop[self._learner_base + history]
-        opponent_row = self._opponent_base + self.member * self._member_rows + self._node_infostate[history]
-        row = torch.where(self._is_chance[history], history, opponent_row)
+    def _pass(self, history, uniform, start_history, start_offset, first_end):
+        """One pass: every game at a chance or opponent node moves; every game at a terminal
+        starts a new episode (within its job's limit) at ``start_history``; learners wait."""
+        kind = self._kind[self._learner_base + history]
+        ended = kind == _END
+        row = torch.where(kind >= _ROW0 + self._num_histories, kind + self._offset, kind)
         slot = (_rows(self._cdf, row) <= uniform[..., None]).sum(dim=-1)
-        return torch.where(moving, self._children[history * self._width + slot], history)
-
-    def _pass(self, history: torch.Tensor, uniform: torch.Tensor, members, first_end):
-        """Restart games at terminals, then one move; records each game's first ended episode."""
-        ended = self._is_terminal[history] & self.active
+        moved = torch.where(kind >= _ROW0, self._children[history * self._width + slot], history)
+        self._ended.append((ended, history))
         if first_end is not None:
             done, terminals = first_end
-            first = ended & ~done
-            first_end = (done | ended, torch.where(first, history, terminals))
-        history = self._restart(ended, history, members)
-        return self._move(history, uniform), first_end
+            first_end = (done | ended, torch.where(ended & ~done, history, terminals))
+        start = ended
+        if self._limited:
+            start = ended & (torch.cumsum(ended, dim=1) <= (self._limits - self.episodes_started)[:, None])
+            self.episodes_started += start.sum(dim=1)
+            self.active &= ~(ended & ~start)
+            start_history = torch.where(start, start_history, self._park)
+        self._offset = torch.where(start, start_offset, self._offset)
+        return torch.where(ended, start_history, moved), first_end
 
     def _settle(self, history: torch.Tensor, passes: int, first_end=None):
         """Play every game on to its next stop: ``passes`` fixed passes, then (in games with
         episodes that end without a learner decision) more until every game has stopped."""
-        uniforms = torch.rand(passes, self.num_jobs, self.num_envs, generator=self.generator, device=self.device)
-        members = None if self._loop_until_stopped else self._draw_members()
+        uniforms, starts, offsets = self._draws(passes)
         for index in range(passes):
-            history, first_end = self._pass(history, uniforms[index], members, first_end)
+            history, first_end = self._pass(history, uniforms[index], starts[index], offsets[index], first_end)
         while self._loop_until_stopped:
-            unsettled = ~self._stop[self._learner_base + history] | self._is_terminal[history]
-            if not bool((unsettled & self.active).any()):
+            kind = self._kind[self._learner_base + history]
+            if not bool(((kind >= _ROW0) | (kind == _END)).any()):
                 break
-            uniform = torch.rand(self.num_jobs, self.num_envs, generator=self.generator, device=self.device)
-            history, first_end = self._pass(history, uniform, None, first_end)
+            uniforms, starts, offsets = self._draws(1)
+            history, first_end = self._pass(history, uniforms[0], starts[0], offsets[0], first_end)
         self.history = history
+        if self._ended:
+            ended = torch.stack([mask for mask, _ in self._ended]).sum(dim=(0, 2))
+            self.episodes_completed += ended
+            if not self._limited:
+                self.episodes_started += ended
         return first_end
 
     # ------------------------------------------------------------------ public API
@@ -397,15 +431,14 @@ class TensorEpisodes:
     def reset(self) -> None:
         """Start new episodes in every game of every job (counters are kept)."""
         self._begin_call()
-        self.active = torch.ones_like(self.active)
-        self.history = torch.zeros_like(self.history)
-        start = self.active
+        start = torch.ones_like(self.active)
         if self._limited:
-            start = torch.cumsum(self.active, dim=1) <= (self._limits - self.episodes_started)[:, None]
-            self.active = start
+            start = torch.cumsum(start, dim=1) <= (self._limits - self.episodes_started)[:, None]
+        self.active = start
         self.episodes_started += start.sum(dim=1)
-        self.member = self._draw_members()
-        self._settle(torch.where(start, self.history, self._park), self._reset_passes)
+        _, starts, offsets = self._draws(1)
+        self._offset = offsets[0]
+        self._settle(torch.where(start, starts[0], self._park), self._reset_passes)
 
     @property
     def finished(self) -> bool:
