@@ -10,9 +10,10 @@
 #    index): pip install --no-index --no-deps --target /tmp/site.
 # 2. Runs the tests that have CUDA variants with FUSION_PSRO_TEST_DEVICE=cuda and
 #    PYTHONPATH=/tmp/site:src.
-# 3. Runs benchmarks/bench_batched.py (every section, GPU sizes).
+# 3. Runs benchmarks/bench_batched.py, every section with --gpu (its GPU sizes), each with
+#    what is left of the budget shared among the sections still to run.
 # Everything goes to OUTDIR: nvidia-smi.txt, environment.txt, install.log, tests.log,
-# bench.log, results_batched.md, and summary.txt (each step's exit status).
+# bench-SECTION.log, results_batched.md, and summary.txt (each step's exit status).
 set -uo pipefail
 
 dry_run=0
@@ -47,7 +48,7 @@ cd "$root" || exit 2
 shopt -s nullglob
 found=("$wheels"/*.whl "$here"/*.whl)
 if [ ${#found[@]} -gt 0 ]; then
-    step install 120 "$out/install.log" "$python" -m pip install --no-index --no-deps --no-compile \
+    step install 90 "$out/install.log" "$python" -m pip install --no-index --no-deps --no-compile \
         --no-cache-dir --upgrade --target "$site" "${found[@]}"
 else
     echo "install: no wheels in $wheels or $here; using what $python has" | tee -a "$summary" "$out/install.log"
@@ -72,14 +73,28 @@ tests=(tests/test_tensor_episodes.py)
 for extra in tests/test_batched.py tests/test_dqn_vectorized.py; do
     [ -f "$extra" ] && tests+=("$extra")
 done
+left() {  # seconds left of the 10-minute budget, less a margin for writing up
+    echo $(( 570 - ($(date +%s) - started) ))
+}
 if [ $dry_run = 1 ]; then
     step tests 120 "$out/tests.log" "$python" -m pytest -q -x -p no:cacheprovider tests/test_tensor_episodes.py \
         -k "alias or refused or same_seed"
-    step bench 120 "$out/bench.log" "$python" benchmarks/bench_batched.py --quick --device cpu \
-        --output "$out/results_batched.md"
+    step bench-play 120 "$out/bench-play.log" "$python" benchmarks/bench_batched.py --section play --device cpu \
+        --sizes 256 --passes 8 --repeats 1 --output "$out/results_batched.md"
 else
-    FUSION_PSRO_TEST_DEVICE=cuda step tests 300 "$out/tests.log" "$python" -m pytest -q -p no:cacheprovider \
+    FUSION_PSRO_TEST_DEVICE=cuda step tests 240 "$out/tests.log" "$python" -m pytest -q -p no:cacheprovider \
         -rs "${tests[@]}"
-    step bench 240 "$out/bench.log" "$python" benchmarks/bench_batched.py --gpu --output "$out/results_batched.md"
+    # Each section on its own, with what is left of the budget shared among those still to run.
+    sections=($("$python" benchmarks/bench_batched.py --list-sections 2>/dev/null))
+    for index in "${!sections[@]}"; do
+        name=${sections[$index]}
+        share=$(( $(left) / (${#sections[@]} - index) ))
+        if [ "$share" -lt 30 ]; then
+            echo "bench-$name: skipped, ${share}s left" | tee -a "$summary"
+            continue
+        fi
+        step "bench-$name" "$share" "$out/bench-$name.log" "$python" benchmarks/bench_batched.py --section "$name" \
+            --gpu --output "$out/results_batched.md"
+    done
 fi
 echo "done in $(( $(date +%s) - started )) s; files in $out" | tee -a "$summary"

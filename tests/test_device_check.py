@@ -34,8 +34,9 @@ def test_device_check_dry_run_writes_every_file(tmp_path):
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = (out / "summary.txt").read_text()
-    assert "tests: exit 0" in summary and "bench: exit 0" in summary, summary
-    for name in ("nvidia-smi.txt", "environment.txt", "install.log", "tests.log", "bench.log", "results_batched.md"):
+    assert "tests: exit 0" in summary and "bench-play: exit 0" in summary, summary
+    for name in ("nvidia-smi.txt", "environment.txt", "install.log", "tests.log", "bench-play.log",
+                 "results_batched.md"):
         assert (out / name).stat().st_size > 0, name
     assert "torch" in (out / "environment.txt").read_text()
-    assert "### play" in (out / "results_batched.md").read_text()
+    assert "<!-- section: play -->" in (out / "results_batched.md").read_text()
