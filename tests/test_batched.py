@@ -139,7 +139,7 @@ def exploitabilities(rows):
 
 
 @pytest.mark.parametrize("game", [KUHN, LEDUC])
-def test_batched_runs_equal_single_runs(game, tmp_path, monkeypatch):
+def test_batched_runs_equal_single_runs(game, tmp_path, monkeypatch, caplog):
     from fusion_psro.experiments.batched import run_batch
     from fusion_psro.experiments.rundir import read_metrics
     from fusion_psro.experiments.runner import run_psro
@@ -150,12 +150,15 @@ def test_batched_runs_equal_single_runs(game, tmp_path, monkeypatch):
     batched_call = PolicyGradientOracle.best_responses
 
     def recorded(self, requests, **kwargs):
-        calls.append(len(requests))
-        return batched_call(self, requests, **kwargs)
+        answers = batched_call(self, requests, **kwargs)
+        calls.append(len(requests))  # counted once the batched call returned (a failed one falls back)
+        return answers
 
     monkeypatch.setattr(PolicyGradientOracle, "best_responses", recorded)
     outcomes = run_batch(configs, [tmp_path / f"batched{k}" for k in range(len(configs))])
     assert [o.error for o in outcomes] == [None] * 4
+    assert [o.warning for o in outcomes] == [None] * 4
+    assert "batched oracle call failed" not in caplog.text
     # Every iteration's responses of all four runs (two players each; psro-rn's learners) went in one call.
     assert len(calls) == 3 and all(count >= 8 for count in calls)
     for k, (alone, outcome) in enumerate(zip(single, outcomes)):
@@ -202,6 +205,39 @@ def test_a_failing_run_ends_alone(tmp_path):
     outcomes = run_batch(configs, [tmp_path / "a", tmp_path / "blocked", tmp_path / "c"])
     assert outcomes[1].failed and "\n" not in outcomes[1].error
     assert not outcomes[0].failed and not outcomes[2].failed and len(outcomes[2].result) == 3
+
+
+def test_a_failed_batched_call_falls_back_visibly(tmp_path, monkeypatch, caplog):
+    """A batched call that raises: every run computes its responses alone, warns once, and says so in its outcome."""
+    from fusion_psro.experiments.batched import run_batch
+    from fusion_psro.experiments.runner import run_psro
+
+    configs = [dataclasses.replace(c, iterations=2) for c in run_configs(KUHN)[:2]]
+    alone = run_psro(configs[0], tmp_path / "alone", progress=False)
+
+    def broken(self, requests, **kwargs):
+        raise RuntimeError("no batched training here\nsecond line")
+
+    monkeypatch.setattr(PolicyGradientOracle, "best_responses", broken)
+    outcomes = run_batch(configs, [tmp_path / "a", tmp_path / "b"])
+    assert [o.error for o in outcomes] == [None, None]
+    assert all("RuntimeError: no batched training here)" in o.warning for o in outcomes)
+    assert exploitabilities(outcomes[0].result) == pytest.approx(exploitabilities(alone), abs=1e-6)
+    warnings = [r.getMessage() for r in caplog.records if "batched oracle call failed" in r.getMessage()]
+    assert sorted(w.split(":")[0] for w in warnings) == ["run 0", "run 1"]
+    assert all("second line" not in w for w in warnings)
+
+
+def test_an_oracle_answering_too_few_responses_is_refused(tmp_path, monkeypatch):
+    from fusion_psro.errors import FusionPSROError
+    from fusion_psro.experiments.batched import run_batch
+
+    configs = [dataclasses.replace(c, iterations=1) for c in run_configs(KUHN)[:2]]
+    batched_call = PolicyGradientOracle.best_responses
+    monkeypatch.setattr(PolicyGradientOracle, "best_responses",
+                        lambda self, requests, **kwargs: batched_call(self, requests, **kwargs)[:-1])
+    with pytest.raises(FusionPSROError, match=r"oracle 'pg' returned 3 best responses for 4 requests"):
+        run_batch(configs, [tmp_path / "a", tmp_path / "b"])
 
 
 def test_batches_refuse_a_device_that_is_absent():

@@ -97,8 +97,11 @@ def run_batch(configs: Sequence[PSROConfig], outs: Sequence[Path | str], *, devi
         cell, arguments = _run, [(config, out) for config, out in zip(configs, outs)]
     executor = LockstepExecutor(device=device)
     functions = [lambda member, args=args: cell(*args, executor=member) for args in arguments]
-    return [TaskOutcome(result=result) if error is None else TaskOutcome(error=one_line(error))
-            for result, error in executor.run_all(functions)]
+    outcomes = [TaskOutcome(result=result) if error is None else TaskOutcome(error=one_line(error))
+                for result, error in executor.run_all(functions)]
+    for index, failure in executor.fallbacks.items():
+        outcomes[index].warning = f"a batched oracle call failed ({failure}); the run computed its responses alone"
+    return outcomes
 
 
 def _run(config: PSROConfig, out: Path | str, *, executor) -> list:

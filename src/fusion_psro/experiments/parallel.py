@@ -28,6 +28,9 @@ class TaskOutcome:
 
     result: Any = None
     error: str | None = None
+    #: A one-line note on how the task ran when it is not the usual way (a batched run whose batched
+    #: oracle call failed, so it computed its responses alone), else None.
+    warning: str | None = None
 
     @property
     def failed(self) -> bool:

@@ -197,6 +197,8 @@ class LockstepExecutor:
         self._waiting: dict[int, tuple[Any, list]] = {}
         self._results: dict[int, Any] = {}
         self._stopped: BaseException | None = None
+        #: Per run (its index in :meth:`run_all`), the first failure of a batched call it was part of.
+        self.fallbacks: dict[int, str] = {}
 
     def run_all(self, functions: Sequence[Callable[[LockstepRun], Any]]) -> list[tuple[Any, BaseException | None]]:
         """``function(executor)`` for every function, each in a thread with its own :class:`LockstepRun`;
@@ -252,22 +254,32 @@ class LockstepExecutor:
     def _compute(self, batch: dict[int, tuple[Any, list]]) -> dict[int, Any]:
         """Each waiting run's results: one oracle call per group of runs that share an oracle."""
         groups: dict[str, list[int]] = {}
-        for index, (run, _) in batch.items():
-            groups.setdefault(oracle_key(run.config), []).append(index)
+        for index in sorted(batch):  # the runs' order in the batch, not the order their threads handed in
+            groups.setdefault(oracle_key(batch[index][0].config), []).append(index)
         results: dict[int, Any] = {}
         for indices in groups.values():
             requests = [p.request for index in indices for p in batch[index][1]]
+            oracle = batch[indices[0]][0].oracle
             try:
-                answers = batch[indices[0]][0].oracle.best_responses(requests, device=self.device)
-            except Exception:  # noqa: BLE001 (each run computes its own again: the failure stays with its run)
-                log.warning("a batched oracle call failed; each of its %d runs computes its requests alone",
-                            len(indices), exc_info=True)
+                answers = oracle.best_responses(requests, device=self.device)
+            except Exception as exc:  # noqa: BLE001 (each run computes its own again: the failure stays with its run)
+                self._fell_back(indices, exc)
                 results.update({index: None for index in indices})
                 continue
+            check_answers(batch[indices[0]][0], requests, answers)
             for index in indices:
                 count = len(batch[index][1])
                 results[index], answers = answers[:count], answers[count:]
         return results
+
+    def _fell_back(self, indices: list[int], exc: Exception) -> None:
+        """Warn once per run that its batched call failed (with the exception's first line)."""
+        cause = (str(exc).splitlines() or [""])[0]
+        for index in indices:
+            if index not in self.fallbacks:
+                log.warning("run %d: a batched oracle call failed (%s: %s); it computes its requests alone",
+                            index, type(exc).__name__, cause)
+            self.fallbacks.setdefault(index, f"{type(exc).__name__}: {cause}")
 
     def _hand_in(self, index: int, run, prepared: list) -> list | None:
         """Wait, without the turn, for the results of ``prepared`` (None: compute them alone)."""
@@ -300,6 +312,13 @@ class LockstepExecutor:
             self._cv.notify_all()
 
 
+def check_answers(run, requests: list, answers: list) -> None:
+    """Refuse an oracle's answer whose length is not that of its requests (zip would drop responses)."""
+    if len(answers) != len(requests):
+        raise FusionPSROError(f"oracle {run.config.oracle!r} returned {len(answers)} best responses "
+                              f"for {len(requests)} requests")
+
+
 class LockstepRun(SerialExecutor):
     """The executor of one run of a :class:`LockstepExecutor`: best responses go to the batch; other
     independent work (sampled meta-game entries, approximate exploitability) runs here, in order."""
@@ -313,6 +332,7 @@ class LockstepRun(SerialExecutor):
         results = self.owner._hand_in(self.index, run, prepared)
         if results is None:
             results = [run.oracle.best_response(p.request) for p in prepared]
+        check_answers(run, prepared, results)
         return [run.accept(p, result) for p, result in zip(prepared, results)]
 
     def close(self) -> None:
