@@ -274,30 +274,53 @@ def test_budget_spent_shortens_a_jobs_training_and_device_overrides_the_setting(
         oracle.best_responses(requests, device="tpu")
 
 
-def test_a_batched_sweep_trains_every_runs_dqn_responses_in_one_call(tmp_path, monkeypatch):
-    """Runs in lockstep (the batched executor): each iteration's responses of all runs, both players,
-    go to one best_responses call; every run writes its own complete run directory."""
-    from fusion_psro.experiments.batched import run_batch
-    from fusion_psro.experiments.rundir import read_metrics
+def batch_configs(iterations=2):
+    """Three Kuhn DQN runs that differ in seed and init, small enough for a batch in seconds."""
     from fusion_psro.psro import PSROConfig
 
     options = {"hidden_sizes": (16,), "batch_size": 64, "replay_capacity": 1000, "min_replay_before_learning": 128,
                "num_envs": 32, "device": DEVICE_NAME}
-    common = dict(game=KUHN, oracle="dqn", oracle_options=options, episodes=400, iterations=2)
-    configs = [PSROConfig(**common, seed=0, init="normal"), PSROConfig(**common, seed=1, init="inherit"),
-               PSROConfig(**common, seed=2, init="fusion", fusion_start=1)]
+    common = dict(game=KUHN, oracle="dqn", oracle_options=options, episodes=400, iterations=iterations)
+    return [PSROConfig(**common, seed=0, init="normal"), PSROConfig(**common, seed=1, init="inherit"),
+            PSROConfig(**common, seed=2, init="fusion", fusion_start=1)]
+
+
+def test_a_batched_sweep_trains_every_runs_dqn_responses_in_one_call(tmp_path, monkeypatch, caplog):
+    """Runs in lockstep (the batched executor): each iteration's responses of all runs, both players,
+    go to one best_responses call; every run writes its own complete run directory."""
+    from fusion_psro.experiments.batched import run_batch
+    from fusion_psro.experiments.rundir import read_metrics
+
+    configs = batch_configs()
     calls = []
     batched_call = DQNOracle.best_responses
 
     def recorded(self, requests, **kwargs):
-        calls.append(len(requests))
-        return batched_call(self, requests, **kwargs)
+        answers = batched_call(self, requests, **kwargs)
+        calls.append(len(requests))  # counted once the batched call returned (a failed one falls back)
+        return answers
 
     monkeypatch.setattr(DQNOracle, "best_responses", recorded)
     outcomes = run_batch(configs, [tmp_path / f"run{k}" for k in range(3)], device=DEVICE_NAME)
     assert [o.error for o in outcomes] == [None] * 3
+    assert [o.warning for o in outcomes] == [None] * 3
+    assert "batched oracle call failed" not in caplog.text
     assert calls == [6, 6]
     for k, outcome in enumerate(outcomes):
         rows = read_metrics(tmp_path / f"run{k}")
         assert len(rows) == 2 and all(np.isfinite(row["exploitability"]) for row in rows)
         assert [row["exploitability"] for row in rows] == [r.exploitability for r in outcome.result]
+
+
+def test_the_same_dqn_batch_twice_gives_identical_rows(tmp_path):
+    """A batched DQN run's samples depend on its batch (which runs, in which order), not on how the
+    runs' threads were scheduled: the same batch, run twice, writes the same rows."""
+    from fusion_psro.experiments.batched import run_batch
+
+    configs = batch_configs(iterations=3)
+    rows = []
+    for attempt in range(2):
+        outcomes = run_batch(configs, [tmp_path / f"{attempt}-{k}" for k in range(3)], device=DEVICE_NAME)
+        assert [o.error for o in outcomes] == [None] * 3
+        rows.append([[r.exploitability for r in o.result] for o in outcomes])
+    assert rows[0] == rows[1]

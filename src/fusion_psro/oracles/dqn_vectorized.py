@@ -33,9 +33,11 @@ updates the jobs that have more than ``r`` attempts due (the others are masked: 
 gradient, no Adam step, no count).
 
 Not bit-identical to today's DQN: random numbers are drawn for all jobs at once, from one
-stream for the episodes and one for the learners (both seeded from every job's seed), so
-the episodes, explorations and minibatches differ from a job's single run; the rule and
-its counts are the same.
+stream for the episodes and one for the learners (both seeded from every job's seed, in
+the jobs' order), so the episodes, explorations and minibatches differ from a job's single
+run and depend on the other jobs of the call: a job reproduces only with the same jobs in
+the same order (the batched executor hands them in by the runs' order in the batch). The
+rule and its counts are the same.
 
 Episodes are :class:`~fusion_psro.games.tensor_episodes.TensorEpisodes`: every job's
 ``num_envs`` games are tensors on the same device, an opponent member drawn per episode
