@@ -312,6 +312,21 @@ def test_the_batched_flag_batches_a_sweep_config_without_executor(tmp_path, monk
     assert sizes == [4]
 
 
+def test_the_batched_flag_accepts_a_sweep_device_without_executor(tmp_path):
+    """``[sweep] device`` with no executor in the file: refused alone, accepted with ``--batched``."""
+    from fusion_psro.cli import main
+    from fusion_psro.experiments.sweep import SweepConfigError, load_sweep
+
+    path = tmp_path / "sweep.toml"
+    path.write_text(PG_SWEEP.replace('executor = "batched"', 'device = "cpu"').replace("iterations = [2, 3]", "iterations = [1]")
+                    .replace("seed = [0, 1]", "seed = [0]").format(out=tmp_path / "runs"))
+    with pytest.raises(SweepConfigError, match="device applies to executor"):
+        load_sweep(path)
+    sweep = load_sweep(path, batched=True)
+    assert sweep.executor == "batched" and sweep.device == "cpu"
+    assert main(["sweep", str(path), "--quiet", "--batched"]) == 0
+
+
 @pytest.mark.parametrize(("change", "message"), [
     (('executor = "batched"', 'executor = "fast"'), r"\[sweep\] executor must be \"single\""),
     (('executor = "batched"', 'device = "cpu"'), r"\[sweep\] device applies to executor = \"batched\""),

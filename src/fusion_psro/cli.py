@@ -255,9 +255,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from fusion_psro.experiments.report import write_report
     from fusion_psro.experiments.sweep import load_sweep, run_sweep
 
-    sweep = load_sweep(args.config, quick=args.quick)
+    sweep = load_sweep(args.config, quick=args.quick, batched=args.batched)
     print(f"sweep {args.config}: {len(sweep.cells)} runs into {sweep.out}", file=sys.stderr)
-    results = run_sweep(sweep, address=args.address, progress=not args.quiet, batched=True if args.batched else None)
+    results = run_sweep(sweep, address=args.address, progress=not args.quiet)
     if all(r["action"] == "skipped (finished)" for r in results):
         print(f"nothing to run: {len(results)} cells finished", file=sys.stderr)
     failed = [r for r in results if r["action"] == "failed"]

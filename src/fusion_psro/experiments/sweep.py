@@ -125,12 +125,13 @@ def _cell_name(values: dict[str, Any]) -> str:
     return "-".join(parts) or "run"
 
 
-def load_sweep(path: Path | str, *, quick: bool = False) -> Sweep:
+def load_sweep(path: Path | str, *, quick: bool = False, batched: bool = False) -> Sweep:
     """Read and validate a sweep config; every cell's settings are checked before anything runs.
 
     With ``quick``, the values of the config's ``[quick]`` table replace those of the same
     key in ``[grid]`` or ``[settings]`` (a scale that finishes in minutes), and the runs go
-    to ``<out>-quick``.
+    to ``<out>-quick``. ``batched`` (``fusion-psro sweep --batched``) makes the sweep's
+    executor ``"batched"`` before its settings are checked (so ``[sweep] device`` applies).
     """
     path = Path(path)
     if path.is_dir():
@@ -198,14 +199,15 @@ def load_sweep(path: Path | str, *, quick: bool = False) -> Sweep:
         raise SweepConfigError(f"{path}: grid values give duplicate run names; make the values distinct")
     _check_cells(path, cells, set(grid) - {"arm"} | set(settings) | {k for arm in arms.values() for k in arm} - {"name"})
     protocol = _protocol(path, data, cells, quick)
-    executor, device = _executor_settings(path, sweep_section, cells)
+    executor, device = _executor_settings(path, sweep_section, cells, batched)
     return Sweep(out=out, workers=workers, cells=tuple(cells), plugins=tuple(_cell_plugins(cells)),
                  protocol=protocol, config=path, executor=executor, device=device)
 
 
-def _executor_settings(path: Path, section: dict[str, Any], cells: list[Cell]) -> tuple[str, str | None]:
-    """``[sweep] executor`` and ``device``, checked (a device only with ``"batched"``, and only one this
-    machine has, for oracles that train batched)."""
+def _executor_settings(path: Path, section: dict[str, Any], cells: list[Cell],
+                       batched: bool = False) -> tuple[str, str | None]:
+    """``[sweep] executor`` (``"batched"`` with ``batched``) and ``device``, checked (a device only
+    with ``"batched"``, and only one this machine has, for oracles that train batched)."""
     from fusion_psro.experiments.batched import BatchError, check_device  # noqa: PLC0415
 
     executor, device = section.get("executor", "single"), section.get("device")
@@ -213,6 +215,8 @@ def _executor_settings(path: Path, section: dict[str, Any], cells: list[Cell]) -
         raise SweepConfigError(f"{path}: [sweep] executor must be \"single\" (each cell a run of its own) or "
                                f"\"batched\" (cells that share game, oracle and iterations advance together); got "
                                f"{executor!r}")
+    if batched:
+        executor = "batched"
     if device is not None and executor != "batched":
         raise SweepConfigError(f"{path}: [sweep] device applies to executor = \"batched\"; add that, or leave device out")
     try:
