@@ -327,6 +327,26 @@ def test_the_batched_flag_accepts_a_sweep_device_without_executor(tmp_path):
     assert main(["sweep", str(path), "--quiet", "--batched"]) == 0
 
 
+def test_a_cuda_sweep_is_refused_where_its_batches_would_run_as_ray_tasks(tmp_path):
+    """Ray tasks see no GPU: device = "cuda" needs workers = 1 and no --address (refused in one line)."""
+    from fusion_psro.experiments.sweep import SweepConfigError, load_sweep, run_sweep
+
+    path = tmp_path / "sweep.toml"
+    text = PG_SWEEP.replace('executor = "batched"', 'executor = "batched"\ndevice = "cuda"')
+    path.write_text(text.replace("workers = 1", "workers = 2").format(out=tmp_path / "runs"))
+    with pytest.raises(SweepConfigError, match=r"device = \"cuda\" needs workers = 1") as error:
+        load_sweep(path)
+    assert "\n" not in str(error.value)
+    # With one worker, --address would still send the batches to Ray (the device set after loading,
+    # as "cuda" loads only where CUDA is present).
+    path.write_text(text.replace('device = "cuda"', 'device = "cpu"').format(out=tmp_path / "runs"))
+    sweep = dataclasses.replace(load_sweep(path), device="cuda")
+    with pytest.raises(SweepConfigError, match="cannot run with --address") as error:
+        run_sweep(sweep, address="127.0.0.1:1", progress=False)
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "runs").exists()
+
+
 @pytest.mark.parametrize(("change", "message"), [
     (('executor = "batched"', 'executor = "fast"'), r"\[sweep\] executor must be \"single\""),
     (('executor = "batched"', 'device = "cpu"'), r"\[sweep\] device applies to executor = \"batched\""),

@@ -199,15 +199,16 @@ def load_sweep(path: Path | str, *, quick: bool = False, batched: bool = False) 
         raise SweepConfigError(f"{path}: grid values give duplicate run names; make the values distinct")
     _check_cells(path, cells, set(grid) - {"arm"} | set(settings) | {k for arm in arms.values() for k in arm} - {"name"})
     protocol = _protocol(path, data, cells, quick)
-    executor, device = _executor_settings(path, sweep_section, cells, batched)
+    executor, device = _executor_settings(path, sweep_section, cells, batched, workers)
     return Sweep(out=out, workers=workers, cells=tuple(cells), plugins=tuple(_cell_plugins(cells)),
                  protocol=protocol, config=path, executor=executor, device=device)
 
 
 def _executor_settings(path: Path, section: dict[str, Any], cells: list[Cell],
-                       batched: bool = False) -> tuple[str, str | None]:
+                       batched: bool = False, workers: int = 1) -> tuple[str, str | None]:
     """``[sweep] executor`` (``"batched"`` with ``batched``) and ``device``, checked (a device only
-    with ``"batched"``, and only one this machine has, for oracles that train batched)."""
+    with ``"batched"``, ``"cuda"`` only with one worker, and only one this machine has, for oracles
+    that train batched)."""
     from fusion_psro.experiments.batched import BatchError, check_device  # noqa: PLC0415
 
     executor, device = section.get("executor", "single"), section.get("device")
@@ -219,6 +220,9 @@ def _executor_settings(path: Path, section: dict[str, Any], cells: list[Cell],
         executor = "batched"
     if device is not None and executor != "batched":
         raise SweepConfigError(f"{path}: [sweep] device applies to executor = \"batched\"; add that, or leave device out")
+    if device == "cuda" and workers > 1:
+        raise SweepConfigError(f"{path}: [sweep] device = \"cuda\" needs workers = 1 (with more, batches run as "
+                               "Ray tasks, which see no GPU); set workers = 1")
     try:
         for oracle in sorted({cell.config.oracle for cell in cells}):
             check_device(device, oracle)
@@ -471,6 +475,8 @@ def _run_batched(sweep: Sweep, todo: list[int], address: str | None, bar: SweepP
     arguments = [([(sweep.cells[i].config, str(sweep.cells[i].out)) for i in batch], sweep.plugins, sweep.device)
                  for batch in batches]
     log.info("running %d cells in %d batch(es)", len(todo), len(batches))
+    if sweep.device != "cpu" and (address is not None or min(sweep.workers, len(batches)) > 1):
+        log.warning("the batches run as Ray tasks, which see no GPU: they train on the CPU")
     run_tasks(run_cells_batched, arguments, workers=min(sweep.workers, max(len(batches), 1)), address=address,
               progress=False, on_finish=finished)
     return [outcomes[index] for index in todo]
@@ -495,6 +501,11 @@ def run_sweep(sweep: Sweep, *, address: str | None = None, progress: bool = True
     from fusion_psro.experiments.rundir import RunLock, make_directory
     from fusion_psro.experiments.runner import finished_run_metrics
 
+    if batched is None:
+        batched = sweep.executor == "batched"
+    if batched and address is not None and sweep.device == "cuda":
+        raise SweepConfigError(f"{sweep.config}: [sweep] device = \"cuda\" cannot run with --address (batches run "
+                               "as Ray tasks, which see no GPU); run it without --address")
     make_directory(sweep.out)
     with RunLock(sweep.out, SWEEP_LOCK):
         results: list[dict[str, Any] | None] = [None] * len(sweep.cells)
@@ -511,8 +522,6 @@ def run_sweep(sweep: Sweep, *, address: str | None = None, progress: bool = True
                  len(todo))
         if sweep.protocol is not None:
             _record_protocol(sweep)
-        if batched is None:
-            batched = sweep.executor == "batched"
         with SweepProgress(sweep, todo, enabled=progress) as bar:
             try:
                 if batched:
