@@ -40,6 +40,7 @@ of the file as they are. ``--gpu`` asks every section for its GPU sizes. Section
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import re
@@ -255,11 +256,20 @@ def pgx_play(batch: int, steps: int, reset: bool = True):
     return run
 
 
+@functools.cache
 def pgx_version() -> str | None:
+    """pgx's version where it is installed and imports (with JAX); None, with a note on stderr, otherwise."""
     try:
-        return metadata.version("pgx")
+        version = metadata.version("pgx")
     except metadata.PackageNotFoundError:
         return None
+    try:
+        import pgx  # noqa: F401, PLC0415 (imports JAX)
+    except Exception as exc:  # noqa: BLE001 (a missing JAX skips the pgx column, with the reason)
+        print(f"pgx {version} is installed but does not import ({type(exc).__name__}: {exc}); its column is skipped",
+              file=sys.stderr)
+        return None
+    return version
 
 
 def pgx_backend() -> str:

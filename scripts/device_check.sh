@@ -5,15 +5,18 @@
 #     scripts/device_check.sh OUTDIR             # on the GPU machine, from any directory
 #     scripts/device_check.sh --dry-run OUTDIR   # here: CPU, tiny budget (checks the script itself)
 #
+# 0. nvidia-smi and the environment (versions of Python, PyTorch, CUDA, the packages).
 # 1. Installs the wheels placed beside this script (scripts/wheels/*.whl, or the directory
 #    named by WHEELS; fetch them with scripts/fetch_device_wheels.sh DIR where pip reaches an
-#    index): pip install --no-index --no-deps --target /tmp/site.
+#    index): pip install --no-index --no-deps --target /tmp/site; then a preflight imports
+#    what the tests and the benchmark import, and says loudly what is missing.
 # 2. Runs the tests that have CUDA variants with FUSION_PSRO_TEST_DEVICE=cuda and
 #    PYTHONPATH=/tmp/site:src.
 # 3. Runs benchmarks/bench_batched.py, every section with --gpu (its GPU sizes), each with
 #    what is left of the budget shared among the sections still to run.
 # Everything goes to OUTDIR: nvidia-smi.txt, environment.txt, install.log, tests.log,
-# bench-SECTION.log, results_batched.md, and summary.txt (each step's exit status).
+# bench-SECTION.log, results_batched.md, and summary.txt (each step's exit status). The
+# script exits 1 naming the steps that failed (non-zero exit or timeout), else 0.
 set -uo pipefail
 
 dry_run=0
@@ -32,6 +35,9 @@ site=${SITE_DIR:-/tmp/site}
 summary=$out/summary.txt
 : > "$summary"
 started=$(date +%s)
+failed=()
+# JAX (pgx, in the play benchmark) would otherwise take most of the GPU's memory at import.
+export XLA_PYTHON_CLIENT_PREALLOCATE=false
 
 step() {  # step NAME SECONDS LOG COMMAND...: run with a timeout, log its output, record its status
     local name=$1 seconds=$2 log=$3; shift 3
@@ -40,11 +46,12 @@ step() {  # step NAME SECONDS LOG COMMAND...: run with a timeout, log its output
     local status=$?
     tail -n 5 "$log"
     echo "$name: exit $status ($(( $(date +%s) - started )) s since start)" | tee -a "$summary"
-    return 0
+    if [ $status -ne 0 ]; then failed+=("$name"); fi
+    return $status
 }
 
 cd "$root" || exit 2
-{ nvidia-smi 2>&1 || echo "nvidia-smi: not available"; } > "$out/nvidia-smi.txt"
+step nvidia-smi 30 "$out/nvidia-smi.txt" bash -c 'nvidia-smi 2>&1 || echo "nvidia-smi: not available"'
 shopt -s nullglob
 found=("$wheels"/*.whl "$here"/*.whl)
 if [ ${#found[@]} -gt 0 ]; then
@@ -54,7 +61,7 @@ else
     echo "install: no wheels in $wheels or $here; using what $python has" | tee -a "$summary" "$out/install.log"
 fi
 export PYTHONPATH="$site:$root/src" PYTHONUNBUFFERED=1
-"$python" - > "$out/environment.txt" 2>&1 <<'PY'
+step environment 60 "$out/environment.txt" "$python" - <<'PY'
 import platform, sys
 import torch
 print("python", sys.version.split()[0], platform.platform())
@@ -68,6 +75,15 @@ for name in ("numpy", "scipy", "pyspiel", "jax", "pgx"):
     except Exception as exc:  # report, never stop the check
         print(name, "not importable:", exc)
 PY
+# What the tests (conftest.py, test_*.py) and bench_batched.py import: fail loudly here rather
+# than as a collection error or a benchmark crash later.
+if ! step preflight 60 "$out/preflight.log" "$python" -c 'import absl, yaml, safetensors.torch, threadpoolctl, tqdm
+import pyspiel, open_spiel.python.policy, pytest, scipy.stats, torch
+import fusion_psro.cli, fusion_psro.experiments.batched, fusion_psro.oracles.dqn_vectorized
+import fusion_psro.games.tensor_episodes, fusion_psro.oracles.pg, fusion_psro.oracles.episode_sources'; then
+    echo "PREFLIGHT FAILED: a module the tests or the benchmark import is missing (see $out/preflight.log);" \
+        "add its wheel (scripts/fetch_device_wheels.sh)" | tee -a "$summary" >&2
+fi
 
 tests=(tests/test_tensor_episodes.py)
 for extra in tests/test_batched.py tests/test_dqn_vectorized.py; do
@@ -85,7 +101,11 @@ else
     FUSION_PSRO_TEST_DEVICE=cuda step tests 240 "$out/tests.log" "$python" -m pytest -q -p no:cacheprovider \
         -rs "${tests[@]}"
     # Each section on its own, with what is left of the budget shared among those still to run.
-    sections=($("$python" benchmarks/bench_batched.py --list-sections 2>/dev/null))
+    sections=($("$python" benchmarks/bench_batched.py --list-sections 2> "$out/list-sections.log"))
+    if [ ${#sections[@]} -eq 0 ]; then
+        echo "list-sections: no sections ($(tail -n 1 "$out/list-sections.log"))" | tee -a "$summary"
+        failed+=(list-sections)
+    fi
     for index in "${!sections[@]}"; do
         name=${sections[$index]}
         share=$(( $(left) / (${#sections[@]} - index) ))
@@ -98,3 +118,7 @@ else
     done
 fi
 echo "done in $(( $(date +%s) - started )) s; files in $out" | tee -a "$summary"
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "FAILED steps: ${failed[*]}" | tee -a "$summary" >&2
+    exit 1
+fi
