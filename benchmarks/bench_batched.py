@@ -31,15 +31,23 @@ of the file as they are. ``--gpu`` asks every section for its GPU sizes. Section
   OpenSpiel's and pgx's Leduc have the same rules and 6-card deck; every implementation
   plays at the same batch sizes, timed after a warm-up, median of repeats.
 
+* ``dqn-scaling``: the vectorized DQN's throughput against the number of runs R: R runs x 2
+  players of Leduc (jobs of one ``DQNOracle.best_responses`` call, each against a fixed
+  mixture of random opponents), R = 1, 4, 16 with a small network on the CPU; with ``--gpu``
+  R = 1, 4, 16, 64 with the paper's DQN settings on CUDA. Episodes/s and updates/s summed over
+  the jobs; larger R are skipped where they would pass ``--max-seconds``.
+
     .venv/bin/python benchmarks/bench_batched.py --section cpu-pg --output benchmarks/results_batched.md
     .venv/bin/python benchmarks/bench_batched.py --section play --compile --output benchmarks/results_batched.md
     .venv/bin/python benchmarks/bench_batched.py --section play --quick        # smoke run, no file
+    .venv/bin/python benchmarks/bench_batched.py --section dqn-scaling --output benchmarks/results_batched.md
     .venv/bin/python benchmarks/bench_batched.py --section all --gpu --output OUT.md   # on a GPU machine
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import os
 import platform
@@ -61,8 +69,10 @@ from fusion_psro.experiments.runner import run_psro
 from fusion_psro.games import compile_game
 from fusion_psro.games.simulation import VectorizedEpisodes
 from fusion_psro.games.tensor_episodes import EpisodeJob, RandomPlay, TensorEpisodes
+from fusion_psro.oracles.base import BestResponseRequest
+from fusion_psro.oracles.dqn import DQNConfig, DQNOracle
 from fusion_psro.oracles.pg import PGConfig
-from fusion_psro.policies import uniform_policy
+from fusion_psro.policies import random_policy, uniform_policy
 from fusion_psro.psro import PSROConfig
 
 LEDUC = "leduc_poker"
@@ -358,12 +368,77 @@ def section_play(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------------------- dqn-scaling
+
+def _dqn_requests(compiled, runs: int) -> list[BestResponseRequest]:
+    """Both players' requests of ``runs`` runs, each against a fixed mixture of 3 random opponents (seed: the run)."""
+    requests = []
+    for run in range(runs):
+        for player in (0, 1):
+            rng = np.random.default_rng([run, player, 21])
+            population = np.stack([random_policy(compiled, 1 - player, rng) for _ in range(3)])
+            requests.append(BestResponseRequest(player, population, rng.dirichlet(np.ones(3)), seed=run))
+    return requests
+
+
+def _dqn_row(oracle: DQNOracle, compiled, runs: int, device: str) -> dict:
+    requests = _dqn_requests(compiled, runs)
+    _sync(torch.device(device))
+    start = time.perf_counter()
+    results = oracle.best_responses(requests, device=device)
+    _sync(torch.device(device))
+    wall = time.perf_counter() - start
+    return {"runs": runs, "jobs": len(requests), "wall": wall, "episodes": sum(r.episodes for r in results),
+            "updates": sum(r.metrics.updates for r in results)}
+
+
+def section_dqn_scaling(args: argparse.Namespace) -> str:
+    """``dqn-scaling``: the vectorized DQN's training throughput against R (module docstring)."""
+    device = "cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+    if args.gpu:  # the paper's DQN settings
+        sizes, config = [1, 4, 16, 64], DQNConfig(episodes=1000, device=device)
+    else:
+        sizes, config = [1, 4, 16], DQNConfig(hidden_sizes=(64,), batch_size=128, min_replay_before_learning=256,
+                                              num_envs=64, episodes=500, device=device)
+    if args.quick:
+        sizes, config = [1, 2], dataclasses.replace(config, episodes=100)
+    compiled = compile_game(LEDUC)
+    oracle = DQNOracle(compiled, config)
+    _dqn_row(oracle, compiled, 1, device)  # warm-up: the game's tables, the first kernels
+    rows, started = [], time.perf_counter()
+    for runs in sizes:
+        if rows and (time.perf_counter() - started) + rows[-1]["wall"] * runs / rows[-1]["runs"] > args.max_seconds:
+            log(f"dqn-scaling: R = {runs} skipped (would pass --max-seconds {args.max_seconds:g})")
+            break
+        rows.append(_dqn_row(oracle, compiled, runs, device))
+        log(f"dqn-scaling: R = {runs}: {rows[-1]['episodes'] / rows[-1]['wall']:.0f} episodes/s")
+    base = rows[0]["episodes"] / rows[0]["wall"]
+    table = [f"| {r['runs']} | {r['jobs']} | {r['episodes']:,} | {r['updates']:,} | {r['wall']:.2f} | "
+             f"{r['episodes'] / r['wall']:,.0f} | {r['updates'] / r['wall']:,.0f} | "
+             f"{r['episodes'] / r['wall'] / base:.2f}x |" for r in rows]
+    return "\n".join([
+        f"Leduc poker, `DQNOracle.best_responses` (the vectorized DQN) on {device}: R runs x 2 players = 2R jobs "
+        f"in one call, each job {config.episodes:,} episodes against a fixed mixture of 3 random opponent "
+        f"policies; network {list(config.hidden_sizes)}, batch {config.batch_size}, {config.num_envs} games per "
+        f"job, updates from {config.min_replay_before_learning} transitions (the update rule per job as "
+        "`best_response`'s). One timed call per R, after a warm-up call; episodes/s and updates/s summed over "
+        "the jobs (wall time).",
+        "",
+        "| R | jobs | episodes | updates | wall (s) | episodes/s | updates/s | episodes/s vs R = 1 |",
+        "|---|---|---|---|---|---|---|---|",
+        *table,
+        "",
+        f"Command: `python benchmarks/bench_batched.py {args.command}`",
+    ])
+
+
 # ---------------------------------------------------------------------------- driver
 
 #: Sections by name: each returns its Markdown body.
 SECTIONS: dict[str, tuple[str, Callable[[argparse.Namespace], str]]] = {
     "cpu-pg": ("CPU: batched pg runs against single runs", section_cpu_pg),
     "play": ("Vectorized random play of compiled Leduc (episodes per second)", section_play),
+    "dqn-scaling": ("Vectorized DQN: training throughput against the number of runs", section_dqn_scaling),
 }
 
 
@@ -408,6 +483,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cpu-max", type=int, default=1 << 30, help="play: largest batch played on the CPU")
     parser.add_argument("--compile", action="store_true", help="play: add torch.compile'd RandomPlay")
     parser.add_argument("--threads", type=int, default=1, help="play: torch threads (default 1)")
+    parser.add_argument("--max-seconds", type=float, default=90.0, help="dqn-scaling: skip the larger R that "
+                        "would end past this many seconds of the section (default 90)")
     args = parser.parse_args(argv)
     if not args.list_sections and args.section is None:
         parser.error("--section is required (one of: " + ", ".join([*sorted(SECTIONS), "all"]) + ")")
