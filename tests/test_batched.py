@@ -228,6 +228,21 @@ def test_a_failed_batched_call_falls_back_visibly(tmp_path, monkeypatch, caplog)
     assert all("second line" not in w for w in warnings)
 
 
+def test_a_sweep_reports_the_cells_whose_batched_call_fell_back(tmp_path, monkeypatch):
+    from fusion_psro.experiments.sweep import load_sweep, run_sweep
+
+    path = tmp_path / "sweep.toml"
+    path.write_text(PG_SWEEP.replace("iterations = [2, 3]", "iterations = [1]").replace("seed = [0, 1]", "seed = [0]")
+                    .format(out=tmp_path / "runs"))
+
+    def broken(self, requests, **kwargs):
+        raise RuntimeError("no batched training here")
+
+    monkeypatch.setattr(PolicyGradientOracle, "best_responses", broken)
+    results = run_sweep(load_sweep(path), progress=False)
+    assert len(results) == 2 and all("RuntimeError: no batched training here" in r["warning"] for r in results)
+
+
 def test_an_oracle_answering_too_few_responses_is_refused(tmp_path, monkeypatch):
     from fusion_psro.errors import FusionPSROError
     from fusion_psro.experiments.batched import run_batch

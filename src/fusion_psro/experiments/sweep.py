@@ -540,6 +540,8 @@ def run_sweep(sweep: Sweep, *, address: str | None = None, progress: bool = True
             results[index] = {"cell": cell.name, "out": str(cell.out), "action": "failed", "error": outcome.error}
         else:
             results[index] = {"cell": cell.name, "out": str(cell.out), **outcome.result}
+        if outcome.warning is not None:  # a batched cell whose batched oracle call failed
+            results[index]["warning"] = outcome.warning
     failures = [r for r in results if r["action"] == "failed"]
     if failures:
         log.error("%d of %d cells failed; the others' results are kept", len(failures), len(sweep.cells))
