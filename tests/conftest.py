@@ -205,3 +205,20 @@ def as_if_written_before_manifests(out) -> None:
     record.pop("integrity", None)
     config.write_text(json.dumps(record))
     (Path(out) / "manifest.json").unlink()
+
+
+def record_batched_calls(monkeypatch, oracle_class) -> list[int]:
+    """Wrap ``oracle_class.best_responses`` so that each batched call that returns appends its
+    number of requests to the list returned (a call that raised, whose runs fell back to single
+    responses, is not counted)."""
+    calls: list[int] = []
+    batched_call = oracle_class.best_responses
+
+    def recorded(self, requests, **kwargs):
+        answers = batched_call(self, requests, **kwargs)
+        calls.append(len(requests))
+        return answers
+
+    monkeypatch.setattr(oracle_class, "best_responses", recorded)
+    return calls
+

@@ -12,7 +12,7 @@ import os
 import numpy as np
 import pytest
 import torch
-from conftest import KUHN, LEDUC
+from conftest import KUHN, LEDUC, record_batched_calls
 
 from fusion_psro.games import compile_game
 from fusion_psro.oracles import BestResponseRequest, DiversityTerm
@@ -146,15 +146,7 @@ def test_batched_runs_equal_single_runs(game, tmp_path, monkeypatch, caplog):
 
     configs = run_configs(game, equality_device())
     single = [run_psro(c, tmp_path / f"single{k}", progress=False) for k, c in enumerate(configs)]
-    calls = []
-    batched_call = PolicyGradientOracle.best_responses
-
-    def recorded(self, requests, **kwargs):
-        answers = batched_call(self, requests, **kwargs)
-        calls.append(len(requests))  # counted once the batched call returned (a failed one falls back)
-        return answers
-
-    monkeypatch.setattr(PolicyGradientOracle, "best_responses", recorded)
+    calls = record_batched_calls(monkeypatch, PolicyGradientOracle)  # counts only calls that returned
     outcomes = run_batch(configs, [tmp_path / f"batched{k}" for k in range(len(configs))])
     assert [o.error for o in outcomes] == [None] * 4
     assert [o.warning for o in outcomes] == [None] * 4

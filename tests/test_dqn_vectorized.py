@@ -16,7 +16,7 @@ import os
 import numpy as np
 import pytest
 import torch
-from conftest import KUHN, LEDUC
+from conftest import KUHN, LEDUC, record_batched_calls
 
 from fusion_psro.errors import ConfigError
 from fusion_psro.evaluation import mixture_best_response, payoff_matrix
@@ -292,15 +292,7 @@ def test_a_batched_sweep_trains_every_runs_dqn_responses_in_one_call(tmp_path, m
     from fusion_psro.experiments.rundir import read_metrics
 
     configs = batch_configs()
-    calls = []
-    batched_call = DQNOracle.best_responses
-
-    def recorded(self, requests, **kwargs):
-        answers = batched_call(self, requests, **kwargs)
-        calls.append(len(requests))  # counted once the batched call returned (a failed one falls back)
-        return answers
-
-    monkeypatch.setattr(DQNOracle, "best_responses", recorded)
+    calls = record_batched_calls(monkeypatch, DQNOracle)  # counts only calls that returned
     outcomes = run_batch(configs, [tmp_path / f"run{k}" for k in range(3)], device=DEVICE_NAME)
     assert [o.error for o in outcomes] == [None] * 3
     assert [o.warning for o in outcomes] == [None] * 3
