@@ -26,6 +26,22 @@ GAMES = [KUHN, LEDUC, LIARS_DICE, GOOFSPIEL_4, GOOFSPIEL_5]
 #: Games small enough for OpenSpiel's Python tree walks in the default run.
 SMALL_GAMES = [KUHN, LEDUC, GOOFSPIEL_4, GOOFSPIEL_5]
 
+
+@pytest.fixture(scope="module")
+def kuhn():
+    """Compiled Kuhn poker, once per test module."""
+    from fusion_psro.games import compile_game
+
+    return compile_game(KUHN)
+
+
+@pytest.fixture(scope="module")
+def leduc():
+    """Compiled Leduc poker, once per test module."""
+    from fusion_psro.games import compile_game
+
+    return compile_game(LEDUC)
+
 TOL = 1e-9
 
 

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import KUHN, LEDUC
+from conftest import LEDUC
 
 from fusion_psro.errors import ConfigError, OracleError
 from fusion_psro.evaluation import expected_payoff, mixture_best_response
@@ -49,11 +49,6 @@ def request(player, opponent, seed=0, **kwargs):
     population = opponent[None] if opponent.ndim == 2 else opponent
     weights = kwargs.pop("weights", np.full(population.shape[0], 1.0 / population.shape[0]))
     return BestResponseRequest(player, population, weights, seed=seed, **kwargs)
-
-
-@pytest.fixture(scope="module")
-def kuhn():
-    return compile_game(KUHN)
 
 
 def test_reaches_near_best_response_on_kuhn(kuhn):

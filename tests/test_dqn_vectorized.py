@@ -16,11 +16,10 @@ import os
 import numpy as np
 import pytest
 import torch
-from conftest import KUHN, LEDUC, record_batched_calls
+from conftest import KUHN, record_batched_calls
 
 from fusion_psro.errors import ConfigError
 from fusion_psro.evaluation import mixture_best_response, payoff_matrix
-from fusion_psro.games import compile_game
 from fusion_psro.oracles.base import BestResponseRequest
 from fusion_psro.oracles.dqn import DQNConfig, DQNMetrics, DQNOracle, _Batch, _Learner, _UpdateSchedule
 from fusion_psro.oracles.dqn_vectorized import (
@@ -44,16 +43,6 @@ DEVICE = torch.device(DEVICE_NAME)
 #: test_dqn.py's small Kuhn configuration, on the test device.
 SMALL = DQNConfig(hidden_sizes=(64, 64), batch_size=128, replay_capacity=2000, min_replay_before_learning=256,
                   episodes=3000, num_envs=64, torch_threads=1, device=DEVICE_NAME)
-
-
-@pytest.fixture(scope="module")
-def kuhn():
-    return compile_game(KUHN)
-
-
-@pytest.fixture(scope="module")
-def leduc():
-    return compile_game(LEDUC)
 
 
 def state_dicts(oracle: DQNOracle, player: int, seeds) -> list[dict]:

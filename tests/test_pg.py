@@ -35,16 +35,6 @@ SMALL = PGConfig(hidden_sizes=(32,), learning_rate=1e-2, steps=200, device="cpu"
 LEDUC_SMALL = PGConfig(hidden_sizes=(64, 64), steps=400, device="cpu")
 
 
-@pytest.fixture(scope="module")
-def kuhn():
-    return compile_game(KUHN)
-
-
-@pytest.fixture(scope="module")
-def leduc():
-    return compile_game(LEDUC)
-
-
 def request(player, population, weights=None, seed=0, **kwargs):
     population = population[None] if population.ndim == 2 else population
     if weights is None:

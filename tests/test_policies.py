@@ -9,14 +9,8 @@ from open_spiel.python import policy as openspiel_policy
 
 import fusion_psro
 from fusion_psro.errors import InvalidMetaStrategyError, InvalidPlayerError, InvalidPolicyError, PolicyTypeError
-from fusion_psro.games import compile_game
 from fusion_psro.policies import random_deterministic_policy, random_policy, uniform_policy
 from fusion_psro.validation import validate_meta_strategy, validate_policy
-
-
-@pytest.fixture(scope="module")
-def leduc():
-    return compile_game("leduc_poker")
 
 
 def test_helpers_give_valid_policies(leduc):
