@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -188,6 +189,13 @@ def test_endpoints_and_comparisons_against_scipy():
     assert rows[1]["tost"].verdict == "better by at least 0.05" and rows[1]["poi"][0] == 1.0
     # inherit - fusion = 0.02, -0.01, 0.03, 0.01: mean 0.0125, s.e. 0.0085, both one-sided tests reject.
     assert rows[0]["tost"].verdict == "equivalent within ±0.05" and rows[0]["tost"].p < 0.05
+    # Holm over the two claims (p 0.011 and 0.008: 0.008 x 2 and 0.011 x 1 stay below 0.05): both stand.
+    assert [row["holm_verdict"] for row in rows] == ["equivalent within ±0.05", "better by at least 0.05"]
+    # The same comparison five times over: five claims at p 0.008 each, Holm x5 = 0.041 < 0.05 still;
+    # at p 0.011 each, x5 = 0.055: the equivalence verdicts fall to "not determined".
+    five = comparison_rows(values, dataclasses.replace(protocol, comparisons=(("fusion", "inherit"),) * 5))
+    assert {row["holm_verdict"] for row in five} == {"not determined at this n"}
+    assert {row["tost"].verdict for row in five} == {"equivalent within ±0.05"}
 
 
 def test_a_bad_protocol_at_the_cli_is_one_line_and_exit_status_2(tmp_path, capsys):

@@ -13,6 +13,7 @@ from fusion_psro.experiments.statistics import (
     clustered_interval,
     equivalence,
     holm,
+    holm_verdicts,
     iqm,
     paired_difference,
     performance_profile,
@@ -100,6 +101,25 @@ def test_tost_p_values_by_hand_and_the_verdicts():
     assert equivalence(d + 0.05, margin).verdict == "not determined at this n"  # around the margin itself
     with pytest.raises(ValueError, match="margin must be positive"):
         equivalence(d, 0.0)
+
+
+def test_holm_verdicts_adjust_the_p_value_of_each_verdicts_claim():
+    d = np.array([0.01, -0.02, 0.015, 0.0, 0.005, -0.01])
+    equivalent, better, worse = equivalence(d, 0.05), equivalence(d + 0.2, 0.05), equivalence(d - 0.2, 0.05)
+    undetermined = equivalence([0.3, -0.2, 0.1], 0.05)
+    assert equivalent.claim_p == equivalent.p and better.claim_p == better.p_better
+    assert worse.claim_p == worse.p_worse
+    assert undetermined.claim_p == min(undetermined.p, undetermined.p_better, undetermined.p_worse)
+    tests = [equivalent, better, worse, undetermined]
+    adjusted = holm([t.claim_p for t in tests])
+    expected = [t.verdict if p < 0.05 else "not determined at this n" for t, p in zip(tests, adjusted)]
+    assert holm_verdicts(tests) == expected
+    # Each claim below 0.05 alone; 8 copies of a claim with p between 0.05/8 and 0.05 all fail after Holm.
+    weak = equivalence(d + 0.05 + 0.02, 0.05)
+    assert weak.verdict == "better by at least 0.05" and 0.05 / 8 < weak.claim_p < 0.05
+    assert holm_verdicts([weak]) == [weak.verdict]
+    assert holm_verdicts([weak] * 8) == ["not determined at this n"] * 8
+    assert holm_verdicts([equivalence([0.1], 0.05)]) == ["not determined at this n"]  # n = 1: no p-value
 
 
 def test_holm_by_hand():

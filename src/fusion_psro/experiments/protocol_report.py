@@ -11,7 +11,8 @@ For a sweep directory whose ``protocol.json`` was recorded before its first run
 * per protocol comparison, the differences paired by seed: mean, t and bootstrap 95%
   intervals, the paired t test's p-value and its Holm adjustment over the table's
   comparisons, rliable's probability of improvement, and the equivalence verdict (TOST at
-  the protocol's margin);
+  the protocol's margin), per comparison and as it stands after Holm's correction over the
+  table's verdicts;
 * the secondary endpoints: the final exploitability (the same comparisons, their own Holm
   correction) and, when the protocol gives a threshold, the iterations to reach it.
 
@@ -47,6 +48,7 @@ from fusion_psro.experiments.statistics import (
     aggregates,
     equivalence,
     holm,
+    holm_verdicts,
     paired_difference,
     probability_of_improvement,
 )
@@ -164,21 +166,23 @@ def comparison_rows(values: dict[str, dict[int, float]], protocol: Protocol) -> 
                      "tost": equivalence(d, protocol.margin, alpha=protocol.alpha)})
     for row, adjusted in zip(rows, holm([row["paired"].p for row in rows])):
         row["holm"] = adjusted
+    for row, verdict in zip(rows, holm_verdicts([row["tost"] for row in rows], alpha=protocol.alpha)):
+        row["holm_verdict"] = verdict
     return rows
 
 
 def _comparison_table(values: dict[str, dict[int, float]], status: ProtocolStatus) -> list[str]:
     margin = status.protocol.margin
     lines = ["| A vs B | pairs | exploitability(B) − exploitability(A) | t 95% | bootstrap 95% | p (paired t) | "
-             f"Holm p | P(A less exploitable) [95% CI] | TOST p | verdict at ±{margin:g} |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             f"Holm p | P(A less exploitable) [95% CI] | TOST p | verdict at ±{margin:g} | verdict, Holm |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in comparison_rows(values, status.protocol):
         d, poi, tost = row["paired"], row["poi"], row["tost"]
         mean = "–" if math.isnan(d.mean) else f"{d.mean:+.4f}"
         poi_text = "–" if math.isnan(poi[0]) else f"{poi[0]:.2f} [{poi[1]:.2f}, {poi[2]:.2f}]"
         lines.append(f"| {row['a']} vs {row['b']} | {d.n} | {mean} | {_interval(d.t_low, d.t_high)} | "
                      f"{_interval(d.boot_low, d.boot_high)} | {_p(d.p)} | {_p(row['holm'])} | {poi_text} | "
-                     f"{_p(tost.p)} | {tost.verdict} |")
+                     f"{_p(tost.p)} | {tost.verdict} | {row['holm_verdict']} |")
     return lines
 
 

@@ -40,6 +40,8 @@ import numpy as np
 REPS = 2000
 #: Coverage of every two-sided interval.
 CONFIDENCE = 0.95
+#: The verdict of an equivalence test that neither shows equivalence nor a difference beyond the margin.
+NOT_DETERMINED = "not determined at this n"
 
 
 @contextlib.contextmanager
@@ -199,6 +201,16 @@ class Equivalence:
         """The TOST p-value: the larger of the two one-sided p-values."""
         return max(self.p_lower, self.p_upper)
 
+    @property
+    def claim_p(self) -> float:
+        """The p-value of the claim the verdict makes (equivalent, better or worse by the margin);
+        for "not determined", the smallest of the three, so Holm can rank the comparison."""
+        claims = {"equivalent": self.p, "better": self.p_better, "worse": self.p_worse}
+        for word, p in claims.items():
+            if self.verdict.startswith(word):
+                return p
+        return min(claims.values())
+
 
 def equivalence(differences: Sequence[float], margin: float, *, alpha: float = 0.05) -> Equivalence:
     """TOST of paired differences (positive: better) against ``margin`` at level ``alpha``.
@@ -214,7 +226,7 @@ def equivalence(differences: Sequence[float], margin: float, *, alpha: float = 0
         raise ValueError(f"the equivalence margin must be positive, got {margin}")
     if d.size < 2 or not np.isfinite(d).all():
         nan = math.nan
-        return Equivalence(margin, nan, nan, nan, nan, "not determined at this n")
+        return Equivalence(margin, nan, nan, nan, nan, NOT_DETERMINED)
     p_lower = float(stats.ttest_1samp(d, -margin, alternative="greater").pvalue)
     p_upper = float(stats.ttest_1samp(d, margin, alternative="less").pvalue)
     p_better = float(stats.ttest_1samp(d, margin, alternative="greater").pvalue)
@@ -226,8 +238,19 @@ def equivalence(differences: Sequence[float], margin: float, *, alpha: float = 0
     elif p_worse < alpha:
         verdict = f"worse by at least {margin:g}"
     else:
-        verdict = "not determined at this n"
+        verdict = NOT_DETERMINED
     return Equivalence(margin, p_lower, p_upper, p_better, p_worse, verdict)
+
+
+def holm_verdicts(tests: Sequence[Equivalence], *, alpha: float = 0.05) -> list[str]:
+    """The verdicts of one table's equivalence tests that survive Holm's correction over them.
+
+    Every verdict reads one claim off the paired differences (:attr:`Equivalence.claim_p`); the
+    claims' p-values are Holm-adjusted together (:func:`holm`), and a verdict whose adjusted
+    p-value is not below ``alpha`` becomes "not determined at this n".
+    """
+    adjusted = holm([test.claim_p for test in tests])
+    return [test.verdict if p < alpha else NOT_DETERMINED for test, p in zip(tests, adjusted)]
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
