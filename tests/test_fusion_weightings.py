@@ -226,6 +226,26 @@ def test_remedies_act_in_a_run_when_a_response_enters_with_weight_0():
         assert rows[t - 1]["start_distances"][p] == {"l2": 0.0, "kl": 0.0}
 
 
+def test_remedies_act_in_psro_rn_when_the_newest_response_enters_with_weight_0():
+    """In PSRO-rN the start ``inherit`` copies is the member being rectified, always in the support:
+    the remedies watch the newest response instead (mixture game, gradient oracle, seed 7 freezes at 6)."""
+    from fusion_psro.psro import PSRO, PSROConfig
+
+    def run(init):
+        psro = PSRO(PSROConfig(game="mixture", oracle="gradient", variant="psro-rn", init=init, iterations=8, seed=7))
+        return [row.to_json() for row in psro.run()]
+
+    fusion = run("fusion")
+    unused = [row["iteration"] + 1 for row in fusion[:-1] if row["meta_strategies"][0][-1] == 0]
+    assert unused, "the fusion run never added a response with weight 0"
+    first = unused[0]
+    assert all(row["meta_strategies"][0][row["population_sizes"][0] - 1] == 0 for row in fusion[first - 1:-1])
+    for init in ("fusion-perturb", "fusion-inherit", "fusion-floor"):
+        rows = run(init)
+        assert [r["exploitability"] for r in rows[: first - 1]] == [r["exploitability"] for r in fusion[: first - 1]]
+        assert [r["exploitability"] for r in rows[first - 1:]] != [r["exploitability"] for r in fusion[first - 1:]], init
+
+
 def test_a_sweep_lists_arms_of_settings_that_go_together(tmp_path):
     from fusion_psro.experiments.sweep import SweepConfigError, load_sweep
 

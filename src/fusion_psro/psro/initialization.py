@@ -18,11 +18,11 @@ Each strategy is an :class:`Initialization` registered by name in
   ``weights`` (:class:`FusionSettings`) replaces the meta-Nash by another weighting of the
   average (``uniform``, ``recent:K``, ``ema:B``, ``random``, ``argmax``;
   :func:`fusion_weights`), to separate averaging from Nash weighting.
-* ``fusion-perturb``, ``fusion-inherit``, ``fusion-floor``: fusion, except when the previous
-  best response entered the meta-Nash with weight 0 (where a deterministic oracle would
-  rebuild the same start and return the same response): then the fused start shrunk and
-  perturbed, the previous response itself, or fusion with the previous response's weight
-  raised to a floor (:class:`FusionRemedy`).
+* ``fusion-perturb``, ``fusion-inherit``, ``fusion-floor``: fusion, except when the player's
+  newest best response entered the meta-Nash with weight 0 (where a deterministic oracle
+  would rebuild the same start and return the same response): then the fused start shrunk
+  and perturbed, ``inherit``'s start, or fusion with the newest response's weight raised to
+  a floor (:class:`FusionRemedy`).
 * ``shrink-perturb``: ``lambda * fused + (1 - lambda) * fresh`` (Ash and Adams 2020);
   ``fusion-reset-output``: the fused network with a freshly drawn output layer;
   ``nash-distill``: a fresh network fitted to the exact behaviour strategy of the
@@ -145,8 +145,13 @@ class StartContext:
     settings:
         The init's settings (an instance of its :attr:`Initialization.settings_class`), or None.
     previous_index:
-        The previous best response's index in the population (its weight in ``meta_strategy``
-        is 0 when it entered the meta-Nash with weight 0), or None when it is not a member.
+        The previous best response's index in the population, or None when it is not a member.
+        It is the start ``inherit`` copies: in PSRO the player's newest best response, in
+        PSRO-rN the member the new response rectifies.
+    latest_index:
+        The index of the player's newest best response in the population (its weight in
+        ``meta_strategy`` is 0 when it entered the meta-Nash with weight 0), or None when it is
+        not a member; when not given, ``previous_index``.
     """
 
     oracle: Any
@@ -163,13 +168,20 @@ class StartContext:
     opponent_weights: np.ndarray | None = None
     settings: Any = None
     previous_index: int | None = None
+    latest_index: int | None = None
 
     @property
-    def previous_unused(self) -> bool:
-        """Whether the previous best response is a member with parameters and weight 0 in the meta-strategy."""
-        k = self.previous_index
+    def newest_index(self) -> int | None:
+        """The population index of the player's newest best response (``latest_index``, else ``previous_index``)."""
+        return self.previous_index if self.latest_index is None else self.latest_index
+
+    @property
+    def newest_unused(self) -> bool:
+        """Whether the player's newest best response is a member with parameters and weight 0 in the
+        meta-strategy (it entered the meta-Nash with weight 0), and there is a previous best response."""
+        k = self.newest_index
         return (k is not None and self.previous_parameters is not None and k < len(self.meta_strategy)
-                and float(self.meta_strategy[k]) <= 0)
+                and self.population_parameters[k] is not None and float(self.meta_strategy[k]) <= 0)
 
 
 class Initialization(abc.ABC):
@@ -418,13 +430,15 @@ class FusionResetOutputInit(Initialization):
 
 
 class FusionRemedy(Initialization):
-    """Fusion that acts differently when the previous best response entered the meta-Nash with weight 0.
+    """Fusion that acts differently when the player's newest best response entered the meta-Nash with weight 0.
 
     With a deterministic oracle such as pg, a fused start is a function of the population and
     its meta-Nash; once a response enters with weight 0, the next fused start is the same, and
     so is the response: the run adds the same member at every later iteration. A remedy
     changes the start in exactly that case (:meth:`remedy`) and is plain fusion otherwise
-    (recorded under its own name either way).
+    (recorded under its own name either way). The case is read off the newest response
+    (:attr:`StartContext.newest_unused`), not off the member ``inherit`` would copy: in
+    PSRO-rN that member is the one being rectified, always in the support.
     """
 
     builds_on_population = True
@@ -433,13 +447,13 @@ class FusionRemedy(Initialization):
         fused = fused_population(context)
         if fused is None:
             return fall_back(context)
-        if context.previous_unused:
+        if context.newest_unused:
             return self.remedy(context, fused)
         return dataclasses.replace(fused, strategy=self.name)
 
     @abc.abstractmethod
     def remedy(self, context: StartContext, fused: InitializationChoice) -> InitializationChoice:
-        """The start when the previous best response has weight 0 (``fused``: plain fusion's)."""
+        """The start when the newest best response has weight 0 (``fused``: plain fusion's)."""
 
 
 class FusionPerturbInit(FusionRemedy):
@@ -469,7 +483,7 @@ class FusionInheritInit(FusionRemedy):
 class FloorSettings:
     """Settings of :class:`FusionFloorInit`."""
 
-    #: The weight the previous best response gets in the average; the meta-Nash weights of
+    #: The weight the newest best response gets in the average; the meta-Nash weights of
     #: the other members share ``1 - floor``.
     floor: float = 0.1
 
@@ -479,7 +493,7 @@ class FloorSettings:
 
 
 class FusionFloorInit(FusionRemedy):
-    """Remedy (c): fusion with the previous best response's weight raised to ``floor``
+    """Remedy (c): fusion with the newest best response's weight raised to ``floor``
     (:class:`FloorSettings`), the other members' meta-Nash weights scaled to ``1 - floor``."""
 
     settings_class = FloorSettings
@@ -488,7 +502,7 @@ class FusionFloorInit(FusionRemedy):
         floor = (context.settings or FloorSettings()).floor
         has_parameters = [p is not None for p in context.population_parameters]
         weights = (1 - floor) * fusion_weights("nash", context.meta_strategy, has_parameters)
-        weights[sum(has_parameters[: context.previous_index])] = floor
+        weights[sum(has_parameters[: context.newest_index])] = floor
         started = time.perf_counter()
         parameters = fuse_parameters([p for p in context.population_parameters if p is not None], weights)
         return InitializationChoice(parameters, self.name, time.perf_counter() - started)

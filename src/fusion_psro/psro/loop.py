@@ -33,7 +33,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -371,7 +371,8 @@ class PSRO:
             fusion_start=self.config.fusion_start, fusion_fallback=self.config.fusion_fallback,
             population_policies=[m.policy for m in plan.own],
             opponent_policies=opponent_policies, opponent_weights=opponent_weights, settings=self.init_settings,
-            previous_index=next((k for k, m in enumerate(plan.own) if m is plan.previous), None),
+            previous_index=_index_of(plan.previous, plan.own),
+            latest_index=_index_of(self.planned.last_best_response[plan.player], plan.own),
         ))
 
     def respond(self, plan: ResponsePlan) -> Response:
@@ -411,6 +412,11 @@ class PSRO:
                             result.metrics.to_json(), start_distance=prepared.start_distance)
         self._responses.append(response)
         return response
+
+
+def _index_of(member: Member | None, population: Sequence[Member]) -> int | None:
+    """The index of ``member`` (by identity) in ``population``, or None."""
+    return next((k for k, m in enumerate(population) if m is member), None)
 
 
 def _opponent_mixture(plan: ResponsePlan) -> tuple[np.ndarray, np.ndarray]:
