@@ -228,7 +228,8 @@ def test_remedies_act_in_a_run_when_a_response_enters_with_weight_0():
 
 def test_remedies_act_in_psro_rn_when_the_newest_response_enters_with_weight_0():
     """In PSRO-rN the start ``inherit`` copies is the member being rectified, always in the support:
-    the remedies watch the newest response instead (mixture game, gradient oracle, seed 7 freezes at 6)."""
+    the remedies watch the newest response instead (mixture game, gradient oracle: seed 7 adds weight-0
+    responses from iteration 6 on)."""
     from fusion_psro.psro import PSRO, PSROConfig
 
     def run(init):

@@ -148,7 +148,7 @@ class StartContext:
         The previous best response's index in the population, or None when it is not a member.
         It is the start ``inherit`` copies: in PSRO the player's newest best response, in
         PSRO-rN the member the new response rectifies.
-    latest_index:
+    newest_index:
         The index of the player's newest best response in the population (its weight in
         ``meta_strategy`` is 0 when it entered the meta-Nash with weight 0), or None when it is
         not a member; when not given, ``previous_index``.
@@ -168,18 +168,18 @@ class StartContext:
     opponent_weights: np.ndarray | None = None
     settings: Any = None
     previous_index: int | None = None
-    latest_index: int | None = None
+    newest_index: int | None = None
 
     @property
-    def newest_index(self) -> int | None:
-        """The population index of the player's newest best response (``latest_index``, else ``previous_index``)."""
-        return self.previous_index if self.latest_index is None else self.latest_index
+    def newest_response_index(self) -> int | None:
+        """The population index of the player's newest best response (``newest_index``, else ``previous_index``)."""
+        return self.previous_index if self.newest_index is None else self.newest_index
 
     @property
     def newest_unused(self) -> bool:
         """Whether the player's newest best response is a member with parameters and weight 0 in the
         meta-strategy (it entered the meta-Nash with weight 0), and there is a previous best response."""
-        k = self.newest_index
+        k = self.newest_response_index
         return (k is not None and self.previous_parameters is not None and k < len(self.meta_strategy)
                 and self.population_parameters[k] is not None and float(self.meta_strategy[k]) <= 0)
 
@@ -502,7 +502,7 @@ class FusionFloorInit(FusionRemedy):
         floor = (context.settings or FloorSettings()).floor
         has_parameters = [p is not None for p in context.population_parameters]
         weights = (1 - floor) * fusion_weights("nash", context.meta_strategy, has_parameters)
-        weights[sum(has_parameters[: context.newest_index])] = floor
+        weights[sum(has_parameters[: context.newest_response_index])] = floor
         started = time.perf_counter()
         parameters = fuse_parameters([p for p in context.population_parameters if p is not None], weights)
         return InitializationChoice(parameters, self.name, time.perf_counter() - started)

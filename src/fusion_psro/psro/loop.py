@@ -372,7 +372,7 @@ class PSRO:
             population_policies=[m.policy for m in plan.own],
             opponent_policies=opponent_policies, opponent_weights=opponent_weights, settings=self.init_settings,
             previous_index=_index_of(plan.previous, plan.own),
-            latest_index=_index_of(self.planned.last_best_response[plan.player], plan.own),
+            newest_index=_index_of(self.planned.last_best_response[plan.player], plan.own),
         ))
 
     def respond(self, plan: ResponsePlan) -> Response:
