@@ -582,12 +582,14 @@ class JobsTraining:
         """Each request's progress and checkpoint callbacks; their time is kept out of ``train_s``."""
         hooks_started = time.perf_counter()
         completed = self.episodes.episodes_completed
+        policies = None  # every job's greedy policy, computed once for the checkpoints of this step
         for j, request in enumerate(self.requests):
             if progress and request.on_progress is not None:
                 request.on_progress(int(completed[j]), self.budgets[j])
             pending = self._checkpoints[j]
             while pending and pending[0] <= completed[j]:
-                policies = self.learner.greedy_policies()
+                if policies is None:
+                    policies = self.learner.greedy_policies()
                 request.on_checkpoint(pending.pop(0), self._result(j, policies, hooks_started - started - self._hooks_s))
         self._hooks_s += time.perf_counter() - hooks_started
 
@@ -606,7 +608,8 @@ class JobsTraining:
     def _result(self, job: int, policies: np.ndarray, train_s: float) -> BestResponseResult:
         """Job ``job``'s response; ``policies``: every job's greedy policy over the stacked table."""
         first = int(self.offsets[job])
-        return BestResponseResult(policy=policies[job, first:first + self.rows[job]].copy(), parameters=self.learner.online.state_dict(job),
+        return BestResponseResult(policy=policies[job, first:first + self.rows[job]].copy(),
+                                  parameters=self.learner.online.state_dict(job),
                                   episodes=int(self.episodes.episodes_completed[job]),
                                   metrics=self._metrics(job, train_s))
 
