@@ -107,6 +107,7 @@ def test_holm_verdicts_adjust_the_p_value_of_each_verdicts_claim():
     d = np.array([0.01, -0.02, 0.015, 0.0, 0.005, -0.01])
     equivalent, better, worse = equivalence(d, 0.05), equivalence(d + 0.2, 0.05), equivalence(d - 0.2, 0.05)
     undetermined = equivalence([0.3, -0.2, 0.1], 0.05)
+    assert [t.claim for t in (equivalent, better, worse, undetermined)] == ["equivalent", "better", "worse", None]
     assert equivalent.claim_p == equivalent.p and better.claim_p == better.p_better
     assert worse.claim_p == worse.p_worse
     assert undetermined.claim_p == min(undetermined.p, undetermined.p_better, undetermined.p_worse)

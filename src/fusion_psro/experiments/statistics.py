@@ -194,7 +194,9 @@ class Equivalence:
     p_better: float
     #: p of H0 "mean >= -margin" against "mean < -margin" (worse by at least the margin).
     p_worse: float
-    verdict: str
+    #: What the differences show at the test's level: "equivalent", "better", "worse", or None
+    #: (not determined).
+    claim: str | None
 
     @property
     def p(self) -> float:
@@ -202,14 +204,20 @@ class Equivalence:
         return max(self.p_lower, self.p_upper)
 
     @property
+    def verdict(self) -> str:
+        """The claim in words, with the margin: "equivalent within ±m", "better by at least m",
+        "worse by at least m" or "not determined at this n"."""
+        words = {"equivalent": f"equivalent within ±{self.margin:g}",
+                 "better": f"better by at least {self.margin:g}",
+                 "worse": f"worse by at least {self.margin:g}"}
+        return words.get(self.claim, NOT_DETERMINED)
+
+    @property
     def claim_p(self) -> float:
-        """The p-value of the claim the verdict makes (equivalent, better or worse by the margin);
-        for "not determined", the smallest of the three, so Holm can rank the comparison."""
+        """The p-value of the claim (equivalent, better or worse by the margin); for "not
+        determined", the smallest of the three, so Holm can rank the comparison."""
         claims = {"equivalent": self.p, "better": self.p_better, "worse": self.p_worse}
-        for word, p in claims.items():
-            if self.verdict.startswith(word):
-                return p
-        return min(claims.values())
+        return claims[self.claim] if self.claim is not None else min(claims.values())
 
 
 def equivalence(differences: Sequence[float], margin: float, *, alpha: float = 0.05) -> Equivalence:
@@ -226,20 +234,20 @@ def equivalence(differences: Sequence[float], margin: float, *, alpha: float = 0
         raise ValueError(f"the equivalence margin must be positive, got {margin}")
     if d.size < 2 or not np.isfinite(d).all():
         nan = math.nan
-        return Equivalence(margin, nan, nan, nan, nan, NOT_DETERMINED)
+        return Equivalence(margin, nan, nan, nan, nan, None)
     p_lower = float(stats.ttest_1samp(d, -margin, alternative="greater").pvalue)
     p_upper = float(stats.ttest_1samp(d, margin, alternative="less").pvalue)
     p_better = float(stats.ttest_1samp(d, margin, alternative="greater").pvalue)
     p_worse = float(stats.ttest_1samp(d, -margin, alternative="less").pvalue)
     if max(p_lower, p_upper) < alpha:
-        verdict = f"equivalent within ±{margin:g}"
+        claim = "equivalent"
     elif p_better < alpha:
-        verdict = f"better by at least {margin:g}"
+        claim = "better"
     elif p_worse < alpha:
-        verdict = f"worse by at least {margin:g}"
+        claim = "worse"
     else:
-        verdict = NOT_DETERMINED
-    return Equivalence(margin, p_lower, p_upper, p_better, p_worse, verdict)
+        claim = None
+    return Equivalence(margin, p_lower, p_upper, p_better, p_worse, claim)
 
 
 def holm_verdicts(tests: Sequence[Equivalence], *, alpha: float = 0.05) -> list[str]:
