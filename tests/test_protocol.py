@@ -136,6 +136,26 @@ def test_a_study_run_in_parts_says_how_much_of_it_is_recorded(tmp_path, capsys):
     assert "| rn vs psro | 1 |" in out and "\n| rn | 1 | " in out
 
 
+def test_a_study_run_seed_by_seed_with_seeds_records_one_protocol_and_completes(tmp_path, capsys):
+    """`sweep --seeds` runs a part of a study; the parts together are the whole study, unchanged."""
+    config = _write(tmp_path)
+    assert main(["sweep", str(config), "--seeds", "1", "--quiet"]) == 0
+    out = tmp_path / "runs"
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["psro-seed1", "psro_rn-seed1"]
+    record = json.loads((out / PROTOCOL_FILE).read_text())
+    assert record["runs_before"] == [] and record["protocol"]["seeds"] == [0, 1]  # the whole study's protocol
+    capsys.readouterr()
+    assert main(["sweep", str(config), "--seeds", "0-1", "--quiet"]) == 0  # seed 1 is skipped, seed 0 runs
+    assert json.loads((out / PROTOCOL_FILE).read_text()) == record
+    assert main(["report", str(out)]) == 0
+    report = capsys.readouterr().out
+    assert "Incomplete" not in report and "| rn vs psro | 2 |" in report and "(exploratory)" not in report
+    assert main(["sweep", str(config), "--seeds", "0,2", "--quiet"]) == 2
+    assert "--seeds 2 not in the sweep's grid; its seeds are 0-1" in capsys.readouterr().err
+    assert main(["sweep", str(config), "--seeds", "1-0"]) == 2
+    assert "--seeds takes comma-separated seeds and ranges" in capsys.readouterr().err
+
+
 def test_a_protocol_recorded_after_runs_makes_them_exploratory(tmp_path, capsys):
     config = _write(tmp_path, SWEEP.split("[protocol]")[0])
     run_sweep(load_sweep(config), progress=False)

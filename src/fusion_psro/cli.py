@@ -253,9 +253,11 @@ def _add_approx_arguments(p: argparse.ArgumentParser) -> None:
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from fusion_psro.experiments.report import write_report
-    from fusion_psro.experiments.sweep import load_sweep, run_sweep
+    from fusion_psro.experiments.sweep import load_sweep, parse_seeds, run_sweep, select_seeds
 
     sweep = load_sweep(args.config, quick=args.quick, batched=args.batched)
+    if args.seeds is not None:
+        sweep = select_seeds(sweep, parse_seeds(args.seeds))
     print(f"sweep {args.config}: {len(sweep.cells)} runs into {sweep.out}", file=sys.stderr)
     results = run_sweep(sweep, address=args.address, progress=not args.quiet)
     if all(r["action"] == "skipped (finished)" for r in results):
@@ -493,6 +495,8 @@ def _add_sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="sweep config (TOML): [sweep] out/workers, [grid] lists, [settings] fixed values")
     p.add_argument("--address", help="join this Ray cluster (HOST:PORT) instead of starting a local Ray")
     p.add_argument("--quick", action="store_true", help="use the config's [quick] scale (minutes), into <out>-quick")
+    p.add_argument("--seeds", metavar="SEEDS", help="run only the cells of these seeds (e.g. 15-29 or 0,3,5-7): a "
+                   "study in parts; its [protocol] is still checked against the whole grid")
     p.add_argument("--batched", action="store_true", help="advance the cells that share game, oracle (with its "
                    "settings) and iterations in lockstep in one process, their best responses trained together "
                    "(as [sweep] executor = \"batched\")")
@@ -679,7 +683,8 @@ def _stopped(exc: KeyboardInterrupt, args: argparse.Namespace | None) -> str:
         return f"{how}; nothing was recorded"
     if command == "sweep":
         return (f"{how}; finished cells are kept, and an unfinished one continues from its last checkpoint: run "
-                f"`fusion-psro sweep {args.config}{' --quick' if args.quick else ''}` again")
+                f"`fusion-psro sweep {args.config}{' --quick' if args.quick else ''}"
+                f"{f' --seeds {args.seeds}' if args.seeds else ''}` again")
     if command == "init-study":
         return f"{how}; finished cells are kept in {args.out}: the same command continues the study"
     return how

@@ -204,6 +204,44 @@ def load_sweep(path: Path | str, *, quick: bool = False, batched: bool = False) 
                  protocol=protocol, config=path, executor=executor, device=device)
 
 
+def select_seeds(sweep: Sweep, seeds: list[int]) -> Sweep:
+    """``sweep`` with only the cells of ``seeds``: a study run in parts, one machine a part.
+
+    The protocol is checked against the whole grid before this selection (every part records
+    and checks the same protocol), and the cells keep their directories, so parts run on several
+    machines into copies of ``out`` merge by copying their run directories together.
+    """
+    grid_seeds = sorted({cell.config.seed for cell in sweep.cells})
+    missing = sorted(set(seeds) - set(grid_seeds))
+    if missing:
+        raise SweepConfigError(f"{sweep.config}: --seeds {', '.join(map(str, missing))} not in the sweep's grid; "
+                               f"its seeds are {_seed_ranges(grid_seeds)}")
+    wanted = set(seeds)
+    return dataclasses.replace(sweep, cells=tuple(cell for cell in sweep.cells if cell.config.seed in wanted))
+
+
+def parse_seeds(text: str) -> list[int]:
+    """The seeds of ``--seeds``: comma-separated integers and inclusive ranges, e.g. ``15-29`` or ``0,3,5-7``."""
+    seeds: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if match is None or (match[2] is not None and int(match[2]) < int(match[1])):
+            raise SweepConfigError(f"--seeds takes comma-separated seeds and ranges (e.g. 15-29 or 0,3,5-7), got {text!r}")
+        seeds.extend(range(int(match[1]), int(match[2] or match[1]) + 1))
+    return sorted(set(seeds))
+
+
+def _seed_ranges(seeds: list[int]) -> str:
+    """``[0, 1, 2, 5]`` as ``0-2, 5``."""
+    runs: list[list[int]] = []
+    for seed in seeds:
+        if runs and seed == runs[-1][-1] + 1:
+            runs[-1].append(seed)
+        else:
+            runs.append([seed])
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
+
+
 def _executor_settings(path: Path, section: dict[str, Any], cells: list[Cell],
                        batched: bool = False, workers: int = 1) -> tuple[str, str | None]:
     """``[sweep] executor`` (``"batched"`` with ``batched``) and ``device``, checked (a device only
