@@ -103,6 +103,16 @@ def test_the_committed_fusion_runs_freeze_and_inherit_runs_do_not():
     assert "| PSRO (inherit init) | 5 | 0 |" in table
 
 
+def test_the_trap_table_lists_frozen_runs_in_seed_order():
+    """Run directories sort seed10 before seed2; the table lists seed 2 first."""
+    from fusion_psro.experiments.runs import RunSummary
+
+    frozen = [_row(k, [k + 1, k + 1], [[1.0] + [0.0] * k] * 2, [(-0.1, 0.2), (-0.1, 0.2)], value=0.0)
+              for k in range(1, 5)]
+    runs = [RunSummary(Path(f"fusion-seed{seed}"), {"variant": "psro", "init": "fusion", "seed": seed}, frozen) for seed in (10, 2)]
+    assert "| 2: 2 (seed 2), 2 (seed 10) |" in trap_table(runs)
+
+
 def test_report_shows_the_trap_table(tmp_path, capsys):
     from fusion_psro.cli import main
     from fusion_psro.experiments.report import write_report

@@ -188,9 +188,11 @@ TRAP_HEADER = ["| {what} | runs | frozen runs (from iteration, per seed) | trapp
 
 
 def trap_row(label: str, members: Sequence[Any]) -> str:
-    """One Markdown row of a trap table: the runs ``members`` (of one method or arm) under ``label``."""
+    """One Markdown row of a trap table: the runs ``members`` (of one method or arm) under ``label``,
+    their frozen runs in seed order (2 before 10, whatever order the run directories sort in)."""
     summaries = [(run.settings.get("seed"), summarize_traps(run.rows, compares_values=compares_values(run.settings)))
                  for run in members]
+    summaries.sort(key=lambda pair: (not isinstance(pair[0], int), pair[0] if isinstance(pair[0], int) else 0))
     frozen = [f"{f.frozen_from} (seed {seed})" for seed, f in summaries if f.frozen_from is not None]
     trapped = np.mean([sum(bool(r.trapped) for r in s.responses) for _, s in summaries])
     repeats = np.mean([sum(bool(r.trapped and r.identical) for r in s.responses) for _, s in summaries])
