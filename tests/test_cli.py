@@ -243,8 +243,11 @@ def test_stop_messages_say_what_was_kept(tmp_path):
         f"stopped by Ctrl-C before its first iteration was recorded; nothing of the run was kept in {tmp_path / 'new'}")
     kept = _stopped(KeyboardInterrupt(), Namespace(command="run", out=None, resume=str(done)))
     assert kept == f"stopped by Ctrl-C; the run's checkpoints in {done} are kept: `fusion-psro run --resume {done}` continues it"
-    sweep = _stopped(KeyboardInterrupt("terminated by signal 15"), Namespace(command="sweep", config="c.toml", quick=True))
+    sweep = _stopped(KeyboardInterrupt("terminated by signal 15"),
+                     Namespace(command="sweep", config="c.toml", quick=True, seeds=None))
     assert sweep.startswith("stopped (terminated by signal 15); finished cells are kept") and "`fusion-psro sweep c.toml --quick`" in sweep
+    part = _stopped(KeyboardInterrupt(), Namespace(command="sweep", config="c.toml", quick=False, seeds="15-29"))
+    assert "`fusion-psro sweep c.toml --seeds 15-29` again" in part
     for message in (kept, sweep, _stopped(KeyboardInterrupt(), None)):
         assert "()" not in message and "DIR" not in message
 
