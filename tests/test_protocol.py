@@ -151,7 +151,7 @@ def test_a_study_run_seed_by_seed_with_seeds_records_one_protocol_and_completes(
     report = capsys.readouterr().out
     assert "Incomplete" not in report and "| rn vs psro | 2 |" in report and "(exploratory)" not in report
     assert main(["sweep", str(config), "--seeds", "0,2", "--quiet"]) == 2
-    assert "--seeds 2 not in the sweep's grid; its seeds are 0-1" in capsys.readouterr().err
+    assert "--seeds names seed(s) 2 that the grid does not run; its seeds are 0-1" in capsys.readouterr().err
     assert main(["sweep", str(config), "--seeds", "1-0"]) == 2
     assert "--seeds takes comma-separated seeds and ranges" in capsys.readouterr().err
 

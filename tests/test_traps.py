@@ -109,7 +109,8 @@ def test_the_trap_table_lists_frozen_runs_in_seed_order():
 
     frozen = [_row(k, [k + 1, k + 1], [[1.0] + [0.0] * k] * 2, [(-0.1, 0.2), (-0.1, 0.2)], value=0.0)
               for k in range(1, 5)]
-    runs = [RunSummary(Path(f"fusion-seed{seed}"), {"variant": "psro", "init": "fusion", "seed": seed}, frozen) for seed in (10, 2)]
+    runs = [RunSummary(Path(f"fusion-seed{seed}"), {"variant": "psro", "init": "fusion", "seed": seed}, frozen)
+            for seed in (10, 2)]
     assert "| 2: 2 (seed 2), 2 (seed 10) |" in trap_table(runs)
 
 

@@ -214,8 +214,8 @@ def select_seeds(sweep: Sweep, seeds: list[int]) -> Sweep:
     grid_seeds = sorted({cell.config.seed for cell in sweep.cells})
     missing = sorted(set(seeds) - set(grid_seeds))
     if missing:
-        raise SweepConfigError(f"{sweep.config}: --seeds {', '.join(map(str, missing))} not in the sweep's grid; "
-                               f"its seeds are {_seed_ranges(grid_seeds)}")
+        raise SweepConfigError(f"{sweep.config}: --seeds names seed(s) {_seed_ranges(missing)} that the grid does not "
+                               f"run; its seeds are {_seed_ranges(grid_seeds)}")
     wanted = set(seeds)
     return dataclasses.replace(sweep, cells=tuple(cell for cell in sweep.cells if cell.config.seed in wanted))
 
