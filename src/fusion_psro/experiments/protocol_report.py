@@ -284,7 +284,7 @@ def _incomplete_lines(arms: dict[str, dict[int, RunSummary]], status: ProtocolSt
 
 def _trap_lines(arms: dict[str, dict[int, RunSummary]]) -> list[str]:
     """Per arm: its frozen runs (from which iteration, per seed) and trapped responses."""
-    rows = [trap_row(arm, [runs[seed] for seed in sorted(runs)]) for arm, runs in arms.items() if runs]
+    rows = [trap_row(arm, list(runs.values())) for arm, runs in arms.items() if runs]  # trap_row orders by seed
     if not rows:
         return []
     return ["### Trapped responses and frozen runs, per arm", "",

@@ -211,12 +211,11 @@ def select_seeds(sweep: Sweep, seeds: list[int]) -> Sweep:
     and checks the same protocol), and the cells keep their directories, so parts run on several
     machines into copies of ``out`` merge by copying their run directories together.
     """
-    grid_seeds = sorted({cell.config.seed for cell in sweep.cells})
-    missing = sorted(set(seeds) - set(grid_seeds))
+    wanted, grid_seeds = set(seeds), sorted({cell.config.seed for cell in sweep.cells})
+    missing = sorted(wanted - set(grid_seeds))
     if missing:
         raise SweepConfigError(f"{sweep.config}: --seeds names seed(s) {_seed_ranges(missing)} that the grid does not "
                                f"run; its seeds are {_seed_ranges(grid_seeds)}")
-    wanted = set(seeds)
     return dataclasses.replace(sweep, cells=tuple(cell for cell in sweep.cells if cell.config.seed in wanted))
 
 
