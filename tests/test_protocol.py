@@ -224,3 +224,58 @@ def test_a_bad_protocol_at_the_cli_is_one_line_and_exit_status_2(tmp_path, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("fusion-psro: error: ") and "margin must be a positive number" in err[-1]
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_secondary_welch_view_of_a_study_keeps_only_its_protocols_comparisons(tmp_path, capsys):
+    """Two Fusion-X arms and two other inits make four Welch pairs; the protocol names three."""
+    text = """
+[sweep]
+out = "{out}"
+workers = 1
+
+[grid]
+arm = [
+  {{ name = "normal", init = "normal" }},
+  {{ name = "inherit", init = "inherit" }},
+  {{ name = "fusion", init = "fusion", init_options = {{ weights = "nash" }} }},
+  {{ name = "uniform", init = "fusion", init_options = {{ weights = "uniform" }} }},
+]
+seed = [0, 1]
+
+[settings]
+game = "kuhn_poker"
+oracle = "pg"
+iterations = 3
+oracle_options = {{ steps = 2 }}
+
+[protocol]
+seeds = [0, 1]
+comparisons = [["fusion", "inherit"], ["fusion", "normal"], ["uniform", "inherit"]]
+margin = 0.05
+
+[protocol.arms]
+normal = {{ init = "normal" }}
+inherit = {{ init = "inherit" }}
+fusion = {{ init = "fusion", init_options = {{ weights = "nash" }} }}
+uniform = {{ init = "fusion", init_options = {{ weights = "uniform" }} }}
+"""
+    from fusion_psro.experiments.protocol_report import planned_pair_filter
+    from fusion_psro.experiments.report import fusion_differences_table
+    from fusion_psro.experiments.runs import load_runs
+
+    sweep = load_sweep(_write(tmp_path, text))
+    run_sweep(sweep, progress=False)
+    runs = load_runs(sorted(p for p in sweep.out.iterdir() if p.is_dir()))
+
+    def pairs(table: str) -> list[str]:
+        return sorted(line.split(" | ")[0].lstrip("| ") for line in table.splitlines()[2:])
+
+    every = pairs(fusion_differences_table(runs))
+    planned = pairs(fusion_differences_table(runs, planned_pair_filter([sweep.out])))
+    assert len(every) == 4 and len(planned) == 3 and set(planned) < set(every)
+    left_out = (set(every) - set(planned)).pop()  # normal against the uniform weighting: no comparison names it
+    assert left_out == "PSRO (normal init) [init_options={}] − Fusion-PSRO [init_options={'weights': 'uniform'}]"
+    assert main(["report", str(sweep.out)]) == 0
+    out = capsys.readouterr().out
+    assert "only the pairs its comparisons name" in out and left_out not in out
+    assert pairs(fusion_differences_table(runs, planned_pair_filter([]))) == every  # no study: every pair

@@ -328,7 +328,7 @@ def _cmd_init_study(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from fusion_psro.experiments.protocol_report import expand_sweeps
+    from fusion_psro.experiments.protocol_report import expand_sweeps, planned_pair_filter
     from fusion_psro.experiments.report import (
         analysis_sections,
         fusion_section,
@@ -352,7 +352,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     for note in unequal_length_notes(runs):
         print(f"\nNote: {note}.")
     print("\n" + "\n".join(analysis_sections(runs, sweeps, apply=args.protocol)).rstrip())
-    for section in (fusion_section(runs), trap_section(runs)):
+    for section in (fusion_section(runs, planned_pair_filter(sweeps, args.protocol)), trap_section(runs)):
         if section:
             print("\n" + "\n".join(section).rstrip())
     return 0

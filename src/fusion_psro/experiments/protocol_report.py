@@ -26,7 +26,7 @@ run directories.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -271,6 +271,32 @@ def protocol_sections(runs: list[RunSummary], sweep_dir: Path, figure_prefix: Pa
     return lines, {Path(r.path) for r in covered}
 
 
+def planned_pair_filter(sweeps: Iterable[Path], apply: Path | None = None
+                        ) -> Callable[[RunSummary, RunSummary], bool]:
+    """Which pairs of runs the report's secondary (Welch) view keeps: for runs of a sweep with
+    a protocol (recorded, or applied with ``apply``), only pairs whose arms are one of its
+    comparisons (in either order); runs of no such sweep keep every pair."""
+    protocols: dict[Path, Protocol] = {}
+    for sweep in sweeps:
+        status = protocol_status(sweep)
+        if status is None and apply is not None:
+            status = applied_status(apply)
+        if status is not None:
+            protocols[Path(sweep).resolve()] = status.protocol
+
+    def keep(a: RunSummary, b: RunSummary) -> bool:
+        protocol_a = protocols.get(Path(a.path).parent.resolve())
+        protocol_b = protocols.get(Path(b.path).parent.resolve())
+        if protocol_a is None and protocol_b is None:
+            return True
+        if protocol_a is not protocol_b:
+            return False  # runs of two studies, or of a study and a stray run: not a planned pair
+        pair = {protocol_a.arm_of(a.settings), protocol_a.arm_of(b.settings)}
+        return any(pair == set(comparison) for comparison in protocol_a.comparisons)
+
+    return keep
+
+
 def _incomplete_lines(arms: dict[str, dict[int, RunSummary]], status: ProtocolStatus) -> list[str]:
     """Say so when the study holds fewer runs than its protocol plans (a study run in parts)."""
     planned = len(status.protocol.seeds)
@@ -295,4 +321,4 @@ def _trap_lines(arms: dict[str, dict[int, RunSummary]]) -> list[str]:
 
 
 __all__ = ["ENDPOINTS", "comparison_rows", "endpoint", "expand_sweeps", "is_sweep_directory", "iterations_to",
-           "protocol_sections", "status_lines"]
+           "planned_pair_filter", "protocol_sections", "status_lines"]

@@ -10,7 +10,7 @@ and the report says so.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from typing import Any
@@ -69,12 +69,15 @@ def summary_table(runs: list[RunSummary]) -> str:
 INIT_KEYS = ("init", "fusion_start", "fusion_fallback", "init_options")
 
 
-def fusion_differences_table(runs: list[RunSummary]) -> str | None:
+def fusion_differences_table(runs: list[RunSummary],
+                             keep: Callable[[RunSummary, RunSummary], bool] | None = None) -> str | None:
     """Markdown table: each Fusion-X against every method that differs from it only in its init.
 
     The difference is the mean final exploitability of the method minus that of Fusion-X
     (positive: fusion is lower), with Welch's 95% interval (unequal variances, seeds
-    independent). None when no such pair exists.
+    independent). ``keep(method_run, fusion_run)``, given one run of each, says whether a
+    pair belongs in the table (:func:`~fusion_psro.experiments.protocol_report.planned_pair_filter`
+    keeps a study's protocol comparisons only); every pair without it. None when no pair is left.
     """
     from scipy import stats  # noqa: PLC0415 (only when a report is written)
 
@@ -91,7 +94,7 @@ def fusion_differences_table(runs: list[RunSummary]) -> str | None:
     lines = []
     for fused in (g for g in groups if g[0].settings.get("init") == "fusion"):
         for other in (g for g in groups if g is not fused and g[0].settings.get("init") != "fusion"):
-            if rest(other) != rest(fused):
+            if rest(other) != rest(fused) or (keep is not None and not keep(other[0], fused[0])):
                 continue
             a, b = finals(other), finals(fused)
             if min(a.size, b.size) < 2 or not (np.isfinite(a).all() and np.isfinite(b).all()):
@@ -116,15 +119,18 @@ def unequal_length_notes(runs: list[RunSummary]) -> list[str]:
     return [note for note in notes if note]
 
 
-def fusion_section(runs: list[RunSummary]) -> list[str]:
-    """Lines of the comparison of each method with its Fusion-X counterpart (none when there is no pair)."""
-    table = fusion_differences_table(runs)
+def fusion_section(runs: list[RunSummary], keep: Callable[[RunSummary, RunSummary], bool] | None = None
+                   ) -> list[str]:
+    """Lines of the comparison of each method with its Fusion-X counterpart (none when there is no pair);
+    ``keep`` as for :func:`fusion_differences_table`."""
+    table = fusion_differences_table(runs, keep)
     if table is None:
         return []
-    return ["Secondary view: each method against its Fusion-X counterpart (same settings but the init); endpoint "
-            "the final exploitability, n seeds per method as shown, unpaired Welch 95% intervals, no correction "
-            "over the rows. A positive difference means Fusion-X ends less exploitable. Exploratory, except as a "
-            "secondary view of a comparison that a protocol above fixes:", "", table, ""]
+    return ["Secondary view: each method against its Fusion-X counterpart (same settings but the init; in a sweep "
+            "with a protocol, only the pairs its comparisons name); endpoint the final exploitability, n seeds per "
+            "method as shown, unpaired Welch 95% intervals, no correction over the rows. A positive difference "
+            "means Fusion-X ends less exploitable. Exploratory, except as a secondary view of a comparison that a "
+            "protocol above fixes:", "", table, ""]
 
 
 def analysis_sections(runs: list[RunSummary], sweeps: list[Path], figure_prefix: Path | None = None,
@@ -164,7 +170,7 @@ def write_report(run_dirs: Iterable[Path | str], out: Path | str, *, overwrite: 
     ``<report name>-exploitability.png`` and ``.svg``. Existing files are replaced only
     with ``overwrite``. Returns the report's path and the figures' paths.
     """
-    from fusion_psro.experiments.protocol_report import expand_sweeps  # noqa: PLC0415
+    from fusion_psro.experiments.protocol_report import expand_sweeps, planned_pair_filter  # noqa: PLC0415
 
     out = check_output_path(out, suffix_bytes=len("-exploitability.png"))
     if out.exists() and not overwrite:
@@ -191,7 +197,7 @@ def write_report(run_dirs: Iterable[Path | str], out: Path | str, *, overwrite: 
         summary_table(runs),
         "",
         *analysis_sections(runs, sweeps, out.parent / out.stem, protocol),
-        *fusion_section(runs),
+        *fusion_section(runs, planned_pair_filter(sweeps, protocol)),
         *trap_section(runs),
         *[f"Note: {note}." for note in notes],
         *([""] if notes else []),
