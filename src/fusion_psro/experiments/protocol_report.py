@@ -236,15 +236,21 @@ def _endpoint_sections(arms: dict[str, dict[int, RunSummary]], status: ProtocolS
     return lines
 
 
+def sweep_status(sweep_dir: Path, apply: Path | None = None) -> ProtocolStatus | None:
+    """The protocol a sweep recorded, else the ``[protocol]`` of ``apply`` (exploratory), else None."""
+    status = protocol_status(sweep_dir)
+    if status is None and apply is not None:
+        status = applied_status(apply)
+    return status
+
+
 def protocol_sections(runs: list[RunSummary], sweep_dir: Path, figure_prefix: Path | None = None,
                       apply: Path | None = None) -> tuple[list[str], set[Path]]:
     """The Markdown of a sweep's protocol analysis and the runs it covers (empty without a
     record); with ``figure_prefix``, the primary endpoint's performance profile is drawn
     there (PNG and SVG) and shown. ``apply`` is a sweep config whose ``[protocol]`` is
     applied, as exploratory, when the sweep recorded none."""
-    status = protocol_status(sweep_dir)
-    if status is None and apply is not None:
-        status = applied_status(apply)
+    status = sweep_status(sweep_dir, apply)
     sweep_runs = [r for r in runs if Path(r.path).parent.resolve() == Path(sweep_dir).resolve()]
     if status is None:
         return [f"## {sweep_dir}: no protocol", "",
@@ -278,9 +284,7 @@ def planned_pair_filter(sweeps: Iterable[Path], apply: Path | None = None
     comparisons (in either order); runs of no such sweep keep every pair."""
     protocols: dict[Path, Protocol] = {}
     for sweep in sweeps:
-        status = protocol_status(sweep)
-        if status is None and apply is not None:
-            status = applied_status(apply)
+        status = sweep_status(sweep, apply)
         if status is not None:
             protocols[Path(sweep).resolve()] = status.protocol
 
